@@ -1,0 +1,382 @@
+"""Scenario files: TOML in, a frozen, validated :class:`Scenario` out.
+
+A scenario says everything about one synthetic experiment. Every key has a
+default, so a file only names what differs; the resolved scenario (all
+defaults filled in) is written to the run folder. Units are in the key names.
+Any problem in a file is reported as one :class:`ScenarioError` line naming the
+section, the key and what is expected.
+"""
+
+import dataclasses
+import difflib
+import math
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be used; the message is one line."""
+
+
+def _f(default, doc, *, lo=None, hi=None, lo_open=False):
+    """A scenario field: default, one-line doc, allowed range."""
+    kind = list if isinstance(default, list) else None
+    meta = {"doc": doc, "lo": lo, "hi": hi, "lo_open": lo_open}
+    if kind is list:
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Particles:
+    """Particle populations (Ngandjong et al. 2021 unless noted)."""
+
+    nmc_d10_um: float = _f(5.0, "NMC secondary-particle diameter D10 by volume", lo=0.1)
+    nmc_d50_um: float = _f(8.3, "NMC diameter D50 by volume", lo=0.1)
+    nmc_d90_um: float = _f(9.8, "NMC diameter D90 by volume", lo=0.1)
+    nmc_min_diameter_um: float = _f(2.5, "smallest NMC diameter kept", lo=0.1)
+    nmc_max_diameter_um: float = _f(10.35, "largest NMC diameter kept", lo=0.1)
+    cbd_diameter_um: float = _f(1.3, "carbon-binder (CBD) particle diameter", lo=0.05)
+    mass_ratio_nmc_carbon_pvdf: list = _f([90.0, 5.0, 5.0], "NMC : carbon black : PVDF by mass", lo=0.0)
+    cbd_nanoporosity: float = _f(0.5, "volume fraction of nanopores inside the CBD", lo=0.0, hi=0.95)
+    nmc_youngs_modulus_pa: float = _f(200e9, "NMC Young's modulus", lo=0.0, lo_open=True)
+    nmc_poisson_ratio: float = _f(0.3, "NMC Poisson ratio", lo=0.0, hi=0.5)
+    nmc_density_kg_m3: float = _f(4650.0, "NMC particle density", lo=0.0, lo_open=True)
+    cbd_youngs_modulus_pa: float = _f(2e9, "CBD Young's modulus", lo=0.0, lo_open=True)
+    cbd_poisson_ratio: float = _f(0.3, "CBD Poisson ratio", lo=0.0, hi=0.5)
+    cbd_density_kg_m3: float = _f(930.0, "CBD density (nanoporous)", lo=0.0, lo_open=True)
+    restitution: float = _f(0.5, "coefficient of restitution of contacts", lo=0.0, hi=1.0, lo_open=True)
+    friction: float = _f(0.4, "Coulomb friction coefficient", lo=0.0)
+    rolling_friction: float = _f(0.05, "rolling resistance coefficient", lo=0.0)
+
+
+@dataclass(frozen=True)
+class Electrode:
+    """The coated electrode the pillar is cut from."""
+
+    thickness_um: float = _f(60.0, "coating thickness, foil to top surface", lo=0.0, lo_open=True)
+    slab_width_um: float = _f(100.0, "edge of the square slab deposited before the cut", lo=0.0, lo_open=True)
+
+
+@dataclass(frozen=True)
+class Pillar:
+    """The free-standing pillar (laser-milled cylinder)."""
+
+    diameter_um: float = _f(80.0, "pillar diameter", lo=0.0, lo_open=True)
+
+
+@dataclass(frozen=True)
+class Dem:
+    """Discrete-element numerics."""
+
+    timestep_fraction: float = _f(0.2, "time step as a fraction of the Rayleigh time", lo=0.0, hi=1.0, lo_open=True)
+    mass_scaling: float = _f(1.0, "density multiplier for larger time steps (quasi-static only)", lo=1.0)
+    bond_strength_pa: float = _f(5e6, "tensile/shear strength of CBD bonds", lo=0.0)
+    bond_stiffness_scale: float = _f(1.0, "bond stiffness relative to the CBD contact stiffness", lo=0.0, lo_open=True)
+    settle_time_s: float = _f(2e-5, "simulated time to settle after deposition and after the cut", lo=0.0, lo_open=True)
+
+
+@dataclass(frozen=True)
+class Compression:
+    """Displacement-controlled compression with pauses for imaging."""
+
+    steps_um: list = _f([0.0, 3.0, 6.0], "cumulative head travel after first contact, one per scan; starts at 0", lo=0.0)
+    head_speed_m_s: float = _f(0.05, "head speed during loading (scaled time; quasi-static is checked)", lo=0.0, lo_open=True)
+    hold_time_s: float = _f(2e-5, "relaxation time at each step before the scan", lo=0.0)
+    head_radius_um: float = _f(0.0, "radius of the flat head disc; 0 = infinite plane", lo=0.0)
+
+
+@dataclass(frozen=True)
+class Imaging:
+    """The nano-CT: geometry, source, detector, noise, drift."""
+
+    voxel_size_um: float = _f(0.128, "effective pixel size = voxel size", lo=0.0, lo_open=True)
+    detector_pixels: int = _f(512, "detector columns (after binning)", lo=8)
+    field_of_view_um: float = _f(65.0, "width of the field of view", lo=0.0, lo_open=True)
+    n_projections: int = _f(801, "number of projections", lo=2)
+    half_range_deg: float = _f(70.0, "angles span -half_range..+half_range", lo=0.0, hi=90.0, lo_open=True)
+    energy_kev: float = _f(5.4, "photon energy (Cr K-alpha)", lo=1.0, hi=100.0)
+    incident_counts: float = _f(5000.0, "mean flat-field counts per pixel per projection", lo=1.0)
+    n_flats: int = _f(10, "number of flat-field images per scan", lo=1)
+    dark_counts: float = _f(100.0, "dark offset in counts", lo=0.0)
+    read_noise_counts: float = _f(3.0, "detector read noise (std, counts)", lo=0.0)
+    psf_sigma_px: float = _f(0.7, "detector blur (Gaussian std, pixels)", lo=0.0)
+    ring_gain_sigma: float = _f(0.0, "per-column gain error (std, relative) causing rings", lo=0.0)
+    drift_um: list = _f([], "rigid drift [dz, dy, dx] per step (empty = none)")
+    head_material: str = _f("diamond", "flat head material (synthcal.materials name)")
+    foil_material: str = _f("aluminium", "current collector under the pillar")
+    head_margin_um: float = _f(3.0, "thickness of head included above the pillar top", lo=0.0)
+    foil_margin_um: float = _f(3.0, "thickness of foil included below the pillar", lo=0.0)
+    supersampling: int = _f(2, "sub-samples per voxel edge for partial volume", lo=1, hi=8)
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    """How the tomograms are reconstructed."""
+
+    method: str = _f("fbp", "fbp or sirt")
+    filter: str = _f("ramp", "FBP filter: ramp, shepp-logan, hann, hamming")
+    sirt_iterations: int = _f(50, "iterations when method = sirt", lo=1)
+    padding: bool = _f(True, "pad and extrapolate the edges against truncation artefacts")
+
+
+@dataclass(frozen=True)
+class Dvc:
+    """Preprocessing, registration and subset-based local DVC."""
+
+    median_filter_size: int = _f(3, "3D median filter edge (voxels); 1 = off", lo=1)
+    subvolume_um: float = _f(8.0, "subvolume edge length", lo=0.0, lo_open=True)
+    node_spacing_um: float = _f(4.0, "distance between DVC nodes", lo=0.0, lo_open=True)
+    max_displacement_um: float = _f(10.0, "largest displacement searched", lo=0.0, lo_open=True)
+    cc_threshold: float = _f(0.5, "nodes below this correlation are not trusted", lo=-1.0, hi=1.0)
+    subvolume_study_um: list = _f([16.0, 14.0, 12.0, 10.0, 8.0, 6.0, 4.0], "edges tried in the subvolume study", lo=0.0)
+    registration_box_um: list = _f([], "[z0, z1, y0, y1, x0, x1] region to register on; empty = lowest quarter")
+    strain_cap: float = _f(-0.10, "lower cap of strain for display", hi=0.0)
+
+
+@dataclass(frozen=True)
+class Pores:
+    """Segmentation and pore size distribution."""
+
+    edge_exclusion_um: float = _f(1.0, "margin removed from the analysis region", lo=0.0)
+
+
+@dataclass(frozen=True)
+class Validation:
+    """Scoring and the report."""
+
+    report: bool = _f(True, "write report/ with figures and meshes")
+    subvolume_study: bool = _f(True, "run DVC at every edge of dvc.subvolume_study_um")
+
+
+@dataclass(frozen=True)
+class Output:
+    """Run folder."""
+
+    directory: str = _f("runs/{name}", "run folder; {name} is the scenario name")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A whole synthetic experiment."""
+
+    name: str = _f("unnamed", "scenario name")
+    seed: int = _f(0, "seed of every random choice", lo=0)
+    description: str = _f("", "free text")
+    particles: Particles = field(default_factory=Particles)
+    electrode: Electrode = field(default_factory=Electrode)
+    pillar: Pillar = field(default_factory=Pillar)
+    dem: Dem = field(default_factory=Dem)
+    compression: Compression = field(default_factory=Compression)
+    imaging: Imaging = field(default_factory=Imaging)
+    reconstruction: Reconstruction = field(default_factory=Reconstruction)
+    dvc: Dvc = field(default_factory=Dvc)
+    pores: Pores = field(default_factory=Pores)
+    validation: Validation = field(default_factory=Validation)
+    output: Output = field(default_factory=Output)
+
+    def section_dict(self, name):
+        """The resolved section ``name`` as a plain dict (for hashing)."""
+        return dataclasses.asdict(getattr(self, name))
+
+    @property
+    def n_steps(self):
+        return len(self.compression.steps_um)
+
+
+SECTIONS = {f.name: f.type for f in dataclasses.fields(Scenario) if dataclasses.is_dataclass(f.type)}
+_TOP_KEYS = [f.name for f in dataclasses.fields(Scenario) if f.name not in SECTIONS]
+_CHOICES = {
+    ("reconstruction", "method"): ("fbp", "sirt"),
+    ("reconstruction", "filter"): ("ramp", "shepp-logan", "hann", "hamming"),
+}
+
+
+def _closest(name, valid):
+    match = difflib.get_close_matches(name, valid, n=1)
+    return f" (did you mean '{match[0]}'?)" if match else f" (valid: {', '.join(valid)})"
+
+
+def _convert(where, value, kind, meta):
+    """Check one value against its declared type and range."""
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ScenarioError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ScenarioError(f"{where}: expected an integer, got {value!r}")
+    elif kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ScenarioError(f"{where}: expected a number, got {value!r}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ScenarioError(f"{where}: expected a finite number, got {value!r}")
+    elif kind is str:
+        if not isinstance(value, str):
+            raise ScenarioError(f"{where}: expected a string, got {value!r}")
+        return value
+    elif kind is list:
+        if not isinstance(value, list):
+            raise ScenarioError(f"{where}: expected a list, got {value!r}")
+        return [_list_item(f"{where}[{i}]", v, meta) for i, v in enumerate(value)]
+    return _check_range(where, value, meta)
+
+
+def _list_item(where, value, meta):
+    if isinstance(value, list):
+        return [_list_item(f"{where}[{i}]", v, {}) for i, v in enumerate(value)]
+    return _convert(where, value, float, meta)
+
+
+def _check_range(where, value, meta):
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if lo is not None and (value < lo or (meta.get("lo_open") and value == lo)):
+        relation = ">" if meta.get("lo_open") else ">="
+        raise ScenarioError(f"{where}: expected {relation} {lo:g}, got {value:g}")
+    if hi is not None and value > hi:
+        raise ScenarioError(f"{where}: expected <= {hi:g}, got {value:g}")
+    return value
+
+
+def _build_section(name, cls, table):
+    if not isinstance(table, dict):
+        raise ScenarioError(f"[{name}]: expected a table of keys, got {table!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for key, value in table.items():
+        if key not in fields:
+            raise ScenarioError(f"[{name}] {key}: unknown key{_closest(key, list(fields))}")
+        where = f"[{name}] {key}"
+        values[key] = _convert(where, value, hints[key], fields[key].metadata)
+        choices = _CHOICES.get((name, key))
+        if choices and values[key] not in choices:
+            raise ScenarioError(f"{where}: expected one of {', '.join(choices)}, got {value!r}")
+    return cls(**values)
+
+
+def from_dict(data):
+    """Build and validate a :class:`Scenario` from a parsed TOML mapping."""
+    if not isinstance(data, dict):
+        raise ScenarioError("scenario: expected a TOML table at the top level")
+    top, sections = {}, {}
+    top_fields = {f.name: f for f in dataclasses.fields(Scenario)}
+    for key, value in data.items():
+        if key in SECTIONS:
+            sections[key] = _build_section(key, SECTIONS[key], value)
+        elif key in _TOP_KEYS:
+            hint = typing.get_type_hints(Scenario)[key]
+            top[key] = _convert(key, value, hint, top_fields[key].metadata)
+        else:
+            raise ScenarioError(f"{key}: unknown key or section{_closest(key, _TOP_KEYS + list(SECTIONS))}")
+    scenario = Scenario(**top, **sections)
+    _check_consistency(scenario)
+    return scenario
+
+
+def _check_consistency(s):
+    """Rules that involve more than one key."""
+    p, im, c, d = s.particles, s.imaging, s.compression, s.dvc
+    if not (p.nmc_min_diameter_um <= p.nmc_d10_um < p.nmc_d50_um < p.nmc_d90_um <= p.nmc_max_diameter_um):
+        raise ScenarioError("[particles]: expected nmc_min_diameter_um <= nmc_d10_um < nmc_d50_um < nmc_d90_um <= nmc_max_diameter_um")
+    if len(p.mass_ratio_nmc_carbon_pvdf) != 3 or p.mass_ratio_nmc_carbon_pvdf[0] <= 0:
+        raise ScenarioError("[particles] mass_ratio_nmc_carbon_pvdf: expected three numbers [NMC, carbon, PVDF] with NMC > 0")
+    if s.pillar.diameter_um > s.electrode.slab_width_um:
+        raise ScenarioError(f"[pillar] diameter_um: expected <= [electrode] slab_width_um ({s.electrode.slab_width_um:g}), got {s.pillar.diameter_um:g}")
+    if p.nmc_max_diameter_um > s.electrode.thickness_um:
+        raise ScenarioError(f"[particles] nmc_max_diameter_um: expected <= [electrode] thickness_um ({s.electrode.thickness_um:g})")
+    steps = c.steps_um
+    if not steps or steps[0] != 0.0 or any(b <= a for a, b in zip(steps, steps[1:])):
+        raise ScenarioError(f"[compression] steps_um: expected increasing head travels starting at 0, got {steps}")
+    if steps[-1] >= 0.5 * s.electrode.thickness_um:
+        raise ScenarioError(f"[compression] steps_um: expected travel < half the electrode thickness ({0.5 * s.electrode.thickness_um:g} um), got {steps[-1]:g}")
+    fov_px = im.field_of_view_um / im.voxel_size_um
+    if fov_px > im.detector_pixels:
+        raise ScenarioError(f"[imaging] field_of_view_um: {im.field_of_view_um:g} um is {fov_px:.0f} pixels, larger than detector_pixels ({im.detector_pixels})")
+    if fov_px < 16:
+        raise ScenarioError(f"[imaging] field_of_view_um: expected at least 16 voxels across, got {fov_px:.1f}")
+    if im.drift_um and (len(im.drift_um) != len(steps) or any(not isinstance(v, list) or len(v) != 3 for v in im.drift_um)):
+        raise ScenarioError(f"[imaging] drift_um: expected one [dz, dy, dx] per load step ({len(steps)}), or empty")
+    from synthcal.materials import MATERIALS  # local: materials imports xraydb
+    for key in ("head_material", "foil_material"):
+        name = getattr(im, key)
+        if name not in MATERIALS:
+            raise ScenarioError(f"[imaging] {key}: unknown material {name!r}{_closest(name, sorted(MATERIALS))}")
+    for key in ("subvolume_um", "node_spacing_um", "max_displacement_um"):
+        voxels = getattr(d, key) / im.voxel_size_um
+        if voxels < (4 if key == "subvolume_um" else 1):
+            raise ScenarioError(f"[dvc] {key}: {getattr(d, key):g} um is only {voxels:.1f} voxels; expected at least {4 if key == 'subvolume_um' else 1}")
+    if any(e / im.voxel_size_um < 4 for e in d.subvolume_study_um):
+        raise ScenarioError("[dvc] subvolume_study_um: every edge must be at least 4 voxels")
+    if d.subvolume_um > im.field_of_view_um:
+        raise ScenarioError(f"[dvc] subvolume_um: expected <= [imaging] field_of_view_um ({im.field_of_view_um:g})")
+    box = d.registration_box_um
+    if box and (len(box) != 6 or box[0] >= box[1] or box[2] >= box[3] or box[4] >= box[5]):
+        raise ScenarioError("[dvc] registration_box_um: expected [z0, z1, y0, y1, x0, x1] with each lower < upper, or empty")
+
+
+def load(path):
+    """Read, validate and resolve a scenario file.
+
+    Parameters
+    ----------
+    path : str or Path
+        A TOML file.
+
+    Returns
+    -------
+    Scenario
+
+    Raises
+    ------
+    ScenarioError
+        One line naming the file, the key and what is expected.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(f"{path}: no such scenario file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"{path}: cannot read ({exc.__class__.__name__})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        return from_dict(data)
+    except ScenarioError as exc:
+        raise ScenarioError(f"{path}: {exc}") from None
+
+
+def _toml_value(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return str(value)
+
+
+def to_toml(scenario):
+    """The resolved scenario as TOML text, one commented key per line."""
+    lines = ["# resolved scenario: every key with its value (defaults filled in)"]
+    for f in dataclasses.fields(Scenario):
+        if f.name in _TOP_KEYS:
+            lines.append(f"{f.name} = {_toml_value(getattr(scenario, f.name))}")
+    for name, cls in SECTIONS.items():
+        lines += ["", f"[{name}]"]
+        section = getattr(scenario, name)
+        for sf in dataclasses.fields(cls):
+            lines.append(f"{sf.name} = {_toml_value(getattr(section, sf.name))}  # {sf.metadata['doc']}")
+    return "\n".join(lines) + "\n"

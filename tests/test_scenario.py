@@ -1,0 +1,140 @@
+"""Scenario parsing: defaults, round trip, and one-line errors for bad input."""
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from synthcal import scenario as sc
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = sorted((ROOT / "scenarios").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+def test_shipped_scenarios_load_and_round_trip(path, tmp_path):
+    s = sc.load(path)
+    assert s.name == path.stem
+    resolved = tmp_path / "resolved.toml"
+    resolved.write_text(sc.to_toml(s))
+    assert sc.load(resolved) == s
+
+
+def test_defaults_are_the_paper():
+    s = sc.from_dict({})
+    assert s.imaging.voxel_size_um == 0.128
+    assert s.imaging.n_projections == 801
+    assert s.imaging.half_range_deg == 70.0
+    assert s.imaging.energy_kev == 5.4
+    assert s.dvc.subvolume_um == 8.0
+    assert s.dvc.subvolume_study_um == [16.0, 14.0, 12.0, 10.0, 8.0, 6.0, 4.0]
+
+
+def test_scenario_is_frozen():
+    s = sc.from_dict({})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.imaging.voxel_size_um = 1.0
+
+
+def _one_line_error(data):
+    with pytest.raises(sc.ScenarioError) as info:
+        sc.from_dict(data)
+    message = str(info.value)
+    assert "\n" not in message and message
+    return message
+
+
+def test_unknown_key_suggests_closest():
+    message = _one_line_error({"imaging": {"voxel_size": 0.1}})
+    assert "[imaging] voxel_size" in message and "voxel_size_um" in message
+
+
+def test_unknown_section_suggests_closest():
+    assert "imaging" in _one_line_error({"imagng": {}})
+
+
+def test_field_of_view_larger_than_detector():
+    message = _one_line_error({"imaging": {"field_of_view_um": 100.0, "detector_pixels": 512}})
+    assert "field_of_view_um" in message and "detector_pixels" in message
+
+
+def test_steps_must_start_at_zero_and_increase():
+    assert "steps_um" in _one_line_error({"compression": {"steps_um": [0.0, 2.0, 1.0]}})
+    assert "steps_um" in _one_line_error({"compression": {"steps_um": [1.0, 2.0]}})
+
+
+def test_drift_needs_one_vector_per_step():
+    assert "drift_um" in _one_line_error({"imaging": {"drift_um": [[0.0, 0.0, 0.0]]}})
+
+
+def test_unknown_material():
+    assert "head_material" in _one_line_error({"imaging": {"head_material": "unobtainium"}})
+
+
+NUMERIC_FIELDS = [
+    (name, f.name, f.type)
+    for name, cls in sc.SECTIONS.items()
+    for f in dataclasses.fields(cls)
+    if f.type in (int, float)
+]
+BAD_VALUES = st.one_of(
+    st.text(max_size=5), st.booleans(), st.lists(st.integers(), max_size=2),
+    st.just(float("nan")), st.just(float("inf")), st.just(-1e30), st.just(1e30),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(target=st.sampled_from(NUMERIC_FIELDS), value=BAD_VALUES)
+def test_bad_numbers_give_one_line_naming_the_key(target, value):
+    section, key, kind = target
+    try:
+        sc.from_dict({section: {key: value}})
+    except sc.ScenarioError as exc:
+        message = str(exc)
+        assert "\n" not in message
+        assert key in message or section in message
+    # Some values are legal for some keys (e.g. 1e30 counts); those must load.
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.dictionaries(st.text(max_size=8), st.one_of(
+    st.integers(), st.text(max_size=4), st.dictionaries(st.text(max_size=8), st.integers(), max_size=3)),
+    max_size=4))
+def test_random_tables_never_raise_anything_but_scenario_error(data):
+    try:
+        sc.from_dict(data)
+    except sc.ScenarioError as exc:
+        assert "\n" not in str(exc)
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "synthcal.cli", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+
+
+def test_cli_check_prints_resolved_scenario():
+    result = _cli("check", "scenarios/tiny.toml")
+    assert result.returncode == 0
+    assert 'name = "tiny"' in result.stdout and "[imaging]" in result.stdout
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("[imaging]\nvoxel_size_um = 'big'\n", "voxel_size_um"),
+    ("[imaging\n", "not valid TOML"),
+    ("[dvc]\nsubvolume_um = -4\n", "subvolume_um"),
+])
+def test_cli_check_bad_file_is_one_line(tmp_path, text, needle):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    result = _cli("check", str(path))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in result.stderr
+
+
+def test_cli_missing_file_is_one_line():
+    result = _cli("check", "no/such.toml")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
