@@ -1,0 +1,561 @@
+"""Voxel phantom of one load step: phase labels, attenuation and particle owner.
+
+Grid
+----
+A phantom has ``shape = (nz, ny, nx)`` voxels of edge ``voxel_size_um``.
+Voxel ``(k, j, i)`` is the cube of that edge centred at
+``origin_um + voxel_size_um * (k, j, i)`` (world z-y-x, µm): ``origin_um`` is the
+centre of voxel (0, 0, 0), not its corner.
+
+Phases
+------
+Each voxel's label and owner are those of its centre point. A point at
+``z >= head_z_um`` is head, one at ``z < foil_top_z_um`` is foil/pin (these
+rigid bodies win over any small DEM overlap of a particle into them);
+otherwise it belongs to the particle whose surface it is deepest inside
+(largest ``radius - distance``; equal depths go to the lower index), or it is
+pore. Sub-voxel internal pores of NMC particles are part of the texture: they
+lower the attenuation but keep the label NMC and the owner particle, so the
+truth displacement is defined there.
+
+Attenuation
+-----------
+``mu_per_um`` is the volume average over the voxel cube: voxels that a
+particle surface, the head face or the foil face may cross (within half a
+voxel diagonal) are classified at ``supersampling**3`` sub-points, the others
+at their centre. Each particle's contribution is its textured attenuation at
+the voxel centre, evaluated in the particle's body frame. Base coefficients
+come from :mod:`synthcal.materials` at ``energy_kev``.
+
+Texture
+-------
+Generated from ``(seed, particle index)`` in each particle's body frame
+(``b = R^T (x - c)``), so it moves rigidly with the particle.
+
+* NMC: primary grains are the cells of a jittered-lattice Voronoi tessellation
+  (one seed point per cubic cell of edge ``grain_size_um``), each with its own
+  density factor; grain boundaries are darker (a Gaussian dip of physical
+  width ``grain_boundary_width_um``); small spherical internal pores sit at
+  random points of some lattice cells.
+* CBD: a smooth random density field (sum of random-phase plane cosines with
+  wavelengths around ``cbd_wavelength_um``) stands for its nanoporosity.
+
+Every texture term is prefiltered with the voxel footprint (analytic box
+coverage across grain and pore faces, Gaussian broadening of boundary dips and
+cosines), so sampling at the voxel centre does not alias and the phantom of a
+rigidly moved particle matches the moved phantom. The material is the same at
+any voxel size; only how sharply it is seen depends on the voxel size.
+"""
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+import taichi as ti
+
+from analysis._taichi import ensure_taichi
+from synthcal.materials import cbd_material, linear_attenuation_per_um
+from synthcal.rotations import rotation_matrices_zyx
+
+PORE, CBD, NMC, HEAD, FOIL = 0, 1, 2, 3, 4
+KIND_NMC, KIND_CBD = 0, 1
+# A voxel takes at most this many overlapping particles into account; DEM
+# overlaps are small, so more than a few at one voxel does not happen.
+MAX_CANDIDATES = 8
+_MAX_BIN_PAIRS = 200_000_000
+
+
+@dataclass(frozen=True)
+class Texture:
+    """Texture of the particles (lengths in µm, factors relative to the base density).
+
+    Attributes
+    ----------
+    grain_size_um : float
+        Edge of the lattice cell holding one NMC primary-grain seed (~ grain size).
+    grain_density_sd : float
+        Standard deviation of the per-grain density factor.
+    grain_boundary_width_um, grain_boundary_depth : float
+        Width (2 sigma) and depth (relative density loss) of the boundary dip.
+    pore_probability, pore_radius_um : float
+        Internal NMC pores: each grain-lattice cell holds one (at its own random
+        point) with this probability, radius uniform in [pore_radius_um / 2, pore_radius_um].
+    cbd_density_sd : float
+        Standard deviation of the CBD density factor.
+    cbd_wavelength_um : float
+        Central wavelength of the CBD density field (wavelengths span 0.5-1.5 times it).
+    cbd_n_waves : int
+        Number of plane cosines summed for the CBD field.
+    """
+
+    grain_size_um: float = 0.6
+    grain_density_sd: float = 0.05
+    grain_boundary_width_um: float = 0.06
+    grain_boundary_depth: float = 0.3
+    pore_probability: float = 0.1
+    pore_radius_um: float = 0.25
+    cbd_density_sd: float = 0.25
+    cbd_wavelength_um: float = 0.8
+    cbd_n_waves: int = 12
+
+    def __post_init__(self):
+        for name in ("grain_size_um", "grain_boundary_width_um", "pore_radius_um",
+                     "cbd_wavelength_um"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"Texture.{name}: expected > 0, got {getattr(self, name)}")
+        for name in ("grain_density_sd", "grain_boundary_depth", "cbd_density_sd"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"Texture.{name}: expected >= 0, got {getattr(self, name)}")
+        if not self.pore_radius_um < self.grain_size_um:
+            raise ValueError("Texture.pore_radius_um: expected < grain_size_um")
+        if not 0 <= self.pore_probability <= 1:
+            raise ValueError(f"Texture.pore_probability: expected in [0, 1], got {self.pore_probability}")
+        if int(self.cbd_n_waves) != self.cbd_n_waves or self.cbd_n_waves < 1:
+            raise ValueError(f"Texture.cbd_n_waves: expected an integer >= 1, got {self.cbd_n_waves}")
+
+    @classmethod
+    def none(cls):
+        """A texture that leaves every particle at its base density."""
+        return cls(grain_density_sd=0.0, grain_boundary_depth=0.0, pore_probability=0.0,
+                   cbd_density_sd=0.0)
+
+
+@dataclass(frozen=True)
+class Phantom:
+    """Voxel phantom of one load step (grid described in the module docstring).
+
+    Attributes
+    ----------
+    labels : (nz, ny, nx) uint8
+        PORE=0, CBD=1, NMC=2, HEAD=3, FOIL=4 (foil or pin).
+    mu_per_um : (nz, ny, nx) float32
+        Linear attenuation in 1/µm, voxel averaged.
+    owner : (nz, ny, nx) int32
+        Index of the particle owning the voxel centre, -1 for pore, head, foil.
+    voxel_size_um : float
+    origin_um : (3,) float64
+        World z-y-x of the centre of voxel (0, 0, 0), µm.
+    energy_kev : float
+    """
+
+    labels: np.ndarray
+    mu_per_um: np.ndarray
+    owner: np.ndarray
+    voxel_size_um: float
+    origin_um: np.ndarray
+    energy_kev: float
+
+
+def bin_particles(centres_um, reach_um, grid_origin_um, grid_shape, cell_size_um):
+    """Lists, for each cell of a regular grid, the particles that may reach into it.
+
+    Particle ``p`` is listed in every cell that its axis-aligned box
+    ``centre ± reach`` overlaps. Cell ``(a, b, c)`` spans
+    ``grid_origin_um + cell_size_um * [(a, b, c), (a, b, c) + 1)``.
+
+    Returns
+    -------
+    cell_start : (n_cells + 1,) int32
+        Items of flat cell ``f`` are ``items[cell_start[f]:cell_start[f + 1]]``.
+    items : (n_pairs,) int32
+        Particle indices, ascending within each cell.
+    """
+    dims = np.asarray(grid_shape, dtype=np.int64)
+    lo = np.floor((centres_um - reach_um[:, None] - grid_origin_um) / cell_size_um).astype(np.int64)
+    hi = np.floor((centres_um + reach_um[:, None] - grid_origin_um) / cell_size_um).astype(np.int64)
+    lo = np.maximum(lo, 0)
+    hi = np.minimum(hi, dims - 1)
+    ext = np.maximum(hi - lo + 1, 0)
+    counts = ext.prod(axis=1)
+    total = int(counts.sum())
+    if total > _MAX_BIN_PAIRS:
+        raise ValueError(f"cell_size_um: {cell_size_um} gives {total} particle-cell pairs; use larger cells")
+    particle = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    local = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    e = ext[particle]
+    cz = lo[particle, 0] + local // (e[:, 1] * e[:, 2])
+    cy = lo[particle, 1] + (local // e[:, 2]) % e[:, 1]
+    cx = lo[particle, 2] + local % e[:, 2]
+    flat = (cz * dims[1] + cy) * dims[2] + cx
+    # particle is already ascending, so a stable sort by cell keeps it ascending per cell
+    order = np.argsort(flat, kind="stable")
+    n_cells = int(dims.prod())
+    cell_start = np.zeros(n_cells + 1, dtype=np.int32)
+    np.cumsum(np.bincount(flat, minlength=n_cells), out=cell_start[1:])
+    return cell_start, particle[order].astype(np.int32)
+
+
+def choose_cell_size_um(reach_um, extent_um, n_queries, smallest_um):
+    """Cell edge for :func:`bin_particles` that minimises a cost model.
+
+    Cost = particle-cell pairs (memory, binning) + queries x mean pairs per cell
+    (candidates tested per query), over edges ``smallest_um * 2**k`` up to the
+    extent of the grid.
+    """
+    extent = np.maximum(np.asarray(extent_um, dtype=np.float64), 0.0)
+    best = None
+    cs = smallest_um
+    while True:
+        dims = np.floor(extent / cs) + 1
+        pairs = np.sum(np.prod(np.minimum(np.ceil(2 * reach_um[:, None] / cs) + 1, dims), axis=1))
+        cost = pairs + n_queries * pairs / np.prod(dims)
+        if pairs <= _MAX_BIN_PAIRS and (best is None or cost < best[0]):
+            best = (cost, cs)
+        if cs > extent.max():
+            break
+        cs *= 2
+    if best is None:
+        raise ValueError("radii_um: too many particle-cell pairs for the grid binning")
+    return best[1]
+
+
+@ti.func
+def _mix(value):
+    # lowbias32 integer hash (C. Wellons), full avalanche on u32
+    x = ti.cast(value, ti.u32)
+    x ^= x >> ti.u32(16)
+    x *= ti.u32(0x7FEB352D)
+    x ^= x >> ti.u32(15)
+    x *= ti.u32(0x846CA68B)
+    x ^= x >> ti.u32(16)
+    return x
+
+
+@ti.func
+def _u01(x):
+    return ti.cast(x >> ti.u32(8), ti.f32) * (1.0 / 16777216.0)
+
+
+@ti.func
+def _hash_cell(key, cell):
+    h = _mix(key ^ ti.cast(cell[0], ti.u32))
+    h = _mix(h ^ ti.cast(cell[1], ti.u32))
+    return _mix(h ^ ti.cast(cell[2], ti.u32))
+
+
+@ti.func
+def _normal(h):
+    # sum of four uniforms scaled to unit variance (close enough to Gaussian here)
+    s = _u01(_mix(h + ti.u32(1))) + _u01(_mix(h + ti.u32(2))) \
+        + _u01(_mix(h + ti.u32(3))) + _u01(_mix(h + ti.u32(4)))
+    return (s - 2.0) * ti.sqrt(3.0)
+
+
+@ti.func
+def _nmc_factor(key, b, h, tex: ti.template()):
+    """Density factor of an NMC particle at body point b (µm)."""
+    g = tex[0]
+    base = ti.floor(b / g, ti.i32)
+    d1 = 1e30
+    d2 = 1e30
+    s1 = ti.Vector([0.0, 0.0, 0.0], ti.f32)
+    s2 = ti.Vector([0.0, 0.0, 0.0], ti.f32)
+    h1 = ti.u32(0)
+    h2 = ti.u32(0)
+    pore = 0.0
+    # pore coverage ramps over half a voxel each side of the pore surface, kept within
+    # the neighbour cells searched (pore_radius_um < grain_size_um)
+    ramp = ti.min(0.5 * h, g - tex[5])
+    for t in range(27):
+        cell = base + ti.Vector([t // 9 - 1, (t // 3) % 3 - 1, t % 3 - 1], ti.i32)
+        hc = _hash_cell(key, cell)
+        jitter = ti.Vector([_u01(_mix(hc + ti.u32(11))), _u01(_mix(hc + ti.u32(12))),
+                            _u01(_mix(hc + ti.u32(13)))], ti.f32)
+        s = (ti.cast(cell, ti.f32) + jitter) * g
+        d = (b - s).norm_sqr()
+        hp = _mix(hc + ti.u32(21))
+        if _u01(hp) < tex[4]:
+            r = tex[5] * (0.5 + 0.5 * _u01(_mix(hp + ti.u32(1))))
+            centre = (ti.cast(cell, ti.f32) + ti.Vector(
+                [_u01(_mix(hp + ti.u32(2))), _u01(_mix(hp + ti.u32(3))), _u01(_mix(hp + ti.u32(4)))],
+                ti.f32)) * g
+            pore = ti.max(pore, ti.min(ti.max(0.5 + 0.5 * (r - (b - centre).norm()) / ramp, 0.0), 1.0))
+        if d < d1:
+            d2 = d1
+            s2 = s1
+            h2 = h1
+            d1 = d
+            s1 = s
+            h1 = hc
+        elif d < d2:
+            d2 = d
+            s2 = s
+            h2 = hc
+    # distance from b to the bisector plane of the two nearest seeds
+    e = (d2 - d1) / (2.0 * ti.max((s2 - s1).norm(), 1e-12))
+    c = ti.min(ti.max(0.5 + e / h, 0.0), 1.0)
+    sd = tex[1]
+    grain = c * (1.0 + sd * _normal(h1)) + (1.0 - c) * (1.0 + sd * _normal(h2))
+    sigma0 = 0.5 * tex[2]
+    sigma = ti.sqrt(sigma0 * sigma0 + h * h / 12.0)
+    dip = tex[3] * sigma0 / sigma * ti.exp(-0.5 * e * e / (sigma * sigma))
+    factor = ti.max(grain - dip, 0.0)
+
+    return factor, pore
+
+
+@ti.func
+def _cbd_factor(key, b, h, tex: ti.template()):
+    """Density factor of a CBD particle at body point b (µm)."""
+    n = ti.cast(tex[8], ti.i32)
+    field = 0.0
+    for m in range(n):
+        hm = _mix(key ^ _mix(ti.cast(m, ti.u32) + ti.u32(0x68E31DA4)))
+        cos_t = 2.0 * _u01(_mix(hm + ti.u32(1))) - 1.0
+        phi = 6.283185307179586 * _u01(_mix(hm + ti.u32(2)))
+        sin_t = ti.sqrt(ti.max(1.0 - cos_t * cos_t, 0.0))
+        direction = ti.Vector([cos_t, sin_t * ti.cos(phi), sin_t * ti.sin(phi)], ti.f32)
+        k = 6.283185307179586 / (tex[7] * (0.5 + _u01(_mix(hm + ti.u32(3)))))
+        phase = 6.283185307179586 * _u01(_mix(hm + ti.u32(4)))
+        # Gaussian stand-in for the voxel box filter (variance h^2/12 along k)
+        field += ti.exp(-k * k * h * h / 24.0) * ti.cos(k * direction.dot(b) + phase)
+    return ti.max(1.0 + tex[6] * ti.sqrt(2.0 / n) * field, 0.0)
+
+
+@ti.func
+def _particle_mu(p, x, centres: ti.template(), kinds: ti.template(), rot: ti.template(), key_seed, h,
+                 tex: ti.template(), mu_nmc, mu_cbd, mu_air):
+    d = ti.Vector([x[0] - centres[p, 0], x[1] - centres[p, 1], x[2] - centres[p, 2]], ti.f32)
+    b = ti.Vector([0.0, 0.0, 0.0], ti.f32)
+    for a in ti.static(range(3)):
+        b[a] = rot[p, a] * d[0] + rot[p, 3 + a] * d[1] + rot[p, 6 + a] * d[2]
+    key = _mix(key_seed ^ _mix(ti.cast(p, ti.u32) + ti.u32(0x9E3779B9)))
+    mu = 0.0
+    if kinds[p] == 0:
+        factor, pore = _nmc_factor(key, b, h, tex)
+        mu = (1.0 - pore) * factor * mu_nmc + pore * mu_air
+    else:
+        mu = _cbd_factor(key, b, h, tex) * mu_cbd
+    return mu
+
+
+@ti.kernel
+def _voxelise_slab(labels: ti.types.ndarray(dtype=ti.u8, ndim=3),
+                   mu: ti.types.ndarray(dtype=ti.f32, ndim=3),
+                   owner: ti.types.ndarray(dtype=ti.i32, ndim=3),
+                   centres: ti.types.ndarray(dtype=ti.f32, ndim=2),
+                   radii: ti.types.ndarray(dtype=ti.f32, ndim=1),
+                   kinds: ti.types.ndarray(dtype=ti.i32, ndim=1),
+                   rot: ti.types.ndarray(dtype=ti.f32, ndim=2),
+                   cell_start: ti.types.ndarray(dtype=ti.i32, ndim=1),
+                   items: ti.types.ndarray(dtype=ti.i32, ndim=1),
+                   tex: ti.types.ndarray(dtype=ti.f32, ndim=1),
+                   mus: ti.types.ndarray(dtype=ti.f32, ndim=1),
+                   cell_dims: ti.types.vector(3, ti.i32),
+                   cell_size: ti.f32, h: ti.f32, k0: ti.i32,
+                   head_z: ti.f32, foil_z: ti.f32, n_sub: ti.i32, key_seed: ti.u32):
+    mu_air, mu_cbd, mu_nmc, mu_head, mu_foil = mus[0], mus[1], mus[2], mus[3], mus[4]
+    margin = 0.8660254 * h
+    for k, j, i in ti.ndrange(labels.shape[0], labels.shape[1], labels.shape[2]):
+        # coordinates relative to the centre of voxel (0, 0, 0), which is also the cell-grid origin
+        x = h * ti.Vector([k + k0, j, i], ti.f32)
+        c = ti.floor(x / cell_size, ti.i32)
+        c = ti.min(ti.max(c, 0), cell_dims - 1)
+        flat = (c[0] * cell_dims[1] + c[1]) * cell_dims[2] + c[2]
+        cand = ti.Vector([-1] * MAX_CANDIDATES, ti.i32)
+        n_cand = 0
+        near = (ti.abs(x[0] - head_z) < 0.5 * h) or (ti.abs(x[0] - foil_z) < 0.5 * h)
+        best = -1
+        best_d = 0.0
+        for t in range(cell_start[flat], cell_start[flat + 1]):
+            p = items[t]
+            dvec = ti.Vector([x[0] - centres[p, 0], x[1] - centres[p, 1], x[2] - centres[p, 2]])
+            depth = radii[p] - dvec.norm()
+            if depth > best_d:
+                best_d = depth
+                best = p
+            if depth > -margin and n_cand < MAX_CANDIDATES:
+                cand[n_cand] = p
+                n_cand += 1
+                if depth < margin:
+                    near = True
+        label = ti.u8(PORE)
+        own = -1
+        if x[0] >= head_z:
+            label = ti.u8(HEAD)
+        elif x[0] < foil_z:
+            label = ti.u8(FOIL)
+        elif best >= 0:
+            own = best
+            label = ti.u8(NMC) if kinds[best] == 0 else ti.u8(CBD)
+        value = 0.0
+        if n_cand > 1:
+            # the border between two overlapping particles may cross the voxel
+            near = True
+        if not near:
+            if label == HEAD:
+                value = mu_head
+            elif label == FOIL:
+                value = mu_foil
+            elif own >= 0:
+                value = _particle_mu(own, x, centres, kinds, rot, key_seed, h, tex, mu_nmc, mu_cbd, mu_air)
+            else:
+                value = mu_air
+        else:
+            counts = ti.Vector([0] * MAX_CANDIDATES, ti.i32)
+            n_head = 0
+            n_foil = 0
+            n_pore = 0
+            for s in range(n_sub * n_sub * n_sub):
+                offset = ti.Vector([s // (n_sub * n_sub), (s // n_sub) % n_sub, s % n_sub], ti.f32)
+                y = x + h * ((offset + 0.5) / n_sub - 0.5)
+                if y[0] >= head_z:
+                    n_head += 1
+                elif y[0] < foil_z:
+                    n_foil += 1
+                else:
+                    slot = -1
+                    slot_d = 0.0
+                    for a in range(n_cand):
+                        p = cand[a]
+                        dvec = ti.Vector([y[0] - centres[p, 0], y[1] - centres[p, 1], y[2] - centres[p, 2]])
+                        depth = radii[p] - dvec.norm()
+                        if depth > slot_d:
+                            slot_d = depth
+                            slot = a
+                    if slot >= 0:
+                        counts[slot] += 1
+                    else:
+                        n_pore += 1
+            total = n_pore * mu_air + n_head * mu_head + n_foil * mu_foil
+            for a in range(n_cand):
+                if counts[a] > 0:
+                    total += counts[a] * _particle_mu(cand[a], x, centres, kinds, rot, key_seed, h, tex,
+                                                      mu_nmc, mu_cbd, mu_air)
+            value = total / (n_sub * n_sub * n_sub)
+        labels[k, j, i] = label
+        owner[k, j, i] = own
+        mu[k, j, i] = value
+
+
+def _seed_key(seed):
+    mask = 0xFFFFFFFF
+
+    def mix(x):
+        x ^= x >> 16
+        x = (x * 0x7FEB352D) & mask
+        x ^= x >> 15
+        x = (x * 0x846CA68B) & mask
+        return x ^ (x >> 16)
+
+    return mix((seed & mask) ^ mix((seed >> 32) & mask))
+
+
+def voxelise(positions_um, radii_um, kinds, quaternions, *, voxel_size_um, shape, origin_um, seed,
+             head_z_um=None, foil_top_z_um=0.0, energy_kev, supersampling=3, texture=Texture(),
+             head_material="diamond", foil_material="aluminium", cbd_nanoporosity=0.5,
+             arch="cpu", progress=None):
+    """Voxelise one load step (grid, phases and texture: see the module docstring).
+
+    Parameters
+    ----------
+    positions_um : (N, 3) array_like
+        Particle centres, world z-y-x, µm.
+    radii_um : (N,) array_like
+        Particle radii, µm.
+    kinds : (N,) array_like of int
+        0 = NMC, 1 = CBD.
+    quaternions : (N, 4) array_like
+        Particle orientations, scalar first (see :mod:`synthcal.rotations`).
+    voxel_size_um : float
+        Voxel edge, µm.
+    shape : tuple of 3 int
+        ``(nz, ny, nx)``.
+    origin_um : (3,) array_like
+        World z-y-x of the centre of voxel (0, 0, 0), µm.
+    seed : int
+        Texture seed (non-negative).
+    head_z_um : float, optional
+        Lower face of the flat head (the head fills ``z >= head_z_um``); None: no head.
+    foil_top_z_um : float, optional
+        Top of the foil/pin (it fills ``z < foil_top_z_um``); None: no foil.
+    energy_kev : float
+        Beam energy, keV.
+    supersampling : int
+        Sub-points per voxel edge where a surface may cross the voxel.
+    texture : Texture
+    head_material, foil_material : str
+        Registry names in :mod:`synthcal.materials`.
+    cbd_nanoporosity : float
+        Sub-voxel pore fraction of the CBD (sets its base density).
+    arch : {"cpu", "gpu"}
+    progress : callable, optional
+        Called with the fraction done in [0, 1].
+
+    Returns
+    -------
+    Phantom
+    """
+    centres = np.asarray(positions_um, dtype=np.float64)
+    radii = np.asarray(radii_um, dtype=np.float64)
+    kinds_arr = np.asarray(kinds)
+    quats = np.asarray(quaternions, dtype=np.float64)
+    if centres.ndim != 2 or centres.shape[1] != 3:
+        raise ValueError(f"positions_um: expected shape (N, 3), got {centres.shape}")
+    n = len(centres)
+    if radii.shape != (n,) or not np.all(radii > 0):
+        raise ValueError(f"radii_um: expected ({n},) positive radii, got shape {radii.shape}")
+    if kinds_arr.shape != (n,) or not np.all(np.isin(kinds_arr, (KIND_NMC, KIND_CBD))):
+        raise ValueError(f"kinds: expected ({n},) values in {{0 (NMC), 1 (CBD)}}")
+    if quats.shape != (n, 4):
+        raise ValueError(f"quaternions: expected shape ({n}, 4), got {quats.shape}")
+    if not voxel_size_um > 0:
+        raise ValueError(f"voxel_size_um: expected > 0, got {voxel_size_um}")
+    if len(shape) != 3 or any(int(s) != s or s < 1 for s in shape):
+        raise ValueError(f"shape: expected three positive integers (nz, ny, nx), got {shape}")
+    shape = tuple(int(s) for s in shape)
+    origin = np.asarray(origin_um, dtype=np.float64)
+    if origin.shape != (3,):
+        raise ValueError(f"origin_um: expected 3 values (z, y, x), got shape {origin.shape}")
+    if int(seed) != seed or seed < 0:
+        raise ValueError(f"seed: expected a non-negative integer, got {seed}")
+    if int(supersampling) != supersampling or supersampling < 1:
+        raise ValueError(f"supersampling: expected an integer >= 1, got {supersampling}")
+    if not isinstance(texture, Texture):
+        raise ValueError(f"texture: expected a Texture, got {type(texture).__name__}")
+    head_z = np.inf if head_z_um is None else float(head_z_um)
+    foil_z = -np.inf if foil_top_z_um is None else float(foil_top_z_um)
+    if head_z <= foil_z:
+        raise ValueError(f"head_z_um: expected above foil_top_z_um, got {head_z_um} <= {foil_top_z_um}")
+
+    cbd = cbd_material(cbd_nanoporosity)
+    # order read by the kernel: air, CBD, NMC, head, foil
+    mus = np.array([linear_attenuation_per_um("air", energy_kev),
+                    linear_attenuation_per_um(cbd.formula, energy_kev, cbd.density_g_cm3),
+                    linear_attenuation_per_um("nmc333", energy_kev),
+                    linear_attenuation_per_um(head_material, energy_kev),
+                    linear_attenuation_per_um(foil_material, energy_kev)], dtype=np.float32)
+    # the kernel reads the texture parameters by position, in field order
+    tex = np.array([getattr(texture, f.name) for f in fields(Texture)], dtype=np.float32)
+
+    extent = voxel_size_um * (np.array(shape) - 1)
+    reach = radii + 0.8660254 * voxel_size_um
+    cell_size = choose_cell_size_um(reach, extent, float(np.prod(shape)), voxel_size_um)
+    cell_dims = (np.floor(extent / cell_size) + 1).astype(np.int64)
+    cell_start, items = bin_particles(centres, reach, origin, cell_dims, cell_size)
+    if n == 0:
+        items = np.zeros(1, dtype=np.int32)
+
+    ensure_taichi(arch)
+    # kernel works relative to the grid origin, keeping f32 coordinates small
+    rel = np.ascontiguousarray(centres - origin, dtype=np.float32).reshape(-1, 3)
+    rot = np.ascontiguousarray(rotation_matrices_zyx(quats).reshape(n, 9), dtype=np.float32) \
+        if n else np.zeros((1, 9), np.float32)
+    labels = np.empty(shape, dtype=np.uint8)
+    mu = np.empty(shape, dtype=np.float32)
+    owner = np.empty(shape, dtype=np.int32)
+    slab = max(1, -(-shape[0] // 16))
+    for k0 in range(0, shape[0], slab):
+        k1 = min(shape[0], k0 + slab)
+        _voxelise_slab(labels[k0:k1], mu[k0:k1], owner[k0:k1],
+                       rel if n else np.zeros((1, 3), np.float32),
+                       radii.astype(np.float32) if n else np.ones(1, np.float32),
+                       kinds_arr.astype(np.int32) if n else np.zeros(1, np.int32),
+                       rot, cell_start, items, tex, mus,
+                       ti.Vector([int(v) for v in cell_dims]),
+                       float(cell_size), float(voxel_size_um), k0,
+                       float(head_z - origin[0]), float(foil_z - origin[0]),
+                       int(supersampling), _seed_key(int(seed)))
+        if progress is not None:
+            progress(k1 / shape[0])
+    return Phantom(labels=labels, mu_per_um=mu, owner=owner, voxel_size_um=float(voxel_size_um),
+                   origin_um=origin.copy(), energy_kev=float(energy_kev))

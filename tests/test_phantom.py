@@ -1,0 +1,161 @@
+"""Phantom: partial volume against analytic sphere volumes, rigid texture, labels, determinism."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import ndimage
+
+from synthcal.materials import linear_attenuation_per_um
+from synthcal.phantom import CBD, FOIL, HEAD, NMC, PORE, Texture, voxelise
+from synthcal.rotations import rotation_matrices_zyx
+
+H = 0.128
+MU_AIR = linear_attenuation_per_um("air", 5.4)
+MU_NMC = linear_attenuation_per_um("nmc333", 5.4)
+IDENTITY = [[1.0, 0.0, 0.0, 0.0]]
+
+
+def one_sphere(centre_voxels, radius_um, n, *, kind=0, quaternion=IDENTITY, texture=Texture.none(), **kw):
+    kw.setdefault("foil_top_z_um", None)
+    return voxelise(np.asarray([centre_voxels]) * H, [radius_um], [kind], quaternion, voxel_size_um=H,
+                    shape=(n, n, n), origin_um=[0.0, 0.0, 0.0], seed=5, energy_kev=5.4,
+                    texture=texture, **kw)
+
+
+def solid_fraction(ph):
+    return (ph.mu_per_um.astype(np.float64) - MU_AIR) / (MU_NMC - MU_AIR)
+
+
+@settings(max_examples=6, deadline=None)
+@given(offset=st.tuples(*[st.floats(0.0, 1.0)] * 3), radius_voxels=st.floats(6.0, 10.0))
+def test_sphere_volume_partial_volume(offset, radius_voxels):
+    centre = 13.0 + np.asarray(offset)
+    r = radius_voxels * H
+    ph = one_sphere(centre, r, 28)
+    assert solid_fraction(ph).sum() * H**3 == pytest.approx(4 / 3 * np.pi * r**3, rel=0.01)
+    assert (ph.labels == NMC).sum() * H**3 == pytest.approx(4 / 3 * np.pi * r**3, rel=0.03)
+
+
+def test_centre_slice_area():
+    r = 1.2
+    ph = one_sphere([14.0, 14.3, 13.8], r, 29)
+    # the slab |z| < h/2 through the centre holds pi (r^2 h - h^3 / 12) of the sphere
+    area = solid_fraction(ph)[14].sum() * H**2
+    assert area == pytest.approx(np.pi * (r**2 - H**2 / 12), rel=0.01)
+
+
+def test_untextured_interior_and_cbd_label():
+    ph = one_sphere([10.0, 10.0, 10.0], 1.0, 21, kind=1)
+    assert ph.labels[10, 10, 10] == CBD and ph.owner[10, 10, 10] == 0
+    assert ph.labels[0, 0, 0] == PORE and ph.owner[0, 0, 0] == -1
+    assert ph.mu_per_um[0, 0, 0] == pytest.approx(MU_AIR, rel=1e-5)
+    ph = one_sphere([10.0, 10.0, 10.0], 1.0, 21)
+    assert ph.mu_per_um[10, 10, 10] == pytest.approx(MU_NMC, rel=1e-5)
+
+
+def test_overlap_goes_to_deepest_particle():
+    rng = np.random.default_rng(1)
+    centres = rng.uniform(0.5, 2.5, (12, 3))
+    radii = rng.uniform(0.4, 0.9, 12)
+    ph = voxelise(centres, radii, rng.integers(0, 2, 12), rng.normal(size=(12, 4)), voxel_size_um=H,
+                  shape=(24, 24, 24), origin_um=[0.0, 0.0, 0.0], seed=3, energy_kev=5.4,
+                  foil_top_z_um=None)
+    points = np.indices(ph.owner.shape).reshape(3, -1).T * H
+    depth = radii[None, :] - np.linalg.norm(points[:, None, :] - centres[None], axis=2)
+    expected = np.where(depth.max(axis=1) > 0, depth.argmax(axis=1), -1)
+    # float32 in the kernel: ties within rounding may go either way
+    assert np.mean(ph.owner.reshape(-1) == expected) > 0.9995
+
+
+def test_texture_moves_rigidly():
+    r, n = 2.0, 48
+    c0 = np.array([23.5, 23.2, 23.7])
+    shift = np.array([2, -1, 1])
+    axis = np.array([0.3, -0.5, 0.8]) / np.linalg.norm([0.3, -0.5, 0.8])
+    angle = np.deg2rad(37.0)
+    q = np.r_[np.cos(angle / 2), np.sin(angle / 2) * axis]
+    first = one_sphere(c0, r, n, texture=Texture()).mu_per_um.astype(np.float64)
+    rot = rotation_matrices_zyx(q[None])[0]
+    c1 = c0 + shift
+    # moved(x) = first(R^T (x - c1) + c0), in voxel indices
+    expected = ndimage.affine_transform(first, rot.T, c0 - rot.T @ c1, order=1)
+    inner = np.linalg.norm(np.indices((n,) * 3).reshape(3, -1).T - c1, axis=1) < r / H - 3
+
+    def correlation(quaternion):
+        moved = one_sphere(c1, r, n, texture=Texture(), quaternion=[quaternion]).mu_per_um
+        # a light blur removes the linear interpolation's own smoothing from the comparison
+        a = ndimage.gaussian_filter(moved.astype(np.float64), 1.0).reshape(-1)[inner]
+        b = ndimage.gaussian_filter(expected, 1.0).reshape(-1)[inner]
+        return np.corrcoef(a, b)[0, 1]
+
+    assert correlation(q) > 0.95
+    # controls: the texture must not follow the world frame or the inverse rotation
+    assert correlation([1.0, 0.0, 0.0, 0.0]) < 0.5
+    assert correlation(np.r_[q[0], -q[1:]]) < 0.5
+
+
+def test_texture_contrast_and_pores_keep_label():
+    ph = one_sphere([15.0, 15.0, 15.0], 1.8, 31, texture=Texture(pore_probability=0.5))
+    inside = (ph.labels == NMC) & (ndimage.distance_transform_edt(ph.labels == NMC) > 2)
+    mu = ph.mu_per_um[inside]
+    assert 0.02 < mu.std() / mu.mean() < 0.5
+    assert np.any(mu < 0.3 * MU_NMC)  # internal pores: nearly air, yet labelled NMC
+    cbd = one_sphere([15.0, 15.0, 15.0], 1.8, 31, kind=1, texture=Texture())
+    mu = cbd.mu_per_um[ndimage.distance_transform_edt(cbd.labels == CBD) > 2]
+    assert 0.05 < mu.std() / mu.mean() < 0.6
+
+
+def test_head_and_foil():
+    n = 20
+    head_z, foil_z = 15.3 * H, 3.25 * H
+    ph = one_sphere([9.5, 9.5, 9.5], 0.8, n, head_z_um=head_z, foil_top_z_um=foil_z)
+    z = np.arange(n) * H
+    assert np.all(ph.labels[z >= head_z] == HEAD)
+    assert np.all(ph.labels[z < foil_z] == FOIL)
+    assert np.all(ph.owner[(z >= head_z) | (z < foil_z)] == -1)
+    middle = (z >= foil_z) & (z < head_z)
+    assert set(np.unique(ph.labels[middle])) == {PORE, NMC}
+    np.testing.assert_allclose(ph.mu_per_um[17], linear_attenuation_per_um("diamond", 5.4), rtol=1e-5)
+    np.testing.assert_allclose(ph.mu_per_um[1], linear_attenuation_per_um("aluminium", 5.4), rtol=1e-5)
+    # the head face crosses voxel row 15: one of its three sub-rows lies in the head
+    mu_head = linear_attenuation_per_um("diamond", 5.4)
+    assert ph.mu_per_um[15, 0, 0] == pytest.approx(MU_AIR + (mu_head - MU_AIR) / 3, rel=1e-3)
+
+
+def test_deterministic_bytes_and_seed_dependence():
+    rng = np.random.default_rng(2)
+    args = (rng.uniform(0.5, 2.5, (10, 3)), rng.uniform(0.4, 0.9, 10), rng.integers(0, 2, 10),
+            rng.normal(size=(10, 4)))
+    kw = dict(voxel_size_um=H, shape=(24, 24, 24), origin_um=[0.0, 0.0, 0.0], energy_kev=5.4,
+              foil_top_z_um=None)
+    fractions = []
+    a = voxelise(*args, seed=11, **kw, progress=fractions.append)
+    b = voxelise(*args, seed=11, **kw)
+    c = voxelise(*args, seed=12, **kw)
+    for name in ("labels", "mu_per_um", "owner"):
+        assert getattr(a, name).tobytes() == getattr(b, name).tobytes()
+    assert a.labels.tobytes() == c.labels.tobytes()
+    assert a.mu_per_um.tobytes() != c.mu_per_um.tobytes()
+    assert fractions[-1] == 1.0 and fractions == sorted(fractions)
+    assert a.mu_per_um.dtype == np.float32 and a.labels.dtype == np.uint8 and a.owner.dtype == np.int32
+
+
+@pytest.mark.parametrize("change", [
+    dict(radii_um=[-1.0]), dict(kinds=[2]), dict(quaternions=[[1.0, 0.0, 0.0]]),
+    dict(voxel_size_um=0.0), dict(shape=(4, 4)), dict(seed=-1), dict(supersampling=0),
+    dict(head_z_um=-1.0),
+])
+def test_bad_input(change):
+    kw = dict(positions_um=[[0.2, 0.2, 0.2]], radii_um=[0.2], kinds=[0], quaternions=IDENTITY,
+              voxel_size_um=H, shape=(4, 4, 4), origin_um=[0.0, 0.0, 0.0], seed=0, energy_kev=5.4)
+    kw.update(change)
+    with pytest.raises(ValueError):
+        voxelise(**kw)
+
+
+def test_texture_validation():
+    with pytest.raises(ValueError):
+        Texture(pore_radius_um=1.0, grain_size_um=0.5)
+    with pytest.raises(ValueError):
+        Texture(cbd_n_waves=0)

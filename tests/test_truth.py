@@ -1,0 +1,151 @@
+"""Truth displacement: rigid motions against the analytic field, owners against brute force."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from synthcal.truth import (ParticlePoses, mean_solid_displacement_um, owner_at_points_um,
+                            true_displacement_um, true_displacement_volume)
+
+H = 0.25
+ORIGIN = np.array([0.1, -0.2, 0.3])
+
+
+def quaternion_product(a, b):
+    """Hamilton product, scalar first: the rotation of b followed by a."""
+    w1, x1, y1, z1 = np.moveaxis(np.asarray(a, dtype=float), -1, 0)
+    w2, x2, y2, z2 = np.moveaxis(np.asarray(b, dtype=float), -1, 0)
+    return np.stack([w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
+                     w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+                     w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
+                     w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2], axis=-1)
+
+
+def rotation_zyx_about_axis(axis_xyz, angle):
+    """Rodrigues' formula in x-y-z, then reordered to z-y-x (independent of synthcal.rotations)."""
+    k = np.asarray(axis_xyz, dtype=float) / np.linalg.norm(axis_xyz)
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    r = np.eye(3) + np.sin(angle) * kx + (1 - np.cos(angle)) * kx @ kx
+    return r[::-1, ::-1]
+
+
+def brute_force_owner(points, centres, radii):
+    depth = radii[None, :] - np.linalg.norm(points[:, None, :] - centres[None], axis=2)
+    return np.where(depth.max(axis=1) > 0, depth.argmax(axis=1), -1)
+
+
+def packing(seed, n=40):
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(0.0, 6.0, (n, 3))
+    radii = rng.uniform(0.4, 1.2, n)
+    quats = rng.normal(size=(n, 4))
+    return centres, radii, quats / np.linalg.norm(quats, axis=1, keepdims=True)
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 10_000), angle=st.floats(-3.0, 3.0),
+       axis=st.tuples(*[st.floats(0.1, 1.0)] * 3), shift=st.tuples(*[st.floats(-2.0, 2.0)] * 3))
+def test_rigid_motion_of_everything(seed, angle, axis, shift):
+    centres, radii, quats = packing(seed)
+    rot = rotation_zyx_about_axis(axis, angle)
+    t = np.asarray(shift)
+    q_motion = np.r_[np.cos(angle / 2), np.sin(angle / 2) * np.asarray(axis) / np.linalg.norm(axis)]
+    ref = ParticlePoses(centres, quats)
+    cur = ParticlePoses(centres @ rot.T + t, quaternion_product(q_motion, quats))
+    points = np.random.default_rng(seed + 1).uniform(-0.5, 6.5, (2000, 3))
+    u = true_displacement_um(points, ref, cur, radii)
+    owner = brute_force_owner(points, centres, radii)
+    solid = owner >= 0
+    assert 0 < solid.sum() < len(points)
+    np.testing.assert_allclose(u[solid], (points @ rot.T + t - points)[solid], atol=1e-9)
+    assert np.all(np.isnan(u[~solid]))
+
+
+def test_particles_move_independently():
+    centres = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 3.0]])
+    radii = np.array([1.0, 1.0])
+    quats = np.array([[1.0, 0.0, 0.0, 0.0]] * 2)
+    angle = np.pi / 2  # second particle turns 90 degrees about z (the pillar axis)
+    q = np.array([[1.0, 0.0, 0.0, 0.0], [np.cos(angle / 2), 0.0, 0.0, np.sin(angle / 2)]])
+    cur = ParticlePoses(centres + [[0.5, 0.0, 0.0], [0.0, 0.0, 0.0]], q)
+    points = np.array([[0.0, 0.5, 0.0], [0.0, 0.0, 3.5], [0.0, 0.0, 1.5]])
+    u = true_displacement_um(points, ParticlePoses(centres, quats), cur, radii)
+    np.testing.assert_allclose(u[0], [0.5, 0.0, 0.0], atol=1e-12)
+    # x-offset 0.5 turned by +90 degrees about z lands on y = +0.5
+    np.testing.assert_allclose(u[1], [0.0, 0.5, -0.5], atol=1e-12)
+    assert np.all(np.isnan(u[2]))
+
+
+def test_owner_matches_brute_force():
+    centres, radii, quats = packing(7, n=200)
+    points = np.random.default_rng(8).uniform(-1.0, 7.0, (20000, 3))
+    owner = owner_at_points_um(points, ParticlePoses(centres, quats), radii)
+    np.testing.assert_array_equal(owner, brute_force_owner(points, centres, radii))
+    assert owner.dtype == np.int32
+
+
+def grid_case(seed):
+    centres, radii, quats = packing(seed)
+    rng = np.random.default_rng(seed + 5)
+    cur = ParticlePoses(centres + rng.normal(0.0, 0.2, centres.shape), rng.normal(size=quats.shape))
+    shape = (20, 22, 24)
+    points = ORIGIN + H * np.indices(shape).reshape(3, -1).T
+    owner = brute_force_owner(points, centres, radii).reshape(shape)
+    return ParticlePoses(centres, quats), cur, radii, owner, points
+
+
+def test_volume_matches_points():
+    ref, cur, radii, owner, points = grid_case(3)
+    vol = true_displacement_volume(owner, ref, cur, voxel_size_um=H, origin_um=ORIGIN)
+    assert vol.dtype == np.float32 and vol.shape == (3,) + owner.shape
+    expected = true_displacement_um(points, ref, cur, radii).T.reshape(vol.shape)
+    np.testing.assert_allclose(vol, expected, atol=1e-5, equal_nan=True)
+    assert np.array_equal(np.isnan(vol[0]), owner == -1)
+
+
+@settings(max_examples=10, deadline=None)
+@given(corners=st.lists(st.tuples(*[st.integers(-2, 25)] * 6), min_size=1, max_size=6))
+def test_box_means_match_numpy(corners):
+    ref, cur, radii, owner, _ = CASE
+    vol = true_displacement_volume(owner, ref, cur, voxel_size_um=H, origin_um=ORIGIN)
+    boxes = np.array(corners, dtype=np.int64).reshape(-1, 3, 2)
+    boxes = np.clip(np.sort(boxes, axis=2), 0, np.array(owner.shape)[:, None]).reshape(-1, 6)
+    means = mean_solid_displacement_um(owner, ref, cur, boxes, voxel_size_um=H, origin_um=ORIGIN)
+    for (z0, z1, y0, y1, x0, x1), mean in zip(boxes, means):
+        block = vol[:, z0:z1, y0:y1, x0:x1].reshape(3, -1)
+        block = block[:, ~np.isnan(block[0])]
+        if block.shape[1] == 0:
+            assert np.all(np.isnan(mean))
+        else:
+            np.testing.assert_allclose(mean, block.astype(np.float64).mean(axis=1), atol=1e-5)
+
+
+CASE = grid_case(4)
+
+
+def test_box_without_solid_is_nan():
+    ref, cur, radii, owner, _ = CASE
+    empty = np.full_like(owner, -1)
+    means = mean_solid_displacement_um(empty, ref, cur, np.array([[0, 5, 0, 5, 0, 5]]),
+                                       voxel_size_um=H, origin_um=ORIGIN)
+    assert np.all(np.isnan(means))
+
+
+@pytest.mark.parametrize("call", [
+    lambda: ParticlePoses(np.zeros((3, 2)), np.zeros((3, 4))),
+    lambda: ParticlePoses(np.zeros((3, 3)), np.zeros((2, 4))),
+    lambda: owner_at_points_um(np.zeros((4, 2)), ParticlePoses(np.zeros((1, 3)), [[1, 0, 0, 0]]), [1.0]),
+    lambda: owner_at_points_um(np.zeros((4, 3)), ParticlePoses(np.zeros((1, 3)), [[1, 0, 0, 0]]), [0.0]),
+    lambda: true_displacement_volume(np.zeros((2, 2), np.int32), CASE[0], CASE[1], voxel_size_um=H,
+                                     origin_um=ORIGIN),
+    lambda: mean_solid_displacement_um(CASE[3], CASE[0], CASE[1], np.zeros((1, 4), np.int64),
+                                       voxel_size_um=H, origin_um=ORIGIN),
+    lambda: mean_solid_displacement_um(CASE[3], CASE[0], CASE[1], np.array([[0, 5, 4, 2, 0, 5]]),
+                                       voxel_size_um=H, origin_um=ORIGIN),
+    lambda: true_displacement_um(np.zeros((1, 3)), CASE[0], ParticlePoses(np.zeros((1, 3)), [[1, 0, 0, 0]]),
+                                 CASE[2]),
+])
+def test_bad_input(call):
+    with pytest.raises(ValueError):
+        call()
