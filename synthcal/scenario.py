@@ -107,7 +107,7 @@ class Imaging:
     dark_counts: float = _f(100.0, "dark offset in counts", lo=0.0)
     read_noise_counts: float = _f(3.0, "detector read noise (std, counts)", lo=0.0)
     psf_sigma_px: float = _f(0.7, "detector blur (Gaussian std, pixels)", lo=0.0)
-    ring_gain_sigma: float = _f(0.0, "per-column gain error (std, relative) causing rings", lo=0.0)
+    ring_gain_sigma: float = _f(0.0, "per-pixel gain error left after flat-fielding (std, relative): rings", lo=0.0)
     drift_um: list = _f([], "rigid drift [dz, dy, dx] per step (empty = none)")
     head_material: str = _f("diamond", "flat head material (synthcal.materials name)")
     foil_material: str = _f("aluminium", "current collector under the pillar")

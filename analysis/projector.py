@@ -1,0 +1,387 @@
+"""Parallel-beam projector pair: Joseph forward projection and its exact adjoint.
+
+Geometry (the contract shared by the simulator and the reconstruction):
+
+- Volumes are indexed (z, y, x) in voxels; the rotation axis is z and passes
+  through the volume centre ``cx = (nx - 1) / 2``, ``cy = (ny - 1) / 2``.
+- At angle ``t`` the rays run along ``(x, y) = (cos t, sin t)``.
+- A point ``(x, y)`` projects to the detector coordinate
+  ``u = -(x - cx) sin t + (y - cy) cos t`` (voxels); detector column ``j``
+  sits at ``u = j - (n_det - 1) / 2``. Detector row ``k`` is volume slice
+  ``k``, so every slice is an independent 2D problem.
+- ``n_det`` may be smaller than the volume (a field of view narrower than the
+  object: truncated projections, interior tomography) or larger.
+
+The forward projector is Joseph's method: a ray steps one voxel at a time
+along its major axis (x when ``|cos t| >= |sin t|``, else y) and linearly
+interpolates between the two voxels it passes on the other axis; each sample
+is weighted by the step length ``1 / max(|cos t|, |sin t|)``, so projections
+are line integrals in voxel-length units. Voxels outside the volume are zero.
+
+The back-projector is the exact transpose of that matrix, written as a gather:
+each voxel visits, for every angle, the (at most two) detector bins whose
+rays touch it and applies the weight those rays gave it, in closed form
+(a hat of half-width ``1 / step`` bins about the voxel's detector position,
+times the step length). There are no atomic adds, so results are
+bit-for-bit reproducible; <A x, y> = <x, A^T y> holds to float32 rounding.
+
+Eight consecutive slices are processed together as one float32 vector (they
+share every geometric computation), so volumes are repacked to
+(z-block, y, x, 8) for the kernels and back; nz is padded to a multiple of 8.
+``backproject_interpolating`` is the different, pixel-driven back-projector
+that filtered back-projection needs (linear interpolation on the detector).
+
+All kernels take numpy arrays (float32, C-contiguous) as taichi ndarrays:
+nothing is declared at import and nothing stays allocated between calls.
+"""
+
+import numpy as np
+import taichi as ti
+
+from analysis._taichi import ensure_taichi
+
+_N_CHUNKS = 16  # kernel launches per call when progress is reported
+
+# Per-angle geometry columns (float32 table handed to the kernels).
+_G_COS, _G_SIN, _G_INV, _G_SLOPE, _G_STEP, _G_XMAJOR = range(6)
+
+
+def _angles_rad(angles_deg):
+    angles = np.asarray(angles_deg, dtype=np.float64)
+    if angles.ndim != 1 or angles.size == 0 or not np.all(np.isfinite(angles)):
+        raise ValueError("angles_deg: expected a non-empty 1D array of finite angles in degrees")
+    return np.deg2rad(angles)
+
+
+def _geometry(angles_deg):
+    """Per-angle table: cos, sin, 1/major, minor/major slope, step, x-major flag."""
+    t = _angles_rad(angles_deg)
+    c, s = np.cos(t), np.sin(t)
+    xmajor = np.abs(c) >= np.abs(s)
+    major = np.where(xmajor, c, s)
+    minor = np.where(xmajor, s, c)
+    geom = np.empty((t.size, 6), dtype=np.float64)
+    geom[:, _G_COS] = c
+    geom[:, _G_SIN] = s
+    geom[:, _G_INV] = 1.0 / major
+    geom[:, _G_SLOPE] = minor / major
+    geom[:, _G_STEP] = 1.0 / np.abs(major)
+    geom[:, _G_XMAJOR] = xmajor
+    return np.ascontiguousarray(geom, dtype=np.float32)
+
+
+_ZB = 8  # slices processed together: one detector row block shares all geometry
+_VEC = ti.types.vector(_ZB, ti.f32)
+
+
+@ti.func
+def _clamped_index(v, n):
+    # Clamp in float first: a near-zero slope gives huge (or infinite) values.
+    return ti.cast(ti.min(ti.max(v, -2.0), ti.cast(n + 2, ti.f32)), ti.i32)
+
+
+@ti.func
+def _ray_sum(arr: ti.template(), zb, start, slope, n_march, n_interp):
+    """Joseph sums of _ZB slices along one ray over arr[zb, interp, march].
+
+    The sample at march index i interpolates at p = start + i * slope. Only
+    indices that can touch the volume are visited, and the bounds checks are
+    skipped where both neighbours are certainly inside.
+    """
+    r1 = (-1.0 - start) / slope
+    r2 = (ti.cast(n_interp, ti.f32) - start) / slope
+    s1 = (0.0 - start) / slope
+    s2 = (ti.cast(n_interp - 1, ti.f32) - start) / slope
+    lo = ti.max(0, _clamped_index(ti.floor(ti.min(r1, r2)), n_march) - 1)
+    hi = ti.min(n_march, _clamped_index(ti.ceil(ti.max(r1, r2)), n_march) + 2)
+    a = ti.min(ti.max(_clamped_index(ti.ceil(ti.min(s1, s2)), n_march) + 2, lo), hi)
+    b = ti.min(ti.max(_clamped_index(ti.floor(ti.max(s1, s2)), n_march) - 2, a), hi)
+    if ti.abs(slope) < 1e-3:
+        # The margin of two samples is worth 2 * |slope| voxels; near the
+        # axes that is below float32 rounding, so check every sample there.
+        a, b = lo, lo
+    if slope == 0.0:
+        lo, a, b, hi = 0, 0, 0, n_march
+        if start < -1.0 or start > ti.cast(n_interp, ti.f32):
+            hi = 0
+    acc = _VEC(0.0)
+    for i in range(lo, a):
+        acc += _checked_sample(arr, zb, start + ti.cast(i, ti.f32) * slope, i, n_interp)
+    for i in range(a, b):
+        p = start + ti.cast(i, ti.f32) * slope
+        p0 = ti.cast(p, ti.i32)  # p >= 0 here: truncation is floor, and cheaper
+        v0 = arr[zb, p0, i]
+        acc += v0 + (p - ti.cast(p0, ti.f32)) * (arr[zb, p0 + 1, i] - v0)
+    for i in range(b, hi):
+        acc += _checked_sample(arr, zb, start + ti.cast(i, ti.f32) * slope, i, n_interp)
+    return acc
+
+
+@ti.func
+def _checked_sample(arr: ti.template(), zb, p, i, n_interp):
+    p0 = ti.cast(ti.floor(p), ti.i32)
+    f = p - ti.cast(p0, ti.f32)
+    v = _VEC(0.0)
+    if 0 <= p0 < n_interp:
+        v += (1.0 - f) * arr[zb, p0, i]
+    if 0 <= p0 + 1 < n_interp:
+        v += f * arr[zb, p0 + 1, i]
+    return v
+
+
+@ti.kernel
+def _forward_kernel(vol: ti.types.ndarray(dtype=_VEC, ndim=3),
+                    vol_t: ti.types.ndarray(dtype=_VEC, ndim=3),
+                    g: ti.types.ndarray(dtype=ti.f32, ndim=2),
+                    sino: ti.types.ndarray(dtype=_VEC, ndim=3)):
+    # vol is (z-block, y, x), vol_t the same with y and x swapped, so that
+    # y-major rays also march along a contiguous axis. sino is (z-block, a, j).
+    nzb, ny, nx = vol.shape[0], vol.shape[1], vol.shape[2]
+    na, nd = sino.shape[1], sino.shape[2]
+    cx = 0.5 * ti.cast(nx - 1, ti.f32)
+    cy = 0.5 * ti.cast(ny - 1, ti.f32)
+    cd = 0.5 * ti.cast(nd - 1, ti.f32)
+    for zb, a, j in ti.ndrange(nzb, na, nd):
+        u = ti.cast(j, ti.f32) - cd
+        slope = g[a, _G_SLOPE]
+        acc = _VEC(0.0)
+        if g[a, _G_XMAJOR] > 0.5:
+            # y(x) = cy + u / cos + (x - cx) tan
+            acc = _ray_sum(vol, zb, cy + u * g[a, _G_INV] - cx * slope, slope, nx, ny)
+        else:
+            # x(y) = cx - u / sin + (y - cy) cot
+            acc = _ray_sum(vol_t, zb, cx - u * g[a, _G_INV] - cy * slope, slope, ny, nx)
+        sino[zb, a, j] = acc * g[a, _G_STEP]
+
+
+@ti.kernel
+def _adjoint_kernel(sino: ti.types.ndarray(dtype=_VEC, ndim=3),
+                    g: ti.types.ndarray(dtype=ti.f32, ndim=2),
+                    vol: ti.types.ndarray(dtype=_VEC, ndim=3)):
+    # sino is (z-block, a, j), vol is (z-block, y, x).
+    nzb, ny, nx = vol.shape[0], vol.shape[1], vol.shape[2]
+    na, nd = sino.shape[1], sino.shape[2]
+    cx = 0.5 * ti.cast(nx - 1, ti.f32)
+    cy = 0.5 * ti.cast(ny - 1, ti.f32)
+    cd = 0.5 * ti.cast(nd - 1, ti.f32)
+    for zb, y, x in ti.ndrange(nzb, ny, nx):
+        acc = _VEC(0.0)
+        xf = ti.cast(x, ti.f32) - cx
+        yf = ti.cast(y, ti.f32) - cy
+        for a in range(na):
+            # Along the detector, the forward ray's interpolation coordinate
+            # moves by `step` (>= 1) voxels per bin, so the Joseph weight of
+            # bin j on this voxel is the hat max(0, 1 - |j - jc| * step) about
+            # the voxel centre's detector position jc: at most two bins.
+            step = g[a, _G_STEP]
+            jc = cd + yf * g[a, _G_COS] - xf * g[a, _G_SIN]
+            j0 = ti.cast(ti.floor(jc), ti.i32)
+            f = jc - ti.cast(j0, ti.f32)
+            if 0 <= j0 < nd:
+                acc += (ti.max(0.0, 1.0 - f * step) * step) * sino[zb, a, j0]
+            if 0 <= j0 + 1 < nd:
+                acc += (ti.max(0.0, 1.0 - (1.0 - f) * step) * step) * sino[zb, a, j0 + 1]
+        vol[zb, y, x] = acc
+
+
+@ti.kernel
+def _interp_backproject_kernel(sino: ti.types.ndarray(dtype=_VEC, ndim=3),
+                               g: ti.types.ndarray(dtype=ti.f32, ndim=2),
+                               weights: ti.types.ndarray(dtype=ti.f32, ndim=1),
+                               vol: ti.types.ndarray(dtype=_VEC, ndim=3)):
+    # sino is (z-block, a, j) with one zero bin added at each end of the
+    # detector, so one range test replaces two bounds checks; vol is
+    # (z-block, y, x).
+    nzb, ny, nx = vol.shape[0], vol.shape[1], vol.shape[2]
+    na, nd = sino.shape[1], sino.shape[2] - 2
+    cx = 0.5 * ti.cast(nx - 1, ti.f32)
+    cy = 0.5 * ti.cast(ny - 1, ti.f32)
+    cd = 0.5 * ti.cast(nd - 1, ti.f32) + 1.0  # + 1: the leading zero bin
+    for zb, y, x in ti.ndrange(nzb, ny, nx):
+        acc = _VEC(0.0)
+        xf = ti.cast(x, ti.f32) - cx
+        yf = ti.cast(y, ti.f32) - cy
+        for a in range(na):
+            p = cd + yf * g[a, _G_COS] - xf * g[a, _G_SIN]
+            if 0.0 <= p < ti.cast(nd + 1, ti.f32):
+                p0 = ti.cast(p, ti.i32)
+                v0 = sino[zb, a, p0]
+                acc += weights[a] * (v0 + (p - ti.cast(p0, ti.f32)) * (sino[zb, a, p0 + 1] - v0))
+        vol[zb, y, x] = acc
+
+
+def _to_blocks(arr):
+    """(nz, n0, n1) float32 -> (ceil(nz / _ZB), n0, n1, _ZB), zero-padded in z.
+
+    A taichi ndarray of _ZB-vectors: _ZB consecutive slices share every
+    geometric computation and sit next to each other in memory.
+    """
+    nz = arr.shape[0]
+    nzb = -(-nz // _ZB)
+    out = np.zeros((nzb * _ZB,) + arr.shape[1:], dtype=np.float32)
+    out[:nz] = arr
+    return np.ascontiguousarray(out.reshape((nzb, _ZB) + arr.shape[1:]).transpose(0, 2, 3, 1))
+
+
+def _from_blocks(blocks, nz):
+    """Inverse of :func:`_to_blocks`."""
+    nzb, n0, n1 = blocks.shape[:3]
+    return np.ascontiguousarray(blocks.transpose(0, 3, 1, 2).reshape(nzb * _ZB, n0, n1)[:nz])
+
+
+def _check_volume(volume):
+    vol = np.asarray(volume)
+    if vol.ndim != 3 or min(vol.shape) < 1:
+        raise ValueError(f"volume: expected a non-empty 3D (z, y, x) array, got shape {vol.shape}")
+    return vol
+
+
+def _check_sinogram(sinogram, n_angles):
+    sino = np.asarray(sinogram)
+    if sino.ndim != 3 or sino.shape[0] != n_angles or min(sino.shape) < 1:
+        raise ValueError(f"sinogram: expected shape (n_angles={n_angles}, nz, n_det), got {sino.shape}")
+    return sino
+
+
+def _check_shape_yx(shape_yx):
+    try:
+        ny, nx = (int(n) for n in shape_yx)
+    except (TypeError, ValueError):
+        raise ValueError(f"shape_yx: expected two positive ints (ny, nx), got {shape_yx!r}") from None
+    if ny < 1 or nx < 1:
+        raise ValueError(f"shape_yx: expected two positive ints (ny, nx), got {shape_yx!r}")
+    return ny, nx
+
+
+def _chunks(n, progress):
+    """Split range(n) into launches; several only when progress is wanted."""
+    k = 1 if progress is None else min(n, _N_CHUNKS)
+    edges = np.linspace(0, n, k + 1).round().astype(int)
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def forward_project(volume, angles_deg, n_det=None, arch="cpu", progress=None):
+    """Parallel-beam line integrals of a volume (Joseph projector).
+
+    Parameters
+    ----------
+    volume : array_like, shape (nz, ny, nx)
+        Values per voxel (e.g. attenuation in 1/voxel-length).
+    angles_deg : array_like, shape (n_angles,)
+        Projection angles in degrees (see the module geometry).
+    n_det : int, optional
+        Detector columns, centred on the rotation axis; default ``nx``.
+    arch : {"cpu", "gpu"}
+        Taichi backend.
+    progress : callable, optional
+        Called as ``progress(fraction)`` with fractions in [0, 1].
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (n_angles, nz, n_det)
+        Line integrals in voxel-length units (value x voxels traversed).
+    """
+    vol = _check_volume(volume)
+    geom = _geometry(angles_deg)
+    n_det = vol.shape[2] if n_det is None else n_det
+    if not isinstance(n_det, (int, np.integer)) or n_det < 1:
+        raise ValueError(f"n_det: expected a positive int, got {n_det!r}")
+    ensure_taichi(arch)
+    blocks = _to_blocks(vol)
+    # y-major rays march along y: give them a (z, x, y) copy to read contiguously.
+    blocks_t = np.ascontiguousarray(blocks.transpose(0, 2, 1, 3)) if np.any(geom[:, _G_XMAJOR] < 0.5) else blocks
+    out = np.empty((blocks.shape[0], geom.shape[0], int(n_det), _ZB), dtype=np.float32)
+    chunks = _chunks(blocks.shape[0], progress)
+    for k, (b0, b1) in enumerate(chunks):
+        _forward_kernel(blocks[b0:b1], blocks_t[b0:b1], geom, out[b0:b1])
+        if progress is not None:
+            progress((k + 1) / len(chunks))
+    sino = np.ascontiguousarray(_from_blocks(out, vol.shape[0]).transpose(1, 0, 2))
+    return sino
+
+
+def back_project(sinogram, angles_deg, shape_yx, arch="cpu", progress=None):
+    """Exact adjoint (matrix transpose) of :func:`forward_project`.
+
+    Parameters
+    ----------
+    sinogram : array_like, shape (n_angles, nz, n_det)
+        Values per detector bin.
+    angles_deg : array_like, shape (n_angles,)
+        Projection angles in degrees, as given to the forward projection.
+    shape_yx : tuple of int
+        (ny, nx) of the volume to back-project into.
+    arch : {"cpu", "gpu"}
+        Taichi backend.
+    progress : callable, optional
+        Called as ``progress(fraction)`` with fractions in [0, 1].
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (nz, ny, nx)
+        ``A.T @ sinogram`` with ``A`` the forward projector: the sum over rays
+        of the bin value times the ray's interpolation weight and step length
+        (voxel lengths), so ``<A x, y> == <x, A.T y>``.
+    """
+    geom = _geometry(angles_deg)
+    sino = _check_sinogram(sinogram, geom.shape[0])
+    ny, nx = _check_shape_yx(shape_yx)
+    ensure_taichi(arch)
+    return _gather(_adjoint_kernel, sino, geom, (), (ny, nx), progress)
+
+
+def backproject_interpolating(sinogram, angles_deg, shape_yx, weights=None, arch="cpu",
+                              progress=None):
+    """Pixel-driven back-projection with linear interpolation on the detector.
+
+    This is the back-projection of filtered back-projection, not the adjoint
+    of :func:`forward_project`: every voxel centre is projected onto the
+    detector and the two neighbouring bins are interpolated, so a constant
+    sinogram back-projects to a constant (no Joseph-weight ripple).
+
+    Parameters
+    ----------
+    sinogram : array_like, shape (n_angles, nz, n_det)
+        Values per detector bin (typically filtered projections).
+    angles_deg : array_like, shape (n_angles,)
+        Projection angles in degrees.
+    shape_yx : tuple of int
+        (ny, nx) of the output volume, centred on the rotation axis.
+    weights : array_like, shape (n_angles,), optional
+        Weight of each angle (e.g. its angular interval in radians); default 1.
+    arch : {"cpu", "gpu"}
+        Taichi backend.
+    progress : callable, optional
+        Called as ``progress(fraction)`` with fractions in [0, 1].
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (nz, ny, nx)
+        ``sum_a weights[a] * sinogram[a, z, u(x, y)]``; bins outside the
+        detector count as zero.
+    """
+    geom = _geometry(angles_deg)
+    n_angles = geom.shape[0]
+    sino = _check_sinogram(sinogram, n_angles)
+    ny, nx = _check_shape_yx(shape_yx)
+    w = np.ones(n_angles) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != (n_angles,) or not np.all(np.isfinite(w)):
+        raise ValueError(f"weights: expected {n_angles} finite values, one per angle")
+    w = np.ascontiguousarray(w, dtype=np.float32)
+    ensure_taichi(arch)
+    padded = np.zeros(sino.shape[:2] + (sino.shape[2] + 2,), dtype=np.float32)
+    padded[:, :, 1:-1] = sino
+    return _gather(_interp_backproject_kernel, padded, geom, (w,), (ny, nx), progress)
+
+
+def _gather(kernel, sino, geom, extra, shape_yx, progress):
+    """Run a back-projection kernel per z-block chunk; returns (nz, ny, nx) float32."""
+    nz = sino.shape[1]
+    blocks = _to_blocks(np.transpose(sino, (1, 0, 2)))
+    out = np.empty((blocks.shape[0],) + tuple(shape_yx) + (_ZB,), dtype=np.float32)
+    chunks = _chunks(blocks.shape[0], progress)
+    for k, (b0, b1) in enumerate(chunks):
+        kernel(blocks[b0:b1], geom, *extra, out[b0:b1])
+        if progress is not None:
+            progress((k + 1) / len(chunks))
+    return _from_blocks(out, nz)
