@@ -20,7 +20,7 @@ from pathlib import Path
 from synthcal import __version__
 from synthcal.progress import ProgressBar
 from synthcal.scenario import to_toml
-from synthcal.stages import STAGES, NotBuilt, StageContext
+from synthcal.stages import STAGES, StageContext
 
 STAMP = ".stage.json"
 
@@ -79,7 +79,7 @@ def run(scenario, run_dir, *, arch="cpu", only=None, start=None, force=False, lo
     Returns
     -------
     dict
-        Stage name -> "ran", "cached", "not built" or "not run".
+        Stage name -> "ran", "cached" or "not run".
     """
     names = [s.name for s in STAGES]
     for option, value in (("--only", only), ("--from", start)):
@@ -128,10 +128,6 @@ def _run_stage(stage, scenario, run_dir, final, key, arch, log):
     ctx = StageContext(scenario=scenario, run_dir=run_dir, out=tmp, arch=arch, progress=bar)
     try:
         stage.run(ctx)
-    except NotBuilt as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        log(f"[{stage.name}] not built yet: {exc}")
-        return "not built"
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

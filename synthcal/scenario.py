@@ -76,10 +76,10 @@ class Dem:
     """Discrete-element numerics."""
 
     timestep_fraction: float = _f(0.2, "time step as a fraction of the Rayleigh time", lo=0.0, hi=1.0, lo_open=True)
-    mass_scaling: float = _f(1.0, "density multiplier for larger time steps (quasi-static only)", lo=1.0)
+    mass_scaling: float = _f(100.0, "density multiplier for larger time steps (quasi-static only)", lo=1.0)
     bond_strength_pa: float = _f(5e6, "tensile/shear strength of CBD bonds", lo=0.0)
     bond_stiffness_scale: float = _f(1.0, "bond stiffness relative to the CBD contact stiffness", lo=0.0, lo_open=True)
-    settle_time_s: float = _f(2e-5, "simulated time to settle after deposition and after the cut", lo=0.0, lo_open=True)
+    settle_time_s: float = _f(5e-6, "simulated time to settle after deposition and after the cut", lo=0.0, lo_open=True)
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class Compression:
 
     steps_um: list = _f([0.0, 3.0, 6.0], "cumulative head travel after first contact, one per scan; starts at 0", lo=0.0)
     head_speed_m_s: float = _f(0.05, "head speed during loading (scaled time; quasi-static is checked)", lo=0.0, lo_open=True)
-    hold_time_s: float = _f(2e-5, "relaxation time at each step before the scan", lo=0.0)
+    hold_time_s: float = _f(5e-6, "relaxation time at each step before the scan", lo=0.0)
     head_radius_um: float = _f(0.0, "radius of the flat head disc; 0 = infinite plane", lo=0.0)
 
 

@@ -94,24 +94,6 @@ def node_maps(fields, labels, title, path, *, cmap="viridis", vmin=None, vmax=No
     _save(fig, path)
 
 
-def cpsd_curves(curves, path):
-    """Cumulative pore size distribution of every step (Fig. 4c).
-
-    Parameters
-    ----------
-    curves : list of (label, radius_um, cumulative_fraction, mean_radius_um)
-    """
-    fig, ax = plt.subplots(figsize=(5, 3.6))
-    for label, radius, fraction, mean in curves:
-        ax.plot(radius, fraction, label=f"{label} (mean {mean:.2f} µm)")
-    ax.set_xlabel("pore radius r (µm)")
-    ax.set_ylabel("pore volume fraction with radius ≥ r")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    _save(fig, path)
-
-
 def force_displacement(displacement_um, force_n, steps_um, path):
     """Head force against head travel, with the scan pauses marked."""
     fig, ax = plt.subplots(figsize=(5, 3.6))

@@ -1,0 +1,13 @@
+"""Subset-based local digital volume correlation (DVC).
+
+Organised by technique: :mod:`~analysis.dvc.grid` (node grid, subvolume
+extraction), :mod:`~analysis.dvc.search` (integer FFT-ZNCC search),
+:mod:`~analysis.dvc.interpolate` (cubic B-spline sampling, taichi),
+:mod:`~analysis.dvc.gauss_newton` (IC-GN refinement) and
+:mod:`~analysis.dvc.local` (the driver, :func:`correlate`).
+"""
+
+from analysis.dvc.grid import node_grid
+from analysis.dvc.local import DVCResult, Status, correlate
+
+__all__ = ["correlate", "DVCResult", "Status", "node_grid"]

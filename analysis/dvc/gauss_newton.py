@@ -1,0 +1,249 @@
+"""Inverse-compositional Gauss–Newton (IC-GN) subvoxel refinement, batched over nodes.
+
+Each node's reference points ``f`` (a shared set of local offsets ``x``
+around the node) are matched to the deformed volume ``g`` sampled at
+``W(x; p) = c + t + L x`` by minimising the zero-normalised sum of squared
+differences (ZNSSD), which is invariant to affine grey-level changes. The
+reference gradients and the Gauss–Newton Hessian are computed once per node
+(inverse compositional); each iteration samples ``g`` for all active nodes in
+one taichi call and updates ``W <- W o W(dp)^-1``.
+
+Shape functions: ``"affine"`` (12 parameters: translation and the full
+3x3 displacement gradient), ``"rigid"`` (6: translation and an
+infinitesimal rotation, re-orthonormalised after each update) and
+``"translation"`` (3).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+_FLAT = 1e-6        # relative grey-level spread below which a subvolume has no texture
+_IU3 = np.triu_indices(3)
+_IU4 = np.triu_indices(4)
+
+
+def _sym_index(n):
+    """(n, n) index of each entry into the packed upper triangle."""
+    k = np.zeros((n, n), dtype=np.int64)
+    iu = np.triu_indices(n)
+    k[iu] = np.arange(len(iu[0]))
+    return np.maximum(k, k.T)
+
+
+_SYM3 = _sym_index(3)
+_SYM4 = _sym_index(4)
+
+
+def _basis(shape_function):
+    """(K, 3, 4) generators B_k: dW/dp_k at p = 0 is B_k @ [x, 1]."""
+    t = np.zeros((3, 3, 4))
+    for i in range(3):
+        t[i, i, 3] = 1.0
+    if shape_function == "translation":
+        return t
+    if shape_function == "affine":
+        a = np.zeros((9, 3, 4))
+        for k in range(9):
+            a[k, k // 3, k % 3] = 1.0
+        return np.concatenate([t, a])
+    if shape_function == "rigid":
+        r = np.zeros((3, 3, 4))
+        for k in range(3):
+            axis = np.zeros(3)
+            axis[k] = 1.0
+            r[k, :, :3] = np.cross(np.eye(3), axis)   # rows e_i x axis, so r @ x = axis x x
+        return np.concatenate([t, r])
+    raise ValueError(f"shape_function: expected 'affine', 'rigid' or 'translation', got {shape_function!r}")
+
+
+@dataclass(frozen=True)
+class Refinement:
+    """Outcome of IC-GN for a batch of nodes.
+
+    Attributes
+    ----------
+    warps : numpy.ndarray
+        (B, 3, 4) final maps from local offsets to deformed positions, voxels.
+    cc : numpy.ndarray
+        (B,) zero-normalised correlation coefficient at the final warp.
+    iterations : numpy.ndarray
+        (B,) Gauss–Newton iterations done.
+    converged : numpy.ndarray
+        (B,) bool, the last update was below tolerance.
+    textured : numpy.ndarray
+        (B,) bool, the reference points are not flat (Hessian invertible).
+    """
+
+    warps: np.ndarray
+    cc: np.ndarray
+    iterations: np.ndarray
+    converged: np.ndarray
+    textured: np.ndarray
+
+
+@dataclass(frozen=True)
+class ReferenceTerms:
+    """What IC-GN needs from the reference side, computed once per node.
+
+    Attributes
+    ----------
+    fn : numpy.ndarray
+        (B, n) float32 zero-mean, unit-norm reference values.
+    grad : numpy.ndarray
+        (B, 3, n) float32 reference gradient (d/dz, d/dy, d/dx) divided by the same norm.
+    hess_packed : numpy.ndarray
+        (B, 6, 10) float64 sums of grad_i grad_k x_j x_l over the points, for the
+        upper-triangle pairs (i <= k) and (j <= l) of x = [offset, 1].
+    sd_sum : numpy.ndarray
+        (B, 12) float64 sums of grad_i x_j (row-major i, j).
+    sd_fn : numpy.ndarray
+        (B, 12) float64 sums of fn grad_i x_j.
+    textured : numpy.ndarray
+        (B,) bool, the reference points are not flat.
+    """
+
+    fn: np.ndarray
+    grad: np.ndarray
+    hess_packed: np.ndarray
+    sd_sum: np.ndarray
+    sd_fn: np.ndarray
+    textured: np.ndarray
+
+
+def reference_terms(f, grad_f, offsets):
+    """:class:`ReferenceTerms` from reference values and gradients at arbitrary points.
+
+    Parameters
+    ----------
+    f : numpy.ndarray
+        (B, n) reference grey values at the points.
+    grad_f : numpy.ndarray
+        (B, n, 3) reference gradient (d/dz, d/dy, d/dx) at the points.
+    offsets : numpy.ndarray
+        (n, 3) local offsets of the points from the node (z, y, x), voxels.
+    """
+    B, n = f.shape
+    xh = np.concatenate([offsets.astype(np.float64), np.ones((n, 1))], axis=1)
+    f = f.astype(np.float32)
+    f0 = f - f.mean(axis=1, keepdims=True)
+    fnorm = np.sqrt(np.einsum("bn,bn->b", f0, f0, dtype=np.float64))
+    textured = fnorm > _FLAT * np.sqrt(n) * (np.abs(f).max(axis=1) + 1e-30)
+    scale = np.where(textured, 1.0 / np.where(textured, fnorm, 1.0), 0.0).astype(np.float32)
+    fn = f0 * scale[:, None]
+    gs = np.ascontiguousarray(grad_f.astype(np.float32).transpose(0, 2, 1)) * scale[:, None, None]   # (B, 3, n)
+    xh32 = xh.astype(np.float32)
+    # one GEMM over the points, on the symmetric pairs only
+    gg = (gs[:, _IU3[0], :] * gs[:, _IU3[1], :]).reshape(B * 6, n)
+    hess_packed = (gg @ (xh32[:, _IU4[0]] * xh32[:, _IU4[1]])).reshape(B, 6, 10).astype(np.float64)
+    sd_sum = (gs.astype(np.float64) @ xh).reshape(B, 12)
+    sd_fn = ((gs * fn[:, None, :]).astype(np.float64) @ xh).reshape(B, 12)
+    return ReferenceTerms(fn=fn, grad=gs, hess_packed=hess_packed, sd_sum=sd_sum, sd_fn=sd_fn,
+                          textured=textured)
+
+
+def refine(spline, terms, offsets, warps0, *, shape_function="affine",
+           max_iterations=50, tolerance_voxels=1e-3, exact_first=None):
+    """Refine initial warps of a batch of nodes by IC-GN.
+
+    Parameters
+    ----------
+    spline : analysis.dvc.interpolate.SplineVolume
+        The deformed volume.
+    terms : ReferenceTerms
+        Reference side of each node (:func:`reference_terms`, or the cube
+        kernel of :mod:`analysis.dvc.interpolate`).
+    offsets : numpy.ndarray
+        (n, 3) local offsets of the points from the node (z, y, x), voxels.
+    warps0 : numpy.ndarray
+        (B, 3, 4) initial warps.
+    shape_function : {"affine", "rigid", "translation"}
+    max_iterations : int
+    tolerance_voxels : float
+        Convergence when the update moves no point of the subvolume by more
+        than this, voxels.
+    exact_first : numpy.ndarray, optional
+        (B, n) deformed grey values at ``warps0`` when already known (an
+        integer translation samples voxels exactly), saving one interpolation.
+
+    Returns
+    -------
+    Refinement
+    """
+    basis = _basis(shape_function)
+    B, n = terms.fn.shape
+    reach_h = np.append(np.abs(offsets).max(axis=0).astype(np.float64), 1.0)
+    # per-generator max displacement over the subvolume, for the convergence test
+    gen_reach = (np.abs(basis) @ reach_h).max(axis=1)
+    select = basis.reshape(len(basis), 12).T                                    # (12, K)
+    h12 = terms.hess_packed[:, _SYM3][:, :, :, _SYM4].transpose(0, 1, 3, 2, 4).reshape(B, 12, 12)
+    hess = select.T @ h12 @ select
+    textured = terms.textured
+    hess[~textured] = np.eye(len(basis))
+    hinv = np.linalg.inv(hess)
+    fn, gs, sd_sum, sd_fn = terms.fn, terms.grad, terms.sd_sum, terms.sd_fn
+    warps = np.array(warps0, dtype=np.float64)
+    cc = np.zeros(B)
+    iterations = np.zeros(B, dtype=np.int64)
+    converged = np.zeros(B, dtype=bool)
+    # working copies hold only the active nodes; they are compacted when some converge
+    active = np.flatnonzero(textured)
+    fn_a, gs_a, hinv_a, w_a = fn[active], gs[active], hinv[active], warps[active]
+    g_a = None if exact_first is None else np.asarray(exact_first, dtype=np.float32)[active]
+    # the per-point residual enters only through sums (see ReferenceTerms)
+    sd_sum_a, sd_fn_a = sd_sum[active], sd_fn[active]
+    for it in range(max_iterations + 1):
+        if len(active) == 0:
+            break
+        given = g_a if (it == 0 and g_a is not None) else None
+        sums = spline.correlation_sums(w_a, offsets, fn_a, gs_a, given)
+        mean = sums[:, 0] / n
+        sigma = np.sqrt(np.maximum(sums[:, 1] - n * mean * mean, 1e-300))
+        # both images unit-norm and zero-mean: ZNCC = sum fn g / sigma
+        cc[active] = sums[:, 2] / sigma
+        warps[active] = w_a
+        if it == max_iterations:
+            break
+        # sd^T (gn - fn) with gn = (g - mean) / sigma, from the sums
+        rhs12 = (sums[:, 3:] - mean[:, None] * sd_sum_a) / sigma[:, None] - sd_fn_a
+        dp = np.einsum("bkl,bl->bk", hinv_a, rhs12 @ select)
+        iterations[active] += 1
+        w_a = _compose_inverse(w_a, np.einsum("bk,kij->bij", dp, basis), shape_function)
+        warps[active] = w_a
+        done = np.abs(dp) @ gen_reach < tolerance_voxels
+        if done.any():
+            # a converged node's cc is from the warp before its last, sub-tolerance update
+            converged[active[done]] = True
+            keep = ~done
+            active, fn_a, gs_a, hinv_a, w_a = active[keep], fn_a[keep], gs_a[keep], hinv_a[keep], w_a[keep]
+            sd_sum_a, sd_fn_a = sd_sum_a[keep], sd_fn_a[keep]
+            if g_a is not None:
+                g_a = g_a[keep]
+    return Refinement(warps=warps, cc=cc, iterations=iterations, converged=converged, textured=textured)
+
+
+def _compose_inverse(warps, dm, shape_function):
+    """W <- W o W(dp)^-1 in homogeneous 4x4 form."""
+    b = len(warps)
+    m = np.zeros((b, 4, 4))
+    m[:, :3] = warps
+    m[:, 3, 3] = 1.0
+    d = np.zeros((b, 4, 4))
+    d[:, :3] = dm
+    d[:, :3, :3] += np.eye(3)
+    d[:, 3, 3] = 1.0
+    if shape_function == "rigid":
+        d[:, :3, :3] = nearest_rotation(d[:, :3, :3])
+    out = (m @ np.linalg.inv(d))[:, :3]
+    if shape_function == "rigid":
+        out[:, :, :3] = nearest_rotation(out[:, :, :3])
+    return out
+
+
+def nearest_rotation(matrices):
+    """Nearest proper rotation(s) to 3x3 matrices (polar decomposition by SVD)."""
+    u, _, vt = np.linalg.svd(matrices)
+    det = np.linalg.det(u @ vt)
+    u[..., :, -1] *= det[..., None]
+    return u @ vt

@@ -1,0 +1,105 @@
+"""Node grids and batched extraction of cubic subvolumes around nodes."""
+
+import numpy as np
+
+
+def node_grid(shape, node_spacing_voxels, subvolume_voxels, margin_voxels=0):
+    """Regular grid of nodes whose subvolumes lie inside the volume.
+
+    Parameters
+    ----------
+    shape : tuple of 3 int
+        Volume shape (z, y, x), voxels.
+    node_spacing_voxels : int or tuple of 3 int
+        Distance between neighbouring nodes along each axis, voxels.
+    subvolume_voxels : int
+        Edge of the cubic subvolume centred on each node, voxels.
+    margin_voxels : int, optional
+        Extra distance kept between each subvolume and the volume faces,
+        voxels (e.g. the expected displacement, so that the deformed
+        subvolume stays inside too).
+
+    Returns
+    -------
+    numpy.ndarray
+        (N, 3) int64 node positions (z, y, x), voxels, z slowest. The grid is
+        centred in the volume.
+    """
+    shape = _shape3(shape)
+    spacing = np.broadcast_to(np.asarray(node_spacing_voxels), (3,))
+    if not np.all(spacing >= 1) or not np.all(spacing == np.round(spacing)):
+        raise ValueError(f"node_spacing_voxels: expected positive integers, got {node_spacing_voxels!r}")
+    s = _subvolume(subvolume_voxels)
+    if margin_voxels < 0:
+        raise ValueError(f"margin_voxels: expected >= 0, got {margin_voxels!r}")
+    low = s // 2 + int(margin_voxels)
+    axes = []
+    for n, d in zip(shape, spacing.astype(int)):
+        high = n - (s - s // 2) - int(margin_voxels)   # last index with the subvolume inside
+        if high < low:
+            raise ValueError(f"shape: {shape} too small for subvolume_voxels={s} and margin_voxels={margin_voxels}")
+        count = (high - low) // d + 1
+        start = low + ((high - low) - (count - 1) * d) // 2
+        axes.append(start + d * np.arange(count))
+    zz, yy, xx = np.meshgrid(*axes, indexing="ij")
+    return np.stack([zz.ravel(), yy.ravel(), xx.ravel()], axis=1).astype(np.int64)
+
+
+def subvolume_offsets(subvolume_voxels):
+    """Integer offsets (n, 3) of the voxels of a cubic subvolume from its node.
+
+    The subvolume of edge ``s`` around node ``c`` covers indices
+    ``c - s // 2 ... c - s // 2 + s - 1`` on each axis.
+    """
+    s = _subvolume(subvolume_voxels)
+    r = np.arange(s) - s // 2
+    zz, yy, xx = np.meshgrid(r, r, r, indexing="ij")
+    return np.stack([zz.ravel(), yy.ravel(), xx.ravel()], axis=1)
+
+
+def extract_cubes(volume, corners, edge):
+    """Gather cubes ``volume[c:c+edge]`` (per axis) for each corner, batched.
+
+    Indices outside the volume are clamped to the nearest face; callers
+    decide which nodes such clamping invalidates.
+
+    Returns
+    -------
+    numpy.ndarray
+        (B, edge, edge, edge) in the dtype of ``volume``.
+    """
+    corners = np.asarray(corners, dtype=np.int64)
+    r = np.arange(edge)
+    idx = [np.clip(corners[:, a, None] + r, 0, volume.shape[a] - 1) for a in range(3)]
+    return volume[idx[0][:, :, None, None], idx[1][:, None, :, None], idx[2][:, None, None, :]]
+
+
+def inside_fraction(mask, nodes, subvolume_voxels):
+    """Fraction of each node's subvolume that lies inside ``mask`` (outside the volume counts as out)."""
+    s = _subvolume(subvolume_voxels)
+    corners = np.asarray(nodes, dtype=np.int64) - s // 2
+    shape = np.array(mask.shape)
+    out = np.empty(len(corners))
+    for start in range(0, len(corners), 512):   # batches bound memory, not a per-node loop
+        c = corners[start:start + 512]
+        cubes = extract_cubes(mask, c, s).reshape(len(c), -1).astype(bool)
+        r = np.arange(s)
+        inside_axes = [((c[:, a, None] + r) >= 0) & ((c[:, a, None] + r) < shape[a]) for a in range(3)]
+        inside = (inside_axes[0][:, :, None, None] & inside_axes[1][:, None, :, None]
+                  & inside_axes[2][:, None, None, :]).reshape(len(c), -1)
+        out[start:start + 512] = (cubes & inside).mean(axis=1)
+    return out
+
+
+def _shape3(shape):
+    shape = tuple(int(n) for n in shape)
+    if len(shape) != 3:
+        raise ValueError(f"shape: expected 3 dimensions (z, y, x), got {shape!r}")
+    return shape
+
+
+def _subvolume(subvolume_voxels):
+    s = int(subvolume_voxels)
+    if s != subvolume_voxels or s < 5:
+        raise ValueError(f"subvolume_voxels: expected an integer >= 5, got {subvolume_voxels!r}")
+    return s

@@ -1,0 +1,274 @@
+"""Subset-based local DVC: integer search, then IC-GN refinement, per node."""
+
+import enum
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from analysis.dvc.gauss_newton import refine
+from analysis.dvc.grid import extract_cubes, inside_fraction, node_grid, subvolume_offsets
+from analysis.dvc.interpolate import SplineVolume, device_array
+from analysis.dvc.reference import cube_terms
+from analysis.dvc.search import integer_search
+
+_BATCH_NODES = 384        # nodes per IC-GN batch (memory ~ 0.3 MB per node at 17^3)
+_RESCUE_RADIUS_VOXELS = 2
+
+
+class Status(enum.IntEnum):
+    """Per-node outcome of :func:`correlate`."""
+
+    CONVERGED = 0        #: converged with CC >= min_cc (the only ``ok`` status)
+    MAX_ITERATIONS = 1   #: Gauss–Newton did not converge
+    MASKED = 2           #: subvolume mostly outside the mask, skipped
+    OUTSIDE = 3          #: the deformed subvolume leaves the volume
+    FLAT = 4             #: reference subvolume has no texture
+    LOW_CC = 5           #: converged, but CC below min_cc
+
+
+@dataclass(frozen=True)
+class DVCResult:
+    """Node field from :func:`correlate`.
+
+    Attributes
+    ----------
+    nodes : numpy.ndarray
+        (N, 3) node positions (z, y, x) in the reference, voxels.
+    displacement : numpy.ndarray
+        (N, 3) displacement (z, y, x), voxels; NaN where not ``ok``.
+    cc : numpy.ndarray
+        (N,) zero-normalised correlation coefficient at the final warp (0 for skipped nodes).
+    ok : numpy.ndarray
+        (N,) bool, converged and trusted (status CONVERGED).
+    iterations : numpy.ndarray
+        (N,) Gauss–Newton iterations of the final pass.
+    status : numpy.ndarray
+        (N,) int, values of :class:`Status`.
+    displacement_gradient : numpy.ndarray
+        (N, 3, 3) du_i/dx_j of the subvolume's affine shape function,
+        dimensionless; NaN where not ``ok``.
+    subvolume_voxels : int
+        Edge of the cubic subvolume of the final pass, voxels.
+    """
+
+    nodes: np.ndarray
+    displacement: np.ndarray
+    cc: np.ndarray
+    ok: np.ndarray
+    iterations: np.ndarray
+    status: np.ndarray
+    displacement_gradient: np.ndarray
+    subvolume_voxels: int
+
+
+def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
+              max_displacement_voxels, mask=None, nodes=None, passes=(),
+              min_mask_fraction=0.5, min_cc=0.5, max_iterations=50,
+              tolerance_voxels=5e-3, arch="cpu", progress=None):
+    """Local DVC of ``deformed`` against ``reference`` on a node grid.
+
+    Integer displacements come from FFT zero-normalised cross-correlation
+    up to ``max_displacement_voxels`` (coarse-to-fine when large), then each
+    node is refined to subvoxel accuracy by inverse-compositional
+    Gauss–Newton with a first-order (12-parameter affine) shape function on
+    cubic B-spline interpolation of ``deformed``. Nodes that fail are
+    retried once from the median displacement of their converged neighbours.
+
+    Parameters
+    ----------
+    reference, deformed : numpy.ndarray
+        3D volumes (z, y, x) of the same shape, any real dtype.
+    subvolume_voxels : int
+        Edge of the cubic subvolume around each node, voxels (odd is best).
+    node_spacing_voxels : int or tuple of 3 int
+        Node spacing, voxels; ignored when ``nodes`` is given.
+    max_displacement_voxels : float
+        Largest displacement searched on each axis, voxels.
+    mask : numpy.ndarray of bool, optional
+        Sample region of the reference; nodes whose subvolume has less than
+        ``min_mask_fraction`` inside it are skipped (status MASKED).
+    nodes : numpy.ndarray, optional
+        (N, 3) int explicit node positions (z, y, x), voxels, e.g. from
+        :func:`node_grid`. Default: ``node_grid(shape, node_spacing_voxels,
+        subvolume_voxels)``.
+    passes : sequence of int, optional
+        Larger subvolume edges to correlate first, in order; each pass seeds
+        the next one (its converged warps are the next initial guesses).
+    min_mask_fraction : float
+    min_cc : float
+        Converged nodes below this CC get status LOW_CC (not ok).
+    max_iterations : int
+    tolerance_voxels : float
+        Gauss–Newton stops when an update moves no subvolume point by more
+        than this, voxels.
+    arch : {"cpu", "gpu"}
+        Taichi backend of the interpolation kernel.
+    progress : callable, optional
+        Called as ``progress(fraction)``.
+
+    Returns
+    -------
+    DVCResult
+    """
+    reference = _volume(reference, "reference")
+    deformed = _volume(deformed, "deformed")
+    if deformed.shape != reference.shape:
+        raise ValueError(f"deformed: expected shape {reference.shape} like reference, got {deformed.shape}")
+    if not max_displacement_voxels >= 0:
+        raise ValueError(f"max_displacement_voxels: expected >= 0, got {max_displacement_voxels!r}")
+    sizes = [int(p) for p in passes] + [subvolume_voxels]
+    if nodes is None:
+        nodes = node_grid(reference.shape, node_spacing_voxels, subvolume_voxels)
+    else:
+        nodes = np.asarray(nodes)
+        if nodes.ndim != 2 or nodes.shape[1] != 3 or not np.all(nodes == np.round(nodes)):
+            raise ValueError("nodes: expected an (N, 3) array of integer positions (z, y, x)")
+        nodes = nodes.astype(np.int64)
+    n_nodes = len(nodes)
+    status = np.full(n_nodes, Status.MAX_ITERATIONS, dtype=np.int64)
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != reference.shape:
+            raise ValueError(f"mask: expected a boolean array of shape {reference.shape}, got {mask.shape}")
+        status[inside_fraction(mask, nodes, subvolume_voxels) < min_mask_fraction] = Status.MASKED
+    live = status != Status.MASKED
+
+    spline = SplineVolume(deformed, arch=arch)
+    reference_dev = device_array(reference, arch)
+    radius = int(np.ceil(max_displacement_voxels))
+    warps = np.zeros((n_nodes, 3, 4))
+    warps[:, :, :3] = np.eye(3)
+    warps[:, :, 3] = nodes
+    cc = np.zeros(n_nodes)
+    iterations = np.zeros(n_nodes, dtype=np.int64)
+    ok = np.zeros(n_nodes, dtype=bool)
+    n_steps = 2 * len(sizes)
+    for k, s in enumerate(sizes):
+        step = _Pass(reference_dev, deformed, spline, nodes, s, max_iterations, tolerance_voxels, arch)
+        seeded = np.flatnonzero(ok & live)
+        step.run(seeded, warps[seeded].copy(), False, warps, cc, iterations, status)
+        fresh = np.flatnonzero(live & ~ok)
+        # FFT search on a sparse subset only; the others start from its converged neighbours
+        searched = fresh[_sparse_subset(nodes[fresh])]
+        d_int, _ = integer_search(reference, deformed, nodes[searched], s, radius)
+        step.run(searched, _translation_warps(nodes[searched], d_int), True, warps, cc, iterations, status)
+        ok = _judge(status, cc, min_cc, live)
+        rest = np.setdiff1d(fresh, searched)
+        guess = _neighbour_guess(nodes, warps[:, :, 3] - nodes, ok, rest)
+        has = ~np.isnan(guess[:, 0])
+        step.run(rest[has], _translation_warps(nodes[rest[has]], np.round(guess[has])), True,
+                 warps, cc, iterations, status)
+        ok = _judge(status, cc, min_cc, live)
+        _report(progress, (2 * k + 1) / n_steps)
+        # retry failures by a local search around their converged neighbours' median displacement,
+        # or a full search where no neighbour converged
+        retry = np.flatnonzero(live & ~ok & (status != Status.FLAT))
+        guess = _neighbour_guess(nodes, warps[:, :, 3] - nodes, ok, retry)
+        has = ~np.isnan(guess[:, 0])
+        for sel, r, g in ((retry[has], _RESCUE_RADIUS_VOXELS, np.round(guess[has]).astype(np.int64)),
+                          (retry[~has], radius, None)):
+            if len(sel):
+                d_int, _ = integer_search(reference, deformed, nodes[sel], s, r, g)
+                step.run(sel, _translation_warps(nodes[sel], d_int), True, warps, cc, iterations, status)
+        ok = _judge(status, cc, min_cc, live)
+        _report(progress, (2 * k + 2) / n_steps)
+
+    displacement = warps[:, :, 3] - nodes
+    gradient = warps[:, :, :3] - np.eye(3)
+    displacement[~ok] = np.nan
+    gradient[~ok] = np.nan
+    cc[~live] = 0.0
+    return DVCResult(nodes=nodes, displacement=displacement, cc=cc, ok=ok, iterations=iterations,
+                     status=status, displacement_gradient=gradient, subvolume_voxels=int(subvolume_voxels))
+
+
+class _Pass:
+    """IC-GN over chosen nodes with one subvolume size, in memory-bounded batches."""
+
+    def __init__(self, reference, deformed, spline, nodes, s, max_iterations, tolerance_voxels, arch):
+        self.reference, self.deformed, self.spline, self.nodes = reference, deformed, spline, nodes
+        self.arch = arch
+        self.s, self.max_iterations, self.tolerance = s, max_iterations, tolerance_voxels
+        self.offsets = subvolume_offsets(s)
+        self.shape = np.array(deformed.shape)
+
+    def run(self, idx, warps0, integer_start, warps, cc, iterations, status):
+        s = self.s
+        for start in range(0, len(idx), _BATCH_NODES):   # batches bound memory; each is one vectorised solve
+            sel = idx[start:start + _BATCH_NODES]
+            w0 = warps0[start:start + _BATCH_NODES]
+            terms = cube_terms(self.reference, self.nodes[sel], s, self.arch)
+            first = None
+            if integer_start:
+                first = extract_cubes(self.deformed, np.round(w0[:, :, 3]).astype(np.int64) - s // 2, s)
+                first = first.reshape(len(sel), -1)
+            res = refine(self.spline, terms, self.offsets, w0, max_iterations=self.max_iterations,
+                         tolerance_voxels=self.tolerance, exact_first=first)
+            warps[sel] = res.warps
+            cc[sel] = res.cc
+            iterations[sel] = res.iterations
+            st = np.where(res.converged, Status.CONVERGED, Status.MAX_ITERATIONS)
+            st = np.where(self._outside(res.warps), Status.OUTSIDE, st)
+            status[sel] = np.where(res.textured, st, Status.FLAT)
+
+    def _outside(self, warps):
+        h = np.array([-(self.s // 2), self.s - 1 - self.s // 2])
+        corners = np.stack(np.meshgrid(h, h, h, indexing="ij"), axis=-1).reshape(-1, 3)
+        pos = np.einsum("bij,cj->bci", warps[:, :, :3], corners) + warps[:, None, :, 3]
+        return np.any((pos < -0.5) | (pos > self.shape - 0.5), axis=(1, 2))
+
+
+def _sparse_subset(nodes):
+    """Indices of about one node per 2x2x2 block of node spacings (all if few)."""
+    if len(nodes) < 64:
+        return np.arange(len(nodes))
+    spacing = np.median(cKDTree(nodes).query(nodes, k=2)[0][:, 1])
+    cells = np.floor(nodes / (2.0 * spacing)).astype(np.int64)
+    _, first = np.unique(cells, axis=0, return_index=True)
+    return np.sort(first)
+
+
+def _translation_warps(nodes, displacement):
+    w = np.zeros((len(nodes), 3, 4))
+    w[:, :, :3] = np.eye(3)
+    w[:, :, 3] = nodes + displacement
+    return w
+
+
+def _judge(status, cc, min_cc, live):
+    low = (status == Status.CONVERGED) & (cc < min_cc)
+    status[low] = Status.LOW_CC
+    regained = (status == Status.LOW_CC) & (cc >= min_cc)
+    status[regained] = Status.CONVERGED
+    return live & (status == Status.CONVERGED)
+
+
+def _neighbour_guess(nodes, displacement, ok, which, k=26):
+    """Median displacement of the ok nearest neighbours of nodes ``which`` (NaN if none)."""
+    out = np.full((len(which), 3), np.nan)
+    if len(which) == 0 or not ok.any():
+        return out
+    good = np.flatnonzero(ok)
+    tree = cKDTree(nodes[good])
+    k = min(k, len(good))
+    dist, j = tree.query(nodes[which], k=k)
+    dist, j = dist.reshape(len(which), k), j.reshape(len(which), k)
+    spacing = np.median(cKDTree(nodes).query(nodes, k=2)[0][:, 1])
+    near = dist <= 2.5 * spacing
+    d = np.where(near[:, :, None], displacement[good][j], np.nan)
+    has = near.any(axis=1)
+    out[has] = np.nanmedian(d[has], axis=1)
+    return out
+
+
+def _volume(v, name):
+    v = np.asarray(v)
+    if v.ndim != 3 or not np.issubdtype(v.dtype, np.number) or np.iscomplexobj(v):
+        raise ValueError(f"{name}: expected a real 3D array (z, y, x), got shape {v.shape} dtype {v.dtype}")
+    return v.astype(np.float32, copy=False)
+
+
+def _report(progress, fraction):
+    if progress is not None:
+        progress(float(fraction))

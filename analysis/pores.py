@@ -1,0 +1,398 @@
+"""Continuous pore size distribution (CPSD), mean pore radius and phase fractions.
+
+CPSD after Münch & Holzer (2008): for each radius r, the fraction of the pore
+volume that spheres of radius >= r lying wholly inside the pore space can
+cover. Equivalently: every pore voxel carries a *local radius*, the radius of
+the largest inscribed sphere that covers it (the local thickness map, as a
+radius), and the CPSD is the complementary cumulative distribution of that
+map over the pore voxels.
+
+Why plain ``porespy.filters.local_thickness`` reads low, and what is done here
+--------------------------------------------------------------------------------
+Measured on analytically voxelised spheres of radius R = 4..24 voxels (pore
+voxel <=> voxel centre inside the sphere), porespy's local thickness averages
+to 0.77..0.95 R. Three discretisation effects add up:
+
+1. *Integer radii.* Seeds are ``dt >= r`` and balls have radius r for integer
+   r only, so a pore of radius 4.9 is read as 4 and the outer shell between
+   r and the pore wall falls to smaller balls (-0.5 voxel on average, more
+   at small R, where that shell holds much of the volume).
+2. *Ball centres on the voxel lattice.* The centre of a real pore lies
+   anywhere inside a voxel; the largest digital ball centred on the nearest
+   voxel centre is smaller by the offset |e| (mean 0.48 voxel for a uniform
+   offset in the cell) and leaves a crescent on the far side to smaller
+   balls. This alone costs about -0.55 voxel at every R, i.e. -14 % at
+   R = 4 and -2 % at R = 24, even with continuous radii.
+3. *Which radius a digital ball has.* The EDT gives the distance r_out to the
+   nearest solid voxel centre; the farthest pore voxel centre in the ball is
+   at r_in < r_out. Any sphere with radius in [r_in, r_out) digitises to the
+   same voxels, so neither end is the radius: the wall lies in between.
+
+The correction (:func:`local_radius`):
+
+- Continuous radii: each ball is the largest digital ball at its centre,
+  r_out = EDT, no binning (fixes 1).
+- Only the distance ridge is painted: a voxel whose ball lies inside a
+  26-neighbour's ball (dt(n) >= dt(c) + |n - c|) adds nothing.
+- Ridge voxels that are local maxima of the EDT (the centres of pore bodies,
+  the axes of throats) get a sub-voxel centre: a coarse-to-fine search
+  (steps 1/4, 1/8, 1/16 voxel, within the voxel cell) for the centre
+  maximising the distance to the nearest solid voxel centre, i.e. the
+  largest empty sphere among the solid voxel centres (fixes 2).
+- Each ball's radius is the midpoint (r_in + r_out) / 2 of its digitisation
+  interval (fixes 3).
+
+No constant is fitted: on a sphere that is digitised from radius R and whose
+centre the search finds, the painted ball is that digitisation and its value
+lies within the digitisation interval around R. Measured on single spheres
+(random sub-voxel centres, 6 each): mean local radius / R = 0.990 (R = 4),
+0.994 (8.3), 0.997 (12), 0.999 (24 voxels); plain porespy 0.81, 0.84, 0.89,
+0.95.
+
+Limitation: the ball's digitisation interval stands in for the wall's, which
+holds where the wall hugs the ball (spherical pores) or where it is oriented
+at random to the lattice (the gap between the ball and the nearest solid
+voxel centre then shrinks like 1 / sqrt(radius)). A planar wall aligned with
+the lattice is the worst case: its solid voxel centres sit a full half voxel
+beyond it, and a slab pore of n voxels reads about (n + 1) / 2 instead of
+n / 2 (measured: 3.03 for n = 5, 5.47 for n = 10).
+
+Distances are in voxels internally; results are in µm. Lattice convention:
+the centre of voxel (i, j, k) is at (i, j, k) voxels.
+"""
+
+import csv
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from analysis._local_radius_kernels import (FAR_OFFSETS, OFFSET_CLASSES, paint_kernel,
+                                            ridge_kernel)
+from analysis._taichi import ensure_taichi
+
+_DEFAULT_STEP_VOXELS = 0.1
+
+
+@dataclass(frozen=True)
+class CPSDResult:
+    """Continuous pore size distribution of one volume.
+
+    Attributes
+    ----------
+    radius_um : ndarray of float, (n,)
+        Radii (µm), ascending from 0 in steps of ``radius_step_um``; the last
+        one is past the largest local radius.
+    cumulative_fraction : ndarray of float, (n,)
+        Fraction of the (analysed) pore volume whose local radius is >= the
+        radius: 1 at radius 0, non-increasing, 0 at the last radius.
+    mean_radius_um : float
+        Pore-volume-weighted mean inscribed radius (µm): the mean of the local
+        radius map over the analysed pore voxels (see :func:`cpsd`).
+    median_radius_um : float
+        Radius (µm) at which the cumulative fraction falls to 0.5.
+    porosity : float
+        Pore voxels / analysed voxels.
+    n_pore_voxels : int
+        Analysed pore voxels.
+    voxel_size_um : float
+        Voxel edge length (µm).
+    """
+
+    radius_um: np.ndarray
+    cumulative_fraction: np.ndarray
+    mean_radius_um: float
+    median_radius_um: float
+    porosity: float
+    n_pore_voxels: int
+    voxel_size_um: float
+
+
+@dataclass(frozen=True)
+class PhaseFractions:
+    """Volume fractions of the three phases (each in [0, 1]).
+
+    Attributes
+    ----------
+    nmc, cbd, pore : float
+        Fractions of NMC (label 2), carbon-binder domain (label 1) and pore
+        (label 0) among the analysed voxels; they sum to 1.
+    inactive : float
+        Everything that is not NMC: ``1 - nmc`` (the paper's "inactive" phase).
+    n_voxels : int
+        Analysed voxels.
+    """
+
+    nmc: float
+    cbd: float
+    pore: float
+    inactive: float
+    n_voxels: int
+
+
+def _check_mask(mask, shape, name):
+    if mask is None:
+        return None
+    mask = np.asarray(mask)
+    if mask.dtype != bool or mask.shape != tuple(shape):
+        raise ValueError(f"{name}: expected a bool array of shape {tuple(shape)}, got "
+                         f"shape {mask.shape} dtype {mask.dtype}")
+    return mask
+
+
+def _check_pore_mask(pore_mask):
+    pore_mask = np.asarray(pore_mask)
+    if pore_mask.dtype != bool or pore_mask.ndim != 3:
+        raise ValueError(f"pore_mask: expected a 3-D bool array (z, y, x), got shape "
+                         f"{pore_mask.shape} dtype {pore_mask.dtype}")
+    if not pore_mask.any():
+        raise ValueError("pore_mask: expected some pore (True) voxels, got none")
+    if pore_mask.all():
+        raise ValueError("pore_mask: expected some solid (False) voxels, got only pore")
+    return pore_mask
+
+
+def _ball_tables(max_sq):
+    """Lattice tables for digital balls D_k = {x in Z^3 : |x|^2 < k}, k = 0..max_sq.
+
+    Returns
+    -------
+    inner : ndarray of int32, (max_sq + 1,)
+        Largest |x|^2 over D_k (0 for an empty ball): the ball reaches out to
+        sqrt(inner[k]).
+    covering : ndarray of int32, (max_sq + 1, 9)
+        covering[k, j] = largest |x - u|^2 over D_k for the neighbour offset
+        u = OFFSET_CLASSES[j] (or any offset with the same sorted absolute
+        components, by symmetry); D_k lies inside D_k' + u iff k' > that.
+    """
+    reach = int(np.ceil(np.sqrt(max_sq)))
+    g = np.arange(-reach, reach + 1)
+    y, x = np.meshgrid(g, g, indexing="ij")
+    inner = np.zeros(max_sq + 1, dtype=np.int64)
+    covering = np.zeros((max_sq + 1, len(OFFSET_CLASSES)), dtype=np.int64)
+    # one lattice plane at a time keeps memory at O(reach^2) for large pores
+    for z in g:
+        sq = z * z + y * y + x * x
+        keep = sq < max_sq
+        slot = sq[keep] + 1
+        np.maximum.at(inner, slot, sq[keep])
+        for cls, (uz, uy, ux) in enumerate(OFFSET_CLASSES):
+            shifted = (z - uz) ** 2 + (y - uy) ** 2 + (x - ux) ** 2
+            np.maximum.at(covering[:, cls], slot, shifted[keep])
+    inner = np.maximum.accumulate(inner)
+    covering = np.maximum.accumulate(covering, axis=0)
+    return inner.astype(np.int32), covering.astype(np.int32)
+
+
+def local_radius(pore_mask, progress=None):
+    """Local inscribed radius of every pore voxel (local thickness / 2), in voxels.
+
+    Parameters
+    ----------
+    pore_mask : ndarray of bool, (z, y, x)
+        True in the pore space. Voxels outside the array count as pore (a
+        pore cut by the array border is not closed by it).
+    progress : callable, optional
+        Called as ``progress(fraction)``.
+
+    Returns
+    -------
+    ndarray of float32, (z, y, x)
+        Radius (voxels) of the largest inscribed ball covering each pore voxel,
+        0 on solid voxels. See the module docstring for the discretisation.
+    """
+    import porespy
+
+    pore_mask = _check_pore_mask(pore_mask)
+    ensure_taichi("cpu")
+    pore = np.ascontiguousarray(pore_mask).view(np.uint8)
+    dt = np.ascontiguousarray(porespy.tools.get_edt()(pore_mask), dtype=np.float32)
+    if progress is not None:
+        progress(0.2)
+    inner, covering = _ball_tables(int(np.ceil(float(dt.max()) ** 2)) + 2)
+    flag = np.zeros(pore.shape, dtype=np.uint8)
+    ridge_kernel(dt, covering, np.array(FAR_OFFSETS, dtype=np.int32), flag)
+    ridge = np.argwhere(flag > 0).astype(np.int32)
+    refine = (flag[tuple(ridge.T)] == 2).view(np.uint8)
+    del flag
+    if progress is not None:
+        progress(0.4)
+    lt = np.zeros(pore.shape, dtype=np.float32)
+    paint_kernel(pore, dt, np.ascontiguousarray(ridge),
+                         np.ascontiguousarray(refine), inner, lt)
+    if progress is not None:
+        progress(1.0)
+    return lt
+
+
+def cpsd(pore_mask, voxel_size_um, mask=None, radius_step_um=None, progress=None):
+    """Continuous pore size distribution (Münch & Holzer) of a binary pore space.
+
+    Parameters
+    ----------
+    pore_mask : ndarray of bool, (z, y, x)
+        True in the pore space.
+    voxel_size_um : float
+        Voxel edge length (µm), > 0.
+    mask : ndarray of bool, optional
+        Analysis region (e.g. the pillar without its edge zone). Local radii
+        are computed on the whole ``pore_mask`` (spheres may reach outside the
+        region) and counted only inside it.
+    radius_step_um : float, optional
+        Spacing of the radius axis (µm). Default: 0.1 voxel.
+    progress : callable, optional
+        Called as ``progress(fraction)``.
+
+    Returns
+    -------
+    CPSDResult
+        ``radius_um`` ascending, ``cumulative_fraction`` non-increasing from 1,
+        and ``mean_radius_um``: the pore-volume-weighted mean of the local
+        inscribed radius, i.e. the mean of the local radius map
+        (:func:`local_radius`) over the analysed pore voxels, times the voxel
+        size. For a single spherical pore of radius R every voxel's local
+        radius is R, so the mean is R; for disjoint spheres it is
+        sum(R_i V_i) / sum(V_i). It equals the area under the CPSD curve.
+    """
+    if not (np.isscalar(voxel_size_um) and np.isfinite(voxel_size_um)
+            and voxel_size_um > 0):
+        raise ValueError(f"voxel_size_um: expected a finite number > 0, got {voxel_size_um!r}")
+    pore_mask = _check_pore_mask(pore_mask)
+    mask = _check_mask(mask, pore_mask.shape, "mask")
+    if radius_step_um is None:
+        radius_step_um = _DEFAULT_STEP_VOXELS * voxel_size_um
+    elif not (np.isscalar(radius_step_um) and np.isfinite(radius_step_um)
+              and radius_step_um > 0):
+        raise ValueError(f"radius_step_um: expected a finite number > 0, got "
+                         f"{radius_step_um!r}")
+    analysed = pore_mask if mask is None else pore_mask & mask
+    if not analysed.any():
+        raise ValueError("mask: expected some pore voxels inside the analysis region, got none")
+    lt = local_radius(pore_mask, progress=None if progress is None
+                      else (lambda f: progress(0.95 * f)))
+    radii_um = np.sort(lt[analysed]).astype(np.float64) * voxel_size_um
+    n = radii_um.size
+    axis = np.arange(0.0, radii_um[-1] + 2 * radius_step_um, radius_step_um)
+    fraction = 1.0 - np.searchsorted(radii_um, axis, side="left") / n
+    n_region = pore_mask.size if mask is None else int(mask.sum())
+    if progress is not None:
+        progress(1.0)
+    return CPSDResult(
+        radius_um=axis,
+        cumulative_fraction=fraction,
+        mean_radius_um=float(radii_um.mean()),
+        median_radius_um=float(np.median(radii_um)),
+        porosity=n / n_region,
+        n_pore_voxels=int(n),
+        voxel_size_um=float(voxel_size_um),
+    )
+
+
+def phase_fractions(labels, mask=None):
+    """Volume fractions of pore (0), CBD (1) and NMC (2) labels.
+
+    Parameters
+    ----------
+    labels : ndarray of integer, (z, y, x)
+        Phase labels as written by :func:`analysis.segment.threshold_three_phase`.
+    mask : ndarray of bool, optional
+        Analysis region; default the whole array.
+
+    Returns
+    -------
+    PhaseFractions
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 3 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels: expected a 3-D integer array (z, y, x), got shape "
+                         f"{labels.shape} dtype {labels.dtype}")
+    mask = _check_mask(mask, labels.shape, "mask")
+    values = labels.ravel() if mask is None else labels[mask]
+    if values.size == 0:
+        raise ValueError("mask: expected some voxels in the analysis region, got none")
+    if values.min() < 0 or values.max() > 2:
+        raise ValueError(f"labels: expected values 0 (pore), 1 (CBD), 2 (NMC), got "
+                         f"{values.min()}..{values.max()}")
+    counts = np.bincount(values.astype(np.intp, copy=False), minlength=3)
+    pore, cbd, nmc = counts / values.size
+    return PhaseFractions(nmc=float(nmc), cbd=float(cbd), pore=float(pore),
+                          inactive=float(1.0 - nmc), n_voxels=int(values.size))
+
+
+def _atomic_write(path, write):
+    path = os.fspath(path)
+    tmp = f"{path}.tmp"
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def write_cpsd_csv(path, result):
+    """Write a CPSD curve as CSV: ``radius_um,cumulative_fraction``.
+
+    A header comment line gives the mean radius, porosity and voxel size.
+    """
+    def write(tmp):
+        with open(tmp, "w", newline="") as fh:
+            fh.write(f"# mean_radius_um={result.mean_radius_um:.6g} "
+                     f"median_radius_um={result.median_radius_um:.6g} "
+                     f"porosity={result.porosity:.6g} "
+                     f"voxel_size_um={result.voxel_size_um:.6g}\n")
+            w = csv.writer(fh)
+            w.writerow(["radius_um", "cumulative_fraction"])
+            for r, f in zip(result.radius_um, result.cumulative_fraction):
+                w.writerow([f"{r:.6g}", f"{f:.6g}"])
+    _atomic_write(path, write)
+
+
+def write_phase_fractions_csv(path, rows):
+    """Write phase fractions per step as CSV.
+
+    Parameters
+    ----------
+    path : str or Path
+    rows : dict {step name: PhaseFractions} or iterable of (step, PhaseFractions)
+        Columns: ``step,nmc,cbd,pore,inactive,n_voxels``.
+    """
+    items = rows.items() if isinstance(rows, dict) else rows
+
+    def write(tmp):
+        with open(tmp, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["step", "nmc", "cbd", "pore", "inactive", "n_voxels"])
+            for step, pf in items:
+                w.writerow([step, f"{pf.nmc:.6g}", f"{pf.cbd:.6g}", f"{pf.pore:.6g}",
+                            f"{pf.inactive:.6g}", pf.n_voxels])
+    _atomic_write(path, write)
+
+
+def plot_cpsd(results_by_step, path):
+    """Plot the CPSD curves of all steps into one PNG.
+
+    Parameters
+    ----------
+    results_by_step : dict {step name: CPSDResult}
+    path : str or Path
+        PNG file to write.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not results_by_step:
+        raise ValueError("results_by_step: expected at least one CPSDResult, got none")
+    fig, ax = plt.subplots(figsize=(5.5, 4.0), dpi=120)
+    for step, r in results_by_step.items():
+        ax.plot(r.radius_um, r.cumulative_fraction,
+                label=f"{step} (mean {r.mean_radius_um:.2f} µm)")
+    ax.set_xlabel("radius r (µm)")
+    ax.set_ylabel("pore volume fraction with radius ≥ r")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlim(left=0)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+
+    def write(tmp):
+        fig.savefig(tmp, format="png")
+    _atomic_write(path, write)
+    plt.close(fig)

@@ -1,0 +1,97 @@
+"""Write and read a DEM trajectory folder (the run folder's ``dem/``).
+
+Layout::
+
+    protocol.json            every protocol parameter
+    info.json                diagnostics (see Trajectory.info), contact height
+    step_000.npz ...         one per load step: positions_um (N,3 z-y-x),
+                             quaternions (N,4 w,qx,qy,qz), radii_um, kinds,
+                             velocities_um_s, angular_velocities_rad_s, fixed,
+                             bonds (M,2), bonds_intact, travel_um, head_z_um, time_s
+    force_displacement.csv   time_s, head_travel_um, force_n
+    energies.csv             time_s, kinetic_j, elastic_j
+    particles_000.ply/.glb   low-poly particle surfaces per step (x-y-z
+                             vertex order, µm) for viewing
+
+The folder appears only when complete (written under a temporary name, then
+renamed).
+"""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import trimesh
+
+from synthcal.dem.protocol import PillarProtocol, Record, Trajectory, protocol_dict
+
+_ARRAYS = ("positions_um", "quaternions", "radii_um", "kinds", "velocities_um_s",
+           "angular_velocities_rad_s", "fixed", "bonds", "bonds_intact")
+
+
+def particle_mesh(positions_um, radii_um, subdivisions=1):
+    """All particles as one triangle mesh (icospheres), vertices x-y-z in µm."""
+    ico = trimesh.creation.icosphere(subdivisions=subdivisions)
+    nv = len(ico.vertices)
+    centres = np.asarray(positions_um, np.float64)[:, ::-1]
+    verts = (ico.vertices[None] * np.asarray(radii_um)[:, None, None] + centres[:, None]).reshape(-1, 3)
+    faces = (ico.faces[None] + (np.arange(len(centres)) * nv)[:, None, None]).reshape(-1, 3)
+    return trimesh.Trimesh(vertices=verts, faces=faces, process=False)
+
+
+def write_trajectory(traj, folder):
+    """Write ``traj`` into ``folder`` (replaced if it exists).
+
+    Parameters
+    ----------
+    traj : Trajectory
+    folder : str or Path
+    """
+    folder = Path(folder)
+    tmp = folder.with_name(folder.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    (tmp / "protocol.json").write_text(json.dumps(protocol_dict(traj.protocol), indent=1))
+    (tmp / "info.json").write_text(json.dumps({"contact_z_um": traj.contact_z_um, **traj.info}, indent=1))
+    for k, rec in enumerate(traj.steps):
+        np.savez(tmp / f"step_{k:03d}.npz", travel_um=rec.travel_um, head_z_um=rec.head_z_um, time_s=rec.time_s,
+                 **{name: getattr(rec, name) for name in _ARRAYS})
+        mesh = particle_mesh(rec.positions_um, rec.radii_um)
+        mesh.export(tmp / f"particles_{k:03d}.ply")
+        mesh.export(tmp / f"particles_{k:03d}.glb")
+    np.savetxt(tmp / "force_displacement.csv", traj.force_displacement, delimiter=",",
+               header="time_s,head_travel_um,force_n", comments="", fmt="%.10g")
+    np.savetxt(tmp / "energies.csv", traj.energies, delimiter=",",
+               header="time_s,kinetic_j,elastic_j", comments="", fmt="%.10g")
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)
+
+
+def read_trajectory(folder):
+    """Read a folder written by :func:`write_trajectory`.
+
+    Returns
+    -------
+    Trajectory
+    """
+    folder = Path(folder)
+    if not (folder / "protocol.json").is_file():
+        raise ValueError(f"folder: expected a DEM trajectory folder with protocol.json, got {folder}")
+    pdict = json.loads((folder / "protocol.json").read_text())
+    pdict["steps_um"] = tuple(pdict["steps_um"])
+    pdict["mass_ratio_nmc_carbon_pvdf"] = tuple(pdict["mass_ratio_nmc_carbon_pvdf"])
+    info = json.loads((folder / "info.json").read_text())
+    contact = info.pop("contact_z_um")
+    steps = []
+    for path in sorted(folder.glob("step_*.npz")):
+        with np.load(path) as z:
+            steps.append(Record(travel_um=float(z["travel_um"]), head_z_um=float(z["head_z_um"]),
+                                time_s=float(z["time_s"]), **{name: z[name] for name in _ARRAYS}))
+    fd = np.loadtxt(folder / "force_displacement.csv", delimiter=",", skiprows=1, ndmin=2)
+    en = np.loadtxt(folder / "energies.csv", delimiter=",", skiprows=1, ndmin=2)
+    return Trajectory(steps=tuple(steps), force_displacement=fd, energies=en, contact_z_um=contact,
+                      protocol=PillarProtocol(**pdict), info=info)

@@ -1,0 +1,575 @@
+"""The DEM engine: spheres with Hertz–Mindlin contacts, bonds and walls.
+
+Velocity-Verlet integration (half kick, drift, forces, half kick) in float64;
+orientations are unit quaternions ``(w, qx, qy, qz)`` (see
+:mod:`synthcal.rotations`), integrated from the world-frame angular velocity.
+Positions and velocities in the API are z-y-x ordered µm and µm/s; internally
+everything is SI.
+
+Contacts (see :mod:`synthcal.dem.material`): Hertz normal force with
+restitution damping, Mindlin tangential spring with history and Coulomb
+limit, constant-directional-torque rolling resistance. Bonds (see
+:class:`BondModel`): linear normal and shear springs over a cylinder of binder
+between two particle centres, formed at the current distance, broken for
+good when the tensile or the shear stress exceeds its strength. Bonds carry no
+bending or twisting moment. Walls are rigid planes: a bottom plane (the foil;
+particles touching it can be glued with :meth:`Simulation.fix_touching_bottom`),
+a flat head moving along -z (optionally a disc of finite radius) and, for
+deposition, four frictionless side walls.
+
+Mass scaling (``mass_scaling > 1``) multiplies every density, hence every
+mass and moment of inertia; the time step grows by its square root. It
+leaves static equilibria unchanged but slows all waves and raises inertial
+effects, so runs using it must check that they stay quasi-static (compare the
+kinetic with the elastic energy, :meth:`Simulation.energies`).
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from analysis._taichi import ensure_taichi
+from synthcal.dem import kernels as K
+from synthcal.dem.material import Material, pair_tables
+from synthcal.dem.neighbours import candidate_pairs, carry_over, directed_csr
+
+_UM = 1e-6
+
+
+@dataclass(frozen=True)
+class BondModel:
+    """Binder bridges between particles (a bonded-particle model).
+
+    Parameters
+    ----------
+    youngs_modulus_pa : float
+        Modulus of the binder cylinder; the normal stiffness of a bond is
+        ``E A / L0`` (N/m) with ``A = pi (radius_fraction min(R1, R2))^2`` and
+        ``L0`` the centre distance when the bond formed. Default: the CBD
+        modulus of Ngandjong et al. 2021 (2 GPa).
+    poisson_ratio : float
+        Shear stiffness is ``k_n / (2 (1 + nu))``.
+    radius_fraction : float
+        Bond radius relative to the smaller particle.
+    tensile_strength_pa, shear_strength_pa : float
+        A bond breaks when ``k_n max(stretch, 0) / A`` or ``k_t |shear| / A``
+        exceeds these (Pa). Default 5 MPa, the order of PVDF-bound
+        electrode tensile strengths.
+    damping_ratio : float
+        Viscous damping of the bond springs relative to critical.
+    """
+
+    youngs_modulus_pa: float = 2e9
+    poisson_ratio: float = 0.3
+    radius_fraction: float = 0.5
+    tensile_strength_pa: float = 5e6
+    shear_strength_pa: float = 5e6
+    damping_ratio: float = 0.2
+
+    def __post_init__(self):
+        for name in ("youngs_modulus_pa", "radius_fraction", "tensile_strength_pa", "shear_strength_pa"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}: expected > 0, got {getattr(self, name)}")
+        if not 0 <= self.poisson_ratio < 0.5:
+            raise ValueError(f"poisson_ratio: expected in [0, 0.5), got {self.poisson_ratio}")
+        if not self.damping_ratio >= 0:
+            raise ValueError(f"damping_ratio: expected >= 0, got {self.damping_ratio}")
+
+
+_DYNAMIC = ("x", "v", "w", "q", "f", "t", "x_ref", "wall_hist", "nb_hist", "bd_hist", "bd_intact",
+            "f_head", "e_elastic")
+_STATIC = ("radius", "mass", "inertia", "inv_m", "inv_i", "kind", "fixed", "nb_start", "nb_j",
+           "bd_start", "bd_j", "bd_d0", "par")
+
+
+class Simulation:
+    """A DEM system of spheres.
+
+    Parameters
+    ----------
+    positions_um : (N, 3) array_like
+        Centres, z-y-x (µm).
+    radii_um : (N,) array_like
+        Radii (µm).
+    material : Material or sequence of Material
+        One material, or one per kind (indexed by ``kinds``).
+    velocities_um_s : (N, 3) array_like, optional
+        Initial velocities, z-y-x (µm/s); zero by default.
+    gravity : bool
+        Apply g = 9.81 m/s^2 along -z.
+    kinds : (N,) int array_like, optional
+        Material index per particle (e.g. 0 NMC, 1 CBD); zeros by default.
+    orientations : (N, 4) array_like, optional
+        Quaternions ``(w, qx, qy, qz)``; identity by default.
+    angular_velocities_rad_s : (N, 3) array_like, optional
+        World-frame angular velocities, z-y-x components (rad/s).
+    timestep_fraction : float
+        Time step as a fraction of the smallest Rayleigh time.
+    dt_s : float, optional
+        Explicit time step (s), overriding ``timestep_fraction``.
+    mass_scaling : float
+        Density multiplier (>= 1), see module docstring.
+    body_acceleration_m_s2 : (3,) array_like, optional
+        Extra uniform acceleration, z-y-x (m/s^2), e.g. for deposition.
+    background_damping_per_s : float
+        Viscous drag ``-c m v`` and ``-c I w`` on every particle (1/s); 0
+        for physical runs, > 0 to settle faster.
+    bottom_z_um : float, optional
+        Height of the bottom wall (µm); none by default.
+    box_yx_um : (4,) array_like, optional
+        Frictionless side walls ``(y_lo, y_hi, x_lo, x_hi)`` (µm).
+    bond_model : BondModel
+        Bond constants (bonds exist only after :meth:`form_bonds`).
+    skin_um : float, optional
+        Verlet skin; half the smallest radius by default.
+    arch : {"cpu", "gpu"}
+        Taichi backend; float64 on both.
+    """
+
+    def __init__(self, positions_um, radii_um, material, velocities_um_s=None, gravity=False, *,
+                 kinds=None, orientations=None, angular_velocities_rad_s=None,
+                 timestep_fraction=0.2, dt_s=None, mass_scaling=1.0,
+                 body_acceleration_m_s2=None, background_damping_per_s=0.0,
+                 bottom_z_um=None, box_yx_um=None, bond_model=BondModel(), skin_um=None,
+                 arch="cpu"):
+        x = np.asarray(positions_um, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != 3 or len(x) == 0:
+            raise ValueError(f"positions_um: expected shape (N, 3) with N >= 1, got {x.shape}")
+        n = len(x)
+        r = np.asarray(radii_um, dtype=np.float64)
+        if r.shape != (n,) or not np.all(r > 0):
+            raise ValueError(f"radii_um: expected {n} positive radii, got shape {r.shape}")
+        materials = (material,) if isinstance(material, Material) else tuple(material)
+        if not materials or not all(isinstance(m, Material) for m in materials):
+            raise ValueError("material: expected a Material or a sequence of Material")
+        kinds = np.zeros(n, np.int32) if kinds is None else np.asarray(kinds).astype(np.int32)
+        if kinds.shape != (n,) or kinds.min() < 0 or kinds.max() >= len(materials):
+            raise ValueError(f"kinds: expected {n} integers in [0, {len(materials)})")
+        if not mass_scaling >= 1:
+            raise ValueError(f"mass_scaling: expected >= 1, got {mass_scaling}")
+        if not 0 < timestep_fraction <= 1:
+            raise ValueError(f"timestep_fraction: expected in (0, 1], got {timestep_fraction}")
+        self.arch = ensure_taichi(arch)
+        self.materials, self.mass_scaling, self.bond_model = materials, float(mass_scaling), bond_model
+        self.n = n
+        self._radius_si = r * _UM
+        self._mass = None
+        if dt_s is None:
+            dt_s = timestep_fraction * min(
+                materials[k].rayleigh_time_s(r[kinds == k].min(), mass_scaling) for k in np.unique(kinds))
+        if not dt_s > 0:
+            raise ValueError(f"dt_s: expected > 0, got {dt_s}")
+        self.dt_s = float(dt_s)
+        self.skin_um = float(0.5 * r.min() if skin_um is None else skin_um)
+        v = np.zeros((n, 3)) if velocities_um_s is None else np.asarray(velocities_um_s, np.float64)
+        if v.shape != (n, 3):
+            raise ValueError(f"velocities_um_s: expected shape ({n}, 3), got {v.shape}")
+        q = np.tile([1.0, 0, 0, 0], (n, 1)) if orientations is None else np.asarray(orientations, np.float64)
+        if q.shape != (n, 4):
+            raise ValueError(f"orientations: expected shape ({n}, 4), got {q.shape}")
+        w = np.zeros((n, 3)) if angular_velocities_rad_s is None else np.asarray(angular_velocities_rad_s, np.float64)
+        if w.shape != (n, 3):
+            raise ValueError(f"angular_velocities_rad_s: expected shape ({n}, 3), got {w.shape}")
+
+        self._s = {
+            "x": x * _UM, "v": v * _UM, "w": w, "q": q / np.linalg.norm(q, axis=1, keepdims=True),
+            "f": np.zeros((n, 3)), "t": np.zeros((n, 3)), "x_ref": x * _UM, "wall_hist": np.zeros((n, 2, 3)),
+            "f_head": np.zeros(n), "e_elastic": np.zeros(n), "kind": kinds, "fixed": np.zeros(n, np.int32),
+        }
+        self._set_mass_arrays()
+        if len(materials) > K.MAX_KINDS:
+            raise ValueError(f"material: expected at most {K.MAX_KINDS} materials, got {len(materials)}")
+        self.set_materials(materials)
+        par = np.zeros(K.N_PAR)
+        acc = np.zeros(3) if body_acceleration_m_s2 is None else np.asarray(body_acceleration_m_s2, np.float64)
+        if acc.shape != (3,):
+            raise ValueError(f"body_acceleration_m_s2: expected 3 numbers (z, y, x), got shape {acc.shape}")
+        par[K.P_ACC:K.P_ACC + 3] = acc + (np.array([-9.81, 0, 0]) if gravity else 0.0)
+        if bottom_z_um is not None:
+            par[K.P_BOTTOM_ON], par[K.P_BOTTOM_Z] = 1.0, bottom_z_um * _UM
+        par[K.P_HEAD_R2] = -1.0
+        b = bond_model
+        par[K.P_BOND_E:K.P_BOND_ZETA + 1] = [b.youngs_modulus_pa, b.poisson_ratio, b.radius_fraction,
+                                             b.tensile_strength_pa, b.shear_strength_pa, b.damping_ratio]
+        self._s["par"] = par
+        self.set_background_damping(background_damping_per_s)
+        if box_yx_um is not None:
+            self.set_box(box_yx_um)
+        self.head_z_um, self.head_velocity_um_s, self.head_target_z_um = math.inf, 0.0, None
+        self.time_s, self.n_steps, self.n_rebuilds = 0.0, 0, 0
+        self._bond_pairs = np.zeros((0, 2), np.int64)
+        self._set_bonds(self._bond_pairs, np.zeros(0), np.zeros((0, 3)), np.zeros(0, np.int32))
+        self._nb_key = np.zeros(0, np.int64)
+        self._s["nb_hist"] = np.zeros((0, 3))
+        self._rebuild()
+        self._forces()
+
+    # ---- engine ----------------------------------------------------------------
+    def _engine(self):
+        """Load this simulation into the process-wide engine (if not there)."""
+        e = K.engine(self.arch, self.n, len(self._s["nb_j"]), len(self._s["bd_j"]))
+        if e.owner is not self:
+            if e.owner is not None:
+                e.owner._save()
+            for name in _DYNAMIC + _STATIC:
+                e.put(getattr(e, name), self._s[name])
+            e.pair_tab.from_numpy(self._pair_tab)
+            e.wall_tab.from_numpy(self._wall_tab)
+            e.max_disp2[None] = 0.0
+            e.owner = self
+        return e
+
+    def _save(self):
+        """Copy the dynamic state out of the engine (it is about to be reused)."""
+        e = K._ENGINE.get(self.arch)
+        if e is not None and e.owner is self:
+            for name in _DYNAMIC:
+                e_count = len(self._s[name])
+                self._s[name] = e.get(getattr(e, name), e_count)
+            e.owner = None
+
+    def _state(self, name):
+        e = K._ENGINE.get(self.arch)
+        if e is not None and e.owner is self:
+            return e.get(getattr(e, name), len(self._s[name]))
+        return self._s[name]
+
+    def _set_static(self, name, values):
+        self._s[name] = values
+        e = K._ENGINE.get(self.arch)
+        if e is not None and e.owner is self:
+            e.put(getattr(e, name), values)
+
+    # ---- state -------------------------------------------------------------
+    @property
+    def positions_um(self):
+        """(N, 3) centres, z-y-x (µm)."""
+        return self._state("x") / _UM
+
+    @property
+    def velocities_um_s(self):
+        """(N, 3) velocities, z-y-x (µm/s)."""
+        return self._state("v") / _UM
+
+    @property
+    def angular_velocities_rad_s(self):
+        """(N, 3) world-frame angular velocities, z-y-x components (rad/s)."""
+        return self._state("w")
+
+    @property
+    def orientations(self):
+        """(N, 4) unit quaternions ``(w, qx, qy, qz)``."""
+        return self._state("q")
+
+    @property
+    def radii_um(self):
+        """(N,) radii (µm)."""
+        return self._s["radius"] / _UM
+
+    @property
+    def kinds(self):
+        """(N,) material index per particle."""
+        return self._s["kind"].copy()
+
+    @property
+    def masses_kg(self):
+        """(N,) masses including mass scaling (kg)."""
+        return self._s["mass"].copy()
+
+    @property
+    def fixed(self):
+        """(N,) bool, particles glued to the bottom."""
+        return self._s["fixed"].astype(bool)
+
+    @property
+    def forces_n(self):
+        """(N, 3) total force on each particle, z-y-x (N)."""
+        return self._state("f")
+
+    @property
+    def bonds(self):
+        """(M, 2) int array of bonded pairs ``i < j``."""
+        return self._bond_pairs.copy()
+
+    @property
+    def bonds_intact(self):
+        """(M,) bool, whether each bond still holds."""
+        return self._state("bd_intact")[self._bond_row].astype(bool)
+
+    @property
+    def head_force_n(self):
+        """Force the particles exert on the head along +z (N), summed in index order."""
+        return float(np.add.accumulate(self._state("f_head"))[-1])
+
+    def energies(self):
+        """Kinetic (translational + rotational) and elastic energy (J)."""
+        v, w = self._state("v"), self._state("w")
+        kinetic = 0.5 * np.sum(self._s["mass"] * np.sum(v * v, axis=1)) + 0.5 * np.sum(self._s["inertia"] * np.sum(w * w, axis=1))
+        return float(kinetic), float(np.add.accumulate(self._state("e_elastic"))[-1])
+
+    # ---- walls, forces, bonds ------------------------------------------------
+    def _set_par(self, index, values):
+        par = self._s["par"].copy()
+        par[index] = values
+        self._set_static("par", par)
+
+    def set_materials(self, materials):
+        """Replace the contact constants (same number of kinds; masses stay).
+
+        Used e.g. to pack without friction and then switch friction on.
+        """
+        materials = tuple(materials)
+        if len(materials) != len(self.materials):
+            raise ValueError(f"materials: expected {len(self.materials)} materials, got {len(materials)}")
+        tab = pair_tables(materials)
+        self._pair_tab = np.zeros((K.MAX_KINDS ** 2, 5))
+        self._wall_tab = np.zeros((K.MAX_KINDS, 5))
+        nk = len(materials)
+        rows = (np.arange(nk)[:, None] * K.MAX_KINDS + np.arange(nk)[None, :]).ravel()
+        for c, name in enumerate(("estar", "gstar", "alpha", "mu", "mur")):
+            self._pair_tab[rows, c] = tab[name]
+            self._wall_tab[:nk, c] = tab["wall_" + name]
+        self.contact_materials = materials
+        e = K._ENGINE.get(self.arch)
+        if e is not None and e.owner is self:
+            e.pair_tab.from_numpy(self._pair_tab)
+            e.wall_tab.from_numpy(self._wall_tab)
+
+    def set_background_damping(self, rate_per_s):
+        """Set the background drag rate (1/s); 0 switches it off."""
+        if not rate_per_s >= 0:
+            raise ValueError(f"rate_per_s: expected >= 0, got {rate_per_s}")
+        self._set_par(K.P_DAMP, rate_per_s)
+
+    def set_body_acceleration(self, acceleration_m_s2):
+        """Set the uniform acceleration, z-y-x (m/s^2), gravity included."""
+        acc = np.asarray(acceleration_m_s2, np.float64)
+        if acc.shape != (3,):
+            raise ValueError(f"acceleration_m_s2: expected 3 numbers (z, y, x), got shape {acc.shape}")
+        self._set_par(slice(K.P_ACC, K.P_ACC + 3), acc)
+
+    def set_box(self, box_yx_um):
+        """Frictionless side walls ``(y_lo, y_hi, x_lo, x_hi)`` (µm), or None."""
+        if box_yx_um is None:
+            self._set_par(K.P_BOX_ON, 0.0)
+            return
+        box = np.asarray(box_yx_um, np.float64)
+        if box.shape != (4,):
+            raise ValueError(f"box_yx_um: expected (y_lo, y_hi, x_lo, x_hi), got shape {box.shape}")
+        self._set_par(slice(K.P_BOX_ON, K.P_BOX + 4), np.concatenate([[1.0], box * _UM]))
+
+    def set_head(self, z_um, velocity_um_s=0.0, target_z_um=None, radius_um=None, center_yx_um=(0.0, 0.0)):
+        """Place the flat head (a rigid plane facing -z).
+
+        Parameters
+        ----------
+        z_um : float
+            Height of the head face (µm).
+        velocity_um_s : float
+            Head velocity along z (µm/s; negative moves down).
+        target_z_um : float, optional
+            The head stops when it reaches this height.
+        radius_um : float, optional
+            Disc radius (µm); an infinite plane when None.
+        center_yx_um : (2,) float
+            Disc axis position (µm).
+        """
+        self.head_z_um, self.head_velocity_um_s = float(z_um), float(velocity_um_s)
+        self.head_target_z_um = None if target_z_um is None else float(target_z_um)
+        cy, cx = np.asarray(center_yx_um, np.float64) * _UM
+        r2 = -1.0 if radius_um is None else (radius_um * _UM) ** 2
+        self._set_par(slice(K.P_HEAD_ON, K.P_HEAD_CX + 1), [1.0, r2, cy, cx])
+
+    def set_radii(self, radii_um, *, keep_masses=True):
+        """Change the radii (radius growth); masses stay unless told otherwise.
+
+        Keeping the masses while particles grow keeps the time step valid
+        (the Rayleigh time of a particle of fixed mass grows as it shrinks).
+        """
+        r = np.asarray(radii_um, np.float64)
+        if r.shape != (self.n,) or not np.all(r > 0):
+            raise ValueError(f"radii_um: expected {self.n} positive radii")
+        self._radius_si = r * _UM
+        if not keep_masses:
+            self._mass = None
+        self._set_mass_arrays()
+        self._rebuild()
+        self._forces()
+
+    def fix_touching_bottom(self, tolerance_um=0.0):
+        """Glue to the foil every particle within ``tolerance_um`` of the bottom.
+
+        Returns
+        -------
+        int
+            Number of fixed particles.
+        """
+        par = self._s["par"]
+        if par[K.P_BOTTOM_ON] == 0:
+            raise ValueError("fix_touching_bottom: the simulation has no bottom wall (bottom_z_um)")
+        gap = self.positions_um[:, 0] - self.radii_um - par[K.P_BOTTOM_Z] / _UM
+        fixed = (gap <= tolerance_um).astype(np.int32)
+        self._set_static("fixed", fixed)
+        return int(fixed.sum())
+
+    def form_bonds(self, bonding_kinds=(1,), tolerance_um=0.05):
+        """Bond every pair within ``tolerance_um`` of contact that involves a binder particle.
+
+        Replaces any earlier bonds. The rest length of a bond is the centre
+        distance now, so bonds form without force.
+
+        Parameters
+        ----------
+        bonding_kinds : sequence of int
+            Kinds that carry binder (a pair bonds if either particle is one).
+        tolerance_um : float
+            Largest gap (µm) that still bonds.
+
+        Returns
+        -------
+        int
+            Number of bonds.
+        """
+        x, r = self.positions_um, self.radii_um
+        pairs = candidate_pairs(x, r, tolerance_um)
+        binder = np.isin(self._s["kind"], np.asarray(bonding_kinds))
+        pairs = pairs[binder[pairs[:, 0]] | binder[pairs[:, 1]]]
+        d0 = np.linalg.norm(x[pairs[:, 1]] - x[pairs[:, 0]], axis=1) * _UM
+        self._bond_pairs = pairs
+        self._set_bonds(pairs, d0, np.zeros((len(pairs), 3)), np.ones(len(pairs), np.int32))
+        return len(pairs)
+
+    def _set_bonds(self, pairs, d0, hist, intact):
+        """Store undirected bonds as directed rows.
+
+        ``d0`` (m), ``hist`` (shear displacement as seen from the lower
+        index, m) and ``intact`` are per undirected bond.
+        """
+        self._save()
+        m, n = len(pairs), self.n
+        start, j, _ = directed_csr(pairs, n)
+        # the same stable order directed_csr uses, to map rows back to bonds
+        order = np.argsort(np.concatenate([pairs[:, 0] * n + pairs[:, 1], pairs[:, 1] * n + pairs[:, 0]]).astype(np.int64),
+                           kind="stable")
+        bond = np.concatenate([np.arange(m), np.arange(m)])[order]
+        sign = np.concatenate([np.ones(m), -np.ones(m)])[order]
+        row = np.empty(2 * m, np.int64)
+        row[order] = np.arange(2 * m)
+        self._bond_row = row[:m]
+        hist = np.asarray(hist, np.float64).reshape(m, 3)
+        self._s.update(bd_start=start, bd_j=j, bd_d0=np.asarray(d0, np.float64)[bond],
+                       bd_hist=hist[bond] * sign[:, None], bd_intact=np.asarray(intact, np.int32)[bond])
+
+    # ---- stepping ------------------------------------------------------------
+    def _set_mass_arrays(self):
+        if getattr(self, "_mass", None) is None:
+            rho = np.array([self.materials[k].density_kg_m3 for k in self._s["kind"]]) * self.mass_scaling
+            self._mass = rho * (4 / 3 * np.pi) * self._radius_si ** 3
+        inertia = 0.4 * self._mass * self._radius_si ** 2
+        for name, values in (("radius", self._radius_si), ("mass", self._mass), ("inertia", inertia),
+                             ("inv_m", 1.0 / self._mass), ("inv_i", 1.0 / inertia)):
+            self._set_static(name, values)
+
+    def _rebuild(self):
+        """New Verlet list; tangential histories of surviving pairs carry over."""
+        x = self._state("x")
+        hist = self._state("nb_hist")
+        self._save()
+        pairs = candidate_pairs(x / _UM, self._radius_si / _UM, self.skin_um)
+        start, j, key = directed_csr(pairs, self.n)
+        self._s.update(nb_start=start, nb_j=j, nb_hist=carry_over(self._nb_key, hist, key), x_ref=x)
+        self._nb_key = key
+        self.n_rebuilds += 1
+
+    def _forces(self):
+        """Forces of the current state; a zero time step leaves the histories as they are."""
+        e = self._engine()
+        head_z = self.head_z_um * _UM if math.isfinite(self.head_z_um) else 1.0
+        e.advance(self.n, 0.0, head_z, self.head_velocity_um_s * _UM, 0)
+
+    def step(self, n_steps=1):
+        """Advance ``n_steps`` time steps.
+
+        The neighbour list is rebuilt after a step in which some particle
+        has moved more than 0.4 skin since the last build: a pair can then
+        have closed at most 0.8 skin plus one step's travel, so no contact is
+        missed while a step moves particles by much less than 0.2 skin.
+        """
+        trigger = (0.4 * self.skin_um * _UM) ** 2
+        e = self._engine()
+        n, dt = self.n, self.dt_s
+        for _ in range(int(n_steps)):
+            if self.head_velocity_um_s != 0.0:
+                self.head_z_um += self.head_velocity_um_s * dt
+                tz = self.head_target_z_um
+                if tz is not None and (self.head_z_um - tz) * self.head_velocity_um_s >= 0:
+                    self.head_z_um, self.head_velocity_um_s = tz, 0.0
+            head_z = self.head_z_um * _UM if math.isfinite(self.head_z_um) else 1.0
+            moved2 = e.advance(n, dt, head_z, self.head_velocity_um_s * _UM, 1)
+            self.n_steps += 1
+            if moved2 > trigger:
+                self._rebuild()
+                e = self._engine()
+        self.time_s = self.n_steps * self.dt_s
+
+    def run(self, duration_s, callback=None, every_steps=100):
+        """Advance by ``duration_s`` seconds (rounded up to whole steps).
+
+        Parameters
+        ----------
+        duration_s : float
+            Simulated time (s).
+        callback : callable, optional
+            Called as ``callback(sim)`` every ``every_steps`` steps and at the end.
+        every_steps : int
+            Steps between callbacks.
+        """
+        if not duration_s >= 0:
+            raise ValueError(f"duration_s: expected >= 0, got {duration_s}")
+        total = int(math.ceil(duration_s / self.dt_s - 1e-9))
+        done = 0
+        while done < total:
+            chunk = min(every_steps, total - done) if callback else total - done
+            self.step(chunk)
+            done += chunk
+            if callback:
+                callback(self)
+
+    # ---- subsets -------------------------------------------------------------
+    def subset(self, keep):
+        """A new simulation with the particles ``keep`` (bool mask or indices).
+
+        Particles keep their relative order. State (velocities, spins,
+        orientations, glue to the foil, walls, head, contact histories, bonds
+        between kept particles and their state, time) carries over; bonds to
+        removed particles vanish.
+        """
+        keep = np.asarray(keep)
+        idx = np.flatnonzero(keep) if keep.dtype == bool else np.unique(keep.astype(np.int64))
+        if len(idx) == 0:
+            raise ValueError("keep: expected at least one particle")
+        self._save()
+        old = self._s
+        new = Simulation.__new__(Simulation)
+        new.__dict__.update(self.__dict__)
+        n_old, new.n = self.n, len(idx)
+        remap = -np.ones(n_old, np.int64)
+        remap[idx] = np.arange(len(idx))
+        new._s = {name: old[name][idx] for name in ("x", "v", "w", "q", "f", "t", "wall_hist",
+                                                   "f_head", "e_elastic", "kind", "fixed")}
+        new._s["x_ref"] = new._s["x"]
+        new._s["par"] = old["par"].copy()
+        new._radius_si, new._mass = self._radius_si[idx], self._mass[idx]
+        new._set_mass_arrays()
+        old_i = np.repeat(np.arange(n_old), np.diff(old["nb_start"]))
+        old_j = old["nb_j"].astype(np.int64)
+        ok = (remap[old_i] >= 0) & (remap[old_j] >= 0)
+        new._nb_key = remap[old_i[ok]] * new.n + remap[old_j[ok]]
+        new._s["nb_hist"] = old["nb_hist"][ok]
+        pairs = self._bond_pairs
+        kept = (remap[pairs[:, 0]] >= 0) & (remap[pairs[:, 1]] >= 0)
+        rows = self._bond_row[kept]
+        new._bond_pairs = remap[pairs[kept]]
+        new._set_bonds(new._bond_pairs, old["bd_d0"][rows], old["bd_hist"][rows], old["bd_intact"][rows])
+        new._rebuild()
+        return new

@@ -1,0 +1,215 @@
+"""DEM engine against contact mechanics: Hertz, restitution, Coulomb, bonds."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from synthcal.dem import BondModel, Material, Simulation
+from synthcal.dem.material import effective_youngs_modulus
+from synthcal.dem.neighbours import candidate_pairs
+from synthcal.rotations import rotation_matrices_zyx
+
+NMC = Material(youngs_modulus_pa=200e9, poisson_ratio=0.3, density_kg_m3=4650.0, restitution=0.5, friction=0.4)
+CBD = Material(youngs_modulus_pa=2e9, poisson_ratio=0.3, density_kg_m3=930.0, restitution=0.5, friction=0.4)
+
+
+def _elastic(e=1.0, mu=0.0):
+    return Material(youngs_modulus_pa=200e9, poisson_ratio=0.3, density_kg_m3=4650.0, restitution=e, friction=mu)
+
+
+@pytest.mark.parametrize("kinds, radii, overlap_um", [((0, 0), (5.0, 5.0), 0.02), ((0, 1), (4.0, 0.65), 0.01),
+                                                      ((1, 1), (0.65, 0.65), 0.005)])
+def test_hertz_force_matches_theory(kinds, radii, overlap_um):
+    ra, rb = radii
+    sim = Simulation([[10.0, 10.0, 10.0], [10.0, 10.0, 10.0 + ra + rb - overlap_um]], radii, (NMC, CBD), kinds=kinds)
+    estar = effective_youngs_modulus((NMC, CBD)[kinds[0]], (NMC, CBD)[kinds[1]])
+    rstar = ra * rb / (ra + rb) * 1e-6
+    expected = 4.0 / 3.0 * estar * math.sqrt(rstar) * (overlap_um * 1e-6) ** 1.5
+    f = sim.forces_n
+    assert f[1, 2] == pytest.approx(expected, rel=1e-2)
+    assert f[0, 2] == -f[1, 2]  # Newton's third law, exactly
+    assert np.all(f[:, :2] == 0)
+
+
+def _collide(e, dt_fraction_of_contact=1 / 400):
+    r_um, v_um_s = 5.0, 2e5  # 0.2 m/s each, head-on along x
+    mat = _elastic(e)
+    mstar = 0.5 * mat.density_kg_m3 * 4 / 3 * math.pi * (r_um * 1e-6) ** 3
+    estar, rstar, v0 = effective_youngs_modulus(mat, mat), 0.5 * r_um * 1e-6, 2 * v_um_s * 1e-6
+    dmax = (15 * mstar * v0 ** 2 / (16 * estar * math.sqrt(rstar))) ** 0.4
+    t_hertz = 2.9432 * dmax / v0  # undamped Hertz contact duration
+    sim = Simulation([[10.0, 10.0, 10.0], [10.0, 10.0, 10.0 + 2 * r_um + 0.001]], [r_um, r_um], mat,
+                     velocities_um_s=[[0, 0, v_um_s], [0, 0, -v_um_s]], dt_s=t_hertz * dt_fraction_of_contact)
+    in_contact = 0
+    for _ in range(2000):
+        sim.step(1)
+        x = sim.positions_um
+        if np.linalg.norm(x[1] - x[0]) < 2 * r_um:
+            in_contact += 1
+        elif in_contact:
+            break
+    v = sim.velocities_um_s
+    return (v[1, 2] - v[0, 2]) / (2 * v_um_s), in_contact * sim.dt_s, t_hertz
+
+
+def test_collision_elastic_duration_and_restitution():
+    ratio, duration, t_hertz = _collide(1.0)
+    assert ratio == pytest.approx(1.0, abs=0.02)
+    assert duration == pytest.approx(t_hertz, rel=0.03)
+
+
+def test_collision_restitution_half():
+    ratio, _, _ = _collide(0.5)
+    assert ratio == pytest.approx(0.5, abs=0.02)
+
+
+def test_energy_conserved_without_damping():
+    rng = np.random.default_rng(3)
+    grid = np.stack(np.meshgrid(*[np.arange(3) * 6.0 + 5.0] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
+    radii = rng.uniform(1.5, 2.8, len(grid))
+    v = rng.normal(0, 2e6, (len(grid), 3))  # 2 m/s
+    sim = Simulation(grid, radii, _elastic(1.0), velocities_um_s=v, dt_s=2e-10)
+    e0 = sum(sim.energies())
+    sim.run(2e-6)
+    kinetic, elastic = sim.energies()
+    moved = np.linalg.norm(sim.positions_um - grid, axis=1).max()
+    assert moved > 2.0  # particles travelled far enough to collide
+    assert kinetic + elastic == pytest.approx(e0, rel=1e-3)
+
+
+def test_sphere_on_plane_settles_at_hertz_overlap():
+    r_um, g, scale = 3.0, 1e4, 100.0  # a large weight gives a measurable overlap
+    mat = _elastic(0.5, 0.4)
+    sim = Simulation([[r_um + 0.01, 5.0, 5.0]], [r_um], mat, bottom_z_um=0.0, body_acceleration_m_s2=(-g, 0, 0),
+                     background_damping_per_s=5e5, mass_scaling=scale)
+    sim.run(3e-5)
+    m = scale * mat.density_kg_m3 * 4 / 3 * math.pi * (r_um * 1e-6) ** 3
+    estar = mat.youngs_modulus_pa / (1 - mat.poisson_ratio ** 2)
+    expected = (3 * m * g / (4 * estar * math.sqrt(r_um * 1e-6))) ** (2 / 3)
+    overlap = (r_um - sim.positions_um[0, 0]) * 1e-6
+    assert overlap == pytest.approx(expected, rel=1e-2)
+
+
+def test_sliding_sphere_obeys_coulomb_and_ends_rolling():
+    r_um, g, mu, v0 = 5.0, 1e6, 0.3, 1e5
+    mat = _elastic(0.5, mu)
+    m = mat.density_kg_m3 * 4 / 3 * math.pi * (r_um * 1e-6) ** 3
+    rest = (3 * m * g / (4 * mat.youngs_modulus_pa / (1 - mat.poisson_ratio ** 2) * math.sqrt(r_um * 1e-6))) ** (2 / 3)
+    sim = Simulation([[r_um - rest * 1e6, 0.0, 0.0]], [r_um], mat, velocities_um_s=[[0, 0, v0]],
+                     bottom_z_um=0.0, body_acceleration_m_s2=(-g, 0, 0))
+    sim.run(3e-8)  # still sliding: friction force = mu * normal force
+    f_total = sim.forces_n[0]
+    normal = f_total[0] + m * g  # wall normal force (body force removed)
+    assert abs(f_total[2]) == pytest.approx(mu * normal, rel=1e-2)
+    assert f_total[2] < 0
+    sim.run(2e-5)
+    assert sim.velocities_um_s[0, 2] == pytest.approx(5 / 7 * v0, rel=1e-2)  # rolling without slip
+    assert sim.angular_velocities_rad_s[0, 1] * r_um == pytest.approx(5 / 7 * v0, rel=1e-2)
+
+
+def _bonded_pair(load_fraction):
+    bond = BondModel(youngs_modulus_pa=2e9, radius_fraction=0.5, tensile_strength_pa=5e6, shear_strength_pa=5e6)
+    r = 0.65
+    sim = Simulation([[r, 5.0, 5.0], [3 * r + 0.02, 5.0, 5.0]], [r, r], CBD, bottom_z_um=0.0, bond_model=bond)
+    sim.fix_touching_bottom(0.0)
+    assert sim.form_bonds(bonding_kinds=(0,), tolerance_um=0.05) == 1
+    area = math.pi * (0.5 * r * 1e-6) ** 2
+    force = load_fraction * bond.tensile_strength_pa * area
+    accel = force / sim.masses_kg[1]
+    for k in range(20):  # ramp the pull slowly (quasi-static)
+        sim.set_body_acceleration(((k + 1) / 20 * accel, 0.0, 0.0))
+        sim.run(2e-8)
+        if not sim.bonds_intact.all():
+            break
+    else:
+        sim.run(2e-7)
+    return sim, force, area, bond
+
+
+def test_bond_holds_below_strength():
+    sim, force, area, bond = _bonded_pair(0.5)
+    assert sim.bonds_intact.all()
+    d0 = (2 * 0.65 + 0.02) * 1e-6
+    kn = bond.youngs_modulus_pa * area / d0
+    stretch = (sim.positions_um[1, 0] - sim.positions_um[0, 0]) * 1e-6 - d0
+    assert stretch == pytest.approx(force / kn, rel=2e-2)
+
+
+def test_bond_breaks_above_strength():
+    sim, _, _, _ = _bonded_pair(1.5)
+    assert not sim.bonds_intact.any()
+
+
+def test_head_force_is_the_wall_hertz_force():
+    r_um, overlap_um = 4.0, 0.01
+    sim = Simulation([[r_um, 5.0, 5.0]], [r_um], NMC, bottom_z_um=0.0)
+    sim.fix_touching_bottom(0.0)
+    sim.set_head(2 * r_um - overlap_um)
+    sim.step(1)
+    estar = NMC.youngs_modulus_pa / (1 - NMC.poisson_ratio ** 2)
+    expected = 4 / 3 * estar * math.sqrt(r_um * 1e-6) * (overlap_um * 1e-6) ** 1.5
+    assert sim.head_force_n == pytest.approx(expected, rel=1e-2)
+    sim.set_head(2 * r_um + 0.1, radius_um=1.0, center_yx_um=(20.0, 20.0))  # a small disc beside it
+    sim.set_head(2 * r_um - overlap_um, radius_um=1.0, center_yx_um=(20.0, 20.0))
+    sim.step(1)
+    assert sim.head_force_n == 0.0
+
+
+def test_free_spin_rotates_the_quaternion():
+    w = np.array([0.3, -0.5, 0.8]) * 1e5  # rad/s, z-y-x
+    sim = Simulation([[5.0, 5.0, 5.0]], [1.0], NMC, angular_velocities_rad_s=[w], dt_s=1e-9)
+    sim.run(1e-5)
+    angle = np.linalg.norm(w) * sim.time_s
+    axis = w / np.linalg.norm(w)
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    # Rodrigues in z-y-x components: the basis is left-handed, so the skew part changes sign
+    expected = np.eye(3) - math.sin(angle) * k + (1 - math.cos(angle)) * k @ k
+    got = rotation_matrices_zyx(sim.orientations)[0]
+    assert np.abs(got - expected).max() < 1e-3
+
+
+def test_runs_are_bit_identical():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(2, 18, (60, 3))
+    r = rng.uniform(0.5, 1.2, 60)
+    v = rng.normal(0, 3e5, (60, 3))
+    out = []
+    for _ in range(2):
+        sim = Simulation(x, r, (NMC, CBD), kinds=np.arange(60) % 2, velocities_um_s=v, bottom_z_um=0.0,
+                         box_yx_um=(0, 20, 0, 20), background_damping_per_s=1e5)
+        sim.run(4e-8)
+        sim.run(2e-8)  # a second call continues
+        out.append((sim.positions_um.tobytes(), sim.orientations.tobytes(), sim.velocities_um_s.tobytes()))
+    assert out[0] == out[1]
+
+
+def test_subset_keeps_bonds_between_kept_particles():
+    x = np.array([[0.65, 5, 5], [0.65, 5, 6.3], [0.65, 5, 7.6], [0.65, 5, 8.9]])
+    sim = Simulation(x, np.full(4, 0.65), CBD, bottom_z_um=0.0)
+    assert sim.form_bonds(bonding_kinds=(0,), tolerance_um=0.01) == 3
+    sub = sim.subset(np.array([True, True, False, True]))
+    assert sub.n == 3
+    assert sub.bonds.tolist() == [[0, 1]]
+    assert np.array_equal(sub.positions_um, x[[0, 1, 3]])
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2 ** 31), n=st.integers(2, 300), skin=st.floats(0.0, 0.5))
+def test_neighbour_search_matches_brute_force(seed, n, skin):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 20, (n, 3))
+    r = np.where(rng.random(n) < 0.2, rng.uniform(2.5, 5.0, n), rng.uniform(0.25, 0.5, n))  # 10:1 sizes
+    gap = np.linalg.norm(x[:, None] - x[None], axis=-1) - r[:, None] - r[None]
+    i, j = np.nonzero(np.triu(gap < skin, 1))
+    assert candidate_pairs(x, r, skin).tolist() == np.stack([i, j], axis=1).tolist()
+
+
+def test_bad_input_is_rejected():
+    with pytest.raises(ValueError, match="positions_um"):
+        Simulation(np.zeros((3, 2)), np.ones(3), NMC)
+    with pytest.raises(ValueError, match="radii_um"):
+        Simulation(np.zeros((3, 3)), -np.ones(3), NMC)
+    with pytest.raises(ValueError, match="restitution"):
+        Material(youngs_modulus_pa=1e9, poisson_ratio=0.3, density_kg_m3=1000.0, restitution=0.0)

@@ -1,0 +1,124 @@
+"""Pillar protocol: deposition, cut, compression, records and files."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from synthcal.dem.io import read_trajectory, write_trajectory
+from synthcal.dem.protocol import PillarProtocol, held_by_binder, nmc_diameters_um, simulate_pillar
+
+TINY = PillarProtocol.tiny()
+
+
+@pytest.fixture(scope="module")
+def traj():
+    return simulate_pillar(TINY)
+
+
+def _hold_force(traj, k):
+    """Mean head force over the hold before record k (N)."""
+    rec = traj.steps[k]
+    t, f = traj.force_displacement[:, 0], traj.force_displacement[:, 2]
+    window = (t > rec.time_s - TINY.hold_time_s) & (t <= rec.time_s)
+    return f[window].mean()
+
+
+def test_pillar_stands_after_the_cut(traj):
+    assert abs(traj.info["cut_height_change_rel"]) < 0.01
+    assert traj.info["cut_max_displacement_um"] < 0.1
+    assert traj.info["n_bonds"] > traj.info["n_particles"] // 2
+
+
+def test_head_force_rises_with_compression(traj):
+    f1, f2 = _hold_force(traj, 1), _hold_force(traj, 2)
+    assert f1 > 0
+    assert f2 > 1.2 * f1
+    travel = traj.force_displacement[:, 1]
+    assert np.all(np.diff(travel) >= -1e-12)  # the head only moves down
+    assert travel[-1] == pytest.approx(TINY.steps_um[-1])
+
+
+def test_records_are_complete_and_nothing_escaped(traj):
+    assert [r.travel_um for r in traj.steps] == list(TINY.steps_um)
+    n = traj.steps[0].positions_um.shape[0]
+    assert 100 < n < 500
+    for rec in traj.steps:
+        assert rec.positions_um.shape == (n, 3) and rec.quaternions.shape == (n, 4)
+        assert np.allclose(np.linalg.norm(rec.quaternions, axis=1), 1.0)
+        assert set(np.unique(rec.kinds)) == {0, 1}
+        assert rec.bonds.shape[1] == 2 and rec.bonds_intact.shape == (len(rec.bonds),)
+        x = rec.positions_um
+        assert np.all(np.isfinite(x))
+        centre = 0.5 * TINY.slab_width_um
+        lateral = np.hypot(x[:, 1] - centre, x[:, 2] - centre)
+        assert lateral.max() < 0.5 * TINY.pillar_diameter_um + TINY.nmc_max_diameter_um
+        assert x[:, 0].min() > 0 and np.all(x[:, 0] + rec.radii_um <= rec.head_z_um + 0.05)
+    assert traj.steps[2].head_z_um == pytest.approx(traj.contact_z_um - TINY.steps_um[2])
+
+
+def _small(seed):
+    """A pillar of a few dozen particles with short phases (for repeated runs)."""
+    return PillarProtocol.tiny(seed=seed, slab_width_um=15.0, pillar_diameter_um=9.0, electrode_thickness_um=7.0,
+                               steps_um=(0.0, 0.5), hold_time_s=5e-7, growth_time_s=2e-6, deposit_time_s=1e-6,
+                               settle_time_s=1e-6, cut_relax_time_s=1e-6)
+
+
+def test_same_protocol_gives_identical_bytes():
+    runs = [simulate_pillar(_small(7)) for _ in range(2)]
+    for a, b in zip(runs[0].steps, runs[1].steps):
+        assert a.positions_um.tobytes() == b.positions_um.tobytes()
+        assert a.quaternions.tobytes() == b.quaternions.tobytes()
+        assert a.bonds_intact.tobytes() == b.bonds_intact.tobytes()
+    assert runs[0].force_displacement.tobytes() == runs[1].force_displacement.tobytes()
+
+
+def test_write_and_read_back(traj, tmp_path):
+    folder = tmp_path / "dem"
+    write_trajectory(traj, folder)
+    for name in ("force_displacement.csv", "energies.csv", "particles_000.ply", "particles_002.glb", "step_001.npz"):
+        assert (folder / name).is_file()
+    back = read_trajectory(folder)
+    assert back.protocol == TINY
+    for a, b in zip(traj.steps, back.steps):
+        assert np.array_equal(a.positions_um, b.positions_um) and np.array_equal(a.bonds, b.bonds)
+    assert np.allclose(back.force_displacement, traj.force_displacement, rtol=1e-9, atol=0)
+
+
+def test_nmc_sizes_follow_the_volume_distribution():
+    p = PillarProtocol()
+    d = nmc_diameters_um(p, 2e6, np.random.default_rng(1))
+    assert d.min() >= p.nmc_min_diameter_um and d.max() <= p.nmc_max_diameter_um
+    order = np.argsort(d)
+    cum = np.cumsum(d[order] ** 3) / np.sum(d ** 3)
+    d10, d50, d90 = np.interp([0.1, 0.5, 0.9], cum, d[order])
+    assert d10 == pytest.approx(p.nmc_d10_um, rel=0.03)
+    assert d50 == pytest.approx(p.nmc_d50_um, rel=0.03)
+    assert d90 == pytest.approx(p.nmc_d90_um, rel=0.03)
+
+
+def test_only_particles_bonded_to_the_foil_are_kept():
+    bonds = np.array([[0, 1], [1, 2], [3, 4]])
+    fixed = np.array([True, False, False, False, False, False])
+    assert held_by_binder(6, bonds, fixed).tolist() == [True, True, True, False, False, False]
+
+
+@settings(max_examples=2, deadline=None)
+@given(seed=st.integers(0, 2 ** 31 - 1))
+def test_small_pillars_never_explode(seed):
+    p = _small(seed)
+    tr = simulate_pillar(p)
+    last = tr.steps[-1]
+    assert np.all(np.isfinite(last.positions_um))
+    lateral = np.hypot(last.positions_um[:, 1] - 7.5, last.positions_um[:, 2] - 7.5)
+    assert lateral.max() < 0.5 * p.pillar_diameter_um + p.nmc_max_diameter_um
+    assert abs(tr.info["cut_height_change_rel"]) < 0.01
+    assert np.all(np.isfinite(tr.force_displacement)) and tr.force_displacement[:, 2].max() > 0
+
+
+def test_bad_protocol_is_rejected():
+    with pytest.raises(ValueError, match="steps_um"):
+        PillarProtocol.tiny(steps_um=(0.5, 1.0))
+    with pytest.raises(ValueError, match="pillar_diameter_um"):
+        PillarProtocol.tiny(pillar_diameter_um=30.0)
+    with pytest.raises(ValueError, match="growth_time_s"):
+        PillarProtocol.tiny(growth_time_s=1e-7)

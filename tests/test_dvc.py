@@ -1,0 +1,177 @@
+"""Local DVC (analysis.dvc) against analytic displacement fields, and the VTK export."""
+
+import functools
+
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from analysis.dvc import Status, correlate, node_grid
+from analysis.strain import displacement_gradient
+from analysis.vtk import write_vtk_nodes
+
+S = 17
+
+
+@functools.lru_cache(maxsize=None)
+def texture(n, seed=0):
+    """Periodic, smooth, unit-variance random texture (so Fourier shifts are exact)."""
+    rng = np.random.default_rng(seed)
+    v = ndi.gaussian_filter(rng.normal(size=(n, n, n)), 1.6, mode="wrap")
+    return (v / v.std()).astype(np.float64)
+
+
+def fourier_shift(v, shift):
+    """v(x - shift) for a periodic band-limited v: material moves by +shift."""
+    return np.fft.ifftn(ndi.fourier_shift(np.fft.fftn(v), shift)).real.astype(np.float32)
+
+
+def affine_warp(v, translation, gradient):
+    """Deformed volume for u(X) = t + G (X - c), c the volume centre."""
+    c = (np.array(v.shape) - 1) / 2
+    inv = np.linalg.inv(np.eye(3) + gradient)
+    x = np.indices(v.shape, dtype=np.float64).reshape(3, -1)
+    x_ref = c[:, None] + inv @ (x - c[:, None] - np.asarray(translation)[:, None])
+    return ndi.map_coordinates(v, x_ref, order=5, mode="grid-wrap").reshape(v.shape).astype(np.float32)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.lists(st.floats(-3.0, 3.0, allow_nan=False), min_size=3, max_size=3))
+def test_rigid_shift_recovered(shift):
+    ref = texture(48)
+    nodes = node_grid(ref.shape, 8, S, margin_voxels=3)
+    r = correlate(ref.astype(np.float32), fourier_shift(ref, shift), subvolume_voxels=S,
+                  node_spacing_voxels=8, max_displacement_voxels=3.5, nodes=nodes)
+    assert r.ok.all()
+    assert np.abs(r.displacement - np.asarray(shift)).max() < 0.02
+    assert np.all(r.cc > 0.99)
+
+
+def test_identical_volumes_give_cc_one_and_no_displacement():
+    ref = texture(48).astype(np.float32)
+    r = correlate(ref, ref, subvolume_voxels=S, node_spacing_voxels=8, max_displacement_voxels=3)
+    assert r.ok.all()
+    np.testing.assert_allclose(r.cc, 1.0, atol=1e-6)
+    assert np.abs(r.displacement).max() < 1e-6
+    assert r.nodes.shape == r.displacement.shape and r.cc.shape == r.ok.shape == (len(r.nodes),)
+
+
+@settings(max_examples=4, deadline=None)
+@given(st.floats(0.2, 5.0), st.floats(-10.0, 10.0))
+def test_affine_grey_level_change_changes_nothing(gain, offset):
+    ref = texture(48)
+    shift = (0.4, -1.3, 2.2)
+    deformed = fourier_shift(ref, shift)
+    base = correlate(ref.astype(np.float32), deformed, subvolume_voxels=S, node_spacing_voxels=8,
+                     max_displacement_voxels=3)
+    other = correlate(ref.astype(np.float32), gain * deformed + offset, subvolume_voxels=S,
+                      node_spacing_voxels=8, max_displacement_voxels=3)
+    assert np.array_equal(base.ok, other.ok)
+    assert np.abs(base.displacement - other.displacement).max() < 1e-3
+    np.testing.assert_allclose(base.cc, other.cc, atol=1e-4)
+
+
+def test_affine_field_gives_its_strain():
+    ref = texture(64)
+    gradient = np.array([[-0.008, 0.002, 0.000],
+                         [0.001, 0.004, -0.002],
+                         [0.000, 0.003, 0.005]])
+    translation = np.array([0.7, -0.4, 1.1])
+    r = correlate(ref.astype(np.float32), affine_warp(ref, translation, gradient), subvolume_voxels=S,
+                  node_spacing_voxels=5, max_displacement_voxels=3,
+                  nodes=node_grid(ref.shape, 5, S, margin_voxels=2))
+    assert r.ok.mean() > 0.95
+    c = (np.array(ref.shape) - 1) / 2
+    truth = translation + (r.nodes - c) @ gradient.T
+    assert np.abs(r.displacement[r.ok] - truth[r.ok]).max() < 0.02
+    h = displacement_gradient(r.nodes, r.displacement, r.ok)
+    inner = np.all(np.isfinite(h), axis=(1, 2))
+    assert inner.sum() > 10
+    assert np.abs(np.median(h[inner], axis=0) - gradient).max() < 1e-3
+    assert np.abs(h[inner] - gradient).max() < 3e-3
+    # the subvolume shape function sees the same gradient
+    assert np.abs(np.median(r.displacement_gradient[r.ok], axis=0) - gradient).max() < 1e-3
+
+
+def test_large_displacement_found_coarse_to_fine():
+    ref = texture(64)
+    shift = (9.3, -7.6, 4.2)
+    nodes = node_grid(ref.shape, 8, S, margin_voxels=10)
+    r = correlate(ref.astype(np.float32), fourier_shift(ref, shift), subvolume_voxels=S,
+                  node_spacing_voxels=8, max_displacement_voxels=10, nodes=nodes)
+    assert r.ok.all()
+    assert np.abs(r.displacement - np.asarray(shift)).max() < 0.02
+
+
+def test_mask_skips_nodes_and_passes_refine():
+    ref = texture(48)
+    mask = np.zeros(ref.shape, dtype=bool)
+    mask[:, :, :24] = True
+    r = correlate(ref.astype(np.float32), fourier_shift(ref, (0.5, 0.5, -0.5)), subvolume_voxels=S,
+                  node_spacing_voxels=6, max_displacement_voxels=2, mask=mask, passes=(25,),
+                  nodes=node_grid(ref.shape, 6, S, margin_voxels=1))
+    left = r.nodes[:, 2] < 20
+    right = r.nodes[:, 2] > 28
+    assert np.all(r.status[right] == Status.MASKED) and not r.ok[right].any()
+    assert r.ok[left].all()
+    assert np.abs(r.displacement[r.ok] - (0.5, 0.5, -0.5)).max() < 0.02
+    assert np.all(np.isnan(r.displacement[~r.ok]))
+
+
+def test_same_inputs_same_bytes_and_progress():
+    ref = texture(48)
+    deformed = fourier_shift(ref, (1.4, -0.3, 0.8))
+    seen = []
+    kwargs = dict(subvolume_voxels=S, node_spacing_voxels=6, max_displacement_voxels=2)
+    a = correlate(ref.astype(np.float32), deformed, progress=seen.append, **kwargs)
+    b = correlate(ref.astype(np.float32), deformed, **kwargs)
+    for name in ("displacement", "cc", "ok", "iterations", "status", "displacement_gradient"):
+        assert getattr(a, name).tobytes() == getattr(b, name).tobytes()
+    assert seen and all(0.0 <= f <= 1.0 for f in seen) and seen[-1] == 1.0 and seen == sorted(seen)
+
+
+def test_flat_subvolumes_are_not_ok():
+    ref = texture(48).astype(np.float32)
+    ref[:, :, :20] = 1.0
+    r = correlate(ref, ref, subvolume_voxels=S, node_spacing_voxels=8, max_displacement_voxels=2)
+    flat = r.nodes[:, 2] + S - S // 2 <= 20
+    assert flat.any() and np.all(r.status[flat] == Status.FLAT) and not r.ok[flat].any()
+
+
+def test_node_grid_keeps_subvolumes_inside():
+    nodes = node_grid((40, 50, 60), (6, 7, 8), 11, margin_voxels=2)
+    assert np.all(nodes - 11 // 2 - 2 >= 0)
+    assert np.all(nodes + 11 - 11 // 2 + 2 <= np.array([40, 50, 60]))
+    assert set(np.diff(np.unique(nodes[:, 2]))) == {8}
+
+
+@pytest.mark.parametrize("kwargs", [dict(subvolume_voxels=3), dict(max_displacement_voxels=-1),
+                                    dict(mask=np.ones((5, 5, 5), bool))])
+def test_bad_input_raises(kwargs):
+    args = dict(subvolume_voxels=S, node_spacing_voxels=8, max_displacement_voxels=2)
+    args.update(kwargs)
+    v = texture(48).astype(np.float32)
+    with pytest.raises(ValueError):
+        correlate(v, v, **args)
+
+
+def test_vtk_ascii_round_trip(tmp_path):
+    nodes = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    disp = np.array([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]])
+    tensor = np.arange(18, dtype=float).reshape(2, 3, 3)
+    path = tmp_path / "nodes.vtk"
+    write_vtk_nodes(path, nodes, {"u_um": disp, "cc": np.array([0.9, 0.8]), "e": tensor}, binary=False)
+    lines = path.read_text().splitlines()
+    i = lines.index("POINTS 2 float")
+    np.testing.assert_allclose(np.loadtxt(lines[i + 1:i + 3]), nodes[:, ::-1])   # VTK is x, y, z
+    i = lines.index("VECTORS u_um float")
+    np.testing.assert_allclose(np.loadtxt(lines[i + 1:i + 3]), disp[:, ::-1])
+    i = lines.index("TENSORS e float")
+    np.testing.assert_allclose(np.loadtxt(lines[i + 1:i + 3]).reshape(2, 3, 3), tensor[:, ::-1, ::-1])
+    binary = tmp_path / "nodes_b.vtk"
+    write_vtk_nodes(binary, nodes, {"cc": np.array([0.9, 0.8])})
+    data = binary.read_bytes()
+    start = data.index(b"POINTS 2 float\n") + len(b"POINTS 2 float\n")
+    np.testing.assert_allclose(np.frombuffer(data[start:start + 24], ">f4").reshape(2, 3), nodes[:, ::-1])
