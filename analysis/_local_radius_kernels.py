@@ -152,47 +152,135 @@ def _farthest_inside_sq(hz, hy, hx, r2_out):
 
 
 @ti.kernel
-def paint_kernel(pore: ti.types.ndarray(dtype=ti.u8, ndim=3),
-                 dt: ti.types.ndarray(dtype=ti.f32, ndim=3),
-                 ridge: ti.types.ndarray(dtype=ti.i32, ndim=2),
-                 refine: ti.types.ndarray(dtype=ti.u8, ndim=1),
-                 inner_sq: ti.types.ndarray(dtype=ti.i32, ndim=1),
-                 lt: ti.types.ndarray(dtype=ti.f32, ndim=3)):
-    """Paint every ridge ball into ``lt`` with ``atomic_max`` (order-independent).
+def peak_kernel(pore: ti.types.ndarray(dtype=ti.u8, ndim=3),
+                dt: ti.types.ndarray(dtype=ti.f32, ndim=3),
+                centre: ti.types.ndarray(dtype=ti.i32, ndim=2),
+                ball: ti.types.ndarray(dtype=ti.f32, ndim=2)):
+    """Sub-voxel ball of each ridge local maximum: ball[i] = (hz, hy, hx, r_out^2, value).
 
-    Ball of ridge voxel c: centre p = c + h, outer radius r_out = distance from
-    p to the nearest solid voxel centre, inner radius r_in = distance to the
-    farthest pore voxel centre inside it; value (r_in + r_out) / 2.
+    The centre c + h maximises the distance r_out to the nearest solid voxel
+    centre (coarse-to-fine search in the voxel cell); r_in is the farthest
+    lattice point strictly inside; value = (r_in + r_out) / 2.
     """
-    nz, ny, nx = lt.shape[0], lt.shape[1], lt.shape[2]
-    for i in range(ridge.shape[0]):
-        cz, cy, cx = ridge[i, 0], ridge[i, 1], ridge[i, 2]
+    for i in range(centre.shape[0]):
+        cz, cy, cx = centre[i, 0], centre[i, 1], centre[i, 2]
         d = dt[cz, cy, cx]
         hz, hy, hx = 0.0, 0.0, 0.0
         r2_out = d * d
-        r2_in = 0.0
-        if refine[i] == 1:
-            for level in ti.static(range(len(_SEARCH_STEPS))):
-                hz, hy, hx, r2_out = _search_level(pore, cz, cy, cx, d, hz, hy, hx,
-                                                   _SEARCH_STEPS[level])
-            r2_in = _farthest_inside_sq(hz, hy, hx, r2_out)
-        else:
-            r2_in = ti.cast(inner_sq[ti.cast(ti.round(r2_out), ti.i32)], ti.f32)
-        value = 0.5 * (ti.sqrt(r2_in) + ti.sqrt(r2_out))
-        reach = ti.cast(ti.ceil(ti.sqrt(r2_out) + ti.sqrt(3.0) * _SHIFT_MAX), ti.i32)
-        for dz in range(-reach, reach + 1):
-            z = cz + dz
-            ez = dz - hz
-            if 0 <= z < nz and ez * ez < r2_out:
-                for dy in range(-reach, reach + 1):
-                    y = cy + dy
-                    ey = dy - hy
-                    q = ez * ez + ey * ey
-                    if 0 <= y < ny and q < r2_out:
-                        w = ti.sqrt(r2_out - q)
+        for level in ti.static(range(len(_SEARCH_STEPS))):
+            hz, hy, hx, r2_out = _search_level(pore, cz, cy, cx, d, hz, hy, hx,
+                                               _SEARCH_STEPS[level])
+        r2_in = _farthest_inside_sq(hz, hy, hx, r2_out)
+        ball[i, 0] = hz
+        ball[i, 1] = hy
+        ball[i, 2] = hx
+        ball[i, 3] = r2_out
+        ball[i, 4] = 0.5 * (ti.sqrt(r2_in) + ti.sqrt(r2_out))
+
+
+@ti.func
+def _ball_rows(r2_out, hz, hy, dz, dy):
+    """Half-width in x of the ball row (dz, dy), or -1 when the row misses the ball."""
+    ez = dz - hz
+    ey = dy - hy
+    q = ez * ez + ey * ey
+    w = -1.0
+    if q < r2_out:
+        w = ti.sqrt(r2_out - q)
+    return w, q
+
+
+@ti.kernel
+def paint_kernel(centre: ti.types.ndarray(dtype=ti.i32, ndim=2),
+                 ball: ti.types.ndarray(dtype=ti.f32, ndim=2),
+                 skip: ti.types.ndarray(dtype=ti.u8, ndim=1),
+                 lt: ti.types.ndarray(dtype=ti.f32, ndim=3)):
+    """lt = max(lt, value) over the lattice points strictly inside each ball not skipped.
+
+    ``atomic_max`` makes the result independent of the order of the threads.
+    """
+    nz, ny, nx = lt.shape[0], lt.shape[1], lt.shape[2]
+    for i in range(centre.shape[0]):
+        if skip[i] == 0:
+            cz, cy, cx = centre[i, 0], centre[i, 1], centre[i, 2]
+            hz, hy, hx, r2_out, value = ball[i, 0], ball[i, 1], ball[i, 2], ball[i, 3], ball[i, 4]
+            reach = ti.cast(ti.ceil(ti.sqrt(r2_out) + 1.0), ti.i32)
+            for dz in range(ti.max(-reach, -cz), ti.min(reach, nz - 1 - cz) + 1):
+                for dy in range(ti.max(-reach, -cy), ti.min(reach, ny - 1 - cy) + 1):
+                    w, q = _ball_rows(r2_out, hz, hy, dz, dy)
+                    if w >= 0:
                         x0 = ti.max(ti.cast(ti.floor(cx + hx - w), ti.i32), 0)
                         x1 = ti.min(ti.cast(ti.ceil(cx + hx + w), ti.i32), nx - 1)
                         for x in range(x0, x1 + 1):
                             ex = x - cx - hx
                             if q + ex * ex < r2_out - _TIE:
-                                ti.atomic_max(lt[z, y, x], value)
+                                ti.atomic_max(lt[cz + dz, cy + dy, x], value)
+
+
+@ti.kernel
+def owner_kernel(centre: ti.types.ndarray(dtype=ti.i32, ndim=2),
+                 ball: ti.types.ndarray(dtype=ti.f32, ndim=2),
+                 lt: ti.types.ndarray(dtype=ti.f32, ndim=3),
+                 owner: ti.types.ndarray(dtype=ti.i32, ndim=3)):
+    """owner = largest index of the balls whose value is the painted lt (ties: max index)."""
+    nz, ny, nx = lt.shape[0], lt.shape[1], lt.shape[2]
+    for i in range(centre.shape[0]):
+        cz, cy, cx = centre[i, 0], centre[i, 1], centre[i, 2]
+        hz, hy, hx, r2_out, value = ball[i, 0], ball[i, 1], ball[i, 2], ball[i, 3], ball[i, 4]
+        reach = ti.cast(ti.ceil(ti.sqrt(r2_out) + 1.0), ti.i32)
+        for dz in range(ti.max(-reach, -cz), ti.min(reach, nz - 1 - cz) + 1):
+            for dy in range(ti.max(-reach, -cy), ti.min(reach, ny - 1 - cy) + 1):
+                w, q = _ball_rows(r2_out, hz, hy, dz, dy)
+                if w >= 0:
+                    x0 = ti.max(ti.cast(ti.floor(cx + hx - w), ti.i32), 0)
+                    x1 = ti.min(ti.cast(ti.ceil(cx + hx + w), ti.i32), nx - 1)
+                    for x in range(x0, x1 + 1):
+                        ex = x - cx - hx
+                        if q + ex * ex < r2_out - _TIE and lt[cz + dz, cy + dy, x] == value:
+                            ti.atomic_max(owner[cz + dz, cy + dy, x], i)
+
+
+@ti.kernel
+def covered_kernel(centre: ti.types.ndarray(dtype=ti.i32, ndim=2),
+                   ball: ti.types.ndarray(dtype=ti.f32, ndim=2),
+                   peak_centre: ti.types.ndarray(dtype=ti.i32, ndim=2),
+                   peak_ball: ti.types.ndarray(dtype=ti.f32, ndim=2),
+                   owner: ti.types.ndarray(dtype=ti.i32, ndim=3),
+                   covered: ti.types.ndarray(dtype=ti.u8, ndim=1)):
+    """covered[i] = 1 when ridge ball i lies inside the peak ball that owns its centre.
+
+    Such a ball adds nothing: the peak ball's value is at least as large. Only
+    the rim of ball i farther from the peak centre than r_out(peak) - |c - p|
+    can stick out, so only that rim is scanned.
+    """
+    for i in range(centre.shape[0]):
+        cz, cy, cx = centre[i, 0], centre[i, 1], centre[i, 2]
+        o = owner[cz, cy, cx]
+        inside = 0
+        if o >= 0:
+            if peak_ball[o, 4] >= ball[i, 4]:
+                pz = peak_centre[o, 0] + peak_ball[o, 0] - cz
+                py = peak_centre[o, 1] + peak_ball[o, 1] - cy
+                px = peak_centre[o, 2] + peak_ball[o, 2] - cx
+                r2_peak = peak_ball[o, 3] - _TIE
+                r2_own = ball[i, 3] - _TIE
+                safe = ti.sqrt(r2_peak) - ti.sqrt(pz * pz + py * py + px * px) - 1e-3
+                inside = 1
+                if safe <= 0:
+                    inside = 0
+                r2_safe = safe * safe
+                reach = ti.cast(ti.ceil(ti.sqrt(r2_own)), ti.i32)
+                for dz in range(-reach, reach + 1):
+                    if inside == 1:
+                        for dy in range(-reach, reach + 1):
+                            q = ti.cast(dz * dz + dy * dy, ti.f32)
+                            lo, hi = _x_span(q, r2_safe, r2_own)
+                            for j in range(2 * (hi - lo + 1)):
+                                dx = (lo + j // 2) * (1 - 2 * (j % 2))
+                                if (j % 2 == 0 or dx != 0) and q + dx * dx < r2_own:
+                                    ez = dz - pz
+                                    ey = dy - py
+                                    ex = dx - px
+                                    if ez * ez + ey * ey + ex * ex >= r2_peak:
+                                        inside = 0
+        covered[i] = ti.u8(inside)

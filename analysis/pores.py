@@ -67,7 +67,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis._local_radius_kernels import (FAR_OFFSETS, OFFSET_CLASSES, paint_kernel,
+from analysis._local_radius_kernels import (FAR_OFFSETS, OFFSET_CLASSES, covered_kernel,
+                                            owner_kernel, paint_kernel, peak_kernel,
                                             ridge_kernel)
 from analysis._taichi import ensure_taichi
 
@@ -201,7 +202,7 @@ def local_radius(pore_mask, progress=None):
         Radius (voxels) of the largest inscribed ball covering each pore voxel,
         0 on solid voxels. See the module docstring for the discretisation.
     """
-    import porespy
+    import porespy      # slow to import; only this function needs it
 
     pore_mask = _check_pore_mask(pore_mask)
     ensure_taichi("cpu")
@@ -213,13 +214,34 @@ def local_radius(pore_mask, progress=None):
     flag = np.zeros(pore.shape, dtype=np.uint8)
     ridge_kernel(dt, covering, np.array(FAR_OFFSETS, dtype=np.int32), flag)
     ridge = np.argwhere(flag > 0).astype(np.int32)
-    refine = (flag[tuple(ridge.T)] == 2).view(np.uint8)
+    is_peak = flag[tuple(ridge.T)] == 2
     del flag
     if progress is not None:
         progress(0.4)
+    peaks = np.ascontiguousarray(ridge[is_peak])
+    # a peak's lattice ball stays in the list: the shifted ball need not hold
+    # all of it, and the voxels pruned from the ridge rely on it
+    rest = ridge
+    peak_balls = np.zeros((len(peaks), 5), dtype=np.float32)
+    peak_kernel(pore, dt, peaks, peak_balls)
+    r2_out = np.rint(dt[tuple(rest.T)].astype(np.float64) ** 2).astype(np.int64)
+    rest_balls = np.zeros((len(rest), 5), dtype=np.float32)
+    rest_balls[:, 3] = r2_out
+    rest_balls[:, 4] = 0.5 * (np.sqrt(inner[r2_out]) + np.sqrt(r2_out))
+    del dt
     lt = np.zeros(pore.shape, dtype=np.float32)
-    paint_kernel(pore, dt, np.ascontiguousarray(ridge),
-                         np.ascontiguousarray(refine), inner, lt)
+    paint_kernel(peaks, peak_balls, np.zeros(len(peaks), dtype=np.uint8), lt)
+    if progress is not None:
+        progress(0.6)
+    # most ridge balls off the peaks are lattice noise inside a peak's ball
+    owner = np.full(pore.shape, -1, dtype=np.int32)
+    owner_kernel(peaks, peak_balls, lt, owner)
+    covered = np.zeros(len(rest), dtype=np.uint8)
+    covered_kernel(rest, rest_balls, peaks, peak_balls, owner, covered)
+    del owner
+    if progress is not None:
+        progress(0.8)
+    paint_kernel(rest, rest_balls, covered, lt)
     if progress is not None:
         progress(1.0)
     return lt
@@ -231,7 +253,9 @@ def cpsd(pore_mask, voxel_size_um, mask=None, radius_step_um=None, progress=None
     Parameters
     ----------
     pore_mask : ndarray of bool, (z, y, x)
-        True in the pore space.
+        True in the pore space of the sample. Leave the air around a pillar
+        out (False): spheres in it would be huge, slow to paint and
+        meaningless.
     voxel_size_um : float
         Voxel edge length (µm), > 0.
     mask : ndarray of bool, optional
@@ -374,13 +398,15 @@ def plot_cpsd(results_by_step, path):
     path : str or Path
         PNG file to write.
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     if not results_by_step:
         raise ValueError("results_by_step: expected at least one CPSDResult, got none")
-    fig, ax = plt.subplots(figsize=(5.5, 4.0), dpi=120)
+    # a bare Figure with the Agg canvas leaves pyplot's global backend alone
+    fig = Figure(figsize=(5.5, 4.0), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     for step, r in results_by_step.items():
         ax.plot(r.radius_um, r.cumulative_fraction,
                 label=f"{step} (mean {r.mean_radius_um:.2f} µm)")
@@ -395,4 +421,3 @@ def plot_cpsd(results_by_step, path):
     def write(tmp):
         fig.savefig(tmp, format="png")
     _atomic_write(path, write)
-    plt.close(fig)

@@ -146,13 +146,13 @@ _MEDIAN_CHUNKS = [_MEDIAN_OPS[i:i + 32] for i in range(0, len(_MEDIAN_OPS), 32)]
 def _median27(src: ti.types.ndarray(dtype=ti.f32, ndim=3), dst: ti.types.ndarray(dtype=ti.f32, ndim=3)):
     nz, ny, nx = src.shape[0], src.shape[1], src.shape[2]
     for z, y, x in ti.ndrange(nz, ny, nx):
+        # clamping at the faces equals scipy's "reflect" mode for a 3-wide window
+        zs = ti.Vector([ti.max(z - 1, 0), z, ti.min(z + 1, nz - 1)])
+        ys = ti.Vector([ti.max(y - 1, 0), y, ti.min(y + 1, ny - 1)])
+        xs = ti.Vector([ti.max(x - 1, 0), x, ti.min(x + 1, nx - 1)])
         v = ti.Vector.zero(ti.f32, 27)
         for k in ti.static(range(27)):
-            # clamping at the faces equals scipy's "reflect" mode for a 3-wide window
-            zz = ti.math.clamp(z + k // 9 - 1, 0, nz - 1)
-            yy = ti.math.clamp(y + (k // 3) % 3 - 1, 0, ny - 1)
-            xx = ti.math.clamp(x + k % 3 - 1, 0, nx - 1)
-            v[k] = src[zz, yy, xx]
+            v[k] = src[zs[k // 9], ys[(k // 3) % 3], xs[k % 3]]
         for chunk in ti.static(_MEDIAN_CHUNKS):   # chunks keep each static unroll short
             for c in ti.static(chunk):
                 lo = ti.min(v[c[0]], v[c[1]])

@@ -1,6 +1,7 @@
 """The ``synthcal`` command: run scenarios, check them, analyse real scans."""
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -72,9 +73,7 @@ def main(argv=None):
         if args.command == "run":
             return _run(args)
         if args.command == "analyse":
-            from synthcal.analyse import analyse_scans
-            analyse_scans(args)
-            return 0
+            return _analyse(args)
     except (ScenarioError, ValueError) as exc:
         print(f"synthcal: error: {exc}", file=sys.stderr)
         return 2
@@ -94,6 +93,73 @@ def _run(args):
                            force=args.force, log=lambda m: print(m, file=sys.stderr))
     for line in pipeline.outputs_summary(out, outcome):
         print(line)
+    return 0
+
+
+def _analyse(args):
+    """The analysis chain on the user's scans, into a folder that appears when complete."""
+    import os
+    import shutil
+
+    import numpy as np
+
+    from analysis.chain import analyse_pores, preprocess_series, strain_fields, write_dvc, write_strain
+    from analysis.dvc import correlate
+    from analysis.io import read_volume, write_volume
+    from analysis.pores import plot_cpsd, write_cpsd_csv, write_phase_fractions_csv
+    from synthcal.progress import ProgressBar
+
+    if len(args.volumes) < 2:
+        raise ValueError("VOLUME.tif: expected a reference and at least one deformed volume")
+    volumes, sizes = zip(*(read_volume(p) for p in args.volumes))
+    v = args.voxel_size_um or sizes[0]
+    if v is None:
+        raise ValueError(f"{args.volumes[0]}: no voxel size in the TIFF metadata; pass --voxel-size-um")
+    if not v > 0:
+        raise ValueError(f"--voxel-size-um: expected > 0, got {v}")
+    region = None
+    if args.register_box_um:
+        lo_hi = np.asarray(args.register_box_um, float).reshape(3, 2) / v
+        region = tuple(slice(int(np.ceil(a)), int(np.floor(b)) + 1) for a, b in lo_hi)
+    out = Path(args.out)
+    tmp = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        bar = ProgressBar("preprocess", "median filter, contrast matching, registration")
+        processed, transforms = preprocess_series(volumes, median_size=args.median_size, region=region, progress=bar)
+        bar.done()
+        edge = int(round(args.subvolume_um / v)) | 1
+        spacing = max(int(round((args.node_spacing_um or args.subvolume_um / 2) / v)), 1)
+        bar = ProgressBar("dvc", "digital volume correlation and strain")
+        for k in range(1, len(processed)):
+            result = correlate(processed[0], processed[k], subvolume_voxels=edge, node_spacing_voxels=spacing,
+                               max_displacement_voxels=args.max_displacement_um / v,
+                               progress=bar.sub((k - 1) / (len(processed) - 1), k / (len(processed) - 1)))
+            write_dvc(tmp, f"dvc_step{k}", result, v)
+            write_strain(tmp, f"strain_step{k}", result.nodes,
+                         strain_fields(result.nodes, result.displacement, result.ok), v)
+        bar.done()
+        bar = ProgressBar("pores", "segmentation, CPSD, phase fractions")
+        curves, phases = {}, {}
+        for k, volume in enumerate(processed):
+            write_volume(tmp / f"processed_step{k}.tif", volume, v)
+            a = analyse_pores(volume, v, progress=bar.sub(k / len(processed), (k + 1) / len(processed)))
+            write_volume(tmp / f"labels_step{k}.tif", a.labels, v, description="0 pore, 1 CBD, 2 NMC")
+            write_cpsd_csv(tmp / f"cpsd_step{k}.csv", a.cpsd)
+            curves[f"step{k}"], phases[f"step{k}"] = a.cpsd, a.phases
+        write_phase_fractions_csv(tmp / "phase_fractions.csv", phases)
+        plot_cpsd(curves, tmp / "cpsd.png")
+        bar.done()
+        (tmp / "registration.json").write_text(json.dumps(
+            [{"step": k, "matrix": t.matrix().tolist(), "cc": t.cc} for k, t in enumerate(transforms)], indent=1))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    print(f"analysis of {len(volumes)} volumes written to {out}")
     return 0
 
 

@@ -77,8 +77,9 @@ class Dem:
 
     timestep_fraction: float = _f(0.2, "time step as a fraction of the Rayleigh time", lo=0.0, hi=1.0, lo_open=True)
     mass_scaling: float = _f(100.0, "density multiplier for larger time steps (quasi-static only)", lo=1.0)
-    bond_strength_pa: float = _f(5e6, "tensile/shear strength of CBD bonds", lo=0.0)
-    bond_stiffness_scale: float = _f(1.0, "bond stiffness relative to the CBD contact stiffness", lo=0.0, lo_open=True)
+    bond_strength_pa: float = _f(4e7, "tensile/shear strength of binder bonds (PVDF ~40 MPa)", lo=0.0)
+    bond_youngs_modulus_pa: float = _f(2e8, "modulus of binder bonds (a tenth of the CBD's: they yield at ~2.5 % strain)", lo=0.0, lo_open=True)
+    bond_radius_fraction: float = _f(1.0, "bond radius relative to the smaller particle's", lo=0.0, hi=1.0, lo_open=True)
     settle_time_s: float = _f(5e-6, "simulated time to settle after deposition and after the cut", lo=0.0, lo_open=True)
 
 
@@ -288,8 +289,9 @@ def _check_consistency(s):
         raise ScenarioError("[particles]: expected nmc_min_diameter_um <= nmc_d10_um < nmc_d50_um < nmc_d90_um <= nmc_max_diameter_um")
     if len(p.mass_ratio_nmc_carbon_pvdf) != 3 or p.mass_ratio_nmc_carbon_pvdf[0] <= 0:
         raise ScenarioError("[particles] mass_ratio_nmc_carbon_pvdf: expected three numbers [NMC, carbon, PVDF] with NMC > 0")
-    if s.pillar.diameter_um > s.electrode.slab_width_um:
-        raise ScenarioError(f"[pillar] diameter_um: expected <= [electrode] slab_width_um ({s.electrode.slab_width_um:g}), got {s.pillar.diameter_um:g}")
+    room = s.electrode.slab_width_um - p.nmc_max_diameter_um
+    if s.pillar.diameter_um > room:
+        raise ScenarioError(f"[pillar] diameter_um: expected <= [electrode] slab_width_um - [particles] nmc_max_diameter_um ({room:g}), got {s.pillar.diameter_um:g}")
     if p.nmc_max_diameter_um > s.electrode.thickness_um:
         raise ScenarioError(f"[particles] nmc_max_diameter_um: expected <= [electrode] thickness_um ({s.electrode.thickness_um:g})")
     steps = c.steps_um

@@ -97,7 +97,8 @@ def dem_protocol(s):
         pillar_diameter_um=s.pillar.diameter_um, steps_um=tuple(c.steps_um),
         head_speed_m_s=c.head_speed_m_s, hold_time_s=c.hold_time_s, head_radius_um=c.head_radius_um,
         timestep_fraction=d.timestep_fraction, mass_scaling=d.mass_scaling,
-        bond_strength_pa=d.bond_strength_pa, settle_time_s=d.settle_time_s, seed=s.seed)
+        bond_strength_pa=d.bond_strength_pa, bond_youngs_modulus_pa=d.bond_youngs_modulus_pa,
+        bond_radius_fraction=d.bond_radius_fraction, settle_time_s=d.settle_time_s, seed=s.seed)
 
 
 def run_dem(ctx):

@@ -144,7 +144,7 @@ def reference_terms(f, grad_f, offsets):
 
 
 def refine(spline, terms, offsets, warps0, *, shape_function="affine",
-           max_iterations=50, tolerance_voxels=1e-3, exact_first=None):
+           max_iterations=50, tolerance_voxels=1e-3, exact_first=None, cube_edge=None):
     """Refine initial warps of a batch of nodes by IC-GN.
 
     Parameters
@@ -166,6 +166,9 @@ def refine(spline, terms, offsets, warps0, *, shape_function="affine",
     exact_first : numpy.ndarray, optional
         (B, n) deformed grey values at ``warps0`` when already known (an
         integer translation samples voxels exactly), saving one interpolation.
+    cube_edge : int, optional
+        Set when ``offsets`` is the cube of :func:`analysis.dvc.grid.subvolume_offsets`
+        of this edge (faster sampling).
 
     Returns
     -------
@@ -197,7 +200,7 @@ def refine(spline, terms, offsets, warps0, *, shape_function="affine",
         if len(active) == 0:
             break
         given = g_a if (it == 0 and g_a is not None) else None
-        sums = spline.correlation_sums(w_a, offsets, fn_a, gs_a, given)
+        sums = spline.correlation_sums(w_a, offsets, fn_a, gs_a, given, cube_edge)
         mean = sums[:, 0] / n
         sigma = np.sqrt(np.maximum(sums[:, 1] - n * mean * mean, 1e-300))
         # both images unit-norm and zero-mean: ZNCC = sum fn g / sigma

@@ -45,19 +45,6 @@ def _bspline(coef: ti.template(), pz, py, px):
 
 
 @ti.kernel
-def _sample_points(coef: ti.types.ndarray(dtype=ti.f32, ndim=3),
-                   warp: ti.types.ndarray(dtype=ti.f64, ndim=3),
-                   offsets: ti.types.ndarray(dtype=ti.f32, ndim=2),
-                   out: ti.types.ndarray(dtype=ti.f32, ndim=2)):
-    for b, v in ti.ndrange(out.shape[0], out.shape[1]):
-        ox, oy, oz = ti.cast(offsets[v, 2], ti.f64), ti.cast(offsets[v, 1], ti.f64), ti.cast(offsets[v, 0], ti.f64)
-        pz = warp[b, 0, 0] * oz + warp[b, 0, 1] * oy + warp[b, 0, 2] * ox + warp[b, 0, 3]
-        py = warp[b, 1, 0] * oz + warp[b, 1, 1] * oy + warp[b, 1, 2] * ox + warp[b, 1, 3]
-        px = warp[b, 2, 0] * oz + warp[b, 2, 1] * oy + warp[b, 2, 2] * ox + warp[b, 2, 3]
-        out[b, v] = _bspline(coef, pz, py, px)
-
-
-@ti.kernel
 def _correlation_sums(coef: ti.types.ndarray(dtype=ti.f32, ndim=3),
                       warp: ti.types.ndarray(dtype=ti.f64, ndim=3),
                       offsets: ti.types.ndarray(dtype=ti.f32, ndim=2),
@@ -97,6 +84,48 @@ def _correlation_sums(coef: ti.types.ndarray(dtype=ti.f32, ndim=3),
         for i in ti.static(range(3)):
             for j in ti.static(range(4)):
                 sums[b, 3 + 4 * i + j] = t[i, j]
+
+
+@ti.kernel
+def _cube_correlation_sums(coef: ti.types.ndarray(dtype=ti.f32, ndim=3),
+                           warp: ti.types.ndarray(dtype=ti.f64, ndim=3), edge: ti.i32,
+                           fn: ti.types.ndarray(dtype=ti.f32, ndim=2),
+                           grad: ti.types.ndarray(dtype=ti.f32, ndim=3),
+                           sums: ti.types.ndarray(dtype=ti.f64, ndim=2)):
+    # _correlation_sums for cubic point sets: nested loops, positions built per row
+    half = edge // 2
+    for b in range(warp.shape[0]):
+        s1 = ti.f64(0.0)
+        s2 = ti.f64(0.0)
+        sf = ti.f64(0.0)
+        t = ti.Matrix.zero(ti.f64, 3, 4)
+        v = 0
+        for k in range(edge):
+            oz = ti.cast(k - half, ti.f64)
+            for j in range(edge):
+                oy = ti.cast(j - half, ti.f64)
+                rz = warp[b, 0, 0] * oz + warp[b, 0, 1] * oy + warp[b, 0, 3]
+                ry = warp[b, 1, 0] * oz + warp[b, 1, 1] * oy + warp[b, 1, 3]
+                rx = warp[b, 2, 0] * oz + warp[b, 2, 1] * oy + warp[b, 2, 3]
+                for i in range(edge):
+                    ox = ti.cast(i - half, ti.f64)
+                    gd = ti.cast(_bspline(coef, rz + warp[b, 0, 2] * ox, ry + warp[b, 1, 2] * ox,
+                                          rx + warp[b, 2, 2] * ox), ti.f64)
+                    s1 += gd
+                    s2 += gd * gd
+                    sf += gd * ti.cast(fn[b, v], ti.f64)
+                    xh = ti.Vector([oz, oy, ox, 1.0], dt=ti.f64)
+                    for a in ti.static(range(3)):
+                        ga = gd * ti.cast(grad[b, a, v], ti.f64)
+                        for c in ti.static(range(4)):
+                            t[a, c] += ga * xh[c]
+                    v += 1
+        sums[b, 0] = s1
+        sums[b, 1] = s2
+        sums[b, 2] = sf
+        for a in ti.static(range(3)):
+            for c in ti.static(range(4)):
+                sums[b, 3 + 4 * a + c] = t[a, c]
 
 
 @ti.kernel
@@ -144,28 +173,7 @@ class SplineVolume:
         coef = np.pad(coef, _PAD, mode="reflect")   # numpy "reflect" is scipy's "mirror"
         self._coef = device_array(coef, arch)
 
-    def sample(self, warps, offsets):
-        """Sample at ``warps[b] @ [offsets[v], 1]`` for every node b and point v.
-
-        Parameters
-        ----------
-        warps : numpy.ndarray
-            (B, 3, 4) affine maps from local offsets to volume positions (z, y, x), voxels.
-        offsets : numpy.ndarray
-            (n, 3) local point offsets (z, y, x), voxels.
-
-        Returns
-        -------
-        numpy.ndarray
-            (B, n) float32 interpolated grey values.
-        """
-        warps = np.ascontiguousarray(warps, dtype=np.float64)
-        out = np.empty((len(warps), len(offsets)), dtype=np.float32)
-        if len(warps):
-            _sample_points(self._coef, warps, np.ascontiguousarray(offsets, dtype=np.float32), out)
-        return out
-
-    def correlation_sums(self, warps, offsets, fn, grad, given=None):
+    def correlation_sums(self, warps, offsets, fn, grad, given=None, cube_edge=None):
         """Per-node sums for one Gauss–Newton step, sampling and reducing in one pass.
 
         Parameters
@@ -180,6 +188,9 @@ class SplineVolume:
             (B, 3, n) normalised reference gradients.
         given : numpy.ndarray, optional
             (B, n) deformed values to use instead of sampling.
+        cube_edge : int, optional
+            Set when ``offsets`` is :func:`analysis.dvc.grid.subvolume_offsets`
+            of this edge: a faster kernel then walks the cube.
 
         Returns
         -------
@@ -189,12 +200,17 @@ class SplineVolume:
         """
         warps = np.ascontiguousarray(warps, dtype=np.float64)
         sums = np.empty((len(warps), 15), dtype=np.float64)
-        if len(warps):
-            dummy = given is None
-            given = np.zeros((1, 1), np.float32) if dummy else np.ascontiguousarray(given, dtype=np.float32)
-            _correlation_sums(self._coef, warps, np.ascontiguousarray(offsets, dtype=np.float32),
-                              np.ascontiguousarray(fn, dtype=np.float32),
-                              np.ascontiguousarray(grad, dtype=np.float32), given, sums, not dummy)
+        if not len(warps):
+            return sums
+        fn = np.ascontiguousarray(fn, dtype=np.float32)
+        grad = np.ascontiguousarray(grad, dtype=np.float32)
+        if given is None and cube_edge is not None:
+            _cube_correlation_sums(self._coef, warps, int(cube_edge), fn, grad, sums)
+            return sums
+        dummy = given is None
+        given = np.zeros((1, 1), np.float32) if dummy else np.ascontiguousarray(given, dtype=np.float32)
+        _correlation_sums(self._coef, warps, np.ascontiguousarray(offsets, dtype=np.float32), fn, grad,
+                          given, sums, not dummy)
         return sums
 
     def resample(self, warp, shape):

@@ -69,11 +69,15 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
     """Local DVC of ``deformed`` against ``reference`` on a node grid.
 
     Integer displacements come from FFT zero-normalised cross-correlation
-    up to ``max_displacement_voxels`` (coarse-to-fine when large), then each
-    node is refined to subvoxel accuracy by inverse-compositional
+    up to ``max_displacement_voxels`` (coarse-to-fine when large) on a
+    sparse subset of the nodes (about one per 2x2x2 block); every other node
+    starts from the median displacement of its converged neighbours. Each
+    node is then refined to subvoxel accuracy by inverse-compositional
     Gauss–Newton with a first-order (12-parameter affine) shape function on
-    cubic B-spline interpolation of ``deformed``. Nodes that fail are
-    retried once from the median displacement of their converged neighbours.
+    cubic B-spline interpolation of ``deformed`` (ZNSSD criterion, so affine
+    grey-level changes do not matter). Nodes that fail are retried once by a
+    local search around their converged neighbours' median displacement
+    (or a full search where none converged).
 
     Parameters
     ----------
@@ -204,7 +208,7 @@ class _Pass:
                 first = extract_cubes(self.deformed, np.round(w0[:, :, 3]).astype(np.int64) - s // 2, s)
                 first = first.reshape(len(sel), -1)
             res = refine(self.spline, terms, self.offsets, w0, max_iterations=self.max_iterations,
-                         tolerance_voxels=self.tolerance, exact_first=first)
+                         tolerance_voxels=self.tolerance, exact_first=first, cube_edge=s)
             warps[sel] = res.warps
             cc[sel] = res.cc
             iterations[sel] = res.iterations

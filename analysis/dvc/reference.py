@@ -18,9 +18,9 @@ _PAIRS4 = list(zip(*(a.tolist() for a in _IU4)))
 
 
 @ti.func
-def _at(ref: ti.template(), z, y, x):
-    return ref[ti.math.clamp(z, 0, ref.shape[0] - 1), ti.math.clamp(y, 0, ref.shape[1] - 1),
-               ti.math.clamp(x, 0, ref.shape[2] - 1)]
+def _clamp5(c, n):
+    """Indices c-2 .. c+2 clamped to [0, n)."""
+    return ti.Vector([ti.math.clamp(c + d, 0, n - 1) for d in ti.static(range(-2, 3))])
 
 
 @ti.kernel
@@ -29,67 +29,74 @@ def _cube_terms(ref: ti.types.ndarray(dtype=ti.f32, ndim=3), corners: ti.types.n
                 grad: ti.types.ndarray(dtype=ti.f32, ndim=3), packed: ti.types.ndarray(dtype=ti.f64, ndim=2),
                 sd_sum: ti.types.ndarray(dtype=ti.f64, ndim=2), sd_fn: ti.types.ndarray(dtype=ti.f64, ndim=2),
                 stats: ti.types.ndarray(dtype=ti.f64, ndim=2)):
+    nz, ny, nx = ref.shape[0], ref.shape[1], ref.shape[2]
     n = edge * edge * edge
     half = edge // 2
     for b in range(corners.shape[0]):
         cz, cy, cx = corners[b, 0], corners[b, 1], corners[b, 2]
         s1 = ti.f64(0.0)
-        big = ti.f64(0.0)
-        for v in range(n):
-            f = ti.cast(_at(ref, cz + v // (edge * edge), cy + (v // edge) % edge, cx + v % edge), ti.f64)
-            s1 += f
-            big = ti.max(big, ti.abs(f))
-        mean = s1 / n
         s2 = ti.f64(0.0)
-        for v in range(n):
-            f = ti.cast(_at(ref, cz + v // (edge * edge), cy + (v // edge) % edge, cx + v % edge), ti.f64)
-            s2 += (f - mean) * (f - mean)
-        norm = ti.sqrt(s2)
+        big = ti.f64(0.0)
+        for k in range(edge):
+            z = ti.math.clamp(cz + k, 0, nz - 1)
+            for j in range(edge):
+                y = ti.math.clamp(cy + j, 0, ny - 1)
+                for i in range(edge):
+                    f = ti.cast(ref[z, y, ti.math.clamp(cx + i, 0, nx - 1)], ti.f64)
+                    s1 += f
+                    s2 += f * f
+                    big = ti.max(big, ti.abs(f))
+        mean = s1 / n
+        norm = ti.sqrt(ti.max(s2 - s1 * mean, 0.0))
         scale = ti.f64(0.0)
         if norm > _FLAT * ti.sqrt(ti.cast(n, ti.f64)) * (big + 1e-30):
             scale = 1.0 / norm
         stats[b, 0] = norm
         stats[b, 1] = scale
+        sc = ti.cast(scale, ti.f32)
         # the Hessian only sets the step, not the solution: float32 sums are enough
         hp = ti.Matrix.zero(ti.f32, 6, 10)
         ss = ti.Matrix.zero(ti.f64, 3, 4)
         sf = ti.Matrix.zero(ti.f64, 3, 4)
-        for v in range(n):
-            z, y, x = cz + v // (edge * edge), cy + (v // edge) % edge, cx + v % edge
-            f0 = (ti.cast(_at(ref, z, y, x), ti.f64) - mean) * scale
-            gz = (_at(ref, z - 2, y, x) - 8.0 * _at(ref, z - 1, y, x) + 8.0 * _at(ref, z + 1, y, x)
-                  - _at(ref, z + 2, y, x)) / 12.0
-            gy = (_at(ref, z, y - 2, x) - 8.0 * _at(ref, z, y - 1, x) + 8.0 * _at(ref, z, y + 1, x)
-                  - _at(ref, z, y + 2, x)) / 12.0
-            gx = (_at(ref, z, y, x - 2) - 8.0 * _at(ref, z, y, x - 1) + 8.0 * _at(ref, z, y, x + 1)
-                  - _at(ref, z, y, x + 2)) / 12.0
-            # round to float32 first so the sums match the stored, float32 terms
-            f32 = ti.cast(f0, ti.f32)
-            g = ti.Vector([ti.cast(gz * scale, ti.f32), ti.cast(gy * scale, ti.f32),
-                           ti.cast(gx * scale, ti.f32)])
-            fn[b, v] = f32
-            for i in ti.static(range(3)):
-                grad[b, i, v] = g[i]
-            gd = ti.cast(g, ti.f64)
-            xh = ti.Vector([ti.cast(z - cz - half, ti.f64), ti.cast(y - cy - half, ti.f64),
-                            ti.cast(x - cx - half, ti.f64), 1.0])
-            x32 = ti.cast(xh, ti.f32)
-            xx = ti.Vector([x32[_PAIRS4[q][0]] * x32[_PAIRS4[q][1]] for q in ti.static(range(10))])
-            for p in ti.static(range(6)):
-                gg = g[_PAIRS3[p][0]] * g[_PAIRS3[p][1]]
-                for q in ti.static(range(10)):
-                    hp[p, q] += gg * xx[q]
-            for i in ti.static(range(3)):
-                for j in ti.static(range(4)):
-                    ss[i, j] += gd[i] * xh[j]
-                    sf[i, j] += ti.cast(f32, ti.f64) * gd[i] * xh[j]
+        v = 0
+        for k in range(edge):
+            zs = _clamp5(cz + k, nz)
+            for j in range(edge):
+                ys = _clamp5(cy + j, ny)
+                for i in range(edge):
+                    xs = _clamp5(cx + i, nx)
+                    z, y, x = zs[2], ys[2], xs[2]
+                    # round to float32 first so the sums match the stored, float32 terms
+                    f32 = ti.cast((ti.cast(ref[z, y, x], ti.f64) - mean) * scale, ti.f32)
+                    gz = (ref[zs[0], y, x] - 8.0 * ref[zs[1], y, x] + 8.0 * ref[zs[3], y, x] - ref[zs[4], y, x])
+                    gy = (ref[z, ys[0], x] - 8.0 * ref[z, ys[1], x] + 8.0 * ref[z, ys[3], x] - ref[z, ys[4], x])
+                    gx = (ref[z, y, xs[0]] - 8.0 * ref[z, y, xs[1]] + 8.0 * ref[z, y, xs[3]] - ref[z, y, xs[4]])
+                    g = ti.Vector([gz, gy, gx]) * (sc / 12.0)
+                    fn[b, v] = f32
+                    for a in ti.static(range(3)):
+                        grad[b, a, v] = g[a]
+                    x32 = ti.Vector([ti.cast(k - half, ti.f32), ti.cast(j - half, ti.f32),
+                                     ti.cast(i - half, ti.f32), 1.0])
+                    xx = ti.Vector([x32[_PAIRS4[q][0]] * x32[_PAIRS4[q][1]] for q in ti.static(range(10))])
+                    for p in ti.static(range(6)):
+                        gg = g[_PAIRS3[p][0]] * g[_PAIRS3[p][1]]
+                        for q in ti.static(range(10)):
+                            hp[p, q] += gg * xx[q]
+                    gd = ti.cast(g, ti.f64)
+                    fd = ti.cast(f32, ti.f64)
+                    for a in ti.static(range(3)):
+                        for c in ti.static(range(4)):
+                            t = gd[a] * ti.cast(x32[c], ti.f64)
+                            ss[a, c] += t
+                            sf[a, c] += fd * t
+                    v += 1
         for p in ti.static(range(6)):
             for q in ti.static(range(10)):
                 packed[b, 10 * p + q] = ti.cast(hp[p, q], ti.f64)
-        for i in ti.static(range(3)):
-            for j in ti.static(range(4)):
-                sd_sum[b, 4 * i + j] = ss[i, j]
-                sd_fn[b, 4 * i + j] = sf[i, j]
+        for a in ti.static(range(3)):
+            for c in ti.static(range(4)):
+                sd_sum[b, 4 * a + c] = ss[a, c]
+                sd_fn[b, 4 * a + c] = sf[a, c]
 
 
 def cube_terms(reference, nodes, subvolume_voxels, arch="cpu"):

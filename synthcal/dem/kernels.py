@@ -95,8 +95,6 @@ def rolling_torque(wrel, n, reff, fn_el, mur, ieff, dt):
     return out
 
 
-
-
 class Engine:
     """Taichi fields for up to ``n_cap`` particles, ``c_cap`` contact rows and
     ``b_cap`` bond rows, and the kernels that work on them."""
@@ -333,6 +331,8 @@ def engine(arch, n, c, b):
 
     Grows (new fields, kernels compiled again) when a size does not fit.
     """
+    for other in [a for a in _ENGINE if a != arch]:
+        del _ENGINE[other]  # its fields died when taichi was initialised for ``arch``
     e = _ENGINE.get(arch)
     if e is None or e.n_cap < n or e.c_cap < c or e.b_cap < b:
         old = e
@@ -341,6 +341,5 @@ def engine(arch, n, c, b):
             old.owner._save()
         e = Engine(grow(n, old.n_cap if old else 1024), grow(c, old.c_cap if old else 16384),
                    grow(b, old.b_cap if old else 4096))
-        _ENGINE.clear()
         _ENGINE[arch] = e
     return e

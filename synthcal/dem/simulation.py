@@ -17,6 +17,13 @@ particles touching it can be glued with :meth:`Simulation.fix_touching_bottom`),
 a flat head moving along -z (optionally a disc of finite radius) and, for
 deposition, four frictionless side walls.
 
+Several simulations may exist at once: the state of the one that runs is
+loaded into one process-wide set of taichi fields (see
+:mod:`synthcal.dem.kernels`) and copied out when another one runs.
+
+Neighbours come from a Verlet list with a skin (:mod:`synthcal.dem.neighbours`),
+rebuilt on the CPU when a particle has moved 0.4 skin since the last build.
+
 Mass scaling (``mass_scaling > 1``) multiplies every density, hence every
 mass and moment of inertia; the time step grows by its square root. It
 leaves static equilibria unchanged but slows all waves and raises inertial
