@@ -18,7 +18,29 @@ worker processes), which is steadier when other jobs share the cores.
 
 Latest table (2-core x86_64 VM, shared with other jobs; spam 0.9.1):
 
-PASTE
+Two consecutive runs, 2026-11-26, load average ~5 on the 2 cores:
+
+    2197 nodes, subvolume 17^3, volume (128, 128, 128), noise 0.02, cpus 2
+    case     code        nodes/s  nodes/cpu-s   RMS vox   ok %
+    shift    synthcal       1018         1022    0.0018  100.0
+    shift    spam            135          143    0.0155  100.0
+    shift    ratio     speed x7.5 (wall), x7.2 (cpu); RMS synthcal/spam 0.12
+    affine   synthcal       1004         1042    0.0018  100.0
+    affine   spam            136          134    0.0146  100.0
+    affine   ratio     speed x7.4 (wall), x7.8 (cpu); RMS synthcal/spam 0.12
+
+    2197 nodes, subvolume 17^3, volume (128, 128, 128), noise 0.02, cpus 2
+    case     code        nodes/s  nodes/cpu-s   RMS vox   ok %
+    shift    synthcal        550          936    0.0018  100.0
+    shift    spam            141          137    0.0155  100.0
+    shift    ratio     speed x3.9 (wall), x6.8 (cpu); RMS synthcal/spam 0.12
+    affine   synthcal        666          851    0.0018  100.0
+    affine   spam            168          147    0.0146  100.0
+    affine   ratio     speed x4.0 (wall), x5.8 (cpu); RMS synthcal/spam 0.12
+
+Wall-clock ratios swing between x4 and x7.5 with the other jobs' load;
+CPU-time ratios stay at x6-x8. spam 0.9.1 ldic uses its default trilinear
+interpolation; its RMS is the usual trilinear bias.
 """
 
 import os

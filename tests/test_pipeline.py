@@ -14,7 +14,7 @@ import pytest
 from synthcal import pipeline, scenario as sc
 from synthcal.stages import STAGES
 
-from conftest import TINY, run_synthcal as _synthcal
+from conftest import ROOT, TINY, run_synthcal as _synthcal
 
 
 def _digest(run_dir):

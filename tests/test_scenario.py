@@ -138,3 +138,13 @@ def test_cli_check_bad_file_is_one_line(tmp_path, text, needle):
 def test_cli_missing_file_is_one_line():
     result = _cli("check", "no/such.toml")
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_gpu_without_gpu_is_one_line_error(tmp_path):
+    import shutil
+    if shutil.which("nvidia-smi"):  # a GPU machine runs --arch gpu for real
+        return
+    result = _cli("run", "scenarios/tiny.toml", "--arch", "gpu", "--out", str(tmp_path / "run"))
+    assert result.returncode == 2, result.stderr[-500:]
+    assert "CUDA" in result.stderr.strip().splitlines()[-1] and "Traceback" not in result.stderr
+    assert not (tmp_path / "run" / "dem").exists()

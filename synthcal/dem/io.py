@@ -31,6 +31,9 @@ _ARRAYS = ("positions_um", "quaternions", "radii_um", "kinds", "velocities_um_s"
            "angular_velocities_rad_s", "fixed", "bonds", "bonds_intact")
 
 
+WALL_CLOCK_KEYS = ("wall_time_s", "deposition_s", "cut_s", "compression_s")
+
+
 def particle_mesh(positions_um, radii_um, subdivisions=1):
     """All particles as one triangle mesh (icospheres), vertices x-y-z in µm."""
     ico = trimesh.creation.icosphere(subdivisions=subdivisions)
@@ -55,7 +58,9 @@ def write_trajectory(traj, folder):
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     (tmp / "protocol.json").write_text(json.dumps(protocol_dict(traj.protocol), indent=1))
-    (tmp / "info.json").write_text(json.dumps({"contact_z_um": traj.contact_z_um, **traj.info}, indent=1))
+    # Wall-clock timings vary from run to run; files must not (same scenario, same bytes).
+    info = {k: v for k, v in traj.info.items() if k not in WALL_CLOCK_KEYS}
+    (tmp / "info.json").write_text(json.dumps({"contact_z_um": traj.contact_z_um, **info}, indent=1))
     for k, rec in enumerate(traj.steps):
         np.savez(tmp / f"step_{k:03d}.npz", travel_um=rec.travel_um, head_z_um=rec.head_z_um, time_s=rec.time_s,
                  **{name: getattr(rec, name) for name in _ARRAYS})
