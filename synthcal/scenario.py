@@ -199,6 +199,11 @@ _CHOICES = {
 }
 
 
+def _show(key):
+    """A user's key as it can be printed on one line."""
+    return key if key.isprintable() else repr(key)
+
+
 def _closest(name, valid):
     match = difflib.get_close_matches(name, valid, n=1)
     return f" (did you mean '{match[0]}'?)" if match else f" (valid: {', '.join(valid)})"
@@ -254,7 +259,7 @@ def _build_section(name, cls, table):
     values = {}
     for key, value in table.items():
         if key not in fields:
-            raise ScenarioError(f"[{name}] {key}: unknown key{_closest(key, list(fields))}")
+            raise ScenarioError(f"[{name}] {_show(key)}: unknown key{_closest(key, list(fields))}")
         where = f"[{name}] {key}"
         values[key] = _convert(where, value, hints[key], fields[key].metadata)
         choices = _CHOICES.get((name, key))
@@ -276,7 +281,7 @@ def from_dict(data):
             hint = typing.get_type_hints(Scenario)[key]
             top[key] = _convert(key, value, hint, top_fields[key].metadata)
         else:
-            raise ScenarioError(f"{key}: unknown key or section{_closest(key, _TOP_KEYS + list(SECTIONS))}")
+            raise ScenarioError(f"{_show(key)}: unknown key or section{_closest(key, _TOP_KEYS + list(SECTIONS))}")
     scenario = Scenario(**top, **sections)
     _check_consistency(scenario)
     return scenario
