@@ -203,8 +203,9 @@ def refine(spline, terms, offsets, warps0, *, shape_function="affine",
         sums = spline.correlation_sums(w_a, offsets, fn_a, gs_a, given, cube_edge)
         mean = sums[:, 0] / n
         sigma = np.sqrt(np.maximum(sums[:, 1] - n * mean * mean, 1e-300))
-        # both images unit-norm and zero-mean: ZNCC = sum fn g / sigma
-        cc[active] = sums[:, 2] / sigma
+        # both images unit-norm and zero-mean: ZNCC = sum fn g / sigma, in [-1, 1] by
+        # Cauchy-Schwarz; the clip only removes round-off of a near-constant subvolume
+        cc[active] = np.clip(sums[:, 2] / sigma, -1.0, 1.0)
         warps[active] = w_a
         if it == max_iterations:
             break

@@ -212,10 +212,12 @@ class _Pass:
             res = refine(self.spline, terms, self.offsets, w0, max_iterations=self.max_iterations,
                          tolerance_voxels=self.tolerance, exact_first=first, cube_edge=s)
             warps[sel] = res.warps
-            cc[sel] = res.cc
             iterations[sel] = res.iterations
+            outside = self._outside(res.warps)
+            # a warp that left the volume samples the mirror padding: its CC means nothing
+            cc[sel] = np.where(outside, 0.0, res.cc)
             st = np.where(res.converged, Status.CONVERGED, Status.MAX_ITERATIONS)
-            st = np.where(self._outside(res.warps), Status.OUTSIDE, st)
+            st = np.where(outside, Status.OUTSIDE, st)
             status[sel] = np.where(res.textured, st, Status.FLAT)
 
     def _outside(self, warps):
