@@ -460,9 +460,14 @@ def score_dvc(truth, field, step, shape):
     centre, solid, combined = truth.dvc_truth(nodes, step, edge)
     v = truth.v
     stats = vector_error_stats(measured, combined, v, valid=ok)
-    correlated = field["status"] != 2  # not masked
+    from analysis.dvc import Status
+
+    status = field["status"]
+    tried = status != Status.MASKED
+    # CC means something only where the subvolume had texture and stayed inside the volume
+    correlated = tried & (status != Status.OUTSIDE) & (status != Status.FLAT)
     stats.update({
-        "ok_fraction": float(ok[correlated].mean()) if correlated.any() else 0.0,
+        "ok_fraction": float(ok[tried].mean()) if tried.any() else 0.0,
         "median_cc": float(np.median(cc[correlated])) if correlated.any() else float("nan"),
         "mean_cc": float(np.mean(cc[correlated])) if correlated.any() else float("nan"),
         "nodes": int(len(nodes)), "scored_nodes": int(np.sum(ok & np.all(np.isfinite(combined), axis=1))),
