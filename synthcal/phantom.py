@@ -559,3 +559,29 @@ def voxelise(positions_um, radii_um, kinds, quaternions, *, voxel_size_um, shape
             progress(k1 / shape[0])
     return Phantom(labels=labels, mu_per_um=mu, owner=owner, voxel_size_um=float(voxel_size_um),
                    origin_um=origin.copy(), energy_kev=float(energy_kev))
+
+
+def recon_geometry(grid):
+    """Where the foil top and the head are, in rows of the phantom grid.
+
+    The rows are also those of the reconstructions (same z sampling). The
+    lab knows both from the stage: the pin does not move and the head
+    position is the load stage's displacement reading.
+
+    Parameters
+    ----------
+    grid : dict
+        ``voxel_size_um``, ``origin_um`` (z first), ``foil_top_z_um`` and
+        ``head_z_um`` (one per load step).
+
+    Returns
+    -------
+    foil_row : int
+        First row above the foil.
+    head_rows : list of int
+        Per step, the first row of head material.
+    """
+    v, z0 = grid["voxel_size_um"], grid["origin_um"][0]
+    foil = int(np.ceil((grid["foil_top_z_um"] - z0) / v - 0.5))
+    heads = [int(np.floor((h - z0) / v + 0.5)) for h in grid["head_z_um"]]
+    return foil, heads

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from synthcal.phantom import recon_geometry
+
 # Particles sit on the foil at z = 0 (the DEM's bottom wall).
 FOIL_TOP_Z_UM = 0.0
 
@@ -217,18 +219,6 @@ def run_reconstruct(ctx):
 
 # --- analysis --------------------------------------------------------------
 
-def recon_geometry(grid):
-    """Where the foil top and the head are in reconstruction rows.
-
-    The lab knows both from the stage: the pin does not move and the head
-    position is the load stage's displacement reading. Returns the row of
-    the foil top and one head row per step (first row of head material).
-    """
-    v, z0 = grid["voxel_size_um"], grid["origin_um"][0]
-    foil = int(np.ceil((grid["foil_top_z_um"] - z0) / v - 0.5))
-    heads = [int(np.floor((h - z0) / v + 0.5)) for h in grid["head_z_um"]]
-    return foil, heads
-
 
 def _box_mask(shape, z_lo, z_hi, margin_xy):
     mask = np.zeros(shape, dtype=bool)
@@ -361,134 +351,31 @@ def run_pores(ctx):
 
 # --- score -----------------------------------------------------------------
 
-class TruthFrame:
-    """Truth of one run, sampled where the analysis looks.
+def truth_frame(run_dir):
+    """The :class:`validation.frame.TruthFrame` of a run folder."""
+    from synthcal.dem.io import read_trajectory
+    from synthcal.truth import ParticlePoses
+    from validation.frame import TruthFrame
 
-    The analysis works in reconstruction voxels of the reference scan; the
-    truth lives on the phantom grid in µm. A reconstruction voxel ``p`` is
-    phantom voxel ``p + (0, off, off)`` (the field of view is the phantom's
-    central columns). The deformed scan of step k shows the material of
-    reference point X at ``p + u(X) / v + drift_k``; the registered volume
-    shows it at ``M_k^-1`` of that, where ``M_k`` is the rigid transform the
-    analysis estimated. So the displacement DVC should find is
-    ``M_k^-1(p + u / v + drift_k) - p``: the truth with the registration
-    undone exactly as the analysis undid it.
-    """
-
-    def __init__(self, run_dir, scenario):
-        from synthcal.dem.io import read_trajectory
-        from synthcal.truth import ParticlePoses
-
-        self.s = scenario
-        self.run_dir = Path(run_dir)
-        self.grid = _read_json(self.run_dir / "truth" / "grid.json")
-        self.v = self.grid["voxel_size_um"]
-        self.off = np.array([0, self.grid["fov_offset_voxels"], self.grid["fov_offset_voxels"]])
-        self.origin = np.asarray(self.grid["origin_um"])
-        trajectory = read_trajectory(self.run_dir / "dem")
-        self.radii_um = trajectory.steps[0].radii_um
-        self.poses = [ParticlePoses(st.positions_um, st.quaternions) for st in trajectory.steps]
-        self.owner0 = np.load(self.run_dir / "truth" / f"{step_name(0)}_owner.npy")
-        self.drift = np.asarray(_read_json(self.run_dir / "projections" / "drift_voxels.json"))
-        self.registration = _read_json(self.run_dir / "analysis" / "preprocess" / "registration.json")
-
-    def points_um(self, nodes):
-        return self.origin + self.v * (np.asarray(nodes, float) + self.off)
-
-    def boxes(self, nodes, edge):
-        lo = np.asarray(nodes, int) + self.off - edge // 2
-        return np.column_stack([lo[:, 0], lo[:, 0] + edge, lo[:, 1], lo[:, 1] + edge, lo[:, 2], lo[:, 2] + edge])
-
-    def world_displacement_um(self, nodes, step, edge):
-        """True displacement (µm) at node centres (NaN in pores) and of the subvolume's solid."""
-        from synthcal.truth import mean_solid_displacement_um, true_displacement_um
-
-        ref, cur = self.poses[0], self.poses[step]
-        centre = true_displacement_um(self.points_um(nodes), ref, cur, self.radii_um)
-        solid = mean_solid_displacement_um(self.owner0, ref, cur, self.boxes(nodes, edge),
-                                           voxel_size_um=self.v, origin_um=self.origin)
-        return centre, solid
-
-    def as_analysed(self, nodes, u_um, step):
-        """World displacement (µm) -> what DVC on the registered volume should find (voxels)."""
-        matrix = np.asarray(self.registration[step]["matrix"])
-        rotation, shift = matrix[:, :3], matrix[:, 3]
-        seen = np.asarray(nodes, float) + u_um / self.v + self.drift[step]
-        return (seen - shift) @ rotation - nodes  # rows: R^T (q - t)
-
-    def dvc_truth(self, nodes, step, edge):
-        """Truth at DVC nodes, voxels: (centre-particle rule, subvolume-mean rule, combined)."""
-        centre, solid = self.world_displacement_um(nodes, step, edge)
-        centre_v = self.as_analysed(nodes, centre, step)
-        solid_v = self.as_analysed(nodes, solid, step)
-        combined = np.where(np.isfinite(centre_v), centre_v, solid_v)
-        return centre_v, solid_v, combined
-
-    def registration_error(self, step):
-        """Distance (voxels) between the estimated and the true map of the region centre."""
-        from synthcal.truth import mean_solid_displacement_um
-
-        entry = self.registration[step]
-        region = np.asarray(entry["region"])
-        box = (region + self.off[:, None]).reshape(1, 6)
-        u = mean_solid_displacement_um(self.owner0, self.poses[0], self.poses[step], box,
-                                       voxel_size_um=self.v, origin_um=self.origin)[0]
-        centre = (region[:, 0] + region[:, 1] - 1) / 2.0
-        matrix = np.asarray(entry["matrix"])
-        estimated = matrix[:, :3] @ centre + matrix[:, 3]
-        true = centre + u / self.v + self.drift[step]
-        return {"error_voxels": float(np.linalg.norm(estimated - true)),
-                "estimated_shift_voxels": (estimated - centre).tolist(),
-                "true_shift_voxels": (true - centre).tolist(),
-                "drift_voxels": self.drift[step].tolist(), "cc": entry["cc"]}
-
-
-def _node_regions(nodes, grid, shape, edge):
-    foil, heads = recon_geometry(grid)
-    near_head = nodes[:, 0] >= heads[0] - edge
-    near_edge = ((nodes[:, 1] < edge) | (nodes[:, 1] > shape[1] - 1 - edge)
-                 | (nodes[:, 2] < edge) | (nodes[:, 2] > shape[2] - 1 - edge))
-    return {"near_head": near_head, "near_fov_edge": near_edge & ~near_head, "bulk": ~near_head & ~near_edge}
-
-
-def score_dvc(truth, field, step, shape):
-    """DVC scores of one node field against the truth (see TruthFrame)."""
-    from validation.score import error_by_cc, error_by_region, vector_error_stats
-
-    nodes, measured, ok, cc = field["nodes"], field["displacement"], field["ok"], field["cc"]
-    edge = int(field["subvolume_voxels"])
-    centre, solid, combined = truth.dvc_truth(nodes, step, edge)
-    v = truth.v
-    stats = vector_error_stats(measured, combined, v, valid=ok)
-    from analysis.dvc import Status
-
-    status = field["status"]
-    tried = status != Status.MASKED
-    # CC means something only where the subvolume had texture and stayed inside the volume
-    correlated = tried & (status != Status.OUTSIDE) & (status != Status.FLAT)
-    stats.update({
-        "ok_fraction": float(ok[tried].mean()) if tried.any() else 0.0,
-        "median_cc": float(np.median(cc[correlated])) if correlated.any() else float("nan"),
-        "mean_cc": float(np.mean(cc[correlated])) if correlated.any() else float("nan"),
-        "nodes": int(len(nodes)), "scored_nodes": int(np.sum(ok & np.all(np.isfinite(combined), axis=1))),
-        "truth_rule": "particle at the node centre; subvolume solid mean where the centre is pore",
-        "centre_rule": vector_error_stats(measured, centre, v, valid=ok),
-        "subvolume_mean_rule": vector_error_stats(measured, solid, v, valid=ok),
-    })
-    error = np.where(ok, np.linalg.norm(measured - combined, axis=1), np.nan)
-    stats["error_by_cc"] = error_by_cc(error, cc)
-    stats["error_by_region"] = error_by_region(error, _node_regions(nodes, truth.grid, shape, edge))
-    return stats, combined, error
+    run_dir = Path(run_dir)
+    trajectory = read_trajectory(run_dir / "dem")
+    return TruthFrame(
+        grid=_read_json(run_dir / "truth" / "grid.json"), radii_um=trajectory.steps[0].radii_um,
+        poses=[ParticlePoses(st.positions_um, st.quaternions) for st in trajectory.steps],
+        owner0=np.load(run_dir / "truth" / f"{step_name(0)}_owner.npy"),
+        drift_voxels=_read_json(run_dir / "projections" / "drift_voxels.json"),
+        registration=_read_json(run_dir / "analysis" / "preprocess" / "registration.json"))
 
 
 def run_score(ctx):
     from analysis.chain import strain_fields
     from analysis.pores import cpsd, phase_fractions
     from analysis.io import read_volume
+    from validation.frame import score_dvc
     from validation.score import tensor_rms_error
 
     s = ctx.scenario
-    truth = TruthFrame(ctx.run_dir, s)
+    truth = truth_frame(ctx.run_dir)
     shape = read_volume(ctx.input("preprocess") / f"{step_name(0)}.tif")[0].shape
     pores = _read_json(ctx.input("pores") / "summary.json")
     n_det, off = shape[1], truth.grid["fov_offset_voxels"]

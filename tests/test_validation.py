@@ -5,14 +5,12 @@ import json
 import numpy as np
 
 from analysis.io import read_volume
-from synthcal import scenario as sc
-from synthcal.stages import TruthFrame, score_dvc, step_name
-from conftest import TINY
+from synthcal.stages import step_name, truth_frame
+from validation.frame import score_dvc
 
 
 def _field_and_truth(run):
-    s = sc.load(TINY)
-    truth = TruthFrame(run, s)
+    truth = truth_frame(run)
     field = dict(np.load(run / "analysis" / "dvc" / f"{step_name(1)}.npz"))
     shape = read_volume(run / "analysis" / "preprocess" / f"{step_name(0)}.tif")[0].shape
     return truth, field, shape
