@@ -60,13 +60,12 @@ def test_same_seed_same_bytes_and_resume_after_kill(tiny_run, tmp_path):
     # A killed run leaves whole stage folders or none: every folder there is stamped.
     for stage in STAGES:
         folder = out / stage.folder
-        if folder.exists() and stage.folder.count("/") == 0:
-            assert (folder / pipeline.STAMP).is_file() or stage.name == "dvc", stage.name
+        if folder.exists():
+            assert (folder / pipeline.STAMP).is_file(), stage.name
     result = _synthcal("run", str(TINY), "--out", str(out))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "[dem] cached" in result.stderr
-    for leftover in out.rglob(".*.partial"):
-        shutil.rmtree(leftover, ignore_errors=True)
+    assert not list(out.rglob("*.partial")), "a resumed run leaves no temporary folders"
     assert _digest(out) == _digest(reference)
 
 
