@@ -18,7 +18,18 @@ worker processes), which is steadier when other jobs share the cores.
 
 Latest table (2-core x86_64 VM, shared with other jobs; spam 0.9.1):
 
-Two consecutive runs, 2026-11-26, load average ~5 on the 2 cores:
+Run of 2026-11-26 10:10 UTC, load average ~2.7 (two other jobs on the 2 cores):
+
+    2197 nodes, subvolume 17^3, volume (128, 128, 128), noise 0.02, cpus 2
+    case     code        nodes/s  nodes/cpu-s   RMS vox   ok %
+    shift    synthcal        742          943    0.0018  100.0
+    shift    spam            139          129    0.0155  100.0
+    shift    ratio     speed x5.4 (wall), x7.3 (cpu); RMS synthcal/spam 0.12
+    affine   synthcal        628          953    0.0018  100.0
+    affine   spam            103          137    0.0146  100.0
+    affine   ratio     speed x6.1 (wall), x7.0 (cpu); RMS synthcal/spam 0.12
+
+Earlier, two consecutive runs at load average ~5 on the 2 cores:
 
     2197 nodes, subvolume 17^3, volume (128, 128, 128), noise 0.02, cpus 2
     case     code        nodes/s  nodes/cpu-s   RMS vox   ok %
