@@ -32,7 +32,25 @@ then extrapolated linearly in nz to the full grid.
 
 Run: ``/tmp/venv/bin/python benchmarks/paper_imaging.py [--slab N] [--arch cpu|gpu]``
 
-Latest table: see the end of this docstring.
+Latest table (2-core x86_64 VM, 24 GiB, shared with other jobs; full
+height, no slab; arch cpu; 632 NMC + 56181 CBD particles, solid fraction
+0.601; grid (516, 628, 628) = 203 M voxels, n_det 508; 801 x 516 x 508
+projections; volume (516, 508, 508)):
+
+| stage | compute (s) | process (s) | peak RSS (GiB) | baseline RSS (GiB) |
+|---|---|---|---|---|
+| phantom | 72.7 | 77.8 | 3.25 | 0.11 |
+| projections | 272.9 | 275.9 | 4.81 | 0.11 |
+| reconstruct | 297.5 | 298.6 | 4.31 | 0.11 |
+
+(reconstruct: normalise 3.0 s, the rest FBP). The whole chain for one load
+step takes ~11 min and at most 4.8 GiB, so it fits in 24 GiB with a wide
+margin; the peak is the forward projection, which holds the volume, its
+z-block copy, its transposed copy for y-major rays, the blocked sinogram and
+two re-ordered copies of it at once (6 x ~0.78 GiB). An earlier full run
+on the same machine gave 110 / 257 / 329 s (shared machine: timings vary
+by ~30 %), and ``--slab 64`` extrapolated 131 / 330 / 360 s and
+4.2 / 5.0 / 4.5 GiB, i.e. the linear extrapolation is on the safe side.
 """
 
 import argparse
@@ -166,10 +184,10 @@ def stage_phantom(work, arch):
                   voxel_size_um=VOXEL_UM, shape=tuple(cfg["shape"]), origin_um=cfg["origin_um"],
                   seed=1, head_z_um=cfg["head_z_um"], foil_top_z_um=cfg["foil_top_z_um"],
                   energy_kev=ENERGY_KEV, supersampling=SUPERSAMPLING, arch=arch)
-    dt = time.perf_counter() - t
+    dt, peak = time.perf_counter() - t, _rss_gib()
     np.save(work / "mu_per_um.npy", ph.mu_per_um)
-    counts = np.bincount(ph.labels.ravel(), minlength=5)
-    return dt, {"label_fractions": (counts / counts.sum()).round(4).tolist()}
+    counts = sum(np.bincount(sl.ravel(), minlength=5) for sl in ph.labels)
+    return dt, peak, {"label_fractions": (counts / counts.sum()).round(4).tolist()}
 
 
 def stage_projections(work, arch):
@@ -182,10 +200,10 @@ def stage_projections(work, arch):
     t = time.perf_counter()
     scan = simulate_scan(mu, angles, incident_counts=INCIDENT_COUNTS, n_det=cfg["n_det"],
                          n_flats=N_FLATS, rng_seed=0, arch=arch)
-    dt = time.perf_counter() - t
+    dt, peak = time.perf_counter() - t, _rss_gib()
     for name in ("counts", "flats", "darks"):
         np.save(work / f"{name}.npy", getattr(scan, name))
-    return dt, {"counts_shape": list(scan.counts.shape)}
+    return dt, peak, {"counts_shape": list(scan.counts.shape)}
 
 
 def stage_reconstruct(work, arch):
@@ -200,8 +218,8 @@ def stage_reconstruct(work, arch):
     t_norm = time.perf_counter() - t
     del counts
     volume = fbp(line, angles, arch=arch)
-    dt = time.perf_counter() - t
-    return dt, {"normalise_s": round(t_norm, 1), "volume_shape": list(volume.shape),
+    dt, peak = time.perf_counter() - t, _rss_gib()
+    return dt, peak, {"normalise_s": round(t_norm, 1), "volume_shape": list(volume.shape),
                 "finite": bool(np.isfinite(volume).all())}
 
 
@@ -214,8 +232,8 @@ def _child(stage, work, arch):
 
     ensure_taichi(arch)
     base = _current_rss_gib()
-    dt, extra = STAGES[stage](Path(work), arch)
-    print(json.dumps({"compute_s": dt, "peak_gib": _rss_gib(), "base_gib": base, **extra}))
+    dt, peak, extra = STAGES[stage](Path(work), arch)
+    print(json.dumps({"compute_s": dt, "peak_gib": peak, "base_gib": base, **extra}))
 
 
 def _run_stage(stage, work, arch):
@@ -272,14 +290,18 @@ def main(argv=None):
             rows.append((stage, res["compute_s"], res["process_s"], res["peak_gib"], res["base_gib"],
                          res["compute_s"] * scale, full_peak))
 
+    if scale == 1:
+        print("\n| stage | compute (s) | process (s) | peak RSS (GiB) | baseline RSS (GiB) |")
+        print("|---|---|---|---|---|")
+        for stage, c, p, peak, base, _, _ in rows:
+            print(f"| {stage} | {c:.1f} | {p:.1f} | {peak:.2f} | {base:.2f} |")
+        return
     print(f"\n| stage | compute (s) | process (s) | peak RSS (GiB) | baseline RSS (GiB) "
           f"| compute at nz={full_nz} (s) | peak RSS at nz={full_nz} (GiB) |")
     print("|---|---|---|---|---|---|---|")
     for stage, c, p, peak, base, c_full, peak_full in rows:
         print(f"| {stage} | {c:.1f} | {p:.1f} | {peak:.2f} | {base:.2f} | {c_full:.0f} | {peak_full:.2f} |")
-    if scale != 1:
-        print(f"(measured at nz={shape[0]}; full-height columns scale time and RSS above baseline by {scale:.2f})")
-
+    print(f"(measured at nz={shape[0]}; the last two columns scale time and RSS above baseline by {scale:.2f})")
 
 if __name__ == "__main__":
     main()
