@@ -10,19 +10,26 @@ LIGGGHTS "Loop time") and the ratio synthcal / LIGGGHTS.
 
 Usage: ``python benchmarks/dem_vs_liggghts.py [n_per_edge ...]``
 
-Latest table (2-core x86_64 VM, shared with other jobs, load average ~7
-while it ran, so both columns are noisy; LIGGGHTS-PUBLIC 3.8.0 from Debian,
-synthcal on taichi CPU float64)::
+Latest table (2-core x86_64 VM, shared with other jobs, load average ~1.3
+while it ran; LIGGGHTS-PUBLIC 3.8.0 from Debian, synthcal on taichi CPU
+float64; the middle of three runs, whose ratios spread 0.39–0.49 at 1000
+and 0.57–0.83 at 8000 particles)::
 
     Hertz cluster, r = 2.0 µm, dt = 3.34e-10 s, 1000 steps
      particles   synthcal (p-steps/s)   LIGGGHTS 2 ranks   ratio
-          1000               1.24e+06           6.29e+06    0.20
-          8000               2.66e+06           1.81e+06    1.47
+          1000               6.62e+06           1.50e+07    0.44
+          8000               9.53e+06           1.46e+07    0.65
 
-Small systems are bound by the cost of one taichi kernel launch per step
-(about 0.1–0.3 ms on this loaded machine); the issue's 15 M particle-steps/s
-for LIGGGHTS was not reached here. The results of the two codes are not
-compared (only the cost).
+Earlier runs at a load average of 3–7 saw LIGGGHTS at 0.5–6 M
+particle-steps/s (its MPI ranks wait on each other) and ratios of 0.7–2.5;
+they say more about the load than about the codes. synthcal launches the
+steps of a batch from a compiled taichi graph (about 30 µs of Python per
+launch saved); what is left of the gap is mostly arithmetic: every contact
+is evaluated from both sides, so that each particle gathers its own forces
+without atomics (bit-identical runs), where LIGGGHTS evaluates it once.
+Tables before this one also timed a one-off compilation at the first
+neighbour-list rebuild (about 0.3 s), which the warm-up now includes. The
+results of the two codes are not compared (only the cost).
 """
 
 import shutil
@@ -52,8 +59,10 @@ def cluster(n_edge, seed=0):
 
 def run_synthcal(x, r, v, dt):
     mat = Material(youngs_modulus_pa=E, poisson_ratio=NU, density_kg_m3=RHO, restitution=REST, friction=MU)
+    warm = Simulation(x, r, mat, velocities_um_s=v, dt_s=dt)
+    warm.step(20)  # compile the step kernels
+    warm.set_radii(r)  # and those a neighbour-list rebuild uses (copies in and out of the engine)
     sim = Simulation(x, r, mat, velocities_um_s=v, dt_s=dt)
-    sim.step(20)  # compile and warm up
     start = time.perf_counter()
     sim.step(STEPS)
     return len(x) * STEPS / (time.perf_counter() - start)
