@@ -17,3 +17,13 @@ def test_analysis_imports_neither_synthcal_nor_validation():
     assert result.returncode == 0, result.stderr[-2000:]
     assert len(modules) >= 10
     assert result.stdout.strip().splitlines()[-1] == "BAD="
+
+
+def test_ci_runs_the_readme_commands():
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    blocks = readme.split("```")[1::2]
+    run_quick, run_tests = blocks[0].strip(), blocks[1].strip()
+    assert "synthcal run scenarios/quick.toml" in run_quick and "pytest" in run_tests
+    assert run_tests in (root / ".ci" / "run").read_text(encoding="utf-8").splitlines()
