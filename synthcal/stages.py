@@ -237,10 +237,10 @@ def _um_box_to_slices(box_um, origin_um, voxel_size_um, fov_offset):
     return tuple(slice(int(np.ceil(a)), int(np.floor(b)) + 1) for a, b in zip(first, last))
 
 
-def _read_series(folder, n, suffix=""):
+def _read_series(folder, n):
     from analysis.io import read_volume
 
-    return [read_volume(Path(folder) / f"{step_name(k)}{suffix}.tif")[0] for k in range(n)]
+    return [read_volume(Path(folder) / f"{step_name(k)}.tif")[0] for k in range(n)]
 
 
 def run_preprocess(ctx):
