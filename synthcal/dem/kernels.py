@@ -166,15 +166,21 @@ def _make_kernels(eng):
     head_zs, head_vzs, batch_i, batch_f = eng.head_z, eng.head_vz, eng.batch_i, eng.batch_f
 
     @ti.func
+    def half_kick(i, dt):
+        """Half kick of velocity Verlet (fixed particles stay at rest)."""
+        if fixed[i] != 0:
+            v[i] = vec3(0.0, 0.0, 0.0)
+            w[i] = vec3(0.0, 0.0, 0.0)
+        else:
+            v[i] += 0.5 * dt * inv_m[i] * f[i]
+            w[i] += 0.5 * dt * inv_i[i] * t[i]
+
+    @ti.func
     def first_half(i, dt):
         """Half kick, drift, rotate; track the largest move since the last list build."""
         if True:
-            if fixed[i] != 0:
-                v[i] = vec3(0.0, 0.0, 0.0)
-                w[i] = vec3(0.0, 0.0, 0.0)
-            else:
-                v[i] += 0.5 * dt * inv_m[i] * f[i]
-                w[i] += 0.5 * dt * inv_i[i] * t[i]
+            half_kick(i, dt)
+            if fixed[i] == 0:
                 x[i] += dt * v[i]
                 # quaternion (w, qx, qy, qz); world angular velocity in x-y-z order
                 ox, oy, oz = w[i][2], w[i][1], w[i][0]
@@ -191,18 +197,6 @@ def _make_kernels(eng):
                 q[i, 3] = n3 / norm
             d = x[i] - x_ref[i]
             ti.atomic_max(max_disp2[None], d.dot(d))
-
-
-    @ti.func
-    def second_half(i, dt):
-        """Second half kick of velocity Verlet."""
-        if True:
-            if fixed[i] != 0:
-                v[i] = vec3(0.0, 0.0, 0.0)
-                w[i] = vec3(0.0, 0.0, 0.0)
-            else:
-                v[i] += 0.5 * dt * inv_m[i] * f[i]
-                w[i] += 0.5 * dt * inv_i[i] * t[i]
 
 
     @ti.func
@@ -348,7 +342,7 @@ def _make_kernels(eng):
         n, dt = batch_i[2], batch_f[0]
         for i in range(n):
             if kick:
-                second_half(i, dt)
+                half_kick(i, dt)
             if go:
                 first_half(i, dt)
         for i in range(n):
@@ -365,7 +359,7 @@ def _make_kernels(eng):
         kick = batch_i[1] == batch_i[0]
         for i in range(n):
             if kick:
-                second_half(i, dt)
+                half_kick(i, dt)
 
     return forces_now, step_batched, close_batch
 
