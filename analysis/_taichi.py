@@ -1,5 +1,7 @@
 """One place that initialises taichi, so every kernel module shares one runtime."""
 
+import os
+
 import taichi as ti
 
 _ARCH = None
@@ -28,9 +30,38 @@ def ensure_taichi(arch="cpu"):
     if _ARCH != arch:
         # CUDA only: taichi's generic ti.gpu also tries Vulkan, which crashes
         # the process on machines without a GPU instead of failing cleanly.
+        threads_before = _threads()
         ti.init(arch=ti.cpu if arch == "cpu" else ti.cuda, random_seed=0,
                 log_level=ti.ERROR, offline_cache=True)
+        if arch == "cpu":
+            _pin(sorted(_threads() - threads_before))
         if arch == "gpu" and ti.lang.impl.current_cfg().arch != ti.cuda:
             raise ValueError("arch: 'gpu' asked for, but no CUDA GPU is available here; use --arch cpu")
         _ARCH = arch
     return _ARCH
+
+
+def _threads():
+    """Thread ids of this process (empty where /proc is missing)."""
+    try:
+        return {int(t) for t in os.listdir("/proc/self/task")}
+    except OSError:
+        return set()
+
+
+def _pin(thread_ids):
+    """Pin the threads taichi just started one per CPU, in the order they started.
+
+    Taichi's CPU thread pool starts its workers one after the other, so
+    consecutive threads land on different CPUs. Without this, Linux at times
+    wakes two workers on one CPU; a worker then waits there for a time
+    slice (milliseconds) while the other spins at the DEM's barrier.
+    """
+    if not hasattr(os, "sched_setaffinity"):
+        return  # not Linux
+    cpus = sorted(os.sched_getaffinity(0))
+    for k, tid in enumerate(thread_ids):
+        try:
+            os.sched_setaffinity(tid, {cpus[k % len(cpus)]})
+        except OSError:
+            pass  # a thread that has already exited

@@ -4,32 +4,38 @@ Both codes get the same particles (a jittered cubic lattice of touching
 spheres, NMC-like material, random velocities of 0.1 m/s), the same
 Hertz–Mindlin contact law with restitution 0.5 and friction 0.4, the same
 time step and the same number of steps; no walls, no gravity. LIGGGHTS
-(Debian package ``liggghts``) runs with 2 MPI ranks. The table gives
-particle-steps per second (compile and start-up excluded for synthcal; the
-LIGGGHTS "Loop time") and the ratio synthcal / LIGGGHTS.
+(Debian package ``liggghts``) runs with 2 MPI ranks, synthcal with its cpu
+driver on taichi's threads (two here). The table gives particle-steps per
+second (compile and start-up excluded for synthcal; the LIGGGHTS "Loop
+time"), each the median of runs that alternate between the two codes, the
+ratio of the medians and the range of the per-run ratios.
 
 Usage: ``python benchmarks/dem_vs_liggghts.py [n_per_edge ...]``
 
-Latest table (2-core x86_64 VM, shared with other jobs, load average ~1.3
-while it ran; LIGGGHTS-PUBLIC 3.8.0 from Debian, synthcal on taichi CPU
-float64; the middle of three runs, whose ratios spread 0.39–0.49 at 1000
-and 0.57–0.83 at 8000 particles)::
+Latest table (2-core x86_64 VM, AMD EPYC, load average 1.1-1.8 while it ran;
+LIGGGHTS-PUBLIC 3.8.0 from Debian, synthcal on taichi 1.7.4 CPU, float64)::
 
-    Hertz cluster, r = 2.0 µm, dt = 3.34e-10 s, 1000 steps
-     particles   synthcal (p-steps/s)   LIGGGHTS 2 ranks   ratio
-          1000               6.62e+06           1.50e+07    0.44
-          8000               9.53e+06           1.46e+07    0.65
+    Hertz cluster, r = 2.0 µm, dt = 3.34e-10 s, 1000 steps, synthcal on 2 threads; medians of 9 alternating runs
+     particles   synthcal (p-steps/s)   LIGGGHTS 2 ranks   ratio   ratio range
+          1000               1.71e+07           1.52e+07    1.13   0.95-1.36
+          8000               1.89e+07           1.55e+07    1.22   1.06-1.36
+         27000               1.52e+07           1.07e+07    1.43   0.97-1.58
 
-Earlier runs at a load average of 3–7 saw LIGGGHTS at 0.5–6 M
-particle-steps/s (its MPI ranks wait on each other) and ratios of 0.7–2.5;
-they say more about the load than about the codes. synthcal launches the
-steps of a batch from a compiled taichi graph (about 30 µs of Python per
-launch saved); what is left of the gap is mostly arithmetic: every contact
-is evaluated from both sides, so that each particle gathers its own forces
-without atomics (bit-identical runs), where LIGGGHTS evaluates it once.
-Tables before this one also timed a one-off compilation at the first
-neighbour-list rebuild (about 0.3 s), which the warm-up now includes. The
-results of the two codes are not compared (only the cost).
+A single run of a thousand particles lasts 60 ms, so single ratios at that
+size scatter by ±20 % on this shared VM; its median ratio was 1.06-1.15 in
+four runs of the table. One thread of either code does about 1e7
+particle-steps/s here (synthcal 96-103 µs a step of 1000 particles,
+LIGGGHTS 91 µs).
+
+What made the difference (the table before these changes read 0.44 and
+0.65): each contact is evaluated once instead of from both sides; a batch
+of steps is one kernel launch in which taichi's worker threads meet at a
+spin barrier instead of two parallel loops a step (17 µs each to start);
+``a[i] += b`` on fields became ``a[i] = a[i] + b`` (in a taichi parallel
+loop the former is an atomic compare-and-swap loop on floats); the threads'
+ranges start on cache-line boundaries. The results of the two codes are not
+compared here (only the cost); ``tests/test_dem.py`` checks synthcal against
+Hertz theory.
 """
 
 import shutil
@@ -41,7 +47,9 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis._taichi import ensure_taichi
 from synthcal.dem import Material, Simulation
+from synthcal.dem.kernels import cpu_threads
 
 E, NU, RHO, REST, MU = 200e9, 0.3, 4650.0, 0.5, 0.4
 RADIUS_UM, STEPS = 2.0, 1000
@@ -58,10 +66,8 @@ def cluster(n_edge, seed=0):
 
 
 def run_synthcal(x, r, v, dt):
+    """Particle-steps per second of one run of ``STEPS`` steps (kernels compiled beforehand)."""
     mat = Material(youngs_modulus_pa=E, poisson_ratio=NU, density_kg_m3=RHO, restitution=REST, friction=MU)
-    warm = Simulation(x, r, mat, velocities_um_s=v, dt_s=dt)
-    warm.step(20)  # compile the step kernels
-    warm.set_radii(r)  # and those a neighbour-list rebuild uses (copies in and out of the engine)
     sim = Simulation(x, r, mat, velocities_um_s=v, dt_s=dt)
     start = time.perf_counter()
     sim.step(STEPS)
@@ -113,16 +119,25 @@ run {STEPS}
         raise SystemExit("LIGGGHTS failed:\n" + out.stdout[-2000:] + out.stderr[-2000:])
 
 
-def main(edges):
+def main(edges, rounds=9):
+    ensure_taichi("cpu")
     mat = Material(youngs_modulus_pa=E, poisson_ratio=NU, density_kg_m3=RHO)
     dt = 0.2 * mat.rayleigh_time_s(RADIUS_UM)
-    print(f"Hertz cluster, r = {RADIUS_UM} µm, dt = {dt:.3g} s, {STEPS} steps")
-    print(f"{'particles':>10} {'synthcal (p-steps/s)':>22} {'LIGGGHTS 2 ranks':>18} {'ratio':>7}")
+    print(f"Hertz cluster, r = {RADIUS_UM} µm, dt = {dt:.3g} s, {STEPS} steps, "
+          f"synthcal on {cpu_threads()} threads; medians of {rounds} alternating runs")
+    print(f"{'particles':>10} {'synthcal (p-steps/s)':>22} {'LIGGGHTS 2 ranks':>18} {'ratio':>7} {'ratio range':>13}")
     for n_edge in edges:
         x, r, v = cluster(n_edge)
-        ours = run_synthcal(x, r, v, dt)
-        theirs = run_liggghts(x, r, v, dt)
-        print(f"{len(x):>10} {ours:>22.3g} {theirs:>18.3g} {ours / theirs:>7.2f}")
+        warm = Simulation(x, r, mat, velocities_um_s=v, dt_s=dt)
+        warm.step(20)  # compile the step kernels for fields of this size
+        warm.set_radii(r)  # and those of a neighbour-list rebuild
+        ours, theirs = [], []
+        for _ in range(rounds):
+            ours.append(run_synthcal(x, r, v, dt))
+            theirs.append(run_liggghts(x, r, v, dt))
+        ratios = np.array(ours) / np.array(theirs)
+        print(f"{len(x):>10} {np.median(ours):>22.3g} {np.median(theirs):>18.3g} "
+              f"{np.median(ours) / np.median(theirs):>7.2f} {ratios.min():>6.2f}-{ratios.max():.2f}")
 
 
 if __name__ == "__main__":

@@ -4,9 +4,13 @@ import math
 
 import numpy as np
 import pytest
+import taichi as ti
 from hypothesis import given, settings, strategies as st
 
+from analysis._taichi import ensure_taichi
+
 from synthcal.dem import BondModel, Material, Simulation
+from synthcal.dem import kernels as K
 from synthcal.dem.material import effective_youngs_modulus
 from synthcal.dem.neighbours import candidate_pairs
 from synthcal.rotations import rotation_matrices_zyx
@@ -183,6 +187,70 @@ def test_runs_are_bit_identical():
         sim.run(2e-8)  # a second call continues
         out.append((sim.positions_um.tobytes(), sim.orientations.tobytes(), sim.velocities_um_s.tobytes()))
     assert out[0] == out[1]
+
+
+STRENGTH, RUN = 3e5, 1e-7
+
+
+def _busy_run(driver):
+    """Contacts, bonds (some breaking), foil, box, a moving disc head, rolling resistance."""
+    rng = np.random.default_rng(3)
+    g = 1.3 + 2.6 * np.arange(5)
+    x = np.stack(np.meshgrid(g[:4], g, g, indexing="ij"), axis=-1).reshape(-1, 3)
+    n = len(x)
+    r = rng.uniform(1.0, 1.25, n)
+    rolling = [Material(m.youngs_modulus_pa, m.poisson_ratio, m.density_kg_m3, m.restitution, m.friction,
+                        rolling_friction=0.1) for m in (NMC, CBD)]
+    sim = Simulation(x, r, rolling, kinds=np.arange(n) % 2, velocities_um_s=rng.normal(0, 1e5, (n, 3)),
+                     bottom_z_um=0.0, box_yx_um=(0, 13, 0, 13), gravity=True, background_damping_per_s=1e5,
+                     bond_model=BondModel(tensile_strength_pa=STRENGTH, shear_strength_pa=STRENGTH),
+                     skin_um=0.02, driver=driver)
+    sim.form_bonds(tolerance_um=0.3)
+    sim.set_head(float(np.max(x[:, 0] + r)), -1e6, radius_um=4.0, center_yx_um=(6.5, 6.5))
+    sim.run(RUN)
+    return sim
+
+
+def test_thread_count_does_not_change_the_result(monkeypatch):
+    """Threads split the work, they do not change the arithmetic: one thread
+    and all of taichi's pool give the same bytes."""
+    ensure_taichi("cpu")
+    pool = ti.lang.impl.current_cfg().cpu_max_num_threads  # more would wait for ever at the barrier
+    results = []
+    for threads in (1, pool):
+        monkeypatch.setattr(K, "_ENGINE", {})  # a fresh engine with this thread count
+        monkeypatch.setattr(K, "cpu_threads", lambda: threads)
+        sim = _busy_run("cpu")
+        assert sim._engine().threads == threads
+        results.append((sim.positions_um.tobytes(), sim.velocities_um_s.tobytes(), sim.orientations.tobytes(),
+                        sim.bonds_intact.tobytes(), sim.head_force_n, sim.energies(), sim.n_steps))
+    assert 0 < int(np.sum(~sim.bonds_intact)) < len(sim.bonds)
+    assert sim.n_rebuilds > 1 and sim.head_force_n > 0
+    assert results[0] == results[1]
+
+
+def test_thread_cap_from_the_environment(monkeypatch):
+    ensure_taichi("cpu")
+    monkeypatch.setenv("SYNTHCAL_DEM_THREADS", "1")
+    assert K.cpu_threads() == 1
+    monkeypatch.setenv("SYNTHCAL_DEM_THREADS", "0")
+    with pytest.raises(ValueError, match="SYNTHCAL_DEM_THREADS"):
+        K.cpu_threads()
+
+
+def test_gpu_driver_matches_the_cpu_driver():
+    """The GPU's driver (one parallel loop per phase), run here on the CPU,
+    takes the same steps. Its kernels are compiled apart, and taichi's fast
+    math may order a product differently there, so positions agree to
+    rounding (1e-9 µm and 1e-7 of the largest speed after 600 steps) rather
+    than to the bit; a half kick missed or doubled shows in the velocities."""
+    a, b = _busy_run("cpu"), _busy_run("loops")
+    assert (a.n_steps, a.n_rebuilds, a.bonds_intact.tolist()) == (b.n_steps, b.n_rebuilds, b.bonds_intact.tolist())
+    assert np.abs(a.positions_um - b.positions_um).max() < 1e-7
+    assert np.abs(a.orientations - b.orientations).max() < 1e-7
+    speed = np.abs(a.velocities_um_s).max()
+    assert np.abs(a.velocities_um_s - b.velocities_um_s).max() < 1e-5 * speed
+    assert b.head_force_n == pytest.approx(a.head_force_n, rel=1e-6)
 
 
 def test_subset_keeps_bonds_between_kept_particles():

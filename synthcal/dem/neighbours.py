@@ -3,9 +3,9 @@
 Particles are split into size classes (radii within a factor of two); each
 class gets its own k-d tree and every pair of classes is searched with the
 cut-off of that pair, so a small particle never scans the large volume a big
-one needs. The result is a full, directed list (each pair both ways) in
-compressed-row form sorted by (i, j): forces are then gathered per particle
-in a fixed order, which keeps runs bit-identical.
+one needs. The result is a half list (each pair once, sorted by (i, j)) and
+each particle's rows into it: a pair's force is computed once and gathered
+by both particles in a fixed order, which keeps runs bit-identical.
 """
 
 import numpy as np
@@ -57,33 +57,33 @@ def candidate_pairs(positions, radii, skin):
     return pairs[order]
 
 
-def directed_csr(pairs, n):
-    """Compressed-row form of a symmetric pair list.
+def pair_rows(pairs, n):
+    """Per-particle rows of a pair list, in compressed-row form.
 
     Parameters
     ----------
     pairs : (M, 2) int array
-        Undirected pairs.
+        Pairs ``(i, j)``, ``i < j``.
     n : int
         Number of particles.
 
     Returns
     -------
     start : (n+1,) int32 array
-        Row ``i`` holds entries ``start[i]:start[i+1]``.
-    neighbour : (2M,) int32 array
-        Neighbour index of each entry, ascending within a row.
-    key : (2M,) int64 array
-        ``i * n + j`` of each entry, ascending (used to carry history over).
+        Particle ``i`` owns entries ``start[i]:start[i+1]``.
+    row : (2M,) int32 array
+        Pair index ``p`` where the particle is the first of pair ``p``,
+        ``-1 - p`` where it is the second; a particle's entries are in
+        ascending order of its partner.
     """
-    i = np.concatenate([pairs[:, 0], pairs[:, 1]]).astype(np.int64)
-    j = np.concatenate([pairs[:, 1], pairs[:, 0]]).astype(np.int64)
-    key = i * n + j
-    order = np.argsort(key, kind="stable")
-    key, i, j = key[order], i[order], j[order]
+    m = len(pairs)
+    owner = np.concatenate([pairs[:, 0], pairs[:, 1]]).astype(np.int64)
+    partner = np.concatenate([pairs[:, 1], pairs[:, 0]]).astype(np.int64)
+    code = np.concatenate([np.arange(m), -1 - np.arange(m)])
+    order = np.argsort(owner * n + partner, kind="stable")
     start = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(i, minlength=n), out=start[1:])
-    return start.astype(np.int32), j.astype(np.int32), key
+    np.cumsum(np.bincount(owner, minlength=n), out=start[1:])
+    return start.astype(np.int32), code[order].astype(np.int32)
 
 
 def carry_over(old_key, old_values, new_key):
@@ -92,7 +92,7 @@ def carry_over(old_key, old_values, new_key):
     Parameters
     ----------
     old_key, new_key : sorted int64 arrays
-        Entry keys ``i * n + j``.
+        Pair keys ``i * n + j``.
     old_values : (len(old_key), ...) array
         Per-entry values (e.g. tangential history).
 

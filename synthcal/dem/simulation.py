@@ -38,15 +38,9 @@ import numpy as np
 from analysis._taichi import ensure_taichi
 from synthcal.dem import kernels as K
 from synthcal.dem.material import Material, pair_tables
-from synthcal.dem.neighbours import candidate_pairs, carry_over, directed_csr
+from synthcal.dem.neighbours import candidate_pairs, carry_over, pair_rows
 
 _UM = 1e-6
-
-
-def _pad(values, size):
-    out = np.zeros(size)
-    out[:len(values)] = values
-    return out
 
 
 @dataclass(frozen=True)
@@ -89,10 +83,9 @@ class BondModel:
             raise ValueError(f"damping_ratio: expected >= 0, got {self.damping_ratio}")
 
 
-_DYNAMIC = ("x", "v", "w", "q", "f", "t", "x_ref", "wall_hist", "nb_hist", "bd_hist", "bd_intact",
-            "f_head", "e_elastic")
-_STATIC = ("radius", "mass", "inertia", "inv_m", "inv_i", "kind", "fixed", "nb_start", "nb_j",
-           "bd_start", "bd_j", "bd_d0", "par")
+_DYNAMIC = ("x", "v", "w", "q", "f", "t", "x_ref", "wall_hist", "pr_hist", "bd_hist", "bd_intact", "f_head")
+_STATIC = ("radius", "mass", "inertia", "inv_m", "inv_i", "kind", "fixed", "pr_i", "pr_j", "nb_start", "nb_row",
+           "bd_i", "bd_j", "bd_d0", "bd_start", "bd_row", "par")
 
 
 class Simulation:
@@ -137,6 +130,10 @@ class Simulation:
         Verlet skin; half the smallest radius by default.
     arch : {"cpu", "gpu"}
         Taichi backend; float64 on both.
+    driver : {"cpu", "loops"}, optional
+        How a step is parallelised (see :mod:`synthcal.dem.kernels`):
+        ``"cpu"`` (the default on the CPU) or ``"loops"`` (the only one on
+        the GPU; selectable on the CPU to check it).
     """
 
     def __init__(self, positions_um, radii_um, material, velocities_um_s=None, gravity=False, *,
@@ -144,7 +141,7 @@ class Simulation:
                  timestep_fraction=0.2, dt_s=None, mass_scaling=1.0,
                  body_acceleration_m_s2=None, background_damping_per_s=0.0,
                  bottom_z_um=None, box_yx_um=None, bond_model=BondModel(), skin_um=None,
-                 arch="cpu"):
+                 arch="cpu", driver=None):
         x = np.asarray(positions_um, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != 3 or len(x) == 0:
             raise ValueError(f"positions_um: expected shape (N, 3) with N >= 1, got {x.shape}")
@@ -163,6 +160,9 @@ class Simulation:
         if not 0 < timestep_fraction <= 1:
             raise ValueError(f"timestep_fraction: expected in (0, 1], got {timestep_fraction}")
         self.arch = ensure_taichi(arch)
+        if driver not in (None, "cpu", "loops") or (driver == "cpu" and self.arch != "cpu"):
+            raise ValueError(f"driver: expected 'loops', or 'cpu' on the CPU, got {driver!r}")
+        self.driver = driver or ("cpu" if self.arch == "cpu" else "loops")
         self.materials, self.mass_scaling, self.bond_model = materials, float(mass_scaling), bond_model
         self.n = n
         self._radius_si = r * _UM
@@ -187,7 +187,7 @@ class Simulation:
         self._s = {
             "x": x * _UM, "v": v * _UM, "w": w, "q": q / np.linalg.norm(q, axis=1, keepdims=True),
             "f": np.zeros((n, 3)), "t": np.zeros((n, 3)), "x_ref": x * _UM, "wall_hist": np.zeros((n, 2, 3)),
-            "f_head": np.zeros(n), "e_elastic": np.zeros(n), "kind": kinds, "fixed": np.zeros(n, np.int32),
+            "f_head": np.zeros(n), "kind": kinds, "fixed": np.zeros(n, np.int32),
         }
         self._set_mass_arrays()
         if len(materials) > K.MAX_KINDS:
@@ -201,6 +201,7 @@ class Simulation:
         if bottom_z_um is not None:
             par[K.P_BOTTOM_ON], par[K.P_BOTTOM_Z] = 1.0, bottom_z_um * _UM
         par[K.P_HEAD_R2] = -1.0
+        par[K.P_ROLL_ON] = self._rolling()
         b = bond_model
         par[K.P_BOND_E:K.P_BOND_ZETA + 1] = [b.youngs_modulus_pa, b.poisson_ratio, b.radius_fraction,
                                              b.tensile_strength_pa, b.shear_strength_pa, b.damping_ratio]
@@ -213,14 +214,14 @@ class Simulation:
         self._bond_pairs = np.zeros((0, 2), np.int64)
         self._set_bonds(self._bond_pairs, np.zeros(0), np.zeros((0, 3)), np.zeros(0, np.int32))
         self._nb_key = np.zeros(0, np.int64)
-        self._s["nb_hist"] = np.zeros((0, 3))
+        self._s["pr_hist"] = np.zeros((0, 3))
         self._rebuild()
         self._forces()
 
     # ---- engine ----------------------------------------------------------------
     def _engine(self):
         """Load this simulation into the process-wide engine (if not there)."""
-        e = K.engine(self.arch, self.n, len(self._s["nb_j"]), len(self._s["bd_j"]))
+        e = K.engine(self.arch, self.n, len(self._s["pr_i"]), len(self._s["bd_i"]), self.driver)
         if e.owner is not self:
             if e.owner is not None:
                 e.owner._save()
@@ -228,29 +229,37 @@ class Simulation:
                 e.put(getattr(e, name), self._s[name])
             e.pair_tab.from_numpy(self._pair_tab)
             e.wall_tab.from_numpy(self._wall_tab)
-            e.max_disp2[None] = 0.0
+            e.disp2.fill(0.0)
             e.owner = self
         return e
 
+    def _counts(self):
+        """Particles, contact pairs and bonds."""
+        return self.n, len(self._s["pr_i"]), len(self._s["bd_i"])
+
     def _save(self):
         """Copy the dynamic state out of the engine (it is about to be reused)."""
-        e = K._ENGINE.get(self.arch)
-        if e is not None and e.owner is self:
+        e = self._loaded()
+        if e is not None:
             for name in _DYNAMIC:
                 e_count = len(self._s[name])
                 self._s[name] = e.get(getattr(e, name), e_count)
             e.owner = None
 
+    def _loaded(self):
+        """The engine holding this simulation's state, or None."""
+        return next((e for e in K._ENGINE.values() if e.owner is self), None)
+
     def _state(self, name):
-        e = K._ENGINE.get(self.arch)
-        if e is not None and e.owner is self:
+        e = self._loaded()
+        if e is not None:
             return e.get(getattr(e, name), len(self._s[name]))
         return self._s[name]
 
     def _set_static(self, name, values):
         self._s[name] = values
-        e = K._ENGINE.get(self.arch)
-        if e is not None and e.owner is self:
+        e = self._loaded()
+        if e is not None:
             e.put(getattr(e, name), values)
 
     # ---- state -------------------------------------------------------------
@@ -307,18 +316,24 @@ class Simulation:
     @property
     def bonds_intact(self):
         """(M,) bool, whether each bond still holds."""
-        return self._state("bd_intact")[self._bond_row].astype(bool)
+        return self._state("bd_intact").astype(bool)
 
     @property
     def head_force_n(self):
         """Force the particles exert on the head along +z (N), summed in index order."""
-        return float(np.add.accumulate(self._state("f_head"))[-1])
+        return float(self._engine().kernels.head_force(self.n))
 
     def energies(self):
-        """Kinetic (translational + rotational) and elastic energy (J)."""
-        v, w = self._state("v"), self._state("w")
-        kinetic = 0.5 * np.sum(self._s["mass"] * np.sum(v * v, axis=1)) + 0.5 * np.sum(self._s["inertia"] * np.sum(w * w, axis=1))
-        return float(kinetic), float(np.add.accumulate(self._state("e_elastic"))[-1])
+        """Kinetic (translational + rotational) and elastic energy (J).
+
+        The elastic energy is that of the contacts (Hertz normal and
+        Mindlin tangential springs), the bonds and the walls in the current
+        state.
+        """
+        e = self._engine()
+        kinetic, elastic = e.kernels.energies(*self._counts(),
+                                              self.head_z_um * _UM if math.isfinite(self.head_z_um) else 1.0)
+        return float(kinetic), float(elastic)
 
     # ---- walls, forces, bonds ------------------------------------------------
     def _set_par(self, index, values):
@@ -335,18 +350,27 @@ class Simulation:
         if len(materials) != len(self.materials):
             raise ValueError(f"materials: expected {len(self.materials)} materials, got {len(materials)}")
         tab = pair_tables(materials)
-        self._pair_tab = np.zeros((K.MAX_KINDS ** 2, 5))
-        self._wall_tab = np.zeros((K.MAX_KINDS, 5))
+        self._pair_tab = np.zeros((K.MAX_KINDS ** 2, K.N_TAB))
+        self._wall_tab = np.zeros((K.MAX_KINDS, K.N_TAB))
         nk = len(materials)
         rows = (np.arange(nk)[:, None] * K.MAX_KINDS + np.arange(nk)[None, :]).ravel()
-        for c, name in enumerate(("estar", "gstar", "alpha", "mu", "mur")):
+        for c, name in ((K.C_ESTAR, "estar"), (K.C_GSTAR, "gstar"), (K.C_ALPHA, "alpha"), (K.C_MU, "mu"),
+                        (K.C_MUR, "mur")):
             self._pair_tab[rows, c] = tab[name]
             self._wall_tab[:nk, c] = tab["wall_" + name]
+        for t in (self._pair_tab, self._wall_tab):
+            t[:, K.C_SQ2E], t[:, K.C_SQ8G] = np.sqrt(2 * t[:, K.C_ESTAR]), np.sqrt(8 * t[:, K.C_GSTAR])
         self.contact_materials = materials
-        e = K._ENGINE.get(self.arch)
-        if e is not None and e.owner is self:
+        e = self._loaded()
+        if e is not None:
             e.pair_tab.from_numpy(self._pair_tab)
             e.wall_tab.from_numpy(self._wall_tab)
+        if "par" in self._s:
+            self._set_par(K.P_ROLL_ON, self._rolling())
+
+    def _rolling(self):
+        """1.0 when some contact has rolling resistance, else 0.0."""
+        return float(max(self._pair_tab[:, K.C_MUR].max(), self._wall_tab[:, K.C_MUR].max()) > 0)
 
     def set_background_damping(self, rate_per_s):
         """Set the background drag rate (1/s); 0 switches it off."""
@@ -453,25 +477,18 @@ class Simulation:
         return len(pairs)
 
     def _set_bonds(self, pairs, d0, hist, intact):
-        """Store undirected bonds as directed rows.
+        """Store bonds ``pairs`` (i < j) and each particle's rows into them.
 
         ``d0`` (m), ``hist`` (shear displacement as seen from the lower
-        index, m) and ``intact`` are per undirected bond.
+        index, m) and ``intact`` are per bond.
         """
         self._save()
-        m, n = len(pairs), self.n
-        start, j, _ = directed_csr(pairs, n)
-        # the same stable order directed_csr uses, to map rows back to bonds
-        order = np.argsort(np.concatenate([pairs[:, 0] * n + pairs[:, 1], pairs[:, 1] * n + pairs[:, 0]]).astype(np.int64),
-                           kind="stable")
-        bond = np.concatenate([np.arange(m), np.arange(m)])[order]
-        sign = np.concatenate([np.ones(m), -np.ones(m)])[order]
-        row = np.empty(2 * m, np.int64)
-        row[order] = np.arange(2 * m)
-        self._bond_row = row[:m]
-        hist = np.asarray(hist, np.float64).reshape(m, 3)
-        self._s.update(bd_start=start, bd_j=j, bd_d0=np.asarray(d0, np.float64)[bond],
-                       bd_hist=hist[bond] * sign[:, None], bd_intact=np.asarray(intact, np.int32)[bond])
+        m = len(pairs)
+        start, row = pair_rows(pairs, self.n)
+        self._s.update(bd_i=pairs[:, 0].astype(np.int32), bd_j=pairs[:, 1].astype(np.int32), bd_start=start,
+                       bd_row=row, bd_d0=np.asarray(d0, np.float64).reshape(m),
+                       bd_hist=np.asarray(hist, np.float64).reshape(m, 3),
+                       bd_intact=np.asarray(intact, np.int32).reshape(m))
 
     # ---- stepping ------------------------------------------------------------
     def _set_mass_arrays(self):
@@ -484,13 +501,26 @@ class Simulation:
             self._set_static(name, values)
 
     def _rebuild(self):
-        """New Verlet list; tangential histories of surviving pairs carry over."""
+        """New Verlet list; tangential histories of surviving pairs carry over.
+
+        Only the list goes to the engine when it fits there; a full reload
+        of the engine costs some 30 copies of 0.1-0.5 ms each.
+        """
         x = self._state("x")
-        hist = self._state("nb_hist")
-        self._save()
+        hist = self._state("pr_hist")
         pairs = candidate_pairs(x / _UM, self._radius_si / _UM, self.skin_um)
-        start, j, key = directed_csr(pairs, self.n)
-        self._s.update(nb_start=start, nb_j=j, nb_hist=carry_over(self._nb_key, hist, key), x_ref=x)
+        e = self._loaded()
+        if e is None or e.c_cap < len(pairs):
+            self._save()
+            e = None
+        start, row = pair_rows(pairs, self.n)
+        key = pairs[:, 0] * self.n + pairs[:, 1]
+        self._s.update(pr_i=pairs[:, 0].astype(np.int32), pr_j=pairs[:, 1].astype(np.int32), nb_start=start,
+                       nb_row=row, pr_hist=carry_over(self._nb_key, hist, key), x_ref=x)
+        if e is not None:
+            for name in ("pr_i", "pr_j", "nb_start", "nb_row", "pr_hist", "x_ref"):
+                e.put(getattr(e, name), self._s[name])
+            e.disp2.fill(0.0)
         self._nb_key = key
         self.n_rebuilds += 1
 
@@ -498,7 +528,7 @@ class Simulation:
         """Forces of the current state; a zero time step leaves the histories as they are."""
         e = self._engine()
         head_z = self.head_z_um * _UM if math.isfinite(self.head_z_um) else 1.0
-        e.forces_now(self.n, 0.0, head_z, self.head_velocity_um_s * _UM)
+        e.kernels.forces_now(*self._counts(), 0.0, head_z, self.head_velocity_um_s * _UM)
 
     def step(self, n_steps=1):
         """Advance ``n_steps`` time steps.
@@ -509,8 +539,8 @@ class Simulation:
         missed while a step moves particles by much less than 0.2 skin.
 
         Steps go to the engine in batches that read nothing back between
-        steps (each step checks the trigger itself and is skipped once it has
-        fired), launched together from a compiled graph without a sync.
+        steps: the engine checks the trigger itself after each step and ends
+        the batch once it has fired.
         """
         trigger = (0.4 * self.skin_um * _UM) ** 2
         left = int(n_steps)
@@ -518,16 +548,12 @@ class Simulation:
             e = self._engine()
             k = min(left, K.BATCH)
             head_z_um, head_v_um_s = self._head_track(k)
-            e.head_z.from_numpy(_pad(np.where(np.isfinite(head_z_um), head_z_um * _UM, 1.0), K.BATCH))
-            e.head_vz.from_numpy(_pad(head_v_um_s * _UM, K.BATCH))
-            e.batch_i.from_numpy(np.array([0, 0, self.n], np.int32))
-            e.batch_f.from_numpy(np.array([self.dt_s, trigger]))
-            e.run_batch(k)
-            done = int(e.batch_i[1])
+            done, fired = e.run_batch(self._counts(), self.dt_s, trigger,
+                                      np.where(np.isfinite(head_z_um), head_z_um * _UM, 1.0), head_v_um_s * _UM)
             self.head_z_um, self.head_velocity_um_s = float(head_z_um[done - 1]), float(head_v_um_s[done - 1])
             self.n_steps += done
             left -= done
-            if e.max_disp2[None] > trigger:
+            if fired:
                 self._rebuild()
         self.time_s = self.n_steps * self.dt_s
 
@@ -593,20 +619,19 @@ class Simulation:
         remap = -np.ones(n_old, np.int64)
         remap[idx] = np.arange(len(idx))
         new._s = {name: old[name][idx] for name in ("x", "v", "w", "q", "f", "t", "wall_hist",
-                                                   "f_head", "e_elastic", "kind", "fixed")}
+                                                   "f_head", "kind", "fixed")}
         new._s["x_ref"] = new._s["x"]
         new._s["par"] = old["par"].copy()
         new._radius_si, new._mass = self._radius_si[idx], self._mass[idx]
         new._set_mass_arrays()
-        old_i = np.repeat(np.arange(n_old), np.diff(old["nb_start"]))
-        old_j = old["nb_j"].astype(np.int64)
+        # remap keeps the order, so kept pairs stay i < j and sorted
+        old_i, old_j = old["pr_i"].astype(np.int64), old["pr_j"].astype(np.int64)
         ok = (remap[old_i] >= 0) & (remap[old_j] >= 0)
         new._nb_key = remap[old_i[ok]] * new.n + remap[old_j[ok]]
-        new._s["nb_hist"] = old["nb_hist"][ok]
+        new._s["pr_hist"] = old["pr_hist"][ok]
         pairs = self._bond_pairs
         kept = (remap[pairs[:, 0]] >= 0) & (remap[pairs[:, 1]] >= 0)
-        rows = self._bond_row[kept]
         new._bond_pairs = remap[pairs[kept]]
-        new._set_bonds(new._bond_pairs, old["bd_d0"][rows], old["bd_hist"][rows], old["bd_intact"][rows])
+        new._set_bonds(new._bond_pairs, old["bd_d0"][kept], old["bd_hist"][kept], old["bd_intact"][kept])
         new._rebuild()
         return new
