@@ -10,7 +10,8 @@ second (compile and start-up excluded for synthcal; the LIGGGHTS "Loop
 time"), each the median of runs that alternate between the two codes, the
 ratio of the medians and the range of the per-run ratios.
 
-Usage: ``python benchmarks/dem_vs_liggghts.py [n_per_edge ...]``
+Usage: ``python benchmarks/dem_vs_liggghts.py [n_per_edge ...]``; with the
+single argument ``neighbours`` it times the neighbour-list build instead.
 
 Latest table (2-core x86_64 VM, AMD EPYC, load average 1.1-1.8 while it ran;
 LIGGGHTS-PUBLIC 3.8.0 from Debian, synthcal on taichi 1.7.4 CPU, float64)::
@@ -26,6 +27,18 @@ size scatter by ±20 % on this shared VM; its median ratio was 1.06-1.15 in
 four runs of the table. One thread of either code does about 1e7
 particle-steps/s here (synthcal 96-103 µs a step of 1000 particles,
 LIGGGHTS 91 µs).
+
+The neighbour list (``neighbours``; one thread, same VM) costs the same per
+particle at every size, which is the O(N) the size classes are for; the
+plain search with one k-d tree and the largest cut-off for every pair is
+14-22 times slower::
+
+    Neighbour list, NMC r = 5 µm and CBD r = 0.5 µm (10:1), skin 0.25 µm; best of 3
+     particles     pairs  synthcal µs/particle  single cut-off   ratio
+          2240      1959                  1.58           21.60    13.7
+          4480      3993                  1.72           24.59    14.3
+          8960      8639                  1.20           20.03    16.7
+         17920     17869                  1.41           30.78    21.9
 
 What made the difference (the table before these changes read 0.44 and
 0.65): each contact is evaluated once instead of from both sides; a batch
@@ -46,10 +59,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from analysis._taichi import ensure_taichi
 from synthcal.dem import Material, Simulation
 from synthcal.dem.kernels import cpu_threads
+from synthcal.dem.neighbours import candidate_pairs
 
 E, NU, RHO, REST, MU = 200e9, 0.3, 4650.0, 0.5, 0.4
 RADIUS_UM, STEPS = 2.0, 1000
@@ -140,5 +155,48 @@ def main(edges, rounds=9):
               f"{np.median(ours) / np.median(theirs):>7.2f} {ratios.min():>6.2f}-{ratios.max():.2f}")
 
 
+def mixture(n_nmc, seed=0):
+    """Centres (µm) and radii (µm) of NMC (r = 5 µm) and CBD (r = 0.5 µm) spheres, 10:1 in size.
+
+    CBD is 10 % of the solid volume (111 CBD spheres per NMC sphere) and
+    the solid fills half the box; the box grows with the count, so the
+    density stays the same. Spheres may overlap: only the search is timed.
+    """
+    rng = np.random.default_rng(seed)
+    n_cbd = 111 * n_nmc
+    r = np.concatenate([np.full(n_nmc, 5.0), np.full(n_cbd, 0.5)])
+    edge = (np.sum(4 / 3 * np.pi * r ** 3) / 0.5) ** (1 / 3)
+    return rng.uniform(0, edge, (len(r), 3)), r
+
+
+def single_cutoff_pairs(x, r, skin):
+    """The plain search: one k-d tree, every pair within the largest possible cut-off, then filtered."""
+    pairs = cKDTree(x).query_pairs(2 * r.max() + skin, output_type="ndarray")
+    gap = np.linalg.norm(x[pairs[:, 0]] - x[pairs[:, 1]], axis=1) - r[pairs[:, 0]] - r[pairs[:, 1]]
+    return pairs[gap < skin]
+
+
+def neighbour_table(counts=(20, 40, 80, 160)):
+    """Neighbour-list build time per particle: size classes against the single cut-off."""
+    print("Neighbour list, NMC r = 5 µm and CBD r = 0.5 µm (10:1), skin 0.25 µm; best of 3")
+    print(f"{'particles':>10} {'pairs':>9} {'synthcal µs/particle':>21} {'single cut-off':>15} {'ratio':>7}")
+    for n_nmc in counts:
+        x, r = mixture(n_nmc)
+        times = {}
+        for name, search in (("ours", candidate_pairs), ("single", single_cutoff_pairs)):
+            best = np.inf
+            for _ in range(3):
+                start = time.perf_counter()
+                pairs = search(x, r, 0.25)
+                best = min(best, time.perf_counter() - start)
+            times[name] = best / len(x) * 1e6
+            found = len(pairs)
+        print(f"{len(x):>10} {found:>9} {times['ours']:>21.2f} {times['single']:>15.2f} "
+              f"{times['single'] / times['ours']:>7.1f}")
+
+
 if __name__ == "__main__":
-    main([int(a) for a in sys.argv[1:]] or [10, 20])
+    if sys.argv[1:] == ["neighbours"]:
+        neighbour_table()
+    else:
+        main([int(a) for a in sys.argv[1:]] or [10, 20])
