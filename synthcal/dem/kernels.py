@@ -56,14 +56,12 @@ P_HEAD_ON = 11
 P_HEAD_R2 = 12     # head disc radius squared (m^2), < 0 for an infinite plane
 P_HEAD_CY = 13
 P_HEAD_CX = 14
-P_BOND_E = 15      # bond Young's modulus (Pa)
-P_BOND_NU = 16
-P_BOND_RADIUS = 17  # bond radius as a fraction of the smaller particle radius
-P_BOND_SIGMA = 18  # tensile strength (Pa)
-P_BOND_TAU = 19    # shear strength (Pa)
-P_BOND_ZETA = 20   # bond damping ratio
-P_ROLL_ON = 21     # 1 when some contact has rolling resistance
-N_PAR = 22
+P_ROLL_ON = 15     # 1 when some contact has rolling resistance
+N_PAR = 16
+# Columns of the per-bond constants ``bd_c``: normal and shear stiffness
+# (N/m), normal and shear damping (N s/m), the stretch (m) and the square of
+# the shear displacement (m^2) at which the bond breaks.
+B_KN, B_KT, B_GN, B_GT, B_STRETCH, B_SHEAR2 = range(6)
 # Columns of the contact tables ``pair_tab[a*K+b]`` and ``wall_tab[a]``.
 C_ESTAR, C_GSTAR, C_ALPHA, C_MU, C_MUR, C_SQ2E, C_SQ8G = range(7)
 N_TAB = 7
@@ -176,6 +174,7 @@ class Engine:
         # bonds, likewise, plus rest length and state
         self.bd_i, self.bd_j, self.bd_d0, self.bd_intact, self.bd_hist = (
             i32(b_cap), i32(b_cap), f64(b_cap), i32(b_cap), vf(b_cap))
+        self.bd_c = ti.Vector.field(6, ti.f64, shape=b_cap)
         self.bd_f, self.bd_arm, self.bd_e = vf(b_cap), vf(b_cap), f64(b_cap)
         self.bd_start, self.bd_row = i32(n_cap + 1), i32(2 * b_cap)
         self.pair_tab, self.wall_tab = f64((MAX_KINDS * MAX_KINDS, N_TAB)), f64((MAX_KINDS, N_TAB))
@@ -271,7 +270,7 @@ def _make_kernels(eng):
     pr_i, pr_j, pr_hist, pr_f, pr_arm, pr_roll, pr_e = (
         eng.pr_i, eng.pr_j, eng.pr_hist, eng.pr_f, eng.pr_arm, eng.pr_roll, eng.pr_e)
     nb_start, nb_row, bd_start, bd_row = eng.nb_start, eng.nb_row, eng.bd_start, eng.bd_row
-    bd_i, bd_j, bd_d0, bd_intact, bd_hist = eng.bd_i, eng.bd_j, eng.bd_d0, eng.bd_intact, eng.bd_hist
+    bd_i, bd_j, bd_d0, bd_intact, bd_hist, bd_c = eng.bd_i, eng.bd_j, eng.bd_d0, eng.bd_intact, eng.bd_hist, eng.bd_c
     bd_f, bd_arm, bd_e = eng.bd_f, eng.bd_arm, eng.bd_e
     pair_tab, wall_tab, par, disp2 = eng.pair_tab, eng.wall_tab, eng.par, eng.disp2
     head_zs, head_vzs, batch_i, batch_f = eng.head_z, eng.head_vz, eng.batch_i, eng.batch_f
@@ -351,30 +350,22 @@ def _make_kernels(eng):
         fi, arm = zero3, zero3
         if bd_intact[b] != 0:
             i, j = bd_i[b], bd_j[b]
-            ri, rj = radius[i], radius[j]
             d = x[j] - x[i]
             dist = d.norm()
             nrm = d / dist
-            rb = par[P_BOND_RADIUS] * ti.min(ri, rj)
-            area = 3.141592653589793 * rb * rb
-            kn = par[P_BOND_E] * area / bd_d0[b]
-            kt = kn / (2.0 * (1.0 + par[P_BOND_NU]))
-            meff = mass[i] * mass[j] / (mass[i] + mass[j])
-            vrel = v[i] - v[j] + crs(ri * w[i] + rj * w[j], nrm)
+            vrel = v[i] - v[j] + crs(radius[i] * w[i] + radius[j] * w[j], nrm)
             vn = vrel.dot(nrm)
             vt = vrel - vn * nrm
             stretch = dist - bd_d0[b]
             h = bd_hist[b] - bd_hist[b].dot(nrm) * nrm
             h += vt * dt
-            sigma = kn * ti.max(stretch, 0.0) / area
-            tau = kt * h.norm() / area
-            if sigma > par[P_BOND_SIGMA] or tau > par[P_BOND_TAU]:
+            c = bd_c[b]
+            if stretch > c[B_STRETCH] or h.dot(h) > c[B_SHEAR2]:
                 bd_intact[b] = 0
                 bd_hist[b] = zero3
             else:
-                zeta = par[P_BOND_ZETA]
-                fnb = (kn * stretch - 2.0 * zeta * ti.sqrt(kn * meff) * vn) * nrm
-                ftb = -kt * h - 2.0 * zeta * ti.sqrt(kt * meff) * vt
+                fnb = (c[B_KN] * stretch - c[B_GN] * vn) * nrm
+                ftb = -c[B_KT] * h - c[B_GT] * vt
                 bd_hist[b] = h
                 fi = fnb + ftb
                 arm = crs(nrm, ftb)
@@ -495,12 +486,8 @@ def _make_kernels(eng):
         for b in range(nb):
             e = 0.0
             if bd_intact[b] != 0:
-                i, j = bd_i[b], bd_j[b]
-                rb = par[P_BOND_RADIUS] * ti.min(radius[i], radius[j])
-                kn = par[P_BOND_E] * 3.141592653589793 * rb * rb / bd_d0[b]
-                kt = kn / (2.0 * (1.0 + par[P_BOND_NU]))
-                stretch = (x[j] - x[i]).norm() - bd_d0[b]
-                e = 0.5 * kn * stretch * stretch + 0.5 * kt * bd_hist[b].dot(bd_hist[b])
+                stretch = (x[bd_j[b]] - x[bd_i[b]]).norm() - bd_d0[b]
+                e = 0.5 * bd_c[b][B_KN] * stretch * stretch + 0.5 * bd_c[b][B_KT] * bd_hist[b].dot(bd_hist[b])
             bd_e[b] = e
         for i in range(n):
             ri, ki, zi = radius[i], kind[i], x[i][0]

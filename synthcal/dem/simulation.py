@@ -85,7 +85,7 @@ class BondModel:
 
 _DYNAMIC = ("x", "v", "w", "q", "f", "t", "x_ref", "wall_hist", "pr_hist", "bd_hist", "bd_intact", "f_head")
 _STATIC = ("radius", "mass", "inertia", "inv_m", "inv_i", "kind", "fixed", "pr_i", "pr_j", "nb_start", "nb_row",
-           "bd_i", "bd_j", "bd_d0", "bd_start", "bd_row", "par")
+           "bd_i", "bd_j", "bd_d0", "bd_c", "bd_start", "bd_row", "par")
 
 
 class Simulation:
@@ -202,9 +202,6 @@ class Simulation:
             par[K.P_BOTTOM_ON], par[K.P_BOTTOM_Z] = 1.0, bottom_z_um * _UM
         par[K.P_HEAD_R2] = -1.0
         par[K.P_ROLL_ON] = self._rolling()
-        b = bond_model
-        par[K.P_BOND_E:K.P_BOND_ZETA + 1] = [b.youngs_modulus_pa, b.poisson_ratio, b.radius_fraction,
-                                             b.tensile_strength_pa, b.shear_strength_pa, b.damping_ratio]
         self._s["par"] = par
         self.set_background_damping(background_damping_per_s)
         if box_yx_um is not None:
@@ -489,6 +486,24 @@ class Simulation:
                        bd_row=row, bd_d0=np.asarray(d0, np.float64).reshape(m),
                        bd_hist=np.asarray(hist, np.float64).reshape(m, 3),
                        bd_intact=np.asarray(intact, np.int32).reshape(m))
+        self._s["bd_c"] = self._bond_constants()
+
+    def _bond_constants(self):
+        """Per-bond stiffness, damping and breaking limits (see ``kernels.B_*``).
+
+        Fixed while radii and masses are: computing them once saves four
+        square roots and as many divisions per bond and step.
+        """
+        b, i, j, d0 = self.bond_model, self._s["bd_i"], self._s["bd_j"], self._s["bd_d0"]
+        r, m = self._radius_si, self._mass
+        area = np.pi * (b.radius_fraction * np.minimum(r[i], r[j])) ** 2
+        kn = b.youngs_modulus_pa * area / d0
+        kt = kn / (2.0 * (1.0 + b.poisson_ratio))
+        meff = m[i] * m[j] / (m[i] + m[j])
+        gn, gt = 2.0 * b.damping_ratio * np.sqrt(kn * meff), 2.0 * b.damping_ratio * np.sqrt(kt * meff)
+        # tensile stress kn s / A > sigma and shear stress kt |h| / A > tau, as lengths
+        return np.stack([kn, kt, gn, gt, b.tensile_strength_pa * area / kn,
+                         (b.shear_strength_pa * area / kt) ** 2], axis=1).reshape(len(d0), 6)
 
     # ---- stepping ------------------------------------------------------------
     def _set_mass_arrays(self):
@@ -499,6 +514,8 @@ class Simulation:
         for name, values in (("radius", self._radius_si), ("mass", self._mass), ("inertia", inertia),
                              ("inv_m", 1.0 / self._mass), ("inv_i", 1.0 / inertia)):
             self._set_static(name, values)
+        if "bd_d0" in self._s:
+            self._set_static("bd_c", self._bond_constants())
 
     def _rebuild(self):
         """New Verlet list; tangential histories of surviving pairs carry over.
