@@ -13,6 +13,7 @@ from synthcal.dem import BondModel, Material, Simulation
 from synthcal.dem import kernels as K
 from synthcal.dem.material import effective_youngs_modulus
 from synthcal.dem.neighbours import candidate_pairs
+from synthcal.dem.simulation import _remap_pairs
 from synthcal.rotations import rotation_matrices_zyx
 
 NMC = Material(youngs_modulus_pa=200e9, poisson_ratio=0.3, density_kg_m3=4650.0, restitution=0.5, friction=0.4)
@@ -192,16 +193,19 @@ def test_runs_are_bit_identical():
 STRENGTH, RUN = 3e5, 1e-7
 
 
-def _busy_run(driver):
+def _busy_run(driver, perm=None):
     """Contacts, bonds (some breaking), foil, box, a moving disc head, rolling resistance."""
     rng = np.random.default_rng(3)
     g = 1.3 + 2.6 * np.arange(5)
     x = np.stack(np.meshgrid(g[:4], g, g, indexing="ij"), axis=-1).reshape(-1, 3)
     n = len(x)
     r = rng.uniform(1.0, 1.25, n)
+    kinds, v = np.arange(n) % 2, rng.normal(0, 1e5, (n, 3))
+    if perm is not None:  # the same particles, listed in another order
+        x, r, kinds, v = x[perm], r[perm], kinds[perm], v[perm]
     rolling = [Material(m.youngs_modulus_pa, m.poisson_ratio, m.density_kg_m3, m.restitution, m.friction,
                         rolling_friction=0.1) for m in (NMC, CBD)]
-    sim = Simulation(x, r, rolling, kinds=np.arange(n) % 2, velocities_um_s=rng.normal(0, 1e5, (n, 3)),
+    sim = Simulation(x, r, rolling, kinds=kinds, velocities_um_s=v,
                      bottom_z_um=0.0, box_yx_um=(0, 13, 0, 13), gravity=True, background_damping_per_s=1e5,
                      bond_model=BondModel(tensile_strength_pa=STRENGTH, shear_strength_pa=STRENGTH),
                      skin_um=0.02, driver=driver)
@@ -227,6 +231,35 @@ def test_thread_count_does_not_change_the_result(monkeypatch):
     assert 0 < int(np.sum(~sim.bonds_intact)) < len(sim.bonds)
     assert sim.n_rebuilds > 1 and sim.head_force_n > 0
     assert results[0] == results[1]
+
+
+def test_input_order_does_not_matter():
+    """Particles are stored along a space-filling curve whatever order they
+    come in; the public arrays keep the order given, and the same particles
+    listed in another order move the same to the bit."""
+    a = _busy_run("cpu")
+    perm = np.random.default_rng(7).permutation(a.n)
+    b = _busy_run("cpu", perm)
+    assert np.array_equal(b.positions_um, a.positions_um[perm])
+    assert np.array_equal(b.orientations, a.orientations[perm])
+    assert np.array_equal(b.kinds, a.kinds[perm]) and np.array_equal(b.radii_um, a.radii_um[perm])
+    assert b.head_force_n == a.head_force_n
+    rank = np.argsort(perm)  # public index in b of a's particle
+    mapped = np.sort(rank[a.bonds], axis=1)
+    which = np.lexsort((mapped[:, 1], mapped[:, 0]))
+    assert np.array_equal(mapped[which], b.bonds)
+    assert np.array_equal(a.bonds_intact[which], b.bonds_intact)
+    assert not np.all(a._order == np.arange(a.n))  # stored in another order than given
+
+
+def test_remapped_pairs_keep_their_history_seen_from_the_first_end():
+    i, j = np.array([0, 0, 1, 1]), np.array([1, 3, 3, 2])
+    hist = np.arange(12, dtype=float).reshape(4, 3) + 1
+    remap = np.array([3, 0, -1, 1])  # old row -> new row; row 2 is dropped
+    ends, h, kept = _remap_pairs(i, j, hist, remap)
+    assert ends.tolist() == [[0, 1], [0, 3], [1, 3]]
+    assert kept.tolist() == [2, 0, 1]
+    assert np.array_equal(h, [hist[2], -hist[0], -hist[1]])
 
 
 def test_thread_cap_from_the_environment(monkeypatch):
