@@ -234,7 +234,7 @@ def test_thread_count_does_not_change_the_result(monkeypatch):
 
 
 def test_input_order_does_not_matter():
-    """Particles are stored along a space-filling curve whatever order they
+    """Particles are stored in the order of their cells whatever order they
     come in; the public arrays keep the order given, and the same particles
     listed in another order move the same to the bit."""
     a = _busy_run("cpu")
@@ -249,7 +249,7 @@ def test_input_order_does_not_matter():
     which = np.lexsort((mapped[:, 1], mapped[:, 0]))
     assert np.array_equal(mapped[which], b.bonds)
     assert np.array_equal(a.bonds_intact[which], b.bonds_intact)
-    assert not np.all(a._order == np.arange(a.n))  # stored in another order than given
+    assert not np.all(b._order == np.arange(b.n))  # stored in another order than given
 
 
 def test_remapped_pairs_keep_their_history_seen_from_the_first_end():

@@ -58,31 +58,27 @@ def candidate_pairs(positions, radii, skin):
 
 
 def spatial_order(positions, cell):
-    """An order of the particles along a Morton (Z-order) curve of cubic cells.
+    """An order of the particles by cubic cells: z-slabs, rows of y, then x.
 
     Particles close in space end up close in memory, so a step touches
     fewer cache lines and each thread's share of particles is a compact
-    region. Ties in a cell are broken by position, so the order depends on
+    slab. Ties in a cell are broken by position, so the order depends on
     the particles only, not on the order they were given in.
 
     Parameters
     ----------
     positions : (N, 3) float array
-        Sphere centres.
+        Sphere centres, z-y-x.
     cell : float
-        Cell edge (same unit).
+        Cell edge (same unit); about a particle radius.
 
     Returns
     -------
     (N,) int64 array
-        Indices into ``positions``, in curve order.
+        Indices into ``positions``, in cell order.
     """
-    g = np.clip(np.floor((positions - positions.min(axis=0)) / cell), 0, 2 ** 21 - 1).astype(np.int64)
-    code = np.zeros(len(g), np.int64)
-    for bit in range(21):
-        for axis in range(3):
-            code |= ((g[:, axis] >> bit) & 1) << (3 * bit + 2 - axis)
-    return np.lexsort((positions[:, 2], positions[:, 1], positions[:, 0], code))
+    g = np.floor((positions - positions.min(axis=0)) / cell).astype(np.int64)
+    return np.lexsort((positions[:, 2], positions[:, 1], positions[:, 0], g[:, 2], g[:, 1], g[:, 0]))
 
 
 def pair_rows(pairs, n):

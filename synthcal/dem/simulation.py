@@ -17,10 +17,10 @@ particles touching it can be glued with :meth:`Simulation.fix_touching_bottom`),
 a flat head moving along -z (optionally a disc of finite radius) and, for
 deposition, four frictionless side walls.
 
-Particles are stored along a space-filling curve of their positions when a
-simulation is made (:func:`synthcal.dem.neighbours.spatial_order`), which
-roughly halves the cost of a step of a packing made in random order; every
-public array and index keeps the order the particles were given in.
+Particles are stored in the order of the cells they are in (z, then y, then
+x) when a simulation is made (:func:`synthcal.dem.neighbours.spatial_order`),
+which roughly halves the cost of a step of a packing made in random order;
+every public array and index keeps the order the particles were given in.
 
 Several simulations may exist at once: the state of the one that runs is
 loaded into one process-wide set of taichi fields (see
@@ -189,8 +189,8 @@ class Simulation:
         if w.shape != (n, 3):
             raise ValueError(f"angular_velocities_rad_s: expected shape ({n}, 3), got {w.shape}")
 
-        # stored along a space-filling curve; the public arrays keep the order given
-        self._set_order(spatial_order(x, 2.0 * float(np.median(r))))
+        # stored in cell order; the public arrays keep the order given
+        self._set_order(spatial_order(x, float(np.median(r))))
         o = self._order
         self._radius_si = self._radius_si[o]
         self._s = {
@@ -659,7 +659,7 @@ class Simulation:
         n_old, new.n = self.n, len(idx)
         # public index k of the new simulation is public index idx[k] here
         rows = self._rank[idx]
-        new._set_order(spatial_order(old["x"][rows], 2.0 * float(np.median(self._radius_si[rows]))))
+        new._set_order(spatial_order(old["x"][rows], float(np.median(self._radius_si[rows]))))
         src = rows[new._order]
         remap = -np.ones(n_old, np.int64)  # stored row here -> stored row there
         remap[src] = np.arange(new.n)
