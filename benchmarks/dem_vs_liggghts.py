@@ -13,20 +13,22 @@ ratio of the medians and the range of the per-run ratios.
 Usage: ``python benchmarks/dem_vs_liggghts.py [n_per_edge ...]``; with the
 single argument ``neighbours`` it times the neighbour-list build instead.
 
-Latest table (2-core x86_64 VM, AMD EPYC, load average 1.1-1.8 while it ran;
+Latest table (2-core x86_64 VM, AMD EPYC, load average 1.1-1.5 while it ran;
 LIGGGHTS-PUBLIC 3.8.0 from Debian, synthcal on taichi 1.7.4 CPU, float64)::
 
     Hertz cluster, r = 2.0 µm, dt = 3.34e-10 s, 1000 steps, synthcal on 2 threads; medians of 9 alternating runs
      particles   synthcal (p-steps/s)   LIGGGHTS 2 ranks   ratio   ratio range
-          1000               1.71e+07           1.52e+07    1.13   0.95-1.36
-          8000               1.89e+07           1.55e+07    1.22   1.06-1.36
-         27000               1.52e+07           1.07e+07    1.43   0.97-1.58
+          1000               1.55e+07           1.49e+07    1.04   0.78-1.13
+          8000               1.69e+07            1.5e+07    1.12   0.78-1.61
+         27000               1.38e+07           9.64e+06    1.43   1.21-1.77
 
-A single run of a thousand particles lasts 60 ms, so single ratios at that
-size scatter by ±20 % on this shared VM; its median ratio was 1.06-1.15 in
-four runs of the table. One thread of either code does about 1e7
-particle-steps/s here (synthcal 96-103 µs a step of 1000 particles,
-LIGGGHTS 91 µs).
+The run before it, same code: 1.05, 1.24 and 1.48. A single run of a
+thousand particles lasts 60 ms, so single ratios at that size scatter by
+±20 % on this shared VM; over the seven runs of this table made while the
+code took its present form the median ratio at 1000 particles was always
+1.01-1.15. One thread of either code does about 1e7 particle-steps/s here
+(synthcal 96-103 µs a step of 1000 particles, LIGGGHTS 91 µs): LIGGGHTS
+gains more from its second rank at small sizes, synthcal at large ones.
 
 The neighbour list (``neighbours``; one thread, same VM) costs the same per
 particle at every size, which is the O(N) the size classes are for; the
@@ -46,7 +48,9 @@ of steps is one kernel launch in which taichi's worker threads meet at a
 spin barrier instead of two parallel loops a step (17 µs each to start);
 ``a[i] += b`` on fields became ``a[i] = a[i] + b`` (in a taichi parallel
 loop the former is an atomic compare-and-swap loop on floats); the threads'
-ranges start on cache-line boundaries. The results of the two codes are not
+ranges start on cache-line boundaries. Storing particles in cell order
+(z, y, x) leaves this lattice as it is and halves the cost of a step of the
+quick scenario's packing, whose particles come in random order. The results of the two codes are not
 compared here (only the cost); ``tests/test_dem.py`` checks synthcal against
 Hertz theory.
 """
