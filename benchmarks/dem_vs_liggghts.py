@@ -24,9 +24,9 @@ LIGGGHTS-PUBLIC 3.8.0 from Debian, synthcal on taichi 1.7.4 CPU, float64)::
 
 The run before it, same code: 1.05, 1.24 and 1.48. A single run of a
 thousand particles lasts 60 ms, so single ratios at that size scatter by
-±20 % on this shared VM; over the seven runs of this table made while the
-code took its present form the median ratio at 1000 particles was always
-1.01-1.15. One thread of either code does about 1e7 particle-steps/s here
+±20 % on this shared VM; in the seven runs of this table made during the
+changes of this version (the last two with the code as it is) the median
+ratio at 1000 particles stayed within 1.01-1.15. One thread of either code does about 1e7 particle-steps/s here
 (synthcal 96-103 µs a step of 1000 particles, LIGGGHTS 91 µs): LIGGGHTS
 gains more from its second rank at small sizes, synthcal at large ones.
 
