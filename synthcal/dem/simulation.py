@@ -342,7 +342,7 @@ class Simulation:
 
     @property
     def head_force_n(self):
-        """Force the particles exert on the head along +z (N), summed in index order."""
+        """Force the particles exert on the head along +z (N), summed in a fixed order."""
         return float(self._engine().kernels.head_force(self.n))
 
     def energies(self):
