@@ -36,6 +36,7 @@ several times slower.
 """
 
 import os
+import types
 
 import numpy as np
 import taichi as ti
@@ -182,11 +183,12 @@ class Engine:
         # largest squared move since the last list build (m^2), one slot per
         # thread, each on a cache line of its own
         self.disp2 = f64(MAX_THREADS * LINE // 2)
-        # a batch of steps: head height and velocity per step (m, m/s); for
-        # the loops driver also the steps asked for, steps done, particles,
-        # pairs, bonds, steps launched; dt (s), trigger (m^2)
+        # a batch of steps: head height and velocity per step (m, m/s); steps
+        # done (the cpu driver: negative when the trigger fired); for the
+        # loops driver also particles, pairs, bonds, steps launched, and dt
+        # (s), trigger (m^2)
         self.head_z, self.head_vz = f64(BATCH), f64(BATCH)
-        self.batch_i, self.batch_f = i32(6), f64(2)
+        self.batch_i, self.batch_f = i32(5), f64(2)
         # spin-barrier counter in the middle of a field of its own (the
         # waiting threads hammer its cache line), read through an index
         # taichi cannot fold (a counter at a constant index would become a
@@ -232,7 +234,7 @@ class Engine:
         if self.driver == "cpu":
             r = self.kernels.run_threads(k, n, m, nb, dt, trigger)
             return abs(r), r < 0
-        self.batch_i.from_numpy(np.array([k, 0, n, m, nb, 0], np.int32))
+        self.batch_i.from_numpy(np.array([0, n, m, nb, 0], np.int32))
         self.batch_f.from_numpy(np.array([dt, trigger]))
         graph = self._graphs.get(k)
         if graph is None:
@@ -242,7 +244,7 @@ class Engine:
             builder.dispatch(self.kernels.close_loops)
             graph = self._graphs[k] = builder.compile()
         graph.run({})
-        return int(self.batch_i[1]), bool(self.disp2[0] > trigger)
+        return int(self.batch_i[0]), bool(self.disp2[0] > trigger)
 
     def put(self, field, values):
         """Copy ``values`` into the leading rows of ``field``."""
@@ -256,10 +258,6 @@ class Engine:
     def get(self, field, count):
         """The leading ``count`` rows of ``field`` as a numpy array."""
         return field.to_numpy()[:count]
-
-
-class _Kernels:
-    pass
 
 
 def _make_kernels(eng):
@@ -536,44 +534,44 @@ def _make_kernels(eng):
     # ---- driver "loops": one parallel loop per phase -----------------------
     @ti.kernel
     def step_loops():
-        """Step ``batch_i[5]`` of a batch, the head at ``head_z``, ``head_vz`` of that step.
+        """Step ``batch_i[4]`` of a batch, the head at ``head_z``, ``head_vz`` of that step.
 
         Skipped once an earlier step of the batch has moved a particle past
         ``batch_f[1]`` (m^2): the batch stops where a step-by-step loop would
-        have stopped to rebuild the neighbour list, and ``batch_i[1]`` counts
+        have stopped to rebuild the neighbour list, and ``batch_i[0]`` counts
         the steps done. The second half kick of a step runs in the first
         loop of the next one (``close_loops`` after the last).
         """
-        s = batch_i[5]
+        s = batch_i[4]
         go = s == 0 or disp2[0] <= batch_f[1]
-        close = s > 0 and batch_i[1] == s
+        close = s > 0 and batch_i[0] == s
         dt = batch_f[0]
         h = 0.0
         if close:
             h += 0.5 * dt
         if go:
             h += 0.5 * dt
-        for i in range(batch_i[2]):
+        for i in range(batch_i[1]):
             if h > 0.0:
                 ti.atomic_max(disp2[0], advance(i, f[i], t[i], h, dt, go))
-        for p in range(batch_i[3]):
+        for p in range(batch_i[2]):
             if go:
                 contact(p, dt)
-        for b in range(batch_i[4]):
+        for b in range(batch_i[3]):
             if go:
                 bond(b, dt)
-        for i in range(batch_i[2]):
+        for i in range(batch_i[1]):
             if go:
                 gather(i, dt, head_zs[s], head_vzs[s])
-        batch_i[5] = s + 1
+        batch_i[4] = s + 1
         if go:
-            batch_i[1] = s + 1
+            batch_i[0] = s + 1
 
     @ti.kernel
     def close_loops():
         """The second half kick of the last step of a batch."""
-        last_done = batch_i[1] == batch_i[5]
-        for i in range(batch_i[2]):
+        last_done = batch_i[0] == batch_i[4]
+        for i in range(batch_i[1]):
             if last_done:
                 advance(i, f[i], t[i], 0.5 * batch_f[0], 0.0, False)
 
@@ -645,7 +643,7 @@ def _make_kernels(eng):
             largest = 0.0
             for other in range(n_threads):
                 largest = ti.max(largest, disp2[other * (LINE // 2)])
-            batch_i[1] = -done if largest > trigger else done
+            batch_i[0] = -done if largest > trigger else done
 
     @ti.kernel
     def run_threads(k: ti.i32, n: ti.i32, m: ti.i32, nb: ti.i32, dt: ti.f64, trigger: ti.f64) -> ti.i32:
@@ -663,9 +661,9 @@ def _make_kernels(eng):
         for it in range(n_threads * SPAN):
             if it % SPAN == 0:
                 thread(it // SPAN, k, n, m, nb, dt, trigger)
-        return batch_i[1]
+        return batch_i[0]
 
-    out = _Kernels()
+    out = types.SimpleNamespace()
     out.forces_now, out.energies, out.head_force = forces_now, energies, head_force
     out.step_loops, out.close_loops, out.run_threads = step_loops, close_loops, run_threads
     return out

@@ -353,8 +353,7 @@ class Simulation:
         state.
         """
         e = self._engine()
-        kinetic, elastic = e.kernels.energies(*self._counts(),
-                                              self.head_z_um * _UM if math.isfinite(self.head_z_um) else 1.0)
+        kinetic, elastic = e.kernels.energies(*self._counts(), self._head_z_m())
         return float(kinetic), float(elastic)
 
     # ---- walls, forces, bonds ------------------------------------------------
@@ -568,8 +567,11 @@ class Simulation:
     def _forces(self):
         """Forces of the current state; a zero time step leaves the histories as they are."""
         e = self._engine()
-        head_z = self.head_z_um * _UM if math.isfinite(self.head_z_um) else 1.0
-        e.kernels.forces_now(*self._counts(), 0.0, head_z, self.head_velocity_um_s * _UM)
+        e.kernels.forces_now(*self._counts(), 0.0, self._head_z_m(), self.head_velocity_um_s * _UM)
+
+    def _head_z_m(self):
+        """Head height for the kernels (m); 1 m, far above everything, when there is no head."""
+        return self.head_z_um * _UM if math.isfinite(self.head_z_um) else 1.0
 
     def step(self, n_steps=1):
         """Advance ``n_steps`` time steps.
