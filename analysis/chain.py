@@ -1,61 +1,109 @@
-"""The lab's analysis chain over a series of scans, step by step.
+"""The lab's analysis chain over a series of scans: one settings object, one file layout.
 
-These functions chain the single-purpose modules (preprocess, dvc, strain,
-segment, pores) the way the reference experiment did, and write their
-results. The synthcal pipeline and ``synthcal analyse`` (real scans) both
-call them, so a synthetic run is analysed exactly as a real one.
+preprocess (median filter, contrast matching, rigid registration onto the
+first scan) → DVC of every later scan against the first → strain → three-phase
+segmentation, CPSD and phase fractions. The synthcal pipeline runs the four
+steps as four cached stages; ``synthcal analyse`` (real scans) runs
+:func:`run_chain`. Both call the same step functions and writers, so a
+synthetic run is analysed, and its files named, exactly as a real one::
+
+    preprocess/step{k}.tif          filtered, contrast-matched, registered volume
+    preprocess/registration.json    region registered on and the rigid transform per step
+    dvc/step{k}.npz, .vtk           node field at the chosen subvolume edge (k >= 1)
+    dvc/study_step{k}_edge{E}vox.*  the same at the other edges of the subvolume study
+    strain/step{k}.npz, .csv        strain per node
+    pores/step{k}_labels.tif        segmentation (0 pore, 1 CBD, 2 NMC)
+    pores/cpsd_step{k}.csv, cpsd.png, phase_fractions.csv, summary.json
+
+Volumes are indexed (z, y, x) in voxels; files say their voxel size in µm.
+A DVC node field holds NaN displacement at every node that is not ``ok``,
+and its ``status`` (:class:`analysis.dvc.Status`) says why.
 """
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from analysis.dvc import correlate
-from analysis.pores import cpsd, phase_fractions
-from analysis.preprocess import RigidTransform, apply_rigid, match_histogram, median_filter, register_rigid
+from analysis.io import atomic_output, write_volume
+from analysis.layout import dvc_stem, step_name
+from analysis.phases import SAMPLE_PHASES, Phase
+from analysis.pores import cpsd, phase_fractions, plot_cpsd, write_cpsd_csv, write_phase_fractions_csv
+from analysis.preprocess import apply_rigid, match_histogram, median_filter, register_rigid
 from analysis.segment import threshold_three_phase
+from analysis.settings import ChainSettings  # noqa: F401  (the chain's one settings object)
 from analysis.strain import (displacement_gradient, equivalent_strain, green_lagrange, principal_strains,
                              small_strain, volumetric_strain)
+from analysis.transform import RigidTransform
 from analysis.vtk import write_vtk_nodes
 
 
-def identity_transform(shape):
-    """The rigid transform of the reference onto itself."""
-    return RigidTransform(rotation=np.eye(3), translation_voxels=np.zeros(3),
-                          centre_voxels=(np.asarray(shape, float) - 1) / 2, cc=1.0)
+def sample_mask(shape, rows, margin_voxels=0):
+    """Region of the sample: rows ``[z0, z1)`` less ``margin_voxels`` on every side.
+
+    Parameters
+    ----------
+    shape : tuple of 3 int
+    rows : (int, int) or None
+        First and end row of the sample (e.g. foil top and head face); None:
+        all rows.
+    margin_voxels : int
+    """
+    z0, z1 = (0, shape[0]) if rows is None else rows
+    e = int(margin_voxels)
+    mask = np.zeros(shape, dtype=bool)
+    mask[max(z0 + e, 0):max(min(z1 - e, shape[0]), 0), e:shape[1] - e, e:shape[2] - e] = True
+    return mask
 
 
-def default_registration_region(shape):
-    """The lowest quarter of the volume (less a border): the foot of the pillar,
-    which the pin holds still while the head compresses the top."""
-    nz, ny, nx = shape
-    return (slice(2, max(nz // 4, 12)), slice(2, ny - 2), slice(2, nx - 2))
+def registration_region(shape, rows, min_height_voxels):
+    """The foot of the sample: the lowest quarter of its rows (at least
+    ``min_height_voxels``), less a 2-voxel border in y and x. The pin holds
+    the foot still while the head compresses the top."""
+    z0, z1 = (0, shape[0]) if rows is None else rows
+    height = max((z1 - z0) // 4, int(min_height_voxels))
+    return (slice(z0 + 1, z0 + 1 + height), slice(2, shape[1] - 2), slice(2, shape[2] - 2))
 
 
-def preprocess_series(volumes, *, median_size=3, region=None, arch="cpu", progress=None):
+@dataclass(frozen=True)
+class Preprocessed:
+    """Result of :func:`preprocess_series`.
+
+    Attributes
+    ----------
+    volumes : list of float32 ndarray
+        The filtered reference, then each later scan filtered, matched to the
+        reference's grey levels and resampled onto its grid.
+    transforms : list of RigidTransform
+        Per scan; reference position p shows the moving scan's material at
+        ``transform.apply(p)``. The first is the identity.
+    region : tuple of 3 slices
+        The reference box registered on.
+    """
+
+    volumes: list
+    transforms: list
+    region: tuple
+
+
+def preprocess_series(volumes, settings, *, sample_rows=None, arch="cpu", progress=None):
     """Median filter, contrast matching and rigid registration onto the first scan.
 
     Parameters
     ----------
     volumes : list of (nz, ny, nx) ndarray
         Reconstructions, the reference (uncompressed) first.
-    median_size : int
-        Edge of the 3D median filter in voxels; 1 skips it.
-    region : tuple of 3 slices or bool ndarray, optional
-        Reference region to register on (e.g. one particle, as the paper
-        did); default :func:`default_registration_region`.
+    settings : ChainSettings
+    sample_rows : list of (int, int), optional
+        Per scan, the sample's first and end row (default: all rows).
     arch : {"cpu", "gpu"}
     progress : callable, optional
 
     Returns
     -------
-    processed : list of float32 ndarray
-        The filtered reference, then each later scan filtered, matched to
-        the reference's grey levels and resampled onto its grid.
-    transforms : list of RigidTransform
-        Per scan; reference position p shows moving material at
-        ``transform.matrix() @ [p, 1]``. The first is the identity.
+    Preprocessed
     """
     if len(volumes) < 1:
         raise ValueError("volumes: expected at least one volume")
@@ -63,15 +111,18 @@ def preprocess_series(volumes, *, median_size=3, region=None, arch="cpu", progre
     for k, v in enumerate(volumes):
         if v.shape != shape:
             raise ValueError(f"volumes[{k}]: expected shape {shape} like the reference, got {v.shape}")
-    region = default_registration_region(shape) if region is None else region
+    if settings.registration_box is None:
+        region = registration_region(shape, sample_rows[0] if sample_rows else None, settings.subvolume_voxels)
+    else:
+        region = tuple(slice(a, b) for a, b in settings.registration_box)
     n = len(volumes)
 
     def filtered(v):
         v = np.asarray(v, dtype=np.float32)
-        return median_filter(v, size=median_size, arch=arch) if median_size > 1 else v
+        return median_filter(v, size=settings.median_size, arch=arch) if settings.median_size > 1 else v
 
     reference = filtered(volumes[0])
-    processed, transforms = [reference], [identity_transform(shape)]
+    processed, transforms = [reference], [RigidTransform.identity(shape)]
     for k in range(1, n):
         moving = match_histogram(filtered(volumes[k]), reference)
         transform = register_rigid(moving, reference, region=region, arch=arch)
@@ -79,7 +130,35 @@ def preprocess_series(volumes, *, median_size=3, region=None, arch="cpu", progre
         transforms.append(transform)
         if progress:
             progress(k / max(n - 1, 1))
-    return processed, transforms
+    return Preprocessed(volumes=processed, transforms=transforms, region=region)
+
+
+def correlate_series(volumes, settings, *, sample_rows=None, arch="cpu", progress=None):
+    """DVC of every later scan against the first, at every subvolume edge of the settings.
+
+    Parameters
+    ----------
+    volumes : list of ndarray
+        Preprocessed volumes, reference first.
+    settings : ChainSettings
+    sample_rows : list of (int, int), optional
+        Nodes whose subvolume is mostly outside the reference's sample rows
+        are skipped (status MASKED).
+
+    Returns
+    -------
+    dict
+        ``(k, edge_voxels) -> DVCResult`` for k >= 1.
+    """
+    mask = sample_mask(volumes[0].shape, sample_rows[0] if sample_rows else None)
+    jobs = [(k, e) for e in settings.subvolumes_voxels for k in range(1, len(volumes))]
+    results = {}
+    for i, (k, edge) in enumerate(jobs):
+        results[k, edge] = correlate(
+            volumes[0], volumes[k], subvolume_voxels=edge, node_spacing_voxels=settings.node_spacing_voxels,
+            max_displacement_voxels=settings.max_displacement_voxels, mask=mask, min_cc=settings.min_cc, arch=arch,
+            progress=None if progress is None else _sub(progress, i / len(jobs), (i + 1) / len(jobs)))
+    return results
 
 
 def strain_fields(nodes, displacement, ok):
@@ -90,9 +169,11 @@ def strain_fields(nodes, displacement, ok):
     dict of ndarray
         ``gradient`` (N, 3, 3), ``small_strain`` and ``green_lagrange``
         (N, 3, 3), ``volumetric``, ``equivalent`` (N,), ``principal``
-        (N, 3) descending. NaN where the fit had too few ok neighbours.
+        (N, 3) descending. NaN at nodes that are not ``ok`` and where the fit
+        had too few ok neighbours.
     """
     gradient = displacement_gradient(nodes, displacement, ok)
+    gradient[~np.asarray(ok, dtype=bool)] = np.nan
     eps = small_strain(gradient)
     return {"gradient": gradient, "small_strain": eps, "green_lagrange": green_lagrange(gradient),
             "volumetric": volumetric_strain(eps), "equivalent": equivalent_strain(eps),
@@ -109,7 +190,7 @@ class PoreAnalysis:
     phases: object
 
 
-def analyse_pores(volume, voxel_size_um, region=None, progress=None):
+def analyse_pores(volume, voxel_size_um, region=None, *, arch="cpu", progress=None):
     """Three-phase segmentation (multi-Otsu), CPSD of the pores, phase fractions.
 
     Parameters
@@ -122,27 +203,119 @@ def analyse_pores(volume, voxel_size_um, region=None, progress=None):
     """
     seg = threshold_three_phase(volume, mask=region)
     return PoreAnalysis(labels=seg.labels, thresholds=tuple(seg.thresholds),
-                        cpsd=cpsd(seg.labels == 0, voxel_size_um, mask=region, progress=progress),
+                        cpsd=cpsd(seg.labels == Phase.PORE, voxel_size_um, mask=region, progress=progress, arch=arch),
                         phases=phase_fractions(seg.labels, mask=region))
 
 
-def write_dvc(folder, stem, result, voxel_size_um):
-    """Node field as ``stem.npz`` (voxels) and ``stem.vtk`` (µm, for ParaView)."""
-    folder = Path(folder)
-    np.savez(folder / f"{stem}.npz", nodes=result.nodes, displacement=result.displacement, cc=result.cc,
-             ok=result.ok, iterations=result.iterations, status=result.status,
-             subvolume_voxels=result.subvolume_voxels, voxel_size_um=voxel_size_um)
-    write_vtk_nodes(folder / f"{stem}.vtk", result.nodes * voxel_size_um,
-                    {"displacement_um": np.nan_to_num(result.displacement) * voxel_size_um,
-                     "cc": result.cc, "ok": result.ok.astype(np.int32), "status": result.status.astype(np.int32)})
+def pores_series(volumes, settings, *, sample_rows=None, arch="cpu", progress=None):
+    """:func:`analyse_pores` of every scan inside its sample rows less the edge exclusion."""
+    n = len(volumes)
+    return [analyse_pores(v, settings.voxel_size_um, arch=arch,
+                          region=sample_mask(v.shape, sample_rows[k] if sample_rows else None,
+                                             settings.edge_exclusion_voxels),
+                          progress=None if progress is None else _sub(progress, k / n, (k + 1) / n))
+            for k, v in enumerate(volumes)]
 
 
-def write_strain(folder, stem, nodes, fields, voxel_size_um):
-    """Strain fields as ``stem.npz`` and a per-node CSV."""
+def _sub(progress, lo, hi):
+    return lambda fraction: progress(lo + (hi - lo) * fraction)
+
+
+# --- files -----------------------------------------------------------------
+
+def write_preprocessed(folder, pre, voxel_size_um):
+    """``step{k}.tif`` and ``registration.json`` (region and transforms, see :class:`Preprocessed`)."""
     folder = Path(folder)
-    np.savez(folder / f"{stem}.npz", nodes=nodes, **fields)
+    for k, volume in enumerate(pre.volumes):
+        write_volume(folder / f"{step_name(k)}.tif", volume, voxel_size_um,
+                     description="median-filtered, contrast-matched, registered onto step 0")
+    record = {"frame": "a reference voxel p shows the step's material at transform.apply(p) "
+                       "= centre + translation + rotation (p - centre), voxels (z, y, x) of the scan",
+              "voxel_size_um": voxel_size_um, "region_voxels": [[r.start, r.stop] for r in pre.region],
+              "steps": [{"step": k, **t.to_dict()} for k, t in enumerate(pre.transforms)]}
+    with atomic_output(folder / "registration.json") as tmp:
+        tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+
+
+def write_dvc(folder, results, settings):
+    """Every node field of :func:`correlate_series` as ``.npz`` (voxels) and ``.vtk`` (µm, ParaView).
+
+    The VTK keeps NaN displacement at nodes that are not ok and carries
+    ``ok`` and ``status`` arrays, so ParaView can tell a failed node from a
+    motionless one.
+    """
+    v = settings.voxel_size_um
+    for (k, edge), result in results.items():
+        stem = Path(folder) / dvc_stem(k, edge, settings.subvolume_voxels)
+        np.savez(f"{stem}.npz", nodes=result.nodes, displacement=result.displacement, cc=result.cc,
+                 ok=result.ok, iterations=result.iterations, status=result.status,
+                 subvolume_voxels=result.subvolume_voxels, voxel_size_um=v)
+        write_vtk_nodes(f"{stem}.vtk", result.nodes * v,
+                        {"displacement_um": result.displacement * v, "cc": result.cc,
+                         "ok": result.ok.astype(np.int32), "status": result.status.astype(np.int32)})
+
+
+def write_strain(folder, k, nodes, fields, voxel_size_um):
+    """Strain of step ``k`` as ``step{k}.npz`` and a per-node CSV (µm positions)."""
+    stem = Path(folder) / step_name(k)
+    np.savez(f"{stem}.npz", nodes=nodes, **fields)
     eps = fields["small_strain"]
     table = np.column_stack([nodes * voxel_size_um, eps[:, 0, 0], eps[:, 1, 1], eps[:, 2, 2], eps[:, 0, 1],
                              eps[:, 0, 2], eps[:, 1, 2], fields["volumetric"], fields["equivalent"]])
-    np.savetxt(folder / f"{stem}.csv", table, delimiter=",", fmt="%.6g",
-               header="z_um,y_um,x_um,e_zz,e_yy,e_xx,e_zy,e_zx,e_yx,volumetric,equivalent", comments="")
+    with atomic_output(f"{stem}.csv") as tmp:
+        np.savetxt(tmp, table, delimiter=",", fmt="%.6g",
+                   header="z_um,y_um,x_um,e_zz,e_yy,e_xx,e_zy,e_zx,e_yx,volumetric,equivalent", comments="")
+
+
+def write_pores(folder, analyses, voxel_size_um):
+    """Segmentations, CPSD curves, phase fractions and a summary of :func:`pores_series`."""
+    folder = Path(folder)
+    rows = []
+    for k, a in enumerate(analyses):
+        write_volume(folder / f"{step_name(k)}_labels.tif", a.labels, voxel_size_um,
+                     description=f"segmentation: {Phase.legend(SAMPLE_PHASES)}")
+        write_cpsd_csv(folder / f"cpsd_{step_name(k)}.csv", a.cpsd)
+        rows.append({"step": k, "thresholds": list(a.thresholds), **asdict(a.phases),
+                     "mean_pore_radius_um": a.cpsd.mean_radius_um})
+    write_phase_fractions_csv(folder / "phase_fractions.csv", {step_name(k): a.phases for k, a in enumerate(analyses)})
+    with atomic_output(folder / "summary.json") as tmp:
+        tmp.write_text(json.dumps(rows, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    plot_cpsd({step_name(k): a.cpsd for k, a in enumerate(analyses)}, folder / "cpsd.png")
+
+
+def run_chain(volumes, settings, out, *, sample_rows=None, arch="cpu", progress=None):
+    """The whole chain on a series of scans, into ``out`` (see the module docstring for the layout).
+
+    ``out`` appears only when every file is written; an error leaves no
+    half-written folder.
+
+    Parameters
+    ----------
+    volumes : list of (nz, ny, nx) ndarray
+        Reconstructions, the reference first; at least two.
+    settings : ChainSettings
+    out : str or Path
+    sample_rows : list of (int, int), optional
+        Per scan, the sample's first and end row; default all rows.
+    arch : {"cpu", "gpu"}
+    progress : callable, optional
+        Called as ``progress(fraction)`` over the whole chain.
+    """
+    if len(volumes) < 2:
+        raise ValueError("volumes: expected a reference and at least one deformed volume")
+    v = settings.voxel_size_um
+    report = progress or (lambda fraction: None)
+    with atomic_output(out, folder=True) as tmp:
+        for name in ("preprocess", "dvc", "strain", "pores"):
+            (tmp / name).mkdir()
+        pre = preprocess_series(volumes, settings, sample_rows=sample_rows, arch=arch, progress=_sub(report, 0, 0.2))
+        write_preprocessed(tmp / "preprocess", pre, v)
+        results = correlate_series(pre.volumes, settings, sample_rows=sample_rows, arch=arch,
+                                   progress=_sub(report, 0.2, 0.8))
+        write_dvc(tmp / "dvc", results, settings)
+        for k in range(1, len(volumes)):
+            field = results[k, settings.subvolume_voxels]
+            write_strain(tmp / "strain", k, field.nodes, strain_fields(field.nodes, field.displacement, field.ok), v)
+        analyses = pores_series(pre.volumes, settings, sample_rows=sample_rows, arch=arch,
+                                progress=_sub(report, 0.8, 1.0))
+        write_pores(tmp / "pores", analyses, v)

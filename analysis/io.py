@@ -1,18 +1,76 @@
 """Volumes and stacks on disk: ImageJ-compatible TIFF with the voxel size in µm.
 
 Fiji, Avizo and Dragonfly read the ImageJ ``spacing`` and the X/Y resolution
-tags, so a volume written here opens at the right scale. Writing goes to a
-temporary name in the same folder and is renamed when complete, so a file
-that exists is whole.
+tags, so a volume written here opens at the right scale. Every output of the
+project (files and whole folders) is written through :func:`atomic_output`:
+under a temporary name in the same folder, renamed when complete, so a file
+or folder that exists is whole.
 """
 
+import contextlib
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import tifffile
 
 _IMAGEJ_DTYPES = (np.uint8, np.uint16, np.float32)
+
+
+def _remove(path):
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_output(path, *, folder=False):
+    """Write a file or a folder under a temporary name; rename it into place when done.
+
+    Parameters
+    ----------
+    path : str or Path
+        The final file or folder. An existing one is replaced only once the
+        new one is complete.
+    folder : bool
+        Create the temporary path as an (empty) folder.
+
+    Yields
+    ------
+    Path
+        ``.NAME.partial`` beside ``path``: write there. If the block raises
+        (Ctrl-C included), the temporary path is removed and ``path`` is left
+        as it was.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "numbers.txt"
+    >>> with atomic_output(target) as tmp:
+    ...     _ = tmp.write_text("1 2 3")
+    >>> target.read_text()
+    '1 2 3'
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.partial")
+    _remove(tmp)
+    if folder:
+        tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except BaseException:
+        _remove(tmp)
+        raise
+    if path.is_dir() and not path.is_symlink():
+        old = path.with_name(f".{path.name}.old")
+        _remove(old)
+        os.replace(path, old)
+        os.replace(tmp, path)
+        _remove(old)
+    else:
+        os.replace(tmp, path)
 
 
 def write_volume(path, volume, voxel_size_um, *, description=None):
@@ -41,10 +99,9 @@ def write_volume(path, volume, voxel_size_um, *, description=None):
     metadata = {"spacing": float(voxel_size_um), "unit": "um", "axes": "ZYX"}
     if description:
         metadata["info"] = description
-    tmp = path.with_name(f".{path.name}.partial")
-    tifffile.imwrite(tmp, volume, imagej=True, resolution=(1.0 / voxel_size_um, 1.0 / voxel_size_um),
-                     metadata=metadata)
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        tifffile.imwrite(tmp, volume, imagej=True, resolution=(1.0 / voxel_size_um, 1.0 / voxel_size_um),
+                         metadata=metadata)
 
 
 def read_volume(path):

@@ -67,7 +67,6 @@ the centre of voxel (i, j, k) is at (i, j, k) voxels.
 """
 
 import csv
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,8 +74,9 @@ import numpy as np
 from analysis._local_radius_kernels import (FAR_OFFSETS, OFFSET_CLASSES, covered_kernel,
                                             owner_kernel, paint_kernel, peak_kernel,
                                             ridge_kernel)
-from analysis import _taichi
 from analysis._taichi import ensure_taichi
+from analysis.io import atomic_output
+from analysis.phases import SAMPLE_PHASES, Phase
 
 _DEFAULT_STEP_VOXELS = 0.1
 
@@ -191,7 +191,7 @@ def _ball_tables(max_sq):
     return inner.astype(np.int32), covering.astype(np.int32)
 
 
-def local_radius(pore_mask, progress=None, arch=None):
+def local_radius(pore_mask, progress=None, arch="cpu"):
     """Local inscribed radius of every pore voxel (local thickness / 2), in voxels.
 
     Parameters
@@ -201,9 +201,9 @@ def local_radius(pore_mask, progress=None, arch=None):
         pore cut by the array border is not closed by it).
     progress : callable, optional
         Called as ``progress(fraction)``.
-    arch : {"cpu", "gpu"}, optional
-        Taichi backend. Default: the one taichi already runs on (so another
-        module's fields stay valid), else "cpu".
+    arch : {"cpu", "gpu"}
+        Taichi backend (the caller's choice, never inherited from whatever
+        ran before in the process).
 
     Returns
     -------
@@ -214,7 +214,7 @@ def local_radius(pore_mask, progress=None, arch=None):
     import porespy      # slow to import; only this function needs it
 
     pore_mask = _check_pore_mask(pore_mask)
-    ensure_taichi(arch or _taichi._ARCH or "cpu")
+    ensure_taichi(arch)
     pore = np.ascontiguousarray(pore_mask).view(np.uint8)
     dt = np.ascontiguousarray(porespy.tools.get_edt()(pore_mask), dtype=np.float32)
     if progress is not None:
@@ -256,7 +256,7 @@ def local_radius(pore_mask, progress=None, arch=None):
     return lt
 
 
-def cpsd(pore_mask, voxel_size_um, mask=None, radius_step_um=None, progress=None, arch=None):
+def cpsd(pore_mask, voxel_size_um, mask=None, radius_step_um=None, progress=None, arch="cpu"):
     """Continuous pore size distribution (Münch & Holzer) of a binary pore space.
 
     Parameters
@@ -275,7 +275,7 @@ def cpsd(pore_mask, voxel_size_um, mask=None, radius_step_um=None, progress=None
         Spacing of the radius axis (µm). Default: 0.1 voxel.
     progress : callable, optional
         Called as ``progress(fraction)``.
-    arch : {"cpu", "gpu"}, optional
+    arch : {"cpu", "gpu"}
         Taichi backend, see :func:`local_radius`.
 
     Returns
@@ -345,20 +345,13 @@ def phase_fractions(labels, mask=None):
     values = labels.ravel() if mask is None else labels[mask]
     if values.size == 0:
         raise ValueError("mask: expected some voxels in the analysis region, got none")
-    if values.min() < 0 or values.max() > 2:
-        raise ValueError(f"labels: expected values 0 (pore), 1 (CBD), 2 (NMC), got "
+    if values.min() < 0 or values.max() > max(SAMPLE_PHASES):
+        raise ValueError(f"labels: expected values {Phase.legend(SAMPLE_PHASES)}, got "
                          f"{values.min()}..{values.max()}")
-    counts = np.bincount(values.astype(np.intp, copy=False), minlength=3)
-    pore, cbd, nmc = counts / values.size
+    fraction = np.bincount(values.astype(np.intp, copy=False), minlength=len(SAMPLE_PHASES)) / values.size
+    pore, cbd, nmc = (fraction[p] for p in (Phase.PORE, Phase.CBD, Phase.NMC))
     return PhaseFractions(nmc=float(nmc), cbd=float(cbd), pore=float(pore),
                           inactive=float(1.0 - nmc), n_voxels=int(values.size))
-
-
-def _atomic_write(path, write):
-    path = os.fspath(path)
-    tmp = f"{path}.tmp"
-    write(tmp)
-    os.replace(tmp, path)
 
 
 def write_cpsd_csv(path, result):
@@ -376,7 +369,8 @@ def write_cpsd_csv(path, result):
             w.writerow(["radius_um", "cumulative_fraction"])
             for r, f in zip(result.radius_um, result.cumulative_fraction):
                 w.writerow([f"{r:.6g}", f"{f:.6g}"])
-    _atomic_write(path, write)
+    with atomic_output(path) as tmp:
+        write(tmp)
 
 
 def write_phase_fractions_csv(path, rows):
@@ -397,7 +391,8 @@ def write_phase_fractions_csv(path, rows):
             for step, pf in items:
                 w.writerow([step, f"{pf.nmc:.6g}", f"{pf.cbd:.6g}", f"{pf.pore:.6g}",
                             f"{pf.inactive:.6g}", pf.n_voxels])
-    _atomic_write(path, write)
+    with atomic_output(path) as tmp:
+        write(tmp)
 
 
 def plot_cpsd(results_by_step, path):
@@ -431,4 +426,5 @@ def plot_cpsd(results_by_step, path):
 
     def write(tmp):
         fig.savefig(tmp, format="png")
-    _atomic_write(path, write)
+    with atomic_output(path) as tmp:
+        write(tmp)

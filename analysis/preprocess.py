@@ -6,8 +6,6 @@ and register the deformed scan rigidly on a reference region (one particle,
 in the paper) so that DVC sees only the sample's own deformation.
 """
 
-from dataclasses import dataclass
-
 import numpy as np
 import scipy.ndimage as ndi
 import taichi as ti
@@ -16,6 +14,7 @@ from analysis._taichi import ensure_taichi
 from analysis.dvc.gauss_newton import reference_terms, refine
 from analysis.dvc.interpolate import SplineVolume
 from analysis.dvc.search import integer_search
+from analysis.transform import RigidTransform  # noqa: F401  (re-exported: registration returns it)
 
 _MAX_REGISTRATION_POINTS = 1 << 21   # voxels of the region used by Gauss–Newton (deterministic subset)
 _HISTOGRAM_SAMPLES = 1 << 22         # voxels per volume used to estimate quantiles
@@ -162,41 +161,6 @@ def _median27(src: ti.types.ndarray(dtype=ti.f32, ndim=3), dst: ti.types.ndarray
                 if ti.static(c[3]):
                     v[c[1]] = hi
         dst[z, y, x] = v[_MEDIAN_OUT]
-
-
-@dataclass(frozen=True)
-class RigidTransform:
-    """Rigid map from reference positions to moving-volume positions.
-
-    A reference voxel at ``p`` (z, y, x) shows the material found in the
-    moving volume at ``centre + translation + rotation @ (p - centre)``.
-
-    Attributes
-    ----------
-    rotation : numpy.ndarray
-        (3, 3) proper rotation acting on (z, y, x) vectors.
-    translation_voxels : numpy.ndarray
-        (3,) displacement of ``centre`` (z, y, x), voxels.
-    centre_voxels : numpy.ndarray
-        (3,) rotation centre (z, y, x) in the reference, voxels.
-    cc : float
-        Zero-normalised correlation over the registration region.
-    """
-
-    rotation: np.ndarray
-    translation_voxels: np.ndarray
-    centre_voxels: np.ndarray
-    cc: float
-
-    @property
-    def rotation_angle_deg(self):
-        """Angle of the rotation, degrees."""
-        return float(np.degrees(np.arccos(np.clip((np.trace(self.rotation) - 1) / 2, -1, 1))))
-
-    def matrix(self):
-        """(3, 4) affine map [R | t'] with moving position = R @ p + t'."""
-        return np.concatenate([self.rotation, (self.centre_voxels + self.translation_voxels
-                                               - self.rotation @ self.centre_voxels)[:, None]], axis=1)
 
 
 def register_rigid(moving, reference, region=None, *, max_shift_voxels=None, max_iterations=100,

@@ -320,3 +320,35 @@ def sirt(line_integrals, angles_deg, iterations=50, nonnegative=True, shape_yx=N
         if progress is not None:
             progress((k + 1) / iterations)
     return x
+
+
+METHODS = ("fbp", "sirt")
+
+
+def reconstruct(counts, flats, darks, angles_deg, *, method="fbp", filter="ramp", padding=True, iterations=50,
+                arch="cpu", progress=None):
+    """Raw scan to volume: :func:`normalise`, then :func:`fbp` or :func:`sirt`.
+
+    Parameters
+    ----------
+    counts, flats, darks : array_like
+        See :func:`normalise`.
+    angles_deg : array_like, shape (n_angles,)
+    method : {"fbp", "sirt"}
+    filter, padding : FBP settings (see :func:`fbp`); ignored by SIRT.
+    iterations : int
+        SIRT iterations; ignored by FBP.
+    arch : {"cpu", "gpu"}
+    progress : callable, optional
+
+    Returns
+    -------
+    ndarray of float32, shape (nz, n_det, n_det)
+        Attenuation per voxel length.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
+    line_integrals = normalise(counts, flats, darks)
+    if method == "fbp":
+        return fbp(line_integrals, angles_deg, filter=filter, padding=padding, arch=arch, progress=progress)
+    return sirt(line_integrals, angles_deg, iterations=iterations, arch=arch, progress=progress)

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from skimage.filters import threshold_multiotsu, threshold_otsu
 
-PORE, CBD, NMC = 0, 1, 2
-"""Labels of :func:`threshold_three_phase`: pore, carbon-binder domain, NMC."""
+from analysis.phases import Phase
 
 _HISTOGRAM_BINS = 256
 
@@ -125,6 +124,6 @@ def threshold_three_phase(volume, thresholds=None, mask=None):
             or thresholds[0] >= thresholds[1]:
         raise ValueError(f"thresholds: expected two finite ascending grey values, "
                          f"got {thresholds!r}")
-    labels = (volume > thresholds[0]).view(np.uint8)
-    labels += volume > thresholds[1]
+    labels = np.where(volume > thresholds[1], np.uint8(Phase.NMC),
+                      np.where(volume > thresholds[0], np.uint8(Phase.CBD), np.uint8(Phase.PORE)))
     return ThreePhase(labels=labels, thresholds=thresholds)

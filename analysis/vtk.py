@@ -5,9 +5,9 @@ VTK points are (x, y, z): positions, vectors and tensors given in the
 the sample the right way up (z is the pillar axis).
 """
 
-import os
-
 import numpy as np
+
+from analysis.io import atomic_output
 
 
 def write_vtk_nodes(path, nodes_um, fields=None, *, binary=True, title="synthcal DVC nodes"):
@@ -51,8 +51,7 @@ def write_vtk_nodes(path, nodes_um, fields=None, *, binary=True, title="synthcal
             blocks.append((f"TENSORS {name} float", v[:, ::-1, ::-1].reshape(n, 9)))
         else:
             raise ValueError(f"fields: {name!r} has shape {v.shape}; expected ({n},), ({n}, 3) or ({n}, 3, 3)")
-    tmp = f"{os.fspath(path)}.tmp"
-    with open(tmp, "wb") as fh:
+    with atomic_output(path) as tmp, open(tmp, "wb") as fh:
         fh.write(f"# vtk DataFile Version 3.0\n{title}\n{'BINARY' if binary else 'ASCII'}\n"
                  "DATASET POLYDATA\n".encode())
         fh.write(f"POINTS {n} float\n".encode())
@@ -65,7 +64,6 @@ def write_vtk_nodes(path, nodes_um, fields=None, *, binary=True, title="synthcal
             for header, data in blocks:
                 fh.write(f"{header}\n".encode())
                 _write(fh, data, binary)
-    os.replace(tmp, path)
 
 
 def _write(fh, data, binary, integer=False):

@@ -1,14 +1,16 @@
 """The ``synthcal`` command: run scenarios, check them, analyse real scans."""
 
 import argparse
-import json
+import dataclasses
 import sys
 from pathlib import Path
 
-from synthcal.scenario import ScenarioError, load, to_toml
+import numpy as np
 
-STAGE_NAMES = ("dem", "phantom", "projections", "reconstruct", "preprocess", "dvc", "strain",
-               "pores", "score", "report")
+from synthcal.dataset import FOLDERS
+from synthcal.scenario import Dvc, Pores, ScenarioError, load, to_toml, with_overrides
+
+STAGE_NAMES = tuple(FOLDERS)
 
 
 def _parser():
@@ -32,12 +34,16 @@ def _parser():
                        help=f"recompute this stage and all after it; stages: {', '.join(STAGE_NAMES)}")
     group.add_argument("--only", choices=STAGE_NAMES, metavar="STAGE",
                        help="recompute just this stage (its inputs must exist)")
+    run.add_argument("--until", choices=STAGE_NAMES, metavar="STAGE",
+                     help="stop after this stage (e.g. --until phantom: the truth without the scans)")
     run.add_argument("--force", action="store_true", help="recompute every stage, ignoring the cache")
+    _add_set(run)
 
     check = commands.add_parser(
         "check", help="validate a scenario and print it resolved",
         description="Validate a scenario file and print it with every default filled in.")
     check.add_argument("scenario", metavar="SCENARIO", help="scenario TOML file")
+    _add_set(check)
 
     analyse = commands.add_parser(
         "analyse", help="run the analysis chain on your own scans (no ground truth)",
@@ -50,24 +56,40 @@ def _parser():
     analyse.add_argument("--voxel-size-um", type=float, metavar="V",
                          help="voxel edge in um (default: read from the TIFF metadata)")
     analyse.add_argument("--out", metavar="DIR", default="analysis-out", help="output folder (default analysis-out)")
-    analyse.add_argument("--subvolume-um", type=float, default=8.0, metavar="L",
-                         help="DVC subvolume edge in um (default 8)")
+    d = Dvc()
+    analyse.add_argument("--subvolume-um", type=float, default=d.subvolume_um, metavar="L",
+                         help=f"DVC subvolume edge in um (default {d.subvolume_um:g})")
     analyse.add_argument("--node-spacing-um", type=float, default=None, metavar="S",
                          help="distance between DVC nodes in um (default: half the subvolume)")
-    analyse.add_argument("--max-displacement-um", type=float, default=10.0, metavar="D",
-                         help="largest displacement searched, um (default 10)")
-    analyse.add_argument("--median-size", type=int, default=3, metavar="N",
-                         help="3D median filter edge in voxels, 1 = off (default 3)")
+    analyse.add_argument("--max-displacement-um", type=float, default=d.max_displacement_um, metavar="D",
+                         help=f"largest displacement searched, um (default {d.max_displacement_um:g})")
+    analyse.add_argument("--median-size", type=int, default=d.median_filter_size, metavar="N",
+                         help=f"3D median filter edge in voxels, 1 = off (default {d.median_filter_size})")
+    analyse.add_argument("--cc-threshold", type=float, default=d.cc_threshold, metavar="C",
+                         help=f"nodes below this correlation are not trusted (default {d.cc_threshold:g})")
+    analyse.add_argument("--edge-exclusion-um", type=float, default=Pores().edge_exclusion_um, metavar="E",
+                         help=f"margin left out of the pore analysis (default {Pores().edge_exclusion_um:g})")
     analyse.add_argument("--register-box-um", type=float, nargs=6, metavar=("Z0", "Z1", "Y0", "Y1", "X0", "X1"),
-                         help="region to register on (default: the lowest quarter of the volume)")
+                         help="region to register on, um from the first voxel's centre "
+                              "(default: the lowest quarter of the sample rows)")
+    analyse.add_argument("--sample-z-um", type=float, nargs=2, metavar=("Z0", "Z1"),
+                         help="rows of the sample (e.g. between pin and head), um; DVC nodes and the pore "
+                              "analysis stay inside them (default: all rows)")
+    analyse.add_argument("--arch", choices=("cpu", "gpu"), default="cpu", help="taichi backend (default cpu)")
     return parser
+
+
+def _add_set(parser):
+    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override a scenario key, e.g. --set seed=3 --set dvc.subvolume_um=6 (repeatable; "
+                             "values as in TOML)")
 
 
 def main(argv=None):
     args = _parser().parse_args(argv)
     try:
         if args.command == "check":
-            scenario = load(args.scenario)
+            scenario = with_overrides(load(args.scenario), args.assignments)
             sys.stdout.write(to_toml(scenario))
             return 0
         if args.command == "run":
@@ -86,10 +108,10 @@ def main(argv=None):
 def _run(args):
     from synthcal import pipeline
 
-    scenario = load(args.scenario)
-    out = Path(args.out) if args.out else Path(scenario.output.directory.format(name=scenario.name))
+    scenario = with_overrides(load(args.scenario), args.assignments)
+    out = Path(args.out) if args.out else scenario.output.path(scenario.name)
     print(f"synthcal: scenario {scenario.name!r} -> {out} (arch {args.arch})", file=sys.stderr)
-    outcome = pipeline.run(scenario, out, arch=args.arch, only=args.only, start=args.start,
+    outcome = pipeline.run(scenario, out, arch=args.arch, only=args.only, start=args.start, until=args.until,
                            force=args.force, log=lambda m: print(m, file=sys.stderr))
     for line in pipeline.outputs_summary(out, outcome):
         print(line)
@@ -98,16 +120,10 @@ def _run(args):
 
 def _analyse(args):
     """The analysis chain on the user's scans, into a folder that appears when complete."""
-    import os
-    import shutil
-
-    import numpy as np
-
-    from analysis.chain import analyse_pores, preprocess_series, strain_fields, write_dvc, write_strain
-    from analysis.dvc import correlate
-    from analysis.io import read_volume, write_volume
-    from analysis.pores import plot_cpsd, write_cpsd_csv, write_phase_fractions_csv
+    from analysis.chain import run_chain
+    from analysis.io import read_volume
     from synthcal.progress import ProgressBar
+    from synthcal.scenario import chain_settings
 
     if len(args.volumes) < 2:
         raise ValueError("VOLUME.tif: expected a reference and at least one deformed volume")
@@ -117,49 +133,23 @@ def _analyse(args):
         raise ValueError(f"{args.volumes[0]}: no voxel size in the TIFF metadata; pass --voxel-size-um")
     if not v > 0:
         raise ValueError(f"--voxel-size-um: expected > 0, got {v}")
-    region = None
+    dvc = dataclasses.replace(Dvc(), subvolume_um=args.subvolume_um, max_displacement_um=args.max_displacement_um,
+                              node_spacing_um=args.node_spacing_um or args.subvolume_um / 2,
+                              median_filter_size=args.median_size, cc_threshold=args.cc_threshold,
+                              subvolume_study_um=[])
+    box = None
     if args.register_box_um:
         lo_hi = np.asarray(args.register_box_um, float).reshape(3, 2) / v
-        region = tuple(slice(int(np.ceil(a)), int(np.floor(b)) + 1) for a, b in lo_hi)
-    out = Path(args.out)
-    tmp = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        bar = ProgressBar("preprocess", "median filter, contrast matching, registration")
-        processed, transforms = preprocess_series(volumes, median_size=args.median_size, region=region, progress=bar)
-        bar.done()
-        edge = int(round(args.subvolume_um / v)) | 1
-        spacing = max(int(round((args.node_spacing_um or args.subvolume_um / 2) / v)), 1)
-        bar = ProgressBar("dvc", "digital volume correlation and strain")
-        for k in range(1, len(processed)):
-            result = correlate(processed[0], processed[k], subvolume_voxels=edge, node_spacing_voxels=spacing,
-                               max_displacement_voxels=args.max_displacement_um / v,
-                               progress=bar.sub((k - 1) / (len(processed) - 1), k / (len(processed) - 1)))
-            write_dvc(tmp, f"dvc_step{k}", result, v)
-            write_strain(tmp, f"strain_step{k}", result.nodes,
-                         strain_fields(result.nodes, result.displacement, result.ok), v)
-        bar.done()
-        bar = ProgressBar("pores", "segmentation, CPSD, phase fractions")
-        curves, phases = {}, {}
-        for k, volume in enumerate(processed):
-            write_volume(tmp / f"processed_step{k}.tif", volume, v)
-            a = analyse_pores(volume, v, progress=bar.sub(k / len(processed), (k + 1) / len(processed)))
-            write_volume(tmp / f"labels_step{k}.tif", a.labels, v, description="0 pore, 1 CBD, 2 NMC")
-            write_cpsd_csv(tmp / f"cpsd_step{k}.csv", a.cpsd)
-            curves[f"step{k}"], phases[f"step{k}"] = a.cpsd, a.phases
-        write_phase_fractions_csv(tmp / "phase_fractions.csv", phases)
-        plot_cpsd(curves, tmp / "cpsd.png")
-        bar.done()
-        (tmp / "registration.json").write_text(json.dumps(
-            [{"step": k, "matrix": t.matrix().tolist(), "cc": t.cc} for k, t in enumerate(transforms)], indent=1))
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
-    print(f"analysis of {len(volumes)} volumes written to {out}")
+        box = [(int(np.ceil(a)), int(np.floor(b)) + 1) for a, b in lo_hi]
+    settings = chain_settings(dvc, Pores(edge_exclusion_um=args.edge_exclusion_um), v, registration_box=box)
+    rows = None
+    if args.sample_z_um:
+        z0, z1 = (np.asarray(args.sample_z_um, float) / v)
+        rows = [(int(np.ceil(z0)), int(np.floor(z1)) + 1)] * len(volumes)
+    bar = ProgressBar("analyse", "median filter, registration, DVC, strain, segmentation, CPSD")
+    run_chain(list(volumes), settings, Path(args.out), sample_rows=rows, arch=args.arch, progress=bar)
+    bar.done()
+    print(f"analysis of {len(volumes)} volumes written to {args.out}")
     return 0
 
 

@@ -53,11 +53,14 @@ import numpy as np
 import taichi as ti
 
 from analysis._taichi import ensure_taichi
+from analysis.phases import Phase
+from synthcal.dem.material import ParticleKind
 from synthcal.materials import cbd_material, linear_attenuation_per_um
 from synthcal.rotations import rotation_matrices_zyx
 
-PORE, CBD, NMC, HEAD, FOIL = 0, 1, 2, 3, 4
-KIND_NMC, KIND_CBD = 0, 1
+# plain ints for the taichi kernel
+_PORE, _CBD, _NMC, _HEAD, _FOIL = (int(p) for p in Phase)
+_KIND_NMC = int(ParticleKind.NMC)
 # A voxel takes at most this many overlapping particles into account; DEM
 # overlaps are small, so more than a few at one voxel does not happen.
 MAX_CANDIDATES = 8
@@ -368,23 +371,23 @@ def _voxelise_slab(labels: ti.types.ndarray(dtype=ti.u8, ndim=3),
                 n_cand += 1
                 if depth < margin:
                     near = True
-        label = ti.u8(PORE)
+        label = ti.u8(_PORE)
         own = -1
         if x[0] >= head_z:
-            label = ti.u8(HEAD)
+            label = ti.u8(_HEAD)
         elif x[0] < foil_z:
-            label = ti.u8(FOIL)
+            label = ti.u8(_FOIL)
         elif best >= 0:
             own = best
-            label = ti.u8(NMC) if kinds[best] == 0 else ti.u8(CBD)
+            label = ti.u8(_NMC) if kinds[best] == _KIND_NMC else ti.u8(_CBD)
         value = 0.0
         if n_cand > 1:
             # the border between two overlapping particles may cross the voxel
             near = True
         if not near:
-            if label == HEAD:
+            if label == _HEAD:
                 value = mu_head
-            elif label == FOIL:
+            elif label == _FOIL:
                 value = mu_foil
             elif own >= 0:
                 value = _particle_mu(own, x, centres, kinds, rot, key_seed, h, tex, mu_nmc, mu_cbd, mu_air)
@@ -494,7 +497,7 @@ def voxelise(positions_um, radii_um, kinds, quaternions, *, voxel_size_um, shape
     n = len(centres)
     if radii.shape != (n,) or not np.all(radii > 0):
         raise ValueError(f"radii_um: expected ({n},) positive radii, got shape {radii.shape}")
-    if kinds_arr.shape != (n,) or not np.all(np.isin(kinds_arr, (KIND_NMC, KIND_CBD))):
+    if kinds_arr.shape != (n,) or not np.all(np.isin(kinds_arr, list(ParticleKind))):
         raise ValueError(f"kinds: expected ({n},) values in {{0 (NMC), 1 (CBD)}}")
     if quats.shape != (n, 4):
         raise ValueError(f"quaternions: expected shape ({n}, 4), got {quats.shape}")
@@ -559,29 +562,3 @@ def voxelise(positions_um, radii_um, kinds, quaternions, *, voxel_size_um, shape
             progress(k1 / shape[0])
     return Phantom(labels=labels, mu_per_um=mu, owner=owner, voxel_size_um=float(voxel_size_um),
                    origin_um=origin.copy(), energy_kev=float(energy_kev))
-
-
-def recon_geometry(grid):
-    """Where the foil top and the head are, in rows of the phantom grid.
-
-    The rows are also those of the reconstructions (same z sampling). The
-    lab knows both from the stage: the pin does not move and the head
-    position is the load stage's displacement reading.
-
-    Parameters
-    ----------
-    grid : dict
-        ``voxel_size_um``, ``origin_um`` (z first), ``foil_top_z_um`` and
-        ``head_z_um`` (one per load step).
-
-    Returns
-    -------
-    foil_row : int
-        First row above the foil.
-    head_rows : list of int
-        Per step, the first row of head material.
-    """
-    v, z0 = grid["voxel_size_um"], grid["origin_um"][0]
-    foil = int(np.ceil((grid["foil_top_z_um"] - z0) / v - 0.5))
-    heads = [int(np.floor((h - z0) / v + 0.5)) for h in grid["head_z_um"]]
-    return foil, heads

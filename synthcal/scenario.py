@@ -73,14 +73,27 @@ class Pillar:
 
 @dataclass(frozen=True)
 class Dem:
-    """Discrete-element numerics."""
+    """Discrete-element numerics and the build protocol (see :mod:`synthcal.dem.protocol`)."""
 
     timestep_fraction: float = _f(0.2, "time step as a fraction of the Rayleigh time", lo=0.0, hi=1.0, lo_open=True)
     mass_scaling: float = _f(100.0, "density multiplier for larger time steps (quasi-static only)", lo=1.0)
-    bond_strength_pa: float = _f(4e7, "tensile/shear strength of binder bonds (PVDF ~40 MPa)", lo=0.0)
+    bond_strength_pa: float = _f(4e7, "tensile/shear strength of binder bonds (PVDF ~40 MPa)", lo=0.0, lo_open=True)
     bond_youngs_modulus_pa: float = _f(2e8, "modulus of binder bonds (a tenth of the CBD's: they yield at ~2.5 % strain)", lo=0.0, lo_open=True)
     bond_radius_fraction: float = _f(1.0, "bond radius relative to the smaller particle's", lo=0.0, hi=1.0, lo_open=True)
-    settle_time_s: float = _f(5e-6, "simulated time to settle after deposition and after the cut", lo=0.0, lo_open=True)
+    bond_poisson_ratio: float = _f(0.3, "Poisson ratio of binder bonds (shear stiffness k_n / (2 (1 + nu)))", lo=0.0, hi=0.5)
+    bond_damping_ratio: float = _f(0.2, "viscous damping of binder bonds relative to critical", lo=0.0)
+    bond_gap_um: float = _f(0.1, "particles closer than this (surface to surface) bond, and touch the foil", lo=0.0)
+    packing_fraction_guess: float = _f(0.6, "solid fraction expected after deposition (sets the particle count)", lo=0.0, hi=1.0, lo_open=True)
+    deposit_height_factor: float = _f(1.4, "height of the deposition box relative to the electrode thickness", lo=1.0)
+    packing_acceleration_m_s2: float = _f(2e6, "artificial body acceleration while depositing (ramped down to gravity)", lo=0.0)
+    packing_damping_per_s: float = _f(2e6, "background drag while depositing, settling and relaxing the cut", lo=0.0)
+    compression_damping_per_s: float = _f(0.0, "background drag while compressing (0: contact damping only)", lo=0.0)
+    growth_time_s: float = _f(5e-6, "time over which particles grow from half to full size", lo=0.0, lo_open=True)
+    deposit_time_s: float = _f(5e-6, "time packed under the body force", lo=0.0)
+    settle_time_s: float = _f(5e-6, "simulated time to settle after deposition", lo=0.0, lo_open=True)
+    cut_relax_time_s: float = _f(5e-6, "relaxation after the cut", lo=0.0)
+    approach_gap_um: float = _f(0.05, "the head starts this far above the highest particle", lo=0.0)
+    record_every_steps: int = _f(20, "time steps between rows of the force and energy tables", lo=1)
 
 
 @dataclass(frozen=True)
@@ -98,7 +111,6 @@ class Imaging:
     """The nano-CT: geometry, source, detector, noise, drift."""
 
     voxel_size_um: float = _f(0.128, "effective pixel size = voxel size", lo=0.0, lo_open=True)
-    detector_pixels: int = _f(512, "detector columns (after binning)", lo=8)
     field_of_view_um: float = _f(65.0, "width of the field of view", lo=0.0, lo_open=True)
     n_projections: int = _f(801, "number of projections", lo=2)
     half_range_deg: float = _f(70.0, "angles span -half_range..+half_range", lo=0.0, hi=90.0, lo_open=True)
@@ -136,7 +148,7 @@ class Dvc:
     node_spacing_um: float = _f(4.0, "distance between DVC nodes", lo=0.0, lo_open=True)
     max_displacement_um: float = _f(10.0, "largest displacement searched", lo=0.0, lo_open=True)
     cc_threshold: float = _f(0.5, "nodes below this correlation are not trusted", lo=-1.0, hi=1.0)
-    subvolume_study_um: list = _f([16.0, 14.0, 12.0, 10.0, 8.0, 6.0, 4.0], "edges tried in the subvolume study", lo=0.0)
+    subvolume_study_um: list = _f([16.0, 14.0, 12.0, 10.0, 8.0, 6.0, 4.0], "further edges correlated and scored for the subvolume study; empty = no study", lo=0.0)
     registration_box_um: list = _f([], "[z0, z1, y0, y1, x0, x1] region to register on; empty = lowest quarter")
     strain_cap: float = _f(-0.10, "lower cap of strain for display", hi=0.0)
 
@@ -153,7 +165,6 @@ class Validation:
     """Scoring and the report."""
 
     report: bool = _f(True, "write report/ with figures and meshes")
-    subvolume_study: bool = _f(True, "run DVC at every edge of dvc.subvolume_study_um")
 
 
 @dataclass(frozen=True)
@@ -161,6 +172,10 @@ class Output:
     """Run folder."""
 
     directory: str = _f("runs/{name}", "run folder; {name} is the scenario name")
+
+    def path(self, name):
+        """The run folder for a scenario called ``name``."""
+        return Path(self.directory.format(name=name))
 
 
 @dataclass(frozen=True)
@@ -305,8 +320,6 @@ def _check_consistency(s):
     if steps[-1] >= 0.5 * s.electrode.thickness_um:
         raise ScenarioError(f"[compression] steps_um: expected travel < half the electrode thickness ({0.5 * s.electrode.thickness_um:g} um), got {steps[-1]:g}")
     fov_px = im.field_of_view_um / im.voxel_size_um
-    if fov_px > im.detector_pixels:
-        raise ScenarioError(f"[imaging] field_of_view_um: {im.field_of_view_um:g} um is {fov_px:.0f} pixels, larger than detector_pixels ({im.detector_pixels})")
     if fov_px < 16:
         raise ScenarioError(f"[imaging] field_of_view_um: expected at least 16 voxels across, got {fov_px:.1f}")
     if im.drift_um and (len(im.drift_um) != len(steps) or any(not isinstance(v, list) or len(v) != 3 for v in im.drift_um)):
@@ -327,6 +340,34 @@ def _check_consistency(s):
     box = d.registration_box_um
     if box and (len(box) != 6 or box[0] >= box[1] or box[2] >= box[3] or box[4] >= box[5]):
         raise ScenarioError("[dvc] registration_box_um: expected [z0, z1, y0, y1, x0, x1] with each lower < upper, or empty")
+    growth_floor_s = 0.25e-6 * p.nmc_max_diameter_um  # radius growth faster than 1 m/s throws particles out
+    if s.dem.growth_time_s < growth_floor_s:
+        raise ScenarioError(f"[dem] growth_time_s: expected >= {growth_floor_s:.3g} s for these particle sizes, got {s.dem.growth_time_s:g}")
+    try:
+        s.output.path(s.name)
+    except (KeyError, IndexError, ValueError, AttributeError) as exc:
+        raise ScenarioError(f"[output] directory: {s.output.directory!r} has a bad placeholder ({exc.__class__.__name__}: {exc}); "
+                            "expected text with at most {name}") from None
+
+
+def chain_settings(dvc, pores, voxel_size_um, *, registration_box=None):
+    """Settings of the analysis chain (``analysis.settings.ChainSettings``) from ``[dvc]`` and ``[pores]``.
+
+    Parameters
+    ----------
+    dvc : Dvc
+    pores : Pores
+    voxel_size_um : float
+    registration_box : tuple of 3 (start, stop) pairs, optional
+        Registration box in voxels of the reference scan.
+    """
+    from analysis.settings import ChainSettings
+
+    return ChainSettings.from_um(
+        voxel_size_um, median_size=dvc.median_filter_size, subvolume_um=dvc.subvolume_um,
+        node_spacing_um=dvc.node_spacing_um, max_displacement_um=dvc.max_displacement_um, min_cc=dvc.cc_threshold,
+        study_subvolumes_um=dvc.subvolume_study_um, edge_exclusion_um=pores.edge_exclusion_um,
+        registration_box=registration_box)
 
 
 def load(path):
@@ -363,27 +404,80 @@ def load(path):
         raise ScenarioError(f"{path}: {exc}") from None
 
 
-def _toml_value(value):
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return str(value)
-
-
 def to_toml(scenario):
-    """The resolved scenario as TOML text, one commented key per line."""
+    """The resolved scenario as TOML text: every key, each under a comment line with its doc."""
+    import tomli_w
+
     lines = ["# resolved scenario: every key with its value (defaults filled in)"]
+
+    def add(table, cls, name):
+        doc = {f.name: f.metadata.get("doc", "") for f in dataclasses.fields(cls)}[name]
+        lines.extend([f"# {doc}", tomli_w.dumps({name: getattr(table, name)}).rstrip("\n")])
+
     for f in dataclasses.fields(Scenario):
         if f.name in _TOP_KEYS:
-            lines.append(f"{f.name} = {_toml_value(getattr(scenario, f.name))}")
+            add(scenario, Scenario, f.name)
     for name, cls in SECTIONS.items():
         lines += ["", f"[{name}]"]
-        section = getattr(scenario, name)
         for sf in dataclasses.fields(cls):
-            lines.append(f"{sf.name} = {_toml_value(getattr(section, sf.name))}  # {sf.metadata['doc']}")
+            add(getattr(scenario, name), cls, sf.name)
     return "\n".join(lines) + "\n"
+
+
+def to_dict(scenario):
+    """The scenario as a plain nested dict (what :func:`from_dict` reads)."""
+    return dataclasses.asdict(scenario)
+
+
+def _parse_value(text):
+    """A command-line value as TOML would read it; bare words are strings."""
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def with_overrides(scenario, assignments):
+    """A copy of ``scenario`` with ``section.key=value`` assignments applied and validated.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    assignments : sequence of str
+        E.g. ``["seed=3", "dvc.subvolume_um=6", "compression.steps_um=[0, 1, 2]"]``;
+        values are read as TOML values (bare words as strings).
+
+    Returns
+    -------
+    Scenario
+
+    Raises
+    ------
+    ScenarioError
+        One line naming the assignment and what is expected.
+    """
+    data = to_dict(scenario)
+    for text in assignments:
+        path, sep, value = text.partition("=")
+        parts = path.strip().split(".")
+        if not sep or not all(parts) or len(parts) > 2:
+            raise ScenarioError(f"--set {text!r}: expected section.key=value or key=value")
+        try:
+            if len(parts) == 1:
+                if parts[0] not in _TOP_KEYS:
+                    raise ScenarioError(f"{_show(parts[0])}: unknown key{_closest(parts[0], _TOP_KEYS)}")
+                data[parts[0]] = _parse_value(value.strip())
+            else:
+                section, key = parts
+                if section not in SECTIONS:
+                    raise ScenarioError(f"[{_show(section)}]: unknown section{_closest(section, list(SECTIONS))}")
+                fields = [f.name for f in dataclasses.fields(SECTIONS[section])]
+                if key not in fields:
+                    raise ScenarioError(f"[{section}] {_show(key)}: unknown key{_closest(key, fields)}")
+                data[section][key] = _parse_value(value.strip())
+        except ScenarioError as exc:
+            raise ScenarioError(f"--set {text!r}: {exc}") from None
+    try:
+        return from_dict(data)
+    except ScenarioError as exc:
+        raise ScenarioError(f"--set: {exc}") from None

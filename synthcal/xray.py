@@ -83,6 +83,16 @@ def limited_angles_deg(n_projections, half_range_deg):
     return np.linspace(-half_range_deg, half_range_deg, int(n_projections))
 
 
+def drift_voxels(drift_um, voxel_size_um, n_steps):
+    """Rigid drift of each scan in voxels, ``(n_steps, 3)`` (z, y, x); an empty list means none."""
+    if not drift_um:
+        return np.zeros((n_steps, 3))
+    drift = np.asarray(drift_um, dtype=np.float64) / voxel_size_um
+    if drift.shape != (n_steps, 3):
+        raise ValueError(f"drift_um: expected one [dz, dy, dx] per step ({n_steps}), got shape {drift.shape}")
+    return drift
+
+
 def _frames(rng, expected, n_frames, dark_counts, read_noise_counts):
     """Poisson frames around ``expected`` plus dark offset and read noise (float32)."""
     out = np.empty((n_frames,) + expected.shape, dtype=np.float32)

@@ -115,7 +115,8 @@ def test_sliding_sphere_obeys_coulomb_and_ends_rolling():
 
 
 def _bonded_pair(load_fraction):
-    bond = BondModel(youngs_modulus_pa=2e9, radius_fraction=0.5, tensile_strength_pa=5e6, shear_strength_pa=5e6)
+    bond = BondModel(youngs_modulus_pa=2e9, poisson_ratio=0.3, radius_fraction=0.5, tensile_strength_pa=5e6,
+                     shear_strength_pa=5e6, damping_ratio=0.2)
     r = 0.65
     sim = Simulation([[r, 5.0, 5.0], [3 * r + 0.02, 5.0, 5.0]], [r, r], CBD, bottom_z_um=0.0, bond_model=bond)
     sim.fix_touching_bottom(0.0)
@@ -207,7 +208,8 @@ def _busy_run(driver, perm=None):
                         rolling_friction=0.1) for m in (NMC, CBD)]
     sim = Simulation(x, r, rolling, kinds=kinds, velocities_um_s=v,
                      bottom_z_um=0.0, box_yx_um=(0, 13, 0, 13), gravity=True, background_damping_per_s=1e5,
-                     bond_model=BondModel(tensile_strength_pa=STRENGTH, shear_strength_pa=STRENGTH),
+                     bond_model=BondModel(youngs_modulus_pa=2e9, poisson_ratio=0.3, radius_fraction=0.5,
+                                          tensile_strength_pa=STRENGTH, shear_strength_pa=STRENGTH, damping_ratio=0.2),
                      skin_um=0.02, driver=driver)
     sim.form_bonds(tolerance_um=0.3)
     sim.set_head(float(np.max(x[:, 0] + r)), -1e6, radius_um=4.0, center_yx_um=(6.5, 6.5))

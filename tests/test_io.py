@@ -38,3 +38,28 @@ def test_plain_stack_has_no_voxel_size_and_bad_file_is_one_line(tmp_path):
     (tmp_path / "junk.tif").write_bytes(b"not a tiff")
     with pytest.raises(ValueError, match="junk.tif"):
         read_volume(tmp_path / "junk.tif")
+
+
+def test_atomic_output_keeps_the_old_file_when_writing_fails(tmp_path):
+    from analysis.io import atomic_output
+
+    target = tmp_path / "a.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_output(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+def test_atomic_output_replaces_a_folder_whole(tmp_path):
+    from analysis.io import atomic_output
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "stale.txt").write_text("x")
+    with atomic_output(folder, folder=True) as tmp:
+        (tmp / "new.txt").write_text("y")
+        assert not (folder / "new.txt").exists()  # nothing appears before the block ends
+    assert sorted(p.name for p in folder.iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -7,7 +7,10 @@ from hypothesis import strategies as st
 from scipy import ndimage
 
 from synthcal.materials import linear_attenuation_per_um
-from synthcal.phantom import CBD, FOIL, HEAD, NMC, PORE, Texture, voxelise
+from analysis.phases import Phase
+from synthcal.phantom import Texture, voxelise
+
+PORE, CBD, NMC, HEAD, FOIL = Phase
 from synthcal.rotations import rotation_matrices_zyx
 
 H = 0.128

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from synthcal import pipeline, scenario as sc
@@ -81,6 +82,93 @@ def test_changed_section_reruns_only_downstream(tiny_run, tmp_path):
     assert outcome["pores"] == "ran" and outcome["score"] == "ran" and outcome["report"] == "ran"
 
 
+def _keys_after_edit(tmp_path, relative_file, old, new):
+    """Stage keys of the tiny scenario on a copy of the source tree, before and after one edit."""
+    root = tmp_path / "src"
+    for package in pipeline.PACKAGES:
+        shutil.copytree(ROOT / package, root / package, ignore=shutil.ignore_patterns("__pycache__"))
+    s = sc.load(TINY)
+    before = pipeline.stage_keys(s, root)
+    path = root / relative_file
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    pipeline.code_hash.cache_clear()
+    return before, pipeline.stage_keys(s, root)
+
+
+def test_editing_the_phantom_code_reruns_it_and_everything_downstream(tmp_path):
+    before, after = _keys_after_edit(tmp_path, "synthcal/phantom.py", "MAX_CANDIDATES = 8", "MAX_CANDIDATES = 9")
+    names = [stage.name for stage in STAGES]
+    changed = [n for n in names if before[n] != after[n]]
+    assert changed == names[names.index("phantom"):]
+
+
+def test_editing_the_dvc_code_keeps_the_simulation_cached(tmp_path):
+    before, after = _keys_after_edit(tmp_path, "analysis/dvc/local.py", "def correlate(", "def correlate(  ")
+    for name in ("dem", "phantom", "projections", "reconstruct"):
+        assert before[name] == after[name], name
+    # the chain's stages share analysis.chain, which imports the DVC: all of them rerun
+    for name in ("preprocess", "dvc", "strain", "pores", "score", "report"):
+        assert before[name] != after[name], name
+
+
+def test_until_stops_after_the_stage_and_set_overrides_a_key(tmp_path):
+    out = tmp_path / "run"
+    result = _synthcal("run", str(TINY), "--out", str(out), "--until", "dem", "--set", "seed=5",
+                       "--set", "compression.steps_um=[0.0, 0.5]", "--set", "imaging.drift_um=[]")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (out / "dem" / pipeline.STAMP).is_file() and not (out / "truth").exists()
+    resolved = sc.load(out / "scenario.toml")
+    assert resolved.seed == 5 and resolved.compression.steps_um == [0.0, 0.5]
+    assert len(list((out / "dem").glob("step_*.npz"))) == 2
+
+
+@pytest.mark.parametrize("assignment, expected", [
+    ("dvc.subvolum_um=6", "subvolume_um"),           # typo: the closest key is suggested
+    ("dvc.subvolume_um=-1", "expected > 0"),
+    ("imaging.drift_um=[[0, 0, 0]]", "drift_um"),      # a cross-field rule, as in a file
+    ("nonsense", "section.key=value"),
+])
+def test_bad_set_is_one_line_error(assignment, expected):
+    result = _synthcal("run", str(TINY), "--set", assignment, "--until", "dem")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], result.stderr
+
+
+def test_report_false_skips_the_report(tiny_run, tmp_path):
+    reference, _ = tiny_run
+    out = tmp_path / "run"
+    shutil.copytree(reference, out)
+    shutil.rmtree(out / "report")
+    outcome = pipeline.run(sc.with_overrides(sc.load(TINY), ["validation.report=false"]), out, log=lambda m: None)
+    assert outcome["score"] == "cached" and outcome["report"] == "not run"
+    assert not (out / "report").exists()
+
+
 def test_unknown_stage_is_one_line_error():
     result = _synthcal("run", str(TINY), "--only", "nonsense")
     assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def _vtk_block(data, header, n, width):
+    start = data.index(header) + len(header)
+    return np.frombuffer(data[start:start + 4 * n * width], ">f4").reshape(n, width)
+
+
+def test_failed_nodes_stay_nan_in_every_output_with_their_status(tiny_run):
+    out, _ = tiny_run
+    field = np.load(out / "analysis" / "dvc" / "step2.npz")
+    failed = ~field["ok"]
+    assert failed.any() and field["ok"].any(), "the tiny run should have both kinds of node"
+    assert np.all(np.isnan(field["displacement"][failed])) and np.all(np.isfinite(field["displacement"][~failed]))
+    assert np.all(np.isnan(np.load(out / "analysis" / "strain" / "step2.npz")["small_strain"][failed]))
+    table = np.loadtxt(out / "analysis" / "strain" / "step2.csv", delimiter=",", skiprows=1)
+    assert np.all(np.isnan(table[failed, 3:]))
+    n = len(failed)
+    data = (out / "analysis" / "dvc" / "step2.vtk").read_bytes()
+    vectors = _vtk_block(data, b"VECTORS displacement_um float\n", n, 3)
+    assert np.all(np.isnan(vectors[failed])) and np.all(np.isfinite(vectors[~failed]))
+    status = _vtk_block(data, b"SCALARS status float 1\nLOOKUP_TABLE default\n", n, 1)[:, 0]
+    assert np.array_equal(status, field["status"].astype(np.float32))

@@ -4,16 +4,13 @@ import json
 
 import numpy as np
 
-from analysis.io import read_volume
-from synthcal.stages import step_name, truth_frame
-from validation.frame import score_dvc
+from synthcal.dataset import load_run
+from validation.frame import score_dvc, truth_frame
 
 
-def _field_and_truth(run):
-    truth = truth_frame(run)
-    field = dict(np.load(run / "analysis" / "dvc" / f"{step_name(1)}.npz"))
-    shape = read_volume(run / "analysis" / "preprocess" / f"{step_name(0)}.tif")[0].shape
-    return truth, field, shape
+def _field_and_truth(run_dir):
+    run = load_run(run_dir)
+    return truth_frame(run), run.dvc(1), run.processed(0).shape
 
 
 def test_perfect_result_scores_zero_and_shifted_scores_the_shift(tiny_run):

@@ -1,27 +1,33 @@
-"""Figures of a run (matplotlib, Agg): the paper's and the ones it lacked.
+"""Figures of a run: the paper's and the ones it lacked.
 
 Each function takes arrays, draws one figure and saves it as PNG at ``path``.
 Slices are vertical (z up, x across) through the centre unless said
-otherwise, because compression runs along z.
+otherwise, because compression runs along z. Figures are matplotlib
+``Figure`` objects saved directly (no pyplot), so importing this module
+leaves the process's matplotlib backend alone (Jupyter keeps its own).
 """
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from analysis.io import atomic_output
 
 DPI = 110
 
 
 def _save(fig, path):
-    fig.savefig(path, dpi=DPI, metadata={"Software": None})
-    plt.close(fig)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})
+
+
+def _single(figsize=(5, 3.6)):
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots()
 
 
 def _row(n, height=3.2):
-    fig, axes = plt.subplots(1, n, figsize=(3.2 * n + 0.6, height), squeeze=False)
-    return fig, axes[0]
+    fig = Figure(figsize=(3.2 * n + 0.6, height))
+    return fig, fig.subplots(1, n, squeeze=False)[0]
 
 
 def radiographs(images, labels, path):
@@ -96,7 +102,7 @@ def node_maps(fields, labels, title, path, *, cmap="viridis", vmin=None, vmax=No
 
 def force_displacement(displacement_um, force_n, steps_um, path):
     """Head force against head travel, with the scan pauses marked."""
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+    fig, ax = _single()
     ax.plot(displacement_um, np.asarray(force_n) * 1e3)
     for s in steps_um[1:]:
         ax.axvline(s, color="grey", ls="--", lw=0.8)
@@ -109,7 +115,7 @@ def force_displacement(displacement_um, force_n, steps_um, path):
 
 def error_vs_cc(errors_voxels, cc, labels, path):
     """DVC error against CC for every node: does low CC mean a wrong vector?"""
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+    fig, ax = _single()
     for err, c, label in zip(errors_voxels, cc, labels):
         ax.scatter(c, err, s=8, alpha=0.6, label=label)
     ax.set_xlabel("correlation coefficient")
@@ -123,7 +129,7 @@ def error_vs_cc(errors_voxels, cc, labels, path):
 
 def subvolume_study(edges_um, mean_cc, rms_error_voxels, path):
     """Mean CC and true RMS error against subvolume edge (the paper's choice, tested)."""
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+    fig, ax = _single()
     ax.plot(edges_um, mean_cc, "o-", color="tab:blue")
     ax.set_xlabel("subvolume edge (µm)")
     ax.set_ylabel("mean CC", color="tab:blue")

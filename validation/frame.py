@@ -10,7 +10,7 @@ analysis' own error.
 import numpy as np
 
 from analysis.dvc import Status
-from synthcal.phantom import recon_geometry
+from synthcal.truth import ParticlePoses, mean_solid_displacement_um, true_displacement_um
 from validation.score import error_by_cc, error_by_region, vector_error_stats
 
 
@@ -28,13 +28,12 @@ class TruthFrame:
     undone exactly as the analysis undid it.
     """
 
-    def __init__(self, grid, radii_um, poses, owner0, drift_voxels, registration):
+    def __init__(self, grid, radii_um, poses, owner0, drift_voxels, transforms, region):
         """
         Parameters
         ----------
-        grid : dict
-            Phantom grid: ``voxel_size_um``, ``origin_um``, ``fov_offset_voxels``
-            (and ``foil_top_z_um``, ``head_z_um`` for node regions).
+        grid : synthcal.grid.Grid
+            Phantom grid, field of view, foil and head.
         radii_um : (N,) ndarray
             Particle radii.
         poses : list of synthcal.truth.ParticlePoses
@@ -43,22 +42,24 @@ class TruthFrame:
             Particle owning each phantom voxel of step 0 (-1: none).
         drift_voxels : (n_steps, 3) array_like
             Simulated rigid drift of each scan, voxels.
-        registration : list of dict
-            Per step, ``matrix`` (3, 4): the estimated rigid map, and
-            ``region`` (3, 2): the box registered on, reconstruction voxels.
+        transforms : list of analysis.preprocess.RigidTransform
+            Per step, the rigid map the analysis estimated.
+        region : tuple of 3 slices
+            The reference box registered on, reconstruction voxels.
         """
         self.grid = grid
-        self.v = grid["voxel_size_um"]
-        self.off = np.array([0, grid["fov_offset_voxels"], grid["fov_offset_voxels"]])
-        self.origin = np.asarray(grid["origin_um"], dtype=float)
+        self.v = grid.voxel_size_um
+        self.off = np.array([0, grid.fov_offset_voxels, grid.fov_offset_voxels])
+        self.origin = np.asarray(grid.origin_um, dtype=float)
         self.radii_um = np.asarray(radii_um)
         self.poses = list(poses)
         self.owner0 = owner0
         self.drift = np.asarray(drift_voxels, dtype=float)
-        self.registration = registration
+        self.transforms = list(transforms)
+        self.region = tuple(region)
 
     def points_um(self, nodes):
-        return self.origin + self.v * (np.asarray(nodes, float) + self.off)
+        return self.grid.recon_to_world_um(nodes)
 
     def boxes(self, nodes, edge):
         lo = np.asarray(nodes, int) + self.off - edge // 2
@@ -66,8 +67,6 @@ class TruthFrame:
 
     def world_displacement_um(self, nodes, step, edge):
         """True displacement (µm) at node centres (NaN in pores) and of the subvolume's solid."""
-        from synthcal.truth import mean_solid_displacement_um, true_displacement_um
-
         ref, cur = self.poses[0], self.poses[step]
         centre = true_displacement_um(self.points_um(nodes), ref, cur, self.radii_um)
         solid = mean_solid_displacement_um(self.owner0, ref, cur, self.boxes(nodes, edge),
@@ -76,10 +75,8 @@ class TruthFrame:
 
     def as_analysed(self, nodes, u_um, step):
         """World displacement (µm) -> what DVC on the registered volume should find (voxels)."""
-        matrix = np.asarray(self.registration[step]["matrix"])
-        rotation, shift = matrix[:, :3], matrix[:, 3]
         seen = np.asarray(nodes, float) + u_um / self.v + self.drift[step]
-        return (seen - shift) @ rotation - nodes  # rows: R^T (q - t)
+        return self.transforms[step].inverse().apply(seen) - nodes
 
     def dvc_truth(self, nodes, step, edge):
         """Truth at DVC nodes, voxels: (centre-particle rule, subvolume-mean rule, combined)."""
@@ -91,26 +88,31 @@ class TruthFrame:
 
     def registration_error(self, step):
         """Distance (voxels) between the estimated and the true map of the region centre."""
-        from synthcal.truth import mean_solid_displacement_um
-
-        entry = self.registration[step]
-        region = np.asarray(entry["region"])
+        region = np.array([[r.start, r.stop] for r in self.region])
         box = (region + self.off[:, None]).reshape(1, 6)
         u = mean_solid_displacement_um(self.owner0, self.poses[0], self.poses[step], box,
                                        voxel_size_um=self.v, origin_um=self.origin)[0]
         centre = (region[:, 0] + region[:, 1] - 1) / 2.0
-        matrix = np.asarray(entry["matrix"])
-        estimated = matrix[:, :3] @ centre + matrix[:, 3]
+        estimated = self.transforms[step].apply(centre)
         true = centre + u / self.v + self.drift[step]
         return {"error_voxels": float(np.linalg.norm(estimated - true)),
                 "estimated_shift_voxels": (estimated - centre).tolist(),
                 "true_shift_voxels": (true - centre).tolist(),
-                "drift_voxels": self.drift[step].tolist(), "cc": entry["cc"]}
+                "drift_voxels": self.drift[step].tolist(), "cc": self.transforms[step].cc}
+
+
+def truth_frame(run):
+    """The :class:`TruthFrame` of a run folder (a :class:`synthcal.dataset.Run`)."""
+    trajectory = run.trajectory()
+    transforms, region = run.registration()
+    return TruthFrame(grid=run.grid, radii_um=trajectory.steps[0].radii_um,
+                      poses=[ParticlePoses(st.positions_um, st.quaternions) for st in trajectory.steps],
+                      owner0=np.asarray(run.owner(0)), drift_voxels=run.drift_voxels(), transforms=transforms,
+                      region=region)
 
 
 def _node_regions(nodes, grid, shape, edge):
-    foil, heads = recon_geometry(grid)
-    near_head = nodes[:, 0] >= heads[0] - edge
+    near_head = nodes[:, 0] >= grid.head_rows[0] - edge
     near_edge = ((nodes[:, 1] < edge) | (nodes[:, 1] > shape[1] - 1 - edge)
                  | (nodes[:, 2] < edge) | (nodes[:, 2] > shape[2] - 1 - edge))
     return {"near_head": near_head, "near_fov_edge": near_edge & ~near_head, "bulk": ~near_head & ~near_edge}

@@ -1,13 +1,24 @@
-"""The report page: one self-contained HTML file with the scores and figures.
+"""The report of a run: figures, meshes, and one self-contained HTML page.
 
-Figures are embedded as data URIs so the page opens from disk anywhere; the
-PNG files stay beside it for papers and slides.
+:func:`write_report` draws every figure of a run folder and writes
+``index.html``. Figures are embedded as data URIs so the page opens from
+disk anywhere; the PNG files stay beside it for papers and slides.
 """
 
 import base64
 import html
 import json
+import shutil
 from pathlib import Path
+
+import numpy as np
+
+from analysis.chain import sample_mask
+from analysis.layout import step_name
+from analysis.io import atomic_output
+from analysis.phases import Phase
+from analysis.strain import cap
+from validation import figures as fg
 
 
 def _table(rows, columns):
@@ -77,4 +88,120 @@ def write_index(out_dir, *, title, scenario_toml, scores, figures, downloads=())
              "overflow:auto;font-size:80%}")
     page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n")
-    (out_dir / "index.html").write_text(page, encoding="utf-8")
+    with atomic_output(out_dir / "index.html") as tmp:
+        tmp.write_text(page, encoding="utf-8")
+
+
+def strain_mesh(labels, nodes, volumetric, voxel_size_um, cap_value, path_stem):
+    """Surface of the segmented solid as PLY and GLB, coloured by the nearest node's volumetric strain.
+
+    Strain is capped at ``cap_value`` (and its opposite) for the colours, as
+    :func:`analysis.strain.cap` caps it for display. Returns False when the
+    labels hold no surface (nothing written).
+    """
+    import trimesh
+    from matplotlib import colormaps
+    from scipy.spatial import cKDTree
+    from skimage.measure import marching_cubes
+
+    solid = np.pad(labels != Phase.PORE, 1)
+    if solid.all() or not solid.any():
+        return False
+    verts, faces, _, _ = marching_cubes(solid.astype(np.float32), 0.5)
+    verts -= 1
+    finite = np.isfinite(volumetric)
+    values = np.zeros(len(verts))
+    if finite.any():
+        values = volumetric[finite][cKDTree(nodes[finite]).query(verts)[1]]
+    shown = cap(values, cap_value, -cap_value)
+    colours = colormaps["coolwarm"]((shown - cap_value) / (-2 * cap_value))
+    mesh = trimesh.Trimesh(vertices=verts[:, ::-1] * voxel_size_um, faces=faces[:, ::-1],
+                           vertex_colors=(colours * 255).astype(np.uint8), process=False)
+    mesh.export(f"{path_stem}.ply")
+    mesh.export(f"{path_stem}.glb")
+    return True
+
+
+def _scan_figures(run, out, labels):
+    images = []
+    for k in run.steps:
+        counts, flats, darks = run.projections(k)
+        dark = darks.mean(axis=0)
+        images.append((counts[len(counts) // 2] - dark) / np.maximum(flats.mean(axis=0) - dark, 1e-6))
+    fg.radiographs(images, labels, out / "radiographs.png")
+    fg.virtual_slices(run.volumes(), labels, run.voxel_size_um, out / "virtual_slices.png")
+    return [("radiographs.png", "Radiographs at 0° (transmission), per step"),
+            ("virtual_slices.png", "Virtual x–z slices through the reconstructions")]
+
+
+def _dvc_figures(run, out, labels):
+    s, v = run.scenario, run.voxel_size_um
+    strains, vectors, errors, ccs, err_cc = [], [], [], [], []
+    node_truth = run.node_truth()
+    for k in run.steps[1:]:
+        dvc, strain = run.dvc(k), run.strain(k)
+        nodes, ok = dvc["nodes"], dvc["ok"]
+        strains.append((nodes, strain["small_strain"][:, 0, 0]))
+        vectors.append(dvc["displacement"])
+        ccs.append((nodes, dvc["cc"]))
+        err = node_truth[f"{step_name(k)}_error_voxels"]
+        errors.append((nodes, err))
+        err_cc.append((err[ok], dvc["cc"][ok]))
+    compressed = labels[1:]
+    fg.node_maps(strains, compressed, "ε_zz (capped)", out / "strain_maps.png", cmap="coolwarm",
+                 vmin=s.dvc.strain_cap, vmax=-s.dvc.strain_cap, vectors=vectors, voxel_size_um=v)
+    fg.node_maps(ccs, compressed, "correlation coefficient", out / "cc_maps.png", vmin=0, vmax=1, voxel_size_um=v)
+    fg.node_maps(errors, compressed, "true error (voxels)", out / "dvc_error_maps.png", cmap="magma", vmin=0,
+                 voxel_size_um=v)
+    fg.error_vs_cc([e for e, _ in err_cc], [c for _, c in err_cc], compressed, out / "error_vs_cc.png")
+    return [("strain_maps.png", "Strain ε_zz on the central node plane with displacement vectors"),
+            ("cc_maps.png", "Correlation coefficient per node (central plane)"),
+            ("dvc_error_maps.png", "DVC error against the truth per node (central plane)"),
+            ("error_vs_cc.png", "True DVC error against correlation coefficient")]
+
+
+def _downloads(run, out, labels, settings):
+    downloads = []
+    for k in run.steps[1:]:
+        seg = run.segmentation(k)
+        region = sample_mask(seg.shape, run.grid.sample_rows[k], settings.edge_exclusion_voxels)
+        stem = f"surface_strain_{step_name(k)}"
+        if strain_mesh(np.where(region, seg, np.uint8(Phase.PORE)), run.dvc(k)["nodes"], run.strain(k)["volumetric"],
+                       run.voxel_size_um, run.scenario.dvc.strain_cap, out / stem):
+            downloads += [(f"{stem}.ply", f"solid surface, {labels[k]}, volumetric strain as vertex colour"),
+                          (f"{stem}.glb", "the same as glTF binary")]
+        vtk = f"{step_name(k)}.vtk"
+        shutil.copyfile(run.folder("dvc") / vtk, out / f"dvc_{vtk}")
+        downloads.append((f"dvc_{vtk}", f"DVC node field, {labels[k]}, for ParaView (failed nodes: NaN, see status)"))
+    return downloads
+
+
+def write_report(run, out):
+    """Every figure, mesh and the page of a scored run, into the folder ``out``.
+
+    Parameters
+    ----------
+    run : synthcal.dataset.Run
+        A run scored up to ``validation/scores.json``.
+    out : Path
+        Report folder (exists).
+    """
+    s, out = run.scenario, Path(out)
+    scores = run.scores()
+    labels = [f"step {k} ({s.compression.steps_um[k]:g} µm)" for k in run.steps]
+    figs = _scan_figures(run, out, labels)
+    if len(run.steps) > 1:
+        figs += _dvc_figures(run, out, labels)
+    shutil.copyfile(run.folder("pores") / "cpsd.png", out / "cpsd.png")
+    figs.append(("cpsd.png", "Continuous pore size distribution of every step"))
+    table = run.force_displacement()
+    fg.force_displacement(table[:, 1], table[:, 2], s.compression.steps_um, out / "force_displacement.png")
+    figs.append(("force_displacement.png", "Head force against head travel (DEM)"))
+    study = scores.get("subvolume_study", [])
+    if study:
+        fg.subvolume_study([r["edge_um"] for r in study], [r["mean_cc"] for r in study],
+                           [r["rms_error_voxels"] for r in study], out / "subvolume_study.png")
+        figs.append(("subvolume_study.png", "Mean CC and true RMS error against subvolume edge"))
+    downloads = _downloads(run, out, labels, run.analysis_settings())
+    write_index(out, title=f"synthcal report: {s.name}", scenario_toml=(run.path / "scenario.toml").read_text(),
+                scores=scores, figures=figs, downloads=downloads)

@@ -5,7 +5,7 @@
 compresses a pillar; :mod:`synthcal.dem.io` writes and reads trajectories.
 """
 
-from synthcal.dem.material import Material
+from synthcal.dem.material import Material, ParticleKind
 from synthcal.dem.simulation import BondModel, Simulation
 
-__all__ = ["BondModel", "Material", "Simulation"]
+__all__ = ["BondModel", "Material", "ParticleKind", "Simulation"]

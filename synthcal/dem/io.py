@@ -2,7 +2,6 @@
 
 Layout::
 
-    protocol.json            every protocol parameter
     info.json                diagnostics (see Trajectory.info), contact height
     step_000.npz ...         one per load step: positions_um (N,3 z-y-x),
                              quaternions (N,4 w,qx,qy,qz), radii_um, kinds,
@@ -13,19 +12,18 @@ Layout::
     particles_000.ply/.glb   low-poly particle surfaces per step (x-y-z
                              vertex order, µm) for viewing
 
-The folder appears only when complete (written under a temporary name, then
-renamed).
+The folder appears only when complete (``analysis.io.atomic_output``). The
+parameters that made it are the run's ``scenario.toml``.
 """
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import trimesh
 
-from synthcal.dem.protocol import PillarProtocol, Record, Trajectory, protocol_dict
+from analysis.io import atomic_output
+from synthcal.dem.protocol import Record, Trajectory
 
 _ARRAYS = ("positions_um", "quaternions", "radii_um", "kinds", "velocities_um_s",
            "angular_velocities_rad_s", "fixed", "bonds", "bonds_intact")
@@ -52,28 +50,20 @@ def write_trajectory(traj, folder):
     traj : Trajectory
     folder : str or Path
     """
-    folder = Path(folder)
-    tmp = folder.with_name(folder.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    (tmp / "protocol.json").write_text(json.dumps(protocol_dict(traj.protocol), indent=1))
-    # Wall-clock timings vary from run to run; files must not (same scenario, same bytes).
-    info = {k: v for k, v in traj.info.items() if k not in WALL_CLOCK_KEYS}
-    (tmp / "info.json").write_text(json.dumps({"contact_z_um": traj.contact_z_um, **info}, indent=1))
-    for k, rec in enumerate(traj.steps):
-        np.savez(tmp / f"step_{k:03d}.npz", travel_um=rec.travel_um, head_z_um=rec.head_z_um, time_s=rec.time_s,
-                 **{name: getattr(rec, name) for name in _ARRAYS})
-        mesh = particle_mesh(rec.positions_um, rec.radii_um)
-        mesh.export(tmp / f"particles_{k:03d}.ply")
-        mesh.export(tmp / f"particles_{k:03d}.glb")
-    np.savetxt(tmp / "force_displacement.csv", traj.force_displacement, delimiter=",",
-               header="time_s,head_travel_um,force_n", comments="", fmt="%.10g")
-    np.savetxt(tmp / "energies.csv", traj.energies, delimiter=",",
-               header="time_s,kinetic_j,elastic_j", comments="", fmt="%.10g")
-    if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
+    with atomic_output(folder, folder=True) as tmp:
+        # Wall-clock timings vary from run to run; files must not (same scenario, same bytes).
+        info = {k: v for k, v in traj.info.items() if k not in WALL_CLOCK_KEYS}
+        (tmp / "info.json").write_text(json.dumps({"contact_z_um": traj.contact_z_um, **info}, indent=1))
+        for k, rec in enumerate(traj.steps):
+            np.savez(tmp / f"step_{k:03d}.npz", travel_um=rec.travel_um, head_z_um=rec.head_z_um,
+                     time_s=rec.time_s, **{name: getattr(rec, name) for name in _ARRAYS})
+            mesh = particle_mesh(rec.positions_um, rec.radii_um)
+            mesh.export(tmp / f"particles_{k:03d}.ply")
+            mesh.export(tmp / f"particles_{k:03d}.glb")
+        np.savetxt(tmp / "force_displacement.csv", traj.force_displacement, delimiter=",",
+                   header="time_s,head_travel_um,force_n", comments="", fmt="%.10g")
+        np.savetxt(tmp / "energies.csv", traj.energies, delimiter=",",
+                   header="time_s,kinetic_j,elastic_j", comments="", fmt="%.10g")
 
 
 def read_trajectory(folder):
@@ -84,11 +74,8 @@ def read_trajectory(folder):
     Trajectory
     """
     folder = Path(folder)
-    if not (folder / "protocol.json").is_file():
-        raise ValueError(f"folder: expected a DEM trajectory folder with protocol.json, got {folder}")
-    pdict = json.loads((folder / "protocol.json").read_text())
-    pdict["steps_um"] = tuple(pdict["steps_um"])
-    pdict["mass_ratio_nmc_carbon_pvdf"] = tuple(pdict["mass_ratio_nmc_carbon_pvdf"])
+    if not (folder / "info.json").is_file():
+        raise ValueError(f"{folder}: expected a DEM trajectory folder with info.json")
     info = json.loads((folder / "info.json").read_text())
     contact = info.pop("contact_z_um")
     steps = []
@@ -98,5 +85,4 @@ def read_trajectory(folder):
                                 time_s=float(z["time_s"]), **{name: z[name] for name in _ARRAYS}))
     fd = np.loadtxt(folder / "force_displacement.csv", delimiter=",", skiprows=1, ndmin=2)
     en = np.loadtxt(folder / "energies.csv", delimiter=",", skiprows=1, ndmin=2)
-    return Trajectory(steps=tuple(steps), force_displacement=fd, energies=en, contact_z_um=contact,
-                      protocol=PillarProtocol(**pdict), info=info)
+    return Trajectory(steps=tuple(steps), force_displacement=fd, energies=en, contact_z_um=contact, info=info)

@@ -16,10 +16,18 @@ The damping coefficient ``alpha`` follows from the coefficient of restitution
 A rigid wall is the limit ``E2 -> inf``, ``R2 -> inf``, ``m2 -> inf``.
 """
 
+import enum
 import math
 from dataclasses import dataclass
 
 import numpy as np
+
+
+class ParticleKind(enum.IntEnum):
+    """Material index of a DEM particle (not a voxel label: see ``analysis.phases.Phase``)."""
+
+    NMC = 0
+    CBD = 1
 
 
 @dataclass(frozen=True)

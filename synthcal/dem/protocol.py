@@ -21,8 +21,10 @@
    stops at each cumulative travel of ``steps_um`` in turn, holds for
    ``hold_time_s`` and the state is recorded (step 0: before contact).
 
-The head force and the energies are recorded all along. Defaults are those
-of Ngandjong et al. 2021 (NMC calendering in LIGGGHTS) unless noted.
+The head force and the energies are recorded all along. Every parameter
+comes from the scenario (:mod:`synthcal.scenario`, sections ``[particles]``,
+``[electrode]``, ``[pillar]``, ``[dem]``, ``[compression]``), whose defaults
+are those of Ngandjong et al. 2021 (NMC calendering in LIGGGHTS) unless noted.
 
 Numerics that change the physics, all explicit options: mass scaling
 (default 100, time step x10), the deposition body force, drag and
@@ -35,199 +37,41 @@ small pillars are compressed in the dense-flow regime (inertial number
 
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from synthcal.dem.material import Material
+from synthcal.dem.material import Material, ParticleKind
 from synthcal.dem.neighbours import candidate_pairs
 from synthcal.dem.simulation import BondModel, Simulation
 
-NMC, CBD = 0, 1
 _Z90 = 1.2815515655446004  # standard normal quantile of 0.9
+NMC, CBD = ParticleKind.NMC, ParticleKind.CBD
 
 
-@dataclass(frozen=True)
-class PillarProtocol:
-    """Every parameter of a pillar build and compression (lengths µm, SI otherwise).
+def materials(particles):
+    """(NMC, CBD) contact materials of a scenario's ``[particles]`` section."""
+    p = particles
+    common = dict(restitution=p.restitution, friction=p.friction, rolling_friction=p.rolling_friction)
+    return (Material(p.nmc_youngs_modulus_pa, p.nmc_poisson_ratio, p.nmc_density_kg_m3, **common),
+            Material(p.cbd_youngs_modulus_pa, p.cbd_poisson_ratio, p.cbd_density_kg_m3, **common))
 
-    Parameters
-    ----------
-    nmc_d10_um, nmc_d50_um, nmc_d90_um : float
-        NMC secondary-particle diameters by volume (D50 8.3 µm, Ngandjong
-        2021; D10/D90 5.0/9.8 µm, scenario defaults within their
-        2.5–10.35 µm range); see :func:`nmc_diameters_um`.
-    nmc_min_diameter_um, nmc_max_diameter_um : float
-        Diameters are clipped to this range (2.5–10.35 µm, Ngandjong).
-    cbd_diameter_um : float
-        CBD particle diameter (1.3 µm, Ngandjong).
-    mass_ratio_nmc_carbon_pvdf : tuple of 3 floats
-        Electrode recipe by mass (90:5:5); carbon + PVDF form the CBD.
-    nmc_youngs_modulus_pa, nmc_poisson_ratio, nmc_density_kg_m3 : float
-        200 GPa, 0.3, 4650 kg/m^3 (Ngandjong).
-    cbd_youngs_modulus_pa, cbd_poisson_ratio, cbd_density_kg_m3 : float
-        2 GPa, 0.3, 930 kg/m^3 (about 50 % nanoporous; Ngandjong).
-    restitution, friction, rolling_friction : float
-        Contact constants for all pairs (0.5, 0.4, 0.05; scenario defaults).
-    slab_width_um : float
-        Edge of the square slab deposited before the cut.
-    electrode_thickness_um : float
-        Target coating thickness; the particle count is set so that a
-        packing fraction of ``packing_fraction_guess`` fills it.
-    packing_fraction_guess : float
-        Solid fraction expected after deposition (sets the particle count).
-    pillar_diameter_um : float
-        Diameter of the cut cylinder.
-    steps_um : tuple of float
-        Cumulative head travel after first contact, one per record; starts at 0.
-    head_speed_m_s : float
-        Head speed while moving (0.05 m/s, scenario default; quasi-static is
-        checked, see ``Trajectory.info['max_kinetic_to_elastic']``).
-    hold_time_s : float
-        Relaxation at each step before the record.
-    head_radius_um : float
-        Radius of the flat-head disc; 0 means an infinite plane.
-    timestep_fraction : float
-        Time step as a fraction of the smallest Rayleigh time.
-    mass_scaling : float
-        Density multiplier (>= 1) for a larger time step; see
-        :mod:`synthcal.dem.simulation`.
-    bond_youngs_modulus_pa, bond_radius_fraction, bond_strength_pa : float
-        Binder bridges (:class:`synthcal.dem.simulation.BondModel`); the
-        strength applies to tension and shear. A bridge is a porous neck,
-        softer than a CBD particle: 0.2 GPa (a tenth of the CBD modulus).
-        The bridge radius is that of the smaller particle. Strength 40 MPa,
-        the tensile strength of PVDF: with 5 MPa (and half the radius) the
-        25 µm ``quick`` pillar failed at about 8 MPa head pressure and the
-        head force fell to ~1 % of its peak; with 40 MPa it carries 27 MPa
-        at 1.5 µm travel with 16 of 4682 bonds broken (measured).
-    bond_gap_um : float
-        Particles closer than this (surface to surface) bond.
-    deposit_height_factor : float
-        Height of the box the particles start in, relative to the thickness.
-    packing_acceleration_m_s2 : float
-        Artificial body acceleration during deposition only (ramped down to
-        gravity while settling).
-    packing_damping_per_s : float
-        Background drag during deposition, settling and the relaxation after
-        the cut (dynamic relaxation).
-    compression_damping_per_s : float
-        Background drag during compression (0: contact damping only).
-    growth_time_s, deposit_time_s, settle_time_s, cut_relax_time_s : float
-        Durations of radius growth, packing under the body force (bonds and
-        glue to the foil form at its end), ramping the body force down to
-        gravity, and relaxation after the cut.
-    approach_gap_um : float
-        The head starts this far above the highest particle.
-    record_every_steps : int
-        Time steps between rows of the force and energy tables.
-    seed : int
-        Seed of every random choice.
+
+def bond_model(dem):
+    """Binder bridges of a scenario's ``[dem]`` section (tension and shear share one strength).
+
+    A bridge is a porous neck, softer than a CBD particle: 0.2 GPa (a tenth
+    of the CBD modulus) by default, as wide as the smaller particle.
+    Strength 40 MPa, the tensile strength of PVDF: with 5 MPa (and half the
+    radius) the 25 µm ``quick`` pillar failed at about 8 MPa head pressure
+    and the head force fell to ~1 % of its peak; with 40 MPa it carries
+    27 MPa at 1.5 µm travel with 16 of 4682 bonds broken (measured).
     """
-
-    nmc_d10_um: float = 5.0
-    nmc_d50_um: float = 8.3
-    nmc_d90_um: float = 9.8
-    nmc_min_diameter_um: float = 2.5
-    nmc_max_diameter_um: float = 10.35
-    cbd_diameter_um: float = 1.3
-    mass_ratio_nmc_carbon_pvdf: tuple = (90.0, 5.0, 5.0)
-    nmc_youngs_modulus_pa: float = 200e9
-    nmc_poisson_ratio: float = 0.3
-    nmc_density_kg_m3: float = 4650.0
-    cbd_youngs_modulus_pa: float = 2e9
-    cbd_poisson_ratio: float = 0.3
-    cbd_density_kg_m3: float = 930.0
-    restitution: float = 0.5
-    friction: float = 0.4
-    rolling_friction: float = 0.05
-    slab_width_um: float = 36.0
-    electrode_thickness_um: float = 15.0
-    packing_fraction_guess: float = 0.6
-    pillar_diameter_um: float = 25.0
-    steps_um: tuple = (0.0, 0.75, 1.5)
-    head_speed_m_s: float = 0.05
-    hold_time_s: float = 5e-6
-    head_radius_um: float = 0.0
-    timestep_fraction: float = 0.2
-    mass_scaling: float = 100.0
-    bond_youngs_modulus_pa: float = 2e8
-    bond_radius_fraction: float = 1.0
-    bond_strength_pa: float = 4e7
-    bond_gap_um: float = 0.1
-    deposit_height_factor: float = 1.4
-    packing_acceleration_m_s2: float = 2e6
-    packing_damping_per_s: float = 2e6
-    growth_time_s: float = 5e-6
-    deposit_time_s: float = 5e-6
-    settle_time_s: float = 5e-6
-    cut_relax_time_s: float = 5e-6
-    compression_damping_per_s: float = 0.0
-    approach_gap_um: float = 0.05
-    record_every_steps: int = 20
-    seed: int = 0
-
-    def __post_init__(self):
-        positive = ("nmc_d10_um", "nmc_d50_um", "nmc_d90_um", "nmc_min_diameter_um", "nmc_max_diameter_um",
-                    "cbd_diameter_um", "slab_width_um", "electrode_thickness_um", "pillar_diameter_um",
-                    "head_speed_m_s", "timestep_fraction", "bond_youngs_modulus_pa", "bond_radius_fraction",
-                    "bond_strength_pa", "packing_fraction_guess", "record_every_steps")
-        for name in positive:
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name}: expected > 0, got {getattr(self, name)}")
-        if not (self.nmc_min_diameter_um <= self.nmc_d10_um < self.nmc_d50_um < self.nmc_d90_um
-                <= self.nmc_max_diameter_um):
-            raise ValueError("nmc_d10_um/d50/d90: expected min <= D10 < D50 < D90 <= max diameter")
-        if len(self.mass_ratio_nmc_carbon_pvdf) != 3 or self.mass_ratio_nmc_carbon_pvdf[0] <= 0:
-            raise ValueError("mass_ratio_nmc_carbon_pvdf: expected three numbers [NMC, carbon, PVDF] with NMC > 0")
-        if self.pillar_diameter_um > self.slab_width_um - self.nmc_max_diameter_um:
-            raise ValueError("pillar_diameter_um: expected <= slab_width_um - nmc_max_diameter_um")
-        steps = tuple(self.steps_um)
-        if not steps or steps[0] != 0 or any(b <= a for a, b in zip(steps, steps[1:])):
-            raise ValueError(f"steps_um: expected increasing travels starting at 0, got {steps}")
-        growth_speed = 0.25e-6 * self.nmc_max_diameter_um / max(self.growth_time_s, 1e-300)
-        if growth_speed > 1.0:
-            raise ValueError(f"growth_time_s: expected >= {0.25e-6 * self.nmc_max_diameter_um:.3g} s "
-                             "(radius growth faster than 1 m/s throws particles out)")
-        if not self.mass_scaling >= 1:
-            raise ValueError(f"mass_scaling: expected >= 1, got {self.mass_scaling}")
-        for name in ("hold_time_s", "growth_time_s", "deposit_time_s", "settle_time_s", "cut_relax_time_s",
-                     "packing_acceleration_m_s2", "packing_damping_per_s", "head_radius_um", "bond_gap_um",
-                     "deposit_height_factor", "compression_damping_per_s"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name}: expected >= 0, got {getattr(self, name)}")
-
-    @classmethod
-    def tiny(cls, **overrides):
-        """A 14 µm pillar, 10 µm thick, for tests: NMC sizes halved, CBD 1.8 µm.
-
-        About 350 particles in the slab, 140 in the pillar; 33 000 steps,
-        ~20 s on 2 shared cores including taichi compilation (measured).
-        """
-        base = dict(nmc_d10_um=2.6, nmc_d50_um=4.0, nmc_d90_um=4.8, nmc_min_diameter_um=2.0,
-                    nmc_max_diameter_um=5.2, cbd_diameter_um=1.8, slab_width_um=20.0,
-                    electrode_thickness_um=10.0, pillar_diameter_um=14.0, steps_um=(0.0, 1.0, 2.0),
-                    hold_time_s=2e-6, growth_time_s=2e-6, deposit_time_s=2e-6, settle_time_s=2e-6,
-                    cut_relax_time_s=2e-6)
-        base.update(overrides)
-        return cls(**base)
-
-    @classmethod
-    def quick(cls, **overrides):
-        """A 25 µm pillar, 15 µm thick, with real NMC and CBD sizes (the defaults).
-
-        About 3700 particles in the slab, 1500 in the pillar; ~75 s on 2
-        shared cores (measured).
-        """
-        return cls(**overrides)
-
-    def materials(self):
-        """(NMC, CBD) materials."""
-        common = dict(restitution=self.restitution, friction=self.friction, rolling_friction=self.rolling_friction)
-        return (Material(self.nmc_youngs_modulus_pa, self.nmc_poisson_ratio, self.nmc_density_kg_m3, **common),
-                Material(self.cbd_youngs_modulus_pa, self.cbd_poisson_ratio, self.cbd_density_kg_m3, **common))
+    return BondModel(youngs_modulus_pa=dem.bond_youngs_modulus_pa, poisson_ratio=dem.bond_poisson_ratio,
+                     radius_fraction=dem.bond_radius_fraction, tensile_strength_pa=dem.bond_strength_pa,
+                     shear_strength_pa=dem.bond_strength_pa, damping_ratio=dem.bond_damping_ratio)
 
 
 @dataclass(frozen=True)
@@ -255,7 +99,7 @@ class Trajectory:
     Attributes
     ----------
     steps : tuple of Record
-        One per entry of ``protocol.steps_um``.
+        One per entry of ``[compression] steps_um``.
     force_displacement : (K, 3) float array
         Columns time (s), head travel after first contact (µm, negative
         before it), force on the head (N).
@@ -263,7 +107,6 @@ class Trajectory:
         Columns time (s), kinetic energy (J), elastic energy (J), same rows.
     contact_z_um : float
         Head height at first contact (the zero of the travel).
-    protocol : PillarProtocol
     info : dict
         Diagnostics: time step, particle and bond counts, relaxation after
         the cut (``cut_height_change_rel``, ``cut_max_displacement_um``),
@@ -276,11 +119,10 @@ class Trajectory:
     force_displacement: np.ndarray
     energies: np.ndarray
     contact_z_um: float
-    protocol: PillarProtocol
     info: dict = field(default_factory=dict)
 
 
-def nmc_diameters_um(protocol, volume_um3, rng):
+def nmc_diameters_um(particles, volume_um3, rng):
     """NMC diameters (number-weighted sample) whose total volume first reaches ``volume_um3``.
 
     The volume-weighted distribution is a split lognormal with median D50,
@@ -289,8 +131,15 @@ def nmc_diameters_um(protocol, volume_um3, rng):
     are met exactly, clipped to [min, max] diameter. Volume-weighted draws
     are turned into a number-weighted sample by keeping each with
     probability ``(d_min/d)^3``.
+
+    Parameters
+    ----------
+    particles : synthcal.scenario.Particles
+        Diameters D10, D50, D90 and the clipping range, µm.
+    volume_um3 : float
+    rng : numpy.random.Generator
     """
-    p = protocol
+    p = particles
     s_lo, s_hi = math.log(p.nmc_d50_um / p.nmc_d10_um) / _Z90, math.log(p.nmc_d90_um / p.nmc_d50_um) / _Z90
     d = np.zeros(0)
     while np.sum(d ** 3) * math.pi / 6 < volume_um3:
@@ -363,12 +212,14 @@ def _snapshot(sim, travel_um):
                   bonds=sim.bonds, bonds_intact=sim.bonds_intact)
 
 
-def simulate_pillar(protocol, *, arch="cpu", progress=None):
+def simulate_pillar(scenario, *, arch="cpu", progress=None):
     """Deposit, bond, cut and compress a pillar.
 
     Parameters
     ----------
-    protocol : PillarProtocol
+    scenario : synthcal.scenario.Scenario
+        Reads ``[particles]``, ``[electrode]``, ``[pillar]``, ``[dem]``,
+        ``[compression]`` and the seed: the only source of the parameters.
     arch : {"cpu", "gpu"}
         Taichi backend.
     progress : callable, optional
@@ -378,64 +229,59 @@ def simulate_pillar(protocol, *, arch="cpu", progress=None):
     -------
     Trajectory
     """
-    if not isinstance(protocol, PillarProtocol):
-        raise ValueError("protocol: expected a PillarProtocol")
-    p = protocol
+    pa, el, dm, co = scenario.particles, scenario.electrode, scenario.dem, scenario.compression
     report = progress or (lambda fraction: None)
     clock = time.perf_counter()
     timing = {}
-    rng = np.random.default_rng(p.seed)
+    rng = np.random.default_rng(scenario.seed)
 
     # 1. particles and deposition
-    m_nmc, m_carbon, m_pvdf = p.mass_ratio_nmc_carbon_pvdf
-    v_nmc, v_cbd = m_nmc / p.nmc_density_kg_m3, (m_carbon + m_pvdf) / p.cbd_density_kg_m3
-    solid_um3 = p.packing_fraction_guess * p.slab_width_um ** 2 * p.electrode_thickness_um
-    d_nmc = nmc_diameters_um(p, solid_um3 * v_nmc / (v_nmc + v_cbd), rng)
-    n_cbd = int(round(solid_um3 * v_cbd / (v_nmc + v_cbd) / (math.pi / 6 * p.cbd_diameter_um ** 3)))
-    radii = np.concatenate([d_nmc, np.full(n_cbd, p.cbd_diameter_um)]) * 0.5
+    m_nmc, m_carbon, m_pvdf = pa.mass_ratio_nmc_carbon_pvdf
+    v_nmc, v_cbd = m_nmc / pa.nmc_density_kg_m3, (m_carbon + m_pvdf) / pa.cbd_density_kg_m3
+    solid_um3 = dm.packing_fraction_guess * el.slab_width_um ** 2 * el.thickness_um
+    d_nmc = nmc_diameters_um(pa, solid_um3 * v_nmc / (v_nmc + v_cbd), rng)
+    n_cbd = int(round(solid_um3 * v_cbd / (v_nmc + v_cbd) / (math.pi / 6 * pa.cbd_diameter_um ** 3)))
+    radii = np.concatenate([d_nmc, np.full(n_cbd, pa.cbd_diameter_um)]) * 0.5
     kinds = np.concatenate([np.full(len(d_nmc), NMC), np.full(n_cbd, CBD)]).astype(np.int32)
-    box = p.slab_width_um
-    height = p.deposit_height_factor * p.electrode_thickness_um
+    box = el.slab_width_um
+    height = dm.deposit_height_factor * el.thickness_um
     start_radii = 0.5 * radii
     x0 = _place(start_radii, box, height, rng)
-    sim = Simulation(x0, radii, p.materials(), gravity=True, kinds=kinds,
-                     timestep_fraction=p.timestep_fraction, mass_scaling=p.mass_scaling,
-                     body_acceleration_m_s2=(-p.packing_acceleration_m_s2, 0.0, 0.0),
-                     background_damping_per_s=p.packing_damping_per_s, bottom_z_um=0.0,
+    sim = Simulation(x0, radii, materials(pa), gravity=True, kinds=kinds,
+                     timestep_fraction=dm.timestep_fraction, mass_scaling=dm.mass_scaling,
+                     body_acceleration_m_s2=(-dm.packing_acceleration_m_s2, 0.0, 0.0),
+                     background_damping_per_s=dm.packing_damping_per_s, bottom_z_um=0.0,
                      box_yx_um=(0.0, box, 0.0, box),
-                     bond_model=BondModel(youngs_modulus_pa=p.bond_youngs_modulus_pa,
-                                          radius_fraction=p.bond_radius_fraction,
-                                          tensile_strength_pa=p.bond_strength_pa,
-                                          shear_strength_pa=p.bond_strength_pa),
+                     bond_model=bond_model(dm),
                      skin_um=0.3 * radii.min(), arch=arch)
     # frictionless packing gives the dense structure of a calendered coating
-    sim.set_materials(tuple(replace(m, friction=0.0, rolling_friction=0.0) for m in p.materials()))
+    sim.set_materials(tuple(replace(m, friction=0.0, rolling_friction=0.0) for m in materials(pa)))
     g = np.array([-9.81, 0.0, 0.0])
     n_growth = 50
     for k in range(n_growth):
         sim.set_radii(radii * (0.5 + 0.5 * (k + 1) / n_growth))
-        sim.run(p.growth_time_s / n_growth)
+        sim.run(dm.growth_time_s / n_growth)
         if k % 10 == 9:
             report(0.2 * (k + 1) / n_growth)
     _check(sim, "growth", box, 2 * height)
-    sim.run(p.deposit_time_s)
+    sim.run(dm.deposit_time_s)
     # ramp the body force down: switching it off would release its elastic
     # energy at once and throw the top particles off
     n_ramp = 20
     for k in range(n_ramp):
-        sim.set_body_acceleration(g + (1 - (k + 1) / n_ramp) * np.array([-p.packing_acceleration_m_s2, 0, 0]))
-        sim.run(p.settle_time_s / n_ramp)
-    sim.set_materials(p.materials())
-    sim.run(p.settle_time_s)
+        sim.set_body_acceleration(g + (1 - (k + 1) / n_ramp) * np.array([-dm.packing_acceleration_m_s2, 0, 0]))
+        sim.run(dm.settle_time_s / n_ramp)
+    sim.set_materials(materials(pa))
+    sim.run(dm.settle_time_s)
     _check(sim, "deposition", box, 2 * height)
-    n_fixed = sim.fix_touching_bottom(tolerance_um=p.bond_gap_um)
-    sim.form_bonds(bonding_kinds=(CBD,), tolerance_um=p.bond_gap_um)
+    n_fixed = sim.fix_touching_bottom(tolerance_um=dm.bond_gap_um)
+    sim.form_bonds(bonding_kinds=(CBD,), tolerance_um=dm.bond_gap_um)
     report(0.4)
     timing["deposition_s"] = time.perf_counter() - clock
 
     # 2. the cut
     x = sim.positions_um
-    r_cut = 0.5 * p.pillar_diameter_um
+    r_cut = 0.5 * scenario.pillar.diameter_um
     inside = (x[:, 1] - 0.5 * box) ** 2 + (x[:, 2] - 0.5 * box) ** 2 <= r_cut ** 2
     sim = sim.subset(inside)
     held = held_by_binder(sim.n, sim.bonds[sim.bonds_intact], sim.fixed)
@@ -450,8 +296,8 @@ def simulate_pillar(protocol, *, arch="cpu", progress=None):
         max_move[0] = max(max_move[0], float(np.max(np.linalg.norm(s.positions_um - before, axis=1))))
     # dynamic relaxation: the drag brings the cut pillar to rest (rattlers
     # in the packing would otherwise keep their speed); it is off afterwards
-    sim.run(p.cut_relax_time_s, callback=track, every_steps=max(1, p.record_every_steps * 10))
-    sim.set_background_damping(p.compression_damping_per_s)
+    sim.run(dm.cut_relax_time_s, callback=track, every_steps=max(1, dm.record_every_steps * 10))
+    sim.set_background_damping(dm.compression_damping_per_s)
     _check(sim, "relaxation after the cut", box, 2 * height)
     top_after = float(np.max(sim.positions_um[:, 0] + sim.radii_um))
     report(0.5)
@@ -464,25 +310,25 @@ def simulate_pillar(protocol, *, arch="cpu", progress=None):
         kinetic, elastic = s.energies()
         rows.append((s.time_s, s.head_z_um, s.head_force_n, kinetic, elastic))
 
-    speed_um_s = p.head_speed_m_s * 1e6
-    head_radius = p.head_radius_um if p.head_radius_um > 0 else None
-    sim.set_head(top_after + p.approach_gap_um, -speed_um_s, radius_um=head_radius,
+    speed_um_s = co.head_speed_m_s * 1e6
+    head_radius = co.head_radius_um if co.head_radius_um > 0 else None
+    sim.set_head(top_after + dm.approach_gap_um, -speed_um_s, radius_um=head_radius,
                  center_yx_um=(0.5 * box, 0.5 * box))
     records = [_snapshot(sim, 0.0)]
     record(sim)
     while sim.head_force_n <= 0.0:
-        sim.run(p.record_every_steps * sim.dt_s, callback=record, every_steps=p.record_every_steps)
+        sim.run(dm.record_every_steps * sim.dt_s, callback=record, every_steps=dm.record_every_steps)
         if sim.head_z_um < 0:
             raise RuntimeError("the head never touched the pillar")
     contact_z = next(z for (_, z, f, _, _) in rows if f > 0)
-    n_move = len(p.steps_um) - 1
-    for k, travel in enumerate(p.steps_um[1:]):
+    n_move = len(co.steps_um) - 1
+    for k, travel in enumerate(co.steps_um[1:]):
         target = contact_z - travel
         sim.set_head(sim.head_z_um, -speed_um_s, target_z_um=target, radius_um=head_radius,
                      center_yx_um=(0.5 * box, 0.5 * box))
         while sim.head_velocity_um_s != 0.0:
-            sim.run(p.record_every_steps * sim.dt_s, callback=record, every_steps=p.record_every_steps)
-        sim.run(p.hold_time_s, callback=record, every_steps=p.record_every_steps)
+            sim.run(dm.record_every_steps * sim.dt_s, callback=record, every_steps=dm.record_every_steps)
+        sim.run(co.hold_time_s, callback=record, every_steps=dm.record_every_steps)
         _check(sim, f"compression step {k + 1}", box, 2 * height)
         records.append(_snapshot(sim, travel))
         report(0.5 + 0.5 * (k + 1) / n_move)
@@ -493,9 +339,9 @@ def simulate_pillar(protocol, *, arch="cpu", progress=None):
     ratio = table[loaded, 3] / table[loaded, 4]
     # inertial number of the last hold: strain rate x d50 x sqrt(rho / p)
     height_um = top_after
-    pressure_pa = max(table[-1, 2], 0.0) / (math.pi * (0.5e-6 * p.pillar_diameter_um) ** 2)
-    inertial = (p.head_speed_m_s / (height_um * 1e-6) * p.nmc_d50_um * 1e-6
-                * math.sqrt(p.nmc_density_kg_m3 * p.mass_scaling / pressure_pa)) if pressure_pa > 0 else math.inf
+    pressure_pa = max(table[-1, 2], 0.0) / (math.pi * (0.5e-6 * scenario.pillar.diameter_um) ** 2)
+    inertial = (co.head_speed_m_s / (height_um * 1e-6) * pa.nmc_d50_um * 1e-6
+                * math.sqrt(pa.nmc_density_kg_m3 * dm.mass_scaling / pressure_pa)) if pressure_pa > 0 else math.inf
     info = dict(
         dt_s=sim.dt_s, n_steps=sim.n_steps, n_rebuilds=sim.n_rebuilds,
         n_particles_slab=len(radii), n_particles=sim.n, n_nmc=int(np.sum(sim.kinds == NMC)),
@@ -510,12 +356,4 @@ def simulate_pillar(protocol, *, arch="cpu", progress=None):
     energies = table[:, [0, 3, 4]]
     report(1.0)
     return Trajectory(steps=tuple(records), force_displacement=fd, energies=energies, contact_z_um=float(contact_z),
-                      protocol=p, info=info)
-
-
-def protocol_dict(protocol):
-    """The protocol as a plain dict (for JSON)."""
-    out = asdict(protocol)
-    out["steps_um"] = list(out["steps_um"])
-    out["mass_ratio_nmc_carbon_pvdf"] = list(out["mass_ratio_nmc_carbon_pvdf"])
-    return out
+                      info=info)

@@ -57,26 +57,27 @@ class BondModel:
     youngs_modulus_pa : float
         Modulus of the binder cylinder; the normal stiffness of a bond is
         ``E A / L0`` (N/m) with ``A = pi (radius_fraction min(R1, R2))^2`` and
-        ``L0`` the centre distance when the bond formed. Default: the CBD
-        modulus of Ngandjong et al. 2021 (2 GPa).
+        ``L0`` the centre distance when the bond formed.
     poisson_ratio : float
         Shear stiffness is ``k_n / (2 (1 + nu))``.
     radius_fraction : float
         Bond radius relative to the smaller particle.
     tensile_strength_pa, shear_strength_pa : float
         A bond breaks when ``k_n max(stretch, 0) / A`` or ``k_t |shear| / A``
-        exceeds these (Pa). Default 5 MPa, the order of PVDF-bound
-        electrode tensile strengths.
+        exceeds these (Pa).
     damping_ratio : float
         Viscous damping of the bond springs relative to critical.
+
+    The values a pillar uses come from the scenario's ``[dem]`` section;
+    this class has no defaults of its own.
     """
 
-    youngs_modulus_pa: float = 2e9
-    poisson_ratio: float = 0.3
-    radius_fraction: float = 0.5
-    tensile_strength_pa: float = 5e6
-    shear_strength_pa: float = 5e6
-    damping_ratio: float = 0.2
+    youngs_modulus_pa: float
+    poisson_ratio: float
+    radius_fraction: float
+    tensile_strength_pa: float
+    shear_strength_pa: float
+    damping_ratio: float
 
     def __post_init__(self):
         for name in ("youngs_modulus_pa", "radius_fraction", "tensile_strength_pa", "shear_strength_pa"):
@@ -129,8 +130,8 @@ class Simulation:
         Height of the bottom wall (µm); none by default.
     box_yx_um : (4,) array_like, optional
         Frictionless side walls ``(y_lo, y_hi, x_lo, x_hi)`` (µm).
-    bond_model : BondModel
-        Bond constants (bonds exist only after :meth:`form_bonds`).
+    bond_model : BondModel, optional
+        Bond constants; needed before :meth:`form_bonds`.
     skin_um : float, optional
         Verlet skin; half the smallest radius by default.
     arch : {"cpu", "gpu"}
@@ -145,7 +146,7 @@ class Simulation:
                  kinds=None, orientations=None, angular_velocities_rad_s=None,
                  timestep_fraction=0.2, dt_s=None, mass_scaling=1.0,
                  body_acceleration_m_s2=None, background_damping_per_s=0.0,
-                 bottom_z_um=None, box_yx_um=None, bond_model=BondModel(), skin_um=None,
+                 bottom_z_um=None, box_yx_um=None, bond_model=None, skin_um=None,
                  arch="cpu", driver=None):
         x = np.asarray(positions_um, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != 3 or len(x) == 0:
@@ -518,6 +519,10 @@ class Simulation:
         square roots and as many divisions per bond and step.
         """
         b, i, j, d0 = self.bond_model, self._s["bd_i"], self._s["bd_j"], self._s["bd_d0"]
+        if len(d0) == 0:
+            return np.zeros((0, 6))
+        if b is None:
+            raise ValueError("bond_model: expected a BondModel to form bonds, got None")
         r, m = self._radius_si, self._mass
         area = np.pi * (b.radius_fraction * np.minimum(r[i], r[j])) ** 2
         kn = b.youngs_modulus_pa * area / d0

@@ -1,0 +1,186 @@
+"""A finished (or partly finished) run folder, read lazily.
+
+:func:`load_run` opens the folder that ``synthcal run`` writes (layout in
+ARCHITECTURE.md); nothing is read until asked. The pipeline's own stages read
+their inputs through the same object, so the file names live in one place.
+
+Examples
+--------
+>>> run = load_run("runs/quick")                          # doctest: +SKIP
+>>> volume = run.volume(1)                                # doctest: +SKIP
+>>> field = run.dvc(1)                                    # doctest: +SKIP
+"""
+
+import json
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from analysis import layout
+from analysis.io import read_volume
+
+FOLDERS = {"dem": "dem", "phantom": "truth", "projections": "projections", "reconstruct": "volumes",
+           "preprocess": "analysis/preprocess", "dvc": "analysis/dvc", "strain": "analysis/strain",
+           "pores": "analysis/pores", "score": "validation", "report": "report"}
+"""Stage name -> its folder in the run."""
+
+step_name = layout.step_name
+
+
+def analysis_settings(scenario, grid):
+    """The analysis chain's settings of a synthetic run (``[dvc]``, ``[pores]``, the grid's geometry)."""
+    from synthcal.scenario import chain_settings
+
+    box_um = scenario.dvc.registration_box_um
+    box = None
+    if box_um:
+        box = [(sl.start, sl.stop) for sl in grid.box_um_to_recon_slices(box_um)]
+    return chain_settings(scenario.dvc, scenario.pores, scenario.imaging.voxel_size_um,
+                          registration_box=box)
+
+
+class Run:
+    """One run folder (see :func:`load_run`).
+
+    Parameters
+    ----------
+    path : str or Path
+        The run folder.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def folder(self, stage):
+        """Output folder of ``stage`` (a name of :data:`FOLDERS`)."""
+        return self.path / FOLDERS[stage]
+
+    @cached_property
+    def scenario(self):
+        """The resolved scenario the run was made with."""
+        from synthcal.scenario import load
+
+        return load(self.path / "scenario.toml")
+
+    @property
+    def voxel_size_um(self):
+        return self.scenario.imaging.voxel_size_um
+
+    @property
+    def steps(self):
+        """Load-step indices (0 = uncompressed)."""
+        return list(range(self.scenario.n_steps))
+
+    @cached_property
+    def grid(self):
+        """The phantom grid (:class:`synthcal.grid.Grid`)."""
+        from synthcal.grid import Grid
+
+        return Grid.read(self.folder("phantom") / "grid.json")
+
+    def analysis_settings(self):
+        """The :class:`analysis.chain.ChainSettings` the pipeline analysed this run with."""
+        return analysis_settings(self.scenario, self.grid)
+
+    def trajectory(self):
+        """The DEM trajectory (:class:`synthcal.dem.protocol.Trajectory`)."""
+        from synthcal.dem.io import read_trajectory
+
+        return read_trajectory(self.folder("dem"))
+
+    def force_displacement(self):
+        """(K, 3) table: time (s), head travel (µm), head force (N)."""
+        return np.loadtxt(self.folder("dem") / "force_displacement.csv", delimiter=",", skiprows=1, ndmin=2)
+
+    def truth_labels(self, k):
+        """Phase labels of the phantom of step ``k`` (phantom grid, uint8, ``analysis.phases.Phase``)."""
+        return read_volume(self.folder("phantom") / f"{step_name(k)}_labels.tif")[0]
+
+    def attenuation(self, k):
+        """Linear attenuation (1/µm) of the phantom of step ``k``."""
+        return read_volume(self.folder("phantom") / f"{step_name(k)}_mu.tif")[0]
+
+    def owner(self, k):
+        """Particle owning each phantom voxel of step ``k`` (-1: none), memory-mapped."""
+        return np.load(self.folder("phantom") / f"{step_name(k)}_owner.npy", mmap_mode="r")
+
+    def projections(self, k):
+        """``(counts, flats, darks)`` of the scan of step ``k``: (frame, row z, column)."""
+        stem = self.folder("projections") / step_name(k)
+        return tuple(read_volume(f"{stem}_{name}.tif")[0] for name in ("counts", "flats", "darks"))
+
+    def angles_deg(self):
+        return np.loadtxt(self.folder("projections") / "angles_deg.csv", skiprows=1, ndmin=1)
+
+    def drift_voxels(self):
+        """Simulated rigid drift of each scan, (n_steps, 3) voxels."""
+        return np.asarray(json.loads((self.folder("projections") / "drift_voxels.json").read_text()), float)
+
+    def volume(self, k):
+        """Reconstruction of step ``k`` (float32, 1/µm, z-y-x)."""
+        return read_volume(self.folder("reconstruct") / f"{step_name(k)}.tif")[0]
+
+    def volumes(self):
+        return layout.read_series(self.folder("reconstruct"), self.scenario.n_steps)
+
+    def processed(self, k):
+        """Preprocessed (filtered, matched, registered) volume of step ``k``."""
+        return read_volume(self.folder("preprocess") / f"{step_name(k)}.tif")[0]
+
+    def processed_volumes(self):
+        return layout.read_series(self.folder("preprocess"), self.scenario.n_steps)
+
+    def registration(self):
+        """``(transforms, region)`` of the preprocessing."""
+        return layout.read_registration(self.folder("preprocess"))
+
+    def dvc(self, k, edge_voxels=None):
+        """DVC node field of step ``k`` (dict of arrays, voxels); another edge of the subvolume study
+        with ``edge_voxels``."""
+        chosen = None if edge_voxels is None else self.analysis_settings().subvolume_voxels
+        return layout.read_dvc(self.folder("dvc"), k, edge_voxels, chosen)
+
+    def strain(self, k):
+        """Strain fields of step ``k`` (dict of arrays)."""
+        with np.load(self.folder("strain") / f"{step_name(k)}.npz") as data:
+            return dict(data)
+
+    def pore_summary(self):
+        """Per step: thresholds, phase fractions, mean pore radius (list of dict)."""
+        return json.loads((self.folder("pores") / "summary.json").read_text())
+
+    def segmentation(self, k):
+        """Three-phase segmentation of step ``k`` (uint8)."""
+        return read_volume(self.folder("pores") / f"{step_name(k)}_labels.tif")[0]
+
+    def scores(self):
+        """``validation/scores.json`` as a dict."""
+        return json.loads((self.folder("score") / "scores.json").read_text())
+
+    def node_truth(self):
+        """Truth at the DVC nodes: ``step{k}_displacement_voxels``, ``_error_voxels``, ``_strain``."""
+        with np.load(self.folder("score") / "node_truth.npz") as data:
+            return dict(data)
+
+
+def load_run(path):
+    """Open a run folder written by ``synthcal run``.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    Run
+
+    Raises
+    ------
+    ValueError
+        When ``path`` holds no ``scenario.toml``.
+    """
+    path = Path(path)
+    if not (path / "scenario.toml").is_file():
+        raise ValueError(f"{path}: not a run folder (expected scenario.toml in it)")
+    return Run(path)
