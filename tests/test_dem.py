@@ -1,5 +1,6 @@
 """DEM engine against contact mechanics: Hertz, restitution, Coulomb, bonds."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -114,9 +115,12 @@ def test_sliding_sphere_obeys_coulomb_and_ends_rolling():
     assert sim.angular_velocities_rad_s[0, 1] * r_um == pytest.approx(5 / 7 * v0, rel=1e-2)
 
 
+BOND = BondModel(youngs_modulus_pa=2e9, poisson_ratio=0.3, radius_fraction=0.5, tensile_strength_pa=5e6,
+                 shear_strength_pa=5e6, damping_ratio=0.2)
+
+
 def _bonded_pair(load_fraction):
-    bond = BondModel(youngs_modulus_pa=2e9, poisson_ratio=0.3, radius_fraction=0.5, tensile_strength_pa=5e6,
-                     shear_strength_pa=5e6, damping_ratio=0.2)
+    bond = BOND
     r = 0.65
     sim = Simulation([[r, 5.0, 5.0], [3 * r + 0.02, 5.0, 5.0]], [r, r], CBD, bottom_z_um=0.0, bond_model=bond)
     sim.fix_touching_bottom(0.0)
@@ -208,8 +212,7 @@ def _busy_run(driver, perm=None):
                         rolling_friction=0.1) for m in (NMC, CBD)]
     sim = Simulation(x, r, rolling, kinds=kinds, velocities_um_s=v,
                      bottom_z_um=0.0, box_yx_um=(0, 13, 0, 13), gravity=True, background_damping_per_s=1e5,
-                     bond_model=BondModel(youngs_modulus_pa=2e9, poisson_ratio=0.3, radius_fraction=0.5,
-                                          tensile_strength_pa=STRENGTH, shear_strength_pa=STRENGTH, damping_ratio=0.2),
+                     bond_model=dataclasses.replace(BOND, tensile_strength_pa=STRENGTH, shear_strength_pa=STRENGTH),
                      skin_um=0.02, driver=driver)
     sim.form_bonds(tolerance_um=0.3)
     sim.set_head(float(np.max(x[:, 0] + r)), -1e6, radius_um=4.0, center_yx_um=(6.5, 6.5))
@@ -290,7 +293,7 @@ def test_gpu_driver_matches_the_cpu_driver():
 
 def test_subset_keeps_bonds_between_kept_particles():
     x = np.array([[0.65, 5, 5], [0.65, 5, 6.3], [0.65, 5, 7.6], [0.65, 5, 8.9]])
-    sim = Simulation(x, np.full(4, 0.65), CBD, bottom_z_um=0.0)
+    sim = Simulation(x, np.full(4, 0.65), CBD, bottom_z_um=0.0, bond_model=BOND)
     assert sim.form_bonds(bonding_kinds=(0,), tolerance_um=0.01) == 3
     sub = sim.subset(np.array([True, True, False, True]))
     assert sub.n == 3

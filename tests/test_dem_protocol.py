@@ -12,7 +12,7 @@ from conftest import TINY as TINY_TOML
 
 # the tiny scenario with shorter phases: ~20 s on 2 shared cores
 TINY = sc.with_overrides(sc.load(TINY_TOML), [
-    "compression.steps_um=[0.0, 1.0, 2.0]", "compression.hold_time_s=2e-6", "dem.growth_time_s=2e-6",
+    "seed=0", "compression.steps_um=[0.0, 1.0, 2.0]", "compression.hold_time_s=2e-6", "dem.growth_time_s=2e-6",
     "dem.deposit_time_s=2e-6", "dem.settle_time_s=2e-6", "dem.cut_relax_time_s=2e-6"])
 
 
@@ -67,7 +67,7 @@ def _small(seed):
     """A pillar of a few dozen particles with short phases (for repeated runs)."""
     return sc.with_overrides(TINY, [
         f"seed={seed}", "electrode.slab_width_um=15.0", "pillar.diameter_um=9.0", "electrode.thickness_um=7.0",
-        "compression.steps_um=[0.0, 0.5]", "compression.hold_time_s=5e-7", "dem.growth_time_s=2e-6",
+        "compression.steps_um=[0.0, 0.5]", "imaging.drift_um=[]", "compression.hold_time_s=5e-7", "dem.growth_time_s=2e-6",
         "dem.deposit_time_s=1e-6", "dem.settle_time_s=1e-6", "dem.cut_relax_time_s=1e-6"])
 
 
