@@ -12,7 +12,7 @@ runs its imaging chain on one load step without the DEM:
    NMC (CBD-CBD overlap up to 30 % of a diameter allowed), random
    quaternions; ``numpy.random.default_rng(0)``.
 1. phantom: :func:`synthcal.phantom.voxelise` on the grid of
-   :func:`synthcal.stages.phantom_grid` (whole pillar, foil below, head on
+   :meth:`synthcal.grid.Grid.around_particles` (whole pillar, foil below, head on
    the pillar top, 5.4 keV, supersampling 2 as in ``scenarios/paper.toml``).
 2. projections: :func:`synthcal.xray.simulate_scan`, 801 angles over ±70°,
    n_det = 508, incident 5000 counts, 10 flats.
@@ -62,7 +62,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -155,12 +154,11 @@ def build_particles(seed=0):
 
 
 def paper_grid(positions, radii):
-    from synthcal.stages import phantom_grid
+    from synthcal.grid import Grid
 
-    imaging = SimpleNamespace(voxel_size_um=VOXEL_UM, field_of_view_um=FOV_UM,
-                              foil_margin_um=MARGIN_UM, head_margin_um=MARGIN_UM)
-    step = SimpleNamespace(positions_um=positions, radii_um=radii)
-    return phantom_grid(SimpleNamespace(imaging=imaging), step)
+    head_z = float(np.max(positions[:, 0] + radii))
+    return Grid.around_particles(positions, radii, [head_z], voxel_size_um=VOXEL_UM, field_of_view_um=FOV_UM,
+                                 foil_top_z_um=0.0, foil_margin_um=MARGIN_UM, head_margin_um=MARGIN_UM)
 
 
 # --- stages, each run in its own process -----------------------------------
@@ -265,21 +263,20 @@ def main(argv=None):
         positions, radii, kinds, quats = build_particles(0)
         t_particles = time.perf_counter() - t
         grid = paper_grid(positions, radii)
-        full_nz = grid["shape"][0]
-        shape, origin = list(grid["shape"]), list(grid["origin_um"])
+        full_nz = grid.shape[0]
+        shape, origin = list(grid.shape), list(grid.origin_um)
         if args.slab:
             k0 = full_nz // 2 - args.slab // 2
             origin[0] += k0 * VOXEL_UM
             shape[0] = args.slab
-        head_z = float(np.max(positions[:, 0] + radii))
-        cfg = {"shape": shape, "origin_um": origin, "n_det": grid["n_det"], "head_z_um": head_z,
-               "foil_top_z_um": grid["foil_top_z_um"]}
+        cfg = {"shape": shape, "origin_um": origin, "n_det": grid.n_det, "head_z_um": grid.head_z_um[0],
+               "foil_top_z_um": grid.foil_top_z_um}
         (work / "config.json").write_text(json.dumps(cfg))
         np.savez(work / "particles.npz", positions=positions, radii=radii, kinds=kinds, quaternions=quats)
         solid = np.sum(4 / 3 * np.pi * radii ** 3) / (np.pi * 40.0 ** 2 * PILLAR_HEIGHT_UM)
         print(f"particles: {int(np.sum(kinds == 0))} NMC + {int(np.sum(kinds == 1))} CBD, "
               f"solid fraction {solid:.3f} (sum of sphere volumes), built in {t_particles:.1f} s")
-        print(f"full grid {grid['shape']}, n_det {grid['n_det']}; running grid {shape} on {args.arch}")
+        print(f"full grid {grid.shape}, n_det {grid.n_det}; running grid {shape} on {args.arch}")
 
         scale = full_nz / shape[0]
         rows = []
