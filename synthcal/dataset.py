@@ -47,13 +47,21 @@ class Run:
     ----------
     path : str or Path
         The run folder.
+    readable : tuple of str, optional
+        Stages whose outputs may be read (default: all). The pipeline gives
+        each stage only its declared upstream stages, so a stage that reads
+        what its cache key does not cover fails at once.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, readable=None):
         self.path = Path(path)
+        self.readable = None if readable is None else tuple(readable)
 
     def folder(self, stage):
         """Output folder of ``stage`` (a name of :data:`FOLDERS`)."""
+        if self.readable is not None and stage not in self.readable:
+            raise RuntimeError(f"reading {stage}/ outputs, but the stage declares only {', '.join(self.readable)} "
+                               "upstream (add it to its Stage entry)")
         return self.path / FOLDERS[stage]
 
     @cached_property

@@ -205,7 +205,8 @@ def run(scenario, run_dir, *, arch="cpu", only=None, start=None, until=None, for
 def _run_stage(stage, scenario, run_dir, final, key, arch):
     bar = ProgressBar(stage.name, stage.what)
     with atomic_output(final, folder=True) as tmp:
-        stage.run(StageContext(scenario=scenario, run=Run(run_dir), out=tmp, arch=arch, progress=bar))
+        stage.run(StageContext(scenario=scenario, run=Run(run_dir, readable=stage.upstream), out=tmp, arch=arch,
+                                progress=bar))
         (tmp / STAMP).write_text(json.dumps({"stage": stage.name, "key": key}, sort_keys=True, indent=1) + "\n")
     bar.done()
     return "ran"

@@ -28,7 +28,7 @@ class Stage:
     sections : tuple of str
         What of the scenario the stage reads (its cache key with the seed):
         whole sections (``"dvc"``), single keys (``"imaging.voxel_size_um"``)
-        or top-level keys (``"name"``).
+        or top-level keys (``"name"``); ``"*"`` is the whole scenario.
     upstream : tuple of str
         Stages whose outputs it reads.
     what : str
@@ -221,8 +221,9 @@ STAGES = (
     Stage("score", ("name", _V, "dvc", "pores", "compression.steps_um"),
           ("dem", "phantom", "projections", "preprocess", "dvc", "strain", "pores"),
           "scoring the analysis against the truth", run_score),
-    Stage("report", ("name", _V, "dvc", "pores", "compression.steps_um", "validation"),
-          ("dem", "projections", "reconstruct", "dvc", "strain", "pores", "score"),
+    # the page shows the whole resolved scenario
+    Stage("report", ("*",),
+          ("dem", "phantom", "projections", "reconstruct", "dvc", "strain", "pores", "score"),
           "figures, meshes and the report page", run_report),
 )
 
