@@ -9,15 +9,28 @@ synthetic run is analysed, and its files named, exactly as a real one::
 
     preprocess/step{k}.tif          filtered, contrast-matched, registered volume
     preprocess/registration.json    region registered on and the rigid transform per step
-    dvc/step{k}.npz, .vtk           node field at the chosen subvolume edge (k >= 1)
+    dvc/step{k}.npz, .vtk, .csv     node field at the chosen subvolume edge (k >= 1)
+    dvc/step{k}.json                its frame, voxel size and registration transform
     dvc/study_step{k}_edge{E}vox.*  the same at the other edges of the subvolume study
-    strain/step{k}.npz, .csv        strain per node
+    strain/step{k}.npz, .csv        strain per node, from the total displacement
     pores/step{k}_labels.tif        segmentation (0 pore, 1 CBD, 2 NMC)
     pores/cpsd_step{k}.csv, cpsd.png, phase_fractions.csv, summary.json
 
 Volumes are indexed (z, y, x) in voxels; files say their voxel size in µm.
-A DVC node field holds NaN displacement at every node that is not ``ok``,
-and its ``status`` (:class:`analysis.dvc.Status`) says why.
+
+Displacement frames. The DVC correlates the reference with the *registered*
+scan, so what it measures is the residual after the rigid registration. Every
+DVC file holds, per node (positions ``nodes_vox`` and ``nodes_um`` in the
+reference scan):
+
+- ``displacement_vox``, ``displacement_um``: the total displacement from the
+  reference scan to the deformed scan, in the reference scan's voxel frame
+  (registration composed back in, :func:`analysis.transform.total_displacement`);
+  this is what a user compares with another DVC code run on the two scans;
+- ``residual_displacement_vox``: the displacement left after the registration.
+
+Both are NaN at every node that is not ``ok``; ``status``
+(:class:`analysis.dvc.Status`) says why.
 """
 
 import json
@@ -26,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.dvc import correlate
+from analysis.dvc import Status, correlate
 from analysis.io import atomic_output, write_volume
 from analysis.layout import dvc_stem, step_name
 from analysis.phases import SAMPLE_PHASES, Phase
@@ -36,7 +49,7 @@ from analysis.segment import threshold_three_phase
 from analysis.settings import ChainSettings  # noqa: F401  (the chain's one settings object)
 from analysis.strain import (displacement_gradient, equivalent_strain, green_lagrange, principal_strains,
                              small_strain, volumetric_strain)
-from analysis.transform import RigidTransform
+from analysis.transform import RigidTransform, total_displacement
 from analysis.vtk import write_vtk_nodes
 
 
@@ -88,7 +101,48 @@ class Preprocessed:
     region: tuple
 
 
-def preprocess_series(volumes, settings, *, sample_rows=None, arch="cpu", progress=None):
+def check_series(volumes, names=None):
+    """Refuse scans the chain cannot use, with one line naming the scan.
+
+    Parameters
+    ----------
+    volumes : list of ndarray
+        The reference first.
+    names : list of str, optional
+        How to name each scan in a message (file names); default ``volumes[k]``.
+
+    Returns
+    -------
+    tuple of 3 int
+        The common shape.
+    """
+    if len(volumes) < 1:
+        raise ValueError("volumes: expected at least one volume")
+    names = names or [f"volumes[{k}]" for k in range(len(volumes))]
+    shape = np.shape(volumes[0])
+    for name, v in zip(names, volumes):
+        v = np.asarray(v)
+        if v.ndim != 3 or not np.issubdtype(v.dtype, np.number):
+            raise ValueError(f"{name}: expected a 3D numeric volume (z, y, x), got shape {v.shape} dtype {v.dtype}")
+        if v.shape != shape:
+            raise ValueError(f"{name}: expected shape {shape} like the reference, got {v.shape}")
+        bad = int(np.count_nonzero(~np.isfinite(v))) if np.issubdtype(v.dtype, np.floating) else 0
+        if bad:
+            raise ValueError(f"{name}: {bad} voxels are NaN or Inf; expected finite grey values")
+        if v.min() == v.max():
+            raise ValueError(f"{name}: every voxel is {v.flat[0]}; expected a scan with some contrast")
+    return shape
+
+
+def check_subvolumes(shape, settings):
+    """Refuse subvolume edges larger than the volume, in one line."""
+    for edge in settings.subvolumes_voxels:
+        if edge > min(shape):
+            raise ValueError(f"subvolume: {edge} voxels ({edge * settings.voxel_size_um:g} um) is larger than the "
+                             f"volume's smallest extent, {min(shape)} voxels of shape {shape}")
+
+
+def preprocess_series(volumes, settings, *, sample_rows=None, names=None, arch="cpu", progress=None):
     """Median filter, contrast matching and rigid registration onto the first scan.
 
     Parameters
@@ -98,6 +152,8 @@ def preprocess_series(volumes, settings, *, sample_rows=None, arch="cpu", progre
     settings : ChainSettings
     sample_rows : list of (int, int), optional
         Per scan, the sample's first and end row (default: all rows).
+    names : list of str, optional
+        Names of the scans for error messages (see :func:`check_series`).
     arch : {"cpu", "gpu"}
     progress : callable, optional
 
@@ -105,16 +161,14 @@ def preprocess_series(volumes, settings, *, sample_rows=None, arch="cpu", progre
     -------
     Preprocessed
     """
-    if len(volumes) < 1:
-        raise ValueError("volumes: expected at least one volume")
-    shape = volumes[0].shape
-    for k, v in enumerate(volumes):
-        if v.shape != shape:
-            raise ValueError(f"volumes[{k}]: expected shape {shape} like the reference, got {v.shape}")
+    shape = check_series(volumes, names)
     if settings.registration_box is None:
         region = registration_region(shape, sample_rows[0] if sample_rows else None, settings.subvolume_voxels)
     else:
         region = tuple(slice(a, b) for a, b in settings.registration_box)
+        if any(not 0 <= r.start < r.stop <= n for r, n in zip(region, shape)):
+            raise ValueError(f"registration box: voxels {[[r.start, r.stop] for r in region]} are not inside "
+                             f"the volume of shape {shape}")
     n = len(volumes)
 
     def filtered(v):
@@ -150,7 +204,9 @@ def correlate_series(volumes, settings, *, sample_rows=None, arch="cpu", progres
     dict
         ``(k, edge_voxels) -> DVCResult`` for k >= 1.
     """
-    mask = sample_mask(volumes[0].shape, sample_rows[0] if sample_rows else None)
+    shape = volumes[0].shape
+    check_subvolumes(shape, settings)
+    mask = sample_mask(shape, sample_rows[0] if sample_rows else None)
     jobs = [(k, e) for e in settings.subvolumes_voxels for k in range(1, len(volumes))]
     results = {}
     for i, (k, edge) in enumerate(jobs):
@@ -237,8 +293,23 @@ def write_preprocessed(folder, pre, voxel_size_um):
         tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
 
 
-def write_dvc(folder, results, settings):
-    """Every node field of :func:`correlate_series` as ``.npz`` (voxels) and ``.vtk`` (µm, ParaView).
+DVC_FRAME = ("displacement_vox/_um: total displacement from the reference scan to the deformed scan, "
+             "reference-scan voxels (z, y, x) / um; residual_displacement_vox: after the rigid registration "
+             "(moving position of reference point p: registration.apply(p)); NaN where not ok")
+
+
+def write_dvc(folder, results, settings, transforms):
+    """Every node field of :func:`correlate_series`: ``.npz`` (arrays), ``.vtk`` (ParaView, µm),
+    ``.csv`` (one row per node) and ``.json`` (frame, voxel size, registration transform).
+
+    Parameters
+    ----------
+    folder : Path
+    results : dict
+        ``(k, edge_voxels) -> DVCResult`` on registered volumes.
+    settings : ChainSettings
+    transforms : list of RigidTransform
+        The registration of each scan (:class:`Preprocessed`).
 
     The VTK keeps NaN displacement at nodes that are not ok and carries
     ``ok`` and ``status`` arrays, so ParaView can tell a failed node from a
@@ -247,16 +318,37 @@ def write_dvc(folder, results, settings):
     v = settings.voxel_size_um
     for (k, edge), result in results.items():
         stem = Path(folder) / dvc_stem(k, edge, settings.subvolume_voxels)
-        np.savez(f"{stem}.npz", nodes=result.nodes, displacement=result.displacement, cc=result.cc,
+        total = total_displacement(transforms[k], result.nodes, result.displacement)
+        np.savez(f"{stem}.npz", nodes=result.nodes, nodes_um=result.nodes * v, displacement_vox=total,
+                 displacement_um=total * v, residual_displacement_vox=result.displacement, cc=result.cc,
                  ok=result.ok, iterations=result.iterations, status=result.status,
-                 subvolume_voxels=result.subvolume_voxels, voxel_size_um=v)
+                 subvolume_voxels=result.subvolume_voxels, voxel_size_um=v,
+                 registration_matrix=transforms[k].matrix(), frame=DVC_FRAME)
         write_vtk_nodes(f"{stem}.vtk", result.nodes * v,
-                        {"displacement_um": result.displacement * v, "cc": result.cc,
-                         "ok": result.ok.astype(np.int32), "status": result.status.astype(np.int32)})
+                        {"displacement_um": total * v, "residual_displacement_um": result.displacement * v,
+                         "cc": result.cc, "ok": result.ok.astype(np.int32), "status": result.status.astype(np.int32)},
+                        title="synthcal DVC nodes (um): total displacement in the reference scan's frame; "
+                              f"see {stem.name}.json")
+        table = np.column_stack([result.nodes, result.nodes * v, total, total * v, result.displacement,
+                                 result.cc, result.ok, result.status])
+        with atomic_output(f"{stem}.csv") as tmp:
+            np.savetxt(tmp, table, delimiter=",", fmt="%.8g", comments="# ",
+                       header=f"{DVC_FRAME}; voxel_size_um={v:g}; registration matrix [R|t] (moving = R p + t): "
+                              f"{json.dumps(np.round(transforms[k].matrix(), 10).tolist())}\n"
+                              "z_vox,y_vox,x_vox,z_um,y_um,x_um,uz_vox,uy_vox,ux_vox,uz_um,uy_um,ux_um,"
+                              "residual_uz_vox,residual_uy_vox,residual_ux_vox,cc,ok,status")
+        with atomic_output(f"{stem}.json") as tmp:
+            tmp.write_text(json.dumps({"frame": DVC_FRAME, "voxel_size_um": v, "step": k, "subvolume_voxels": edge,
+                                       "registration": transforms[k].to_dict(),
+                                       "status": {s.name: int(s) for s in Status}}, indent=1) + "\n")
 
 
 def write_strain(folder, k, nodes, fields, voxel_size_um):
-    """Strain of step ``k`` as ``step{k}.npz`` and a per-node CSV (µm positions)."""
+    """Strain of step ``k`` as ``step{k}.npz`` and a per-node CSV (µm positions).
+
+    The chain computes it from the total displacement (a rigid registration
+    changes no strain, to first order in its rotation).
+    """
     stem = Path(folder) / step_name(k)
     np.savez(f"{stem}.npz", nodes=nodes, **fields)
     eps = fields["small_strain"]
@@ -283,7 +375,7 @@ def write_pores(folder, analyses, voxel_size_um):
     plot_cpsd({step_name(k): a.cpsd for k, a in enumerate(analyses)}, folder / "cpsd.png")
 
 
-def run_chain(volumes, settings, out, *, sample_rows=None, arch="cpu", progress=None):
+def run_chain(volumes, settings, out, *, sample_rows=None, names=None, arch="cpu", progress=None):
     """The whole chain on a series of scans, into ``out`` (see the module docstring for the layout).
 
     ``out`` appears only when every file is written; an error leaves no
@@ -297,25 +389,30 @@ def run_chain(volumes, settings, out, *, sample_rows=None, arch="cpu", progress=
     out : str or Path
     sample_rows : list of (int, int), optional
         Per scan, the sample's first and end row; default all rows.
+    names : list of str, optional
+        Names of the scans for error messages (e.g. their files).
     arch : {"cpu", "gpu"}
     progress : callable, optional
         Called as ``progress(fraction)`` over the whole chain.
     """
     if len(volumes) < 2:
         raise ValueError("volumes: expected a reference and at least one deformed volume")
+    check_subvolumes(check_series(volumes, names), settings)
     v = settings.voxel_size_um
     report = progress or (lambda fraction: None)
     with atomic_output(out, folder=True) as tmp:
         for name in ("preprocess", "dvc", "strain", "pores"):
             (tmp / name).mkdir()
-        pre = preprocess_series(volumes, settings, sample_rows=sample_rows, arch=arch, progress=_sub(report, 0, 0.2))
+        pre = preprocess_series(volumes, settings, sample_rows=sample_rows, names=names, arch=arch,
+                                progress=_sub(report, 0, 0.2))
         write_preprocessed(tmp / "preprocess", pre, v)
         results = correlate_series(pre.volumes, settings, sample_rows=sample_rows, arch=arch,
                                    progress=_sub(report, 0.2, 0.8))
-        write_dvc(tmp / "dvc", results, settings)
+        write_dvc(tmp / "dvc", results, settings, pre.transforms)
         for k in range(1, len(volumes)):
             field = results[k, settings.subvolume_voxels]
-            write_strain(tmp / "strain", k, field.nodes, strain_fields(field.nodes, field.displacement, field.ok), v)
+            total = total_displacement(pre.transforms[k], field.nodes, field.displacement)
+            write_strain(tmp / "strain", k, field.nodes, strain_fields(field.nodes, total, field.ok), v)
         analyses = pores_series(pre.volumes, settings, sample_rows=sample_rows, arch=arch,
                                 progress=_sub(report, 0.8, 1.0))
         write_pores(tmp / "pores", analyses, v)

@@ -101,3 +101,35 @@ class RigidTransform:
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"transform: expected rotation (3x3), translation_voxels, centre_voxels and cc, "
                              f"got {exc.__class__.__name__}: {exc}") from None
+
+
+def total_displacement(transform, nodes_voxels, residual_voxels):
+    """Displacement from the reference scan to the moving scan, from a DVC on registered volumes.
+
+    The registered volume shows at ``x`` the moving scan's material at
+    ``transform.apply(x)``; a DVC between the reference and the registered
+    volume finds the material of reference point ``p`` at ``p + r`` there. So
+    the moving scan holds it at ``transform.apply(p + r)``, and the total
+    displacement is ``transform.apply(p + r) - p``.
+
+    Parameters
+    ----------
+    transform : RigidTransform
+        The registration (reference -> moving scan).
+    nodes_voxels, residual_voxels : (N, 3) array_like
+        Node positions in the reference and the displacement measured on the
+        registered volume, voxels (z, y, x); NaN stays NaN.
+
+    Returns
+    -------
+    (N, 3) ndarray
+        Total displacement, voxels of the reference scan.
+
+    Examples
+    --------
+    >>> t = RigidTransform(np.eye(3), np.array([2.0, 0.0, -1.0]), np.zeros(3), cc=1.0)
+    >>> total_displacement(t, [[5.0, 5.0, 5.0]], [[0.5, 0.0, 0.0]]).tolist()
+    [[2.5, 0.0, -1.0]]
+    """
+    nodes = np.asarray(nodes_voxels, dtype=np.float64)
+    return transform.apply(nodes + np.asarray(residual_voxels, dtype=np.float64)) - nodes

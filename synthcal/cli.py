@@ -133,6 +133,10 @@ def _analyse(args):
         raise ValueError(f"{args.volumes[0]}: no voxel size in the TIFF metadata; pass --voxel-size-um")
     if not v > 0:
         raise ValueError(f"--voxel-size-um: expected > 0, got {v}")
+    for path, size in zip(args.volumes[1:], sizes[1:]):
+        if args.voxel_size_um is None and size is not None and not np.isclose(size, sizes[0], rtol=1e-6):
+            raise ValueError(f"{path}: voxel size {size:g} um differs from the reference's {sizes[0]:g} um "
+                             "(resample it, or pass --voxel-size-um to use one size for all)")
     dvc = dataclasses.replace(Dvc(), subvolume_um=args.subvolume_um, max_displacement_um=args.max_displacement_um,
                               node_spacing_um=args.node_spacing_um or args.subvolume_um / 2,
                               median_filter_size=args.median_size, cc_threshold=args.cc_threshold,
@@ -147,7 +151,8 @@ def _analyse(args):
         z0, z1 = (np.asarray(args.sample_z_um, float) / v)
         rows = [(int(np.ceil(z0)), int(np.floor(z1)) + 1)] * len(volumes)
     bar = ProgressBar("analyse", "median filter, registration, DVC, strain, segmentation, CPSD")
-    run_chain(list(volumes), settings, Path(args.out), sample_rows=rows, arch=args.arch, progress=bar)
+    run_chain(list(volumes), settings, Path(args.out), sample_rows=rows, names=list(args.volumes), arch=args.arch,
+              progress=bar)
     bar.done()
     print(f"analysis of {len(volumes)} volumes written to {args.out}")
     return 0

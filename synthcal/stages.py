@@ -165,7 +165,7 @@ def run_dvc(ctx):
     settings = analysis_settings(ctx.scenario, ctx.run.grid)
     results = correlate_series(ctx.run.processed_volumes(), settings, sample_rows=ctx.run.grid.sample_rows,
                                arch=ctx.arch, progress=ctx.progress)
-    write_dvc(ctx.out, results, settings)
+    write_dvc(ctx.out, results, settings, ctx.run.registration()[0])
 
 
 def run_strain(ctx):
@@ -173,7 +173,7 @@ def run_strain(ctx):
 
     for k in range(1, ctx.scenario.n_steps):
         field = ctx.run.dvc(k)
-        write_strain(ctx.out, k, field["nodes"], strain_fields(field["nodes"], field["displacement"], field["ok"]),
+        write_strain(ctx.out, k, field["nodes"], strain_fields(field["nodes"], field["displacement_vox"], field["ok"]),
                      ctx.scenario.imaging.voxel_size_um)
 
 

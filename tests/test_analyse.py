@@ -30,8 +30,10 @@ def test_analyse_recovers_rigid_shift_by_registration(tmp_path):
     assert np.allclose(matrix[:, 3], shift, atol=0.05)
     field = np.load(out / "dvc" / "step1.npz")
     assert field["ok"].mean() > 0.8
-    # Registration took the shift out: what is left is (near) zero everywhere.
-    assert np.nanmax(np.abs(field["displacement"][field["ok"]])) < 0.1
+    # Registration took the shift out of the residual; the total puts it back.
+    ok = field["ok"]
+    assert np.nanmax(np.abs(field["residual_displacement_vox"][ok])) < 0.1
+    assert np.nanmax(np.abs(field["displacement_vox"][ok] - shift)) < 0.1
     volume, voxel_size_um = read_volume(out / "preprocess" / "step1.tif")
     assert voxel_size_um == 0.5 and volume.shape == (40, 40, 40)
     for name in ("pores/phase_fractions.csv", "pores/cpsd_step0.csv", "pores/cpsd.png", "pores/step1_labels.tif",

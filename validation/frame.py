@@ -120,7 +120,8 @@ def _node_regions(nodes, grid, shape, edge):
 
 def score_dvc(truth, field, step, shape):
     """DVC scores of one node field against the truth (see TruthFrame)."""
-    nodes, measured, ok, cc = field["nodes"], field["displacement"], field["ok"], field["cc"]
+    # the residual on the registered volumes: the truth is undone the same way (see TruthFrame)
+    nodes, measured, ok, cc = field["nodes"], field["residual_displacement_vox"], field["ok"], field["cc"]
     edge = int(field["subvolume_voxels"])
     centre, solid, combined = truth.dvc_truth(nodes, step, edge)
     v = truth.v

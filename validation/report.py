@@ -142,7 +142,7 @@ def _dvc_figures(run, out, labels):
         dvc, strain = run.dvc(k), run.strain(k)
         nodes, ok = dvc["nodes"], dvc["ok"]
         strains.append((nodes, strain["small_strain"][:, 0, 0]))
-        vectors.append(dvc["displacement"])
+        vectors.append(dvc["displacement_vox"])
         ccs.append((nodes, dvc["cc"]))
         err = node_truth[f"{step_name(k)}_error_voxels"]
         errors.append((nodes, err))
@@ -154,7 +154,7 @@ def _dvc_figures(run, out, labels):
     fg.node_maps(errors, compressed, "true error (voxels)", out / "dvc_error_maps.png", cmap="magma", vmin=0,
                  voxel_size_um=v)
     fg.error_vs_cc([e for e, _ in err_cc], [c for _, c in err_cc], compressed, out / "error_vs_cc.png")
-    return [("strain_maps.png", "Strain ε_zz on the central node plane with displacement vectors"),
+    return [("strain_maps.png", "Strain ε_zz on the central node plane with the total displacement"),
             ("cc_maps.png", "Correlation coefficient per node (central plane)"),
             ("dvc_error_maps.png", "DVC error against the truth per node (central plane)"),
             ("error_vs_cc.png", "True DVC error against correlation coefficient")]

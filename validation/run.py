@@ -12,6 +12,7 @@ from analysis.chain import sample_mask, strain_fields
 from analysis.layout import step_name
 from analysis.phases import SAMPLE_PHASES, Phase
 from analysis.pores import cpsd, phase_fractions
+from analysis.transform import total_displacement
 from validation.frame import score_dvc, truth_frame
 from validation.score import tensor_rms_error
 
@@ -47,7 +48,9 @@ def _score_step(run, truth, k, settings, shape, arch):
     field = run.dvc(k)
     dvc, combined, error = score_dvc(truth, field, k, shape)
     usable = field["ok"] & np.all(np.isfinite(combined), axis=1)
-    true_strain = strain_fields(field["nodes"], combined, usable)["small_strain"]
+    # the measured strain is of the total field: compose the truth with the same registration
+    true_total = total_displacement(truth.transforms[k], field["nodes"], combined)
+    true_strain = strain_fields(field["nodes"], true_total, usable)["small_strain"]
     pores, phases = _pore_scores(run.pore_summary()[k], *truth_pores(run, k, settings, arch))
     row = {"step": k, "head_travel_um": run.scenario.compression.steps_um[k], "dvc": dvc,
            "strain": tensor_rms_error(run.strain(k)["small_strain"], true_strain, valid=usable),
