@@ -37,7 +37,11 @@ def test_sphere_volume_partial_volume(offset, radius_voxels):
     r = radius_voxels * H
     ph = one_sphere(centre, r, 28)
     assert solid_fraction(ph).sum() * H**3 == pytest.approx(4 / 3 * np.pi * r**3, rel=0.01)
-    assert (ph.labels == NMC).sum() * H**3 == pytest.approx(4 / 3 * np.pi * r**3, rel=0.03)
+    # labels are those of voxel centres: the count of lattice points in the ball, worked out here
+    # (a few thousand points); points within float32 rounding of the surface may go either way
+    distance = np.linalg.norm(np.indices(ph.labels.shape).reshape(3, -1).T - centre, axis=1) * H
+    inside, on_or_inside = np.sum(distance < r - 1e-5 * H), np.sum(distance <= r + 1e-5 * H)
+    assert inside <= (ph.labels == NMC).sum() <= on_or_inside
 
 
 def test_centre_slice_area():
