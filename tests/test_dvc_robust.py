@@ -254,6 +254,20 @@ def test_locally_inconsistent_match_gets_status_outlier():
     assert np.abs(r.displacement[others] - shift).max() < 0.02
 
 
+def test_lone_match_among_failed_neighbours_is_an_outlier():
+    # the scan moved 30 voxels, beyond the 8-voxel search: every node fails, except one that finds
+    # a copy of its own subvolume planted 6 voxels away (a false peak with CC 1, no neighbour to test)
+    ref = texture(64)
+    nodes = node_grid(ref.shape, 12, S)
+    deformed = fourier_shift(ref, (0.0, -30.0, 0.0))
+    i = np.flatnonzero(np.all(nodes == (25, 25, 25), axis=1))[0]
+    cube = lambda centre: tuple(slice(c - S // 2, c - S // 2 + S) for c in centre)
+    deformed[cube(nodes[i] + (2, 5, -3))] = ref[cube(nodes[i])]
+    r = correlate(ref.astype(np.float32), deformed, subvolume_voxels=S, node_spacing_voxels=12,
+                  max_displacement_voxels=8, nodes=nodes)
+    assert r.cc[i] > 0.99 and r.status[i] == Status.OUTLIER and not r.ok.any()
+
+
 def test_outlier_status_appended_to_the_enum():
     # stored DVC files keep their meaning: old values unchanged, the new one after them
     assert [s.name for s in Status] == ["CONVERGED", "MAX_ITERATIONS", "MASKED", "OUTSIDE", "FLAT", "LOW_CC",
