@@ -3,7 +3,7 @@
 For each node the reference subvolume (edge ``s``) is correlated with a
 search window of the deformed volume (edge ``s + 2 r``) around the node's
 guess; the numerator comes from batched FFTs, the local window statistics
-from FFT box sums, so the ZNCC is exact for every integer shift within
+from running box sums, so the ZNCC is exact for every integer shift within
 ``r``. Large searches go coarse-to-fine through a 2x2x2-binned pyramid:
 each coarser level finds the shift to within one of its voxels, and the
 next finer level searches only +-2 of its own voxels around twice that.
@@ -52,13 +52,17 @@ def integer_search(reference, deformed, nodes, subvolume_voxels, radius_voxels,
 
     Notes
     -----
-    Coarse levels use templates of at least 9^3 binned voxels, so their
-    footprint can exceed the subvolume's; where it would push the search
-    window out of the volume the coarse template moves inward (at most the
-    coarse search radius), on the grounds that a displacement field is
-    nearly the same a few voxels away. Without that move, nodes near a face
-    lose their true shift at the coarse level and the finer levels, which
-    only look +-2 voxels around it, cannot recover it.
+    A coarse level bins both volumes 2x2x2 and searches a template of edge
+    ``s // 2`` (odd), i.e. about the subvolume's own footprint, with half
+    the radius; it is used while that edge is at least 7 and the radius
+    above 6. Coarse templates are not enlarged beyond the footprint: a
+    larger one (the former 9^3 minimum, 36 voxels wide two levels down for
+    ``s`` = 17) leaves the volume near a face under the true shift, which
+    then is no candidate, and the finer levels, which only look +-2 voxels
+    around the coarse answer, cannot recover it (measured: 238 of 800 such
+    nodes 2-29 voxels wrong for a 20-voxel shift in 96^3, now none). The
+    price is more work where ``s`` is small and the radius large: for
+    ``s`` = 17 the search stops one level down, at radius ``r // 2 + 1``.
     """
     nodes = np.asarray(nodes, dtype=np.int64)
     guess = np.zeros_like(nodes) if guess is None else np.asarray(guess, dtype=np.int64)
