@@ -30,7 +30,7 @@ DIRECTIONS_20 = [(20.0, 0.0, 0.0), (0.0, -20.0, 0.0), (0.0, 0.0, 20.0), (-11.6, 
 @pytest.mark.parametrize("shift", DIRECTIONS_20)
 def test_integer_search_finds_a_20_voxel_shift_at_every_node_that_stays_inside(shift):
     # regression: the pyramid's 9^3 coarse templates (36 voxels wide at the second level) lost the
-    # true shift near the faces; 238 of 800 such nodes came back 2-29 voxels wrong, some beyond the radius
+    # true shift near the faces; 238 of 800 such nodes came back more than a voxel off (up to 29), some beyond the radius
     ref = texture(80).astype(np.float32)
     nodes = node_grid(ref.shape, 10, S)
     inside = inside_after(nodes, shift, ref.shape)
