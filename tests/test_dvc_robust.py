@@ -30,7 +30,8 @@ DIRECTIONS_20 = [(20.0, 0.0, 0.0), (0.0, -20.0, 0.0), (0.0, 0.0, 20.0), (-11.6, 
 @pytest.mark.parametrize("shift", DIRECTIONS_20)
 def test_integer_search_finds_a_20_voxel_shift_at_every_node_that_stays_inside(shift):
     # regression: the pyramid's 9^3 coarse templates (36 voxels wide at the second level) lost the
-    # true shift near the faces; 238 of 800 such nodes came back more than a voxel off (up to 29), some beyond the radius
+    # true shift near the faces; 238 of 800 such nodes came back more than a voxel off (up to 29),
+    # some beyond the searched radius
     ref = texture(80).astype(np.float32)
     nodes = node_grid(ref.shape, 10, S)
     inside = inside_after(nodes, shift, ref.shape)
@@ -139,16 +140,17 @@ def test_plain_neighbour_values_would_flag_every_z_face_of_a_compression():
 def test_planted_outliers_in_a_smooth_field_are_flagged_and_only_they():
     rng = np.random.default_rng(3)
     nodes = cube_grid(8)
-    # a non-linear field, smooth at the node spacing h = 8: first-order predictions miss by
-    # |u''| h^2 / 2 <= 2 (2 pi / 200)^2 * 64 / 2 = 0.06 voxel, below the 0.1-voxel noise floor
+    # a non-linear field, smooth at the node spacing h = 8: a first-order prediction from a neighbour
+    # d away along a wave A sin(k s) misses by at most A k^2 d^2 / 2, here 2 k^2 h^2 / 2 (first
+    # component) = 0.5 k^2 (2 h)^2 / 2 (third, diagonal) = 0.063 voxel, below the 0.1-voxel noise floor
     k = 2 * np.pi / 200.0
-    u = np.stack([2.0 * np.sin(k * nodes[:, 2]), 1.5 * np.cos(k * nodes[:, 0]), np.sin(k * (nodes[:, 1] + nodes[:, 0]))],
-                 axis=1)
+    z, y, x = nodes.T
+    u = np.stack([2.0 * np.sin(k * x), 1.5 * np.cos(k * z), 0.5 * np.sin(k * (y + z))], axis=1)
     truth = u.copy()
     gradient = np.zeros((len(nodes), 3, 3))
-    gradient[:, 0, 2] = 2.0 * k * np.cos(k * nodes[:, 2])
-    gradient[:, 1, 0] = -1.5 * k * np.sin(k * nodes[:, 0])
-    gradient[:, 2, 0] = gradient[:, 2, 1] = k * np.cos(k * (nodes[:, 1] + nodes[:, 0]))
+    gradient[:, 0, 2] = 2.0 * k * np.cos(k * x)
+    gradient[:, 1, 0] = -1.5 * k * np.sin(k * z)
+    gradient[:, 2, 0] = gradient[:, 2, 1] = 0.5 * k * np.cos(k * (y + z))
     u += rng.normal(0.0, 0.01, u.shape)   # measurement noise, 10x below eps
     planted = rng.choice(len(nodes), 12, replace=False)
     # wrong matches: 0.6 to 5 voxels off, in a random direction

@@ -61,9 +61,9 @@ def integer_search(reference, deformed, nodes, subvolume_voxels, radius_voxels,
     then is no candidate, and the finer levels, which only look +-2 voxels
     around the coarse answer, cannot recover it (measured: 238 of 800 such
     nodes off by more than a voxel, up to 29, for a 20-voxel shift in 96^3;
-    now none). The
-    price is more work where ``s`` is small and the radius large: for
-    ``s`` = 17 the search stops one level down, at radius ``r // 2 + 1``.
+    now none). The price is more work where ``s`` is small and the radius
+    large: for ``s`` = 17 the search stops one level down, at radius
+    ``r // 2 + 1``.
     """
     nodes = np.asarray(nodes, dtype=np.int64)
     guess = np.zeros_like(nodes) if guess is None else np.asarray(guess, dtype=np.int64)
