@@ -3,8 +3,9 @@
 Organised by technique: :mod:`~analysis.dvc.grid` (node grid, subvolume
 extraction), :mod:`~analysis.dvc.search` (integer FFT-ZNCC search),
 :mod:`~analysis.dvc.interpolate` (cubic B-spline sampling, taichi),
-:mod:`~analysis.dvc.gauss_newton` (IC-GN refinement) and
-:mod:`~analysis.dvc.local` (the driver, :func:`correlate`).
+:mod:`~analysis.dvc.gauss_newton` (IC-GN refinement),
+:mod:`~analysis.dvc.consistency` (normalised median test against the
+neighbours) and :mod:`~analysis.dvc.local` (the driver, :func:`correlate`).
 """
 
 from analysis.dvc.grid import node_grid

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
+from analysis.dvc.consistency import MIN_NEIGHBOURS, THRESHOLD, lattice_neighbours, median_test
 from analysis.dvc.gauss_newton import refine
 from analysis.dvc.grid import extract_cubes, inside_fraction, node_grid, subvolume_offsets
 from analysis.dvc.interpolate import SplineVolume, device_array
@@ -15,6 +16,10 @@ from analysis.dvc.search import integer_search
 # nodes per IC-GN batch (~0.1 MB each at 17^3); a GPU runs one thread per node, so it wants many
 _BATCH_NODES = {"cpu": 384, "gpu": 4096}
 _RESCUE_RADIUS_VOXELS = 2
+# rounds of re-correlating outliers: each fixes the rim of a cluster of wrong matches (whose
+# neighbours are mostly right) and exposes the next rim; the loop stops as soon as a round flags
+# nothing new, so a clean field pays for one test only
+_OUTLIER_ROUNDS = 8
 
 
 class Status(enum.IntEnum):
@@ -26,6 +31,7 @@ class Status(enum.IntEnum):
     OUTSIDE = 3          #: the deformed subvolume leaves the volume
     FLAT = 4             #: reference subvolume has no texture
     LOW_CC = 5           #: converged, but CC below min_cc
+    OUTLIER = 6          #: converged with CC >= min_cc, but its neighbours contradict it (see correlate)
 
 
 @dataclass(frozen=True)
@@ -39,9 +45,11 @@ class DVCResult:
     displacement : numpy.ndarray
         (N, 3) displacement (z, y, x), voxels; NaN where not ``ok``.
     cc : numpy.ndarray
-        (N,) zero-normalised correlation coefficient at the final warp (0 for skipped nodes).
+        (N,) zero-normalised correlation coefficient at the final warp (0 for skipped nodes;
+        an OUTLIER keeps its CC, which can be high).
     ok : numpy.ndarray
-        (N,) bool, converged and trusted (status CONVERGED).
+        (N,) bool, converged, CC >= min_cc and consistent with the
+        neighbours (status CONVERGED).
     iterations : numpy.ndarray
         (N,) Gauss–Newton iterations of the final pass.
     status : numpy.ndarray
@@ -70,15 +78,34 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
     """Local DVC of ``deformed`` against ``reference`` on a node grid.
 
     Integer displacements come from FFT zero-normalised cross-correlation
-    up to ``max_displacement_voxels`` (coarse-to-fine when large) on a
-    sparse subset of the nodes (about one per 2x2x2 block); every other node
-    starts from the median displacement of its converged neighbours. Each
-    node is then refined to subvoxel accuracy by inverse-compositional
-    Gauss–Newton with a first-order (12-parameter affine) shape function on
-    cubic B-spline interpolation of ``deformed`` (ZNSSD criterion, so affine
-    grey-level changes do not matter). Nodes that fail are retried once by a
-    local search around their converged neighbours' median displacement
-    (or a full search where none converged).
+    up to ``max_displacement_voxels`` on a sparse subset of the nodes (about
+    one per 2x2x2 block); above 6 voxels the search goes coarse-to-fine
+    through a 2x2x2-binned pyramid (see
+    :func:`analysis.dvc.search.integer_search`), so large displacements are
+    found from a zero start. Every other node starts from the median
+    displacement of its converged neighbours. Each node is then refined to
+    subvoxel accuracy by inverse-compositional Gauss–Newton with a
+    first-order (12-parameter affine) shape function on cubic B-spline
+    interpolation of ``deformed`` (ZNSSD criterion, so affine grey-level
+    changes do not matter). Nodes that fail are retried once by a local
+    search around their converged neighbours' median displacement (or a
+    full search where none converged).
+
+    A match can converge with a high CC and still be wrong (repeated
+    texture, a false peak of the integer search). Every converged node is
+    therefore checked against its lattice neighbours by the normalised
+    median test (:mod:`analysis.dvc.consistency`: Westerweel & Scarano
+    2005, per component, threshold 2, noise floor 0.1 voxel, neighbours
+    predicting to first order with their own displacement gradients).
+    Outliers are re-correlated by a +-2 voxel search around their
+    consistent neighbours' prediction and Gauss–Newton (up to eight rounds);
+    those still inconsistent get status OUTLIER and are not ``ok``. A node
+    with fewer than three ok neighbours cannot be tested; if it has none
+    while at least three neighbours were correlated and failed, it is an
+    OUTLIER too (a lone success among overlapping subvolumes that failed is
+    the mark of a false peak, e.g. where the true place left the volume).
+    A whole region locked on the same wrong match (one period off in a
+    repeated texture) is consistent with itself and passes.
 
     Parameters
     ----------
@@ -139,6 +166,7 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
         status[inside_fraction(mask, nodes, subvolume_voxels) < min_mask_fraction] = Status.MASKED
     live = status != Status.MASKED
 
+    neighbours = lattice_neighbours(nodes)
     spline = SplineVolume(deformed, arch=arch)
     reference_dev = device_array(reference, arch)
     radius = int(np.ceil(max_displacement_voxels))
@@ -177,6 +205,8 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
                 d_int, _ = integer_search(reference, deformed, nodes[sel], s, r, g)
                 step.run(sel, _translation_warps(nodes[sel], d_int), True, warps, cc, iterations, status)
         ok = _judge(status, cc, min_cc, live)
+        ok = _reject_outliers(step, reference, deformed, neighbours, warps, cc, iterations, status, ok,
+                              min_cc, live)
         _report(progress, (2 * k + 2) / n_steps)
 
     displacement = warps[:, :, 3] - nodes
@@ -225,6 +255,48 @@ class _Pass:
         corners = np.stack(np.meshgrid(h, h, h, indexing="ij"), axis=-1).reshape(-1, 3)
         pos = np.einsum("bij,cj->bci", warps[:, :, :3], corners) + warps[:, None, :, 3]
         return np.any((pos < -0.5) | (pos > self.shape - 0.5), axis=(1, 2))
+
+
+def _reject_outliers(step, reference, deformed, neighbours, warps, cc, iterations, status, ok, min_cc, live):
+    """Neighbour median test of the ok nodes; outliers are re-correlated, those still failing become OUTLIER.
+
+    Returns the new ``ok``; ``warps``, ``cc``, ``iterations`` and ``status`` are updated in place.
+    """
+    nodes, s = step.nodes, step.s
+    flag = _outliers(nodes, neighbours, warps, ok, status)
+    tried = np.zeros(len(nodes), dtype=bool)
+    for _ in range(_OUTLIER_ROUNDS):
+        redo = np.flatnonzero(flag & ~tried)
+        if len(redo) == 0:
+            break
+        tried[redo] = True
+        # start from what the consistent neighbours expect, not from the flagged nodes' own matches
+        _, expected = median_test(nodes, warps[:, :, 3] - nodes, ok & ~flag,
+                                  gradient=warps[:, :, :3] - np.eye(3), neighbours=neighbours)
+        has = np.all(np.isfinite(expected[redo]), axis=1)
+        sel = redo[has]
+        if len(sel):
+            d_int, _ = integer_search(reference, deformed, nodes[sel], s, _RESCUE_RADIUS_VOXELS,
+                                      np.round(expected[sel]).astype(np.int64))
+            step.run(sel, _translation_warps(nodes[sel], d_int), True, warps, cc, iterations, status)
+        ok = _judge(status, cc, min_cc, live)
+        flag = _outliers(nodes, neighbours, warps, ok, status)
+    status[flag] = Status.OUTLIER
+    return ok & ~flag
+
+
+def _outliers(nodes, neighbours, warps, ok, status):
+    """Ok nodes that fail the median test, or that no neighbour confirms while at least three failed."""
+    residual, _ = median_test(nodes, warps[:, :, 3] - nodes, ok, gradient=warps[:, :, :3] - np.eye(3),
+                              neighbours=neighbours)
+    exists = neighbours >= 0
+    j = np.maximum(neighbours, 0)
+    # a subvolume shares half its voxels with its neighbours': a true match alone among neighbours
+    # that were correlated and failed is unlikely, a false peak (e.g. its true place left the volume)
+    # is not; FLAT and MASKED neighbours were never correlated, so they do not count against it
+    failed = exists & ~ok[j] & (status[j] != Status.FLAT) & (status[j] != Status.MASKED)
+    alone = ok & ~np.any(exists & ok[j], axis=1) & (failed.sum(axis=1) >= MIN_NEIGHBOURS)
+    return (residual > THRESHOLD) | alone   # NaN (untested) compares False
 
 
 def _sparse_subset(nodes):
