@@ -298,6 +298,10 @@ DVC_FRAME = ("displacement_vox/_um: total displacement from the reference scan t
              "(moving position of reference point p: registration.apply(p)); NaN where not ok")
 
 
+DVC_CSV_COLUMNS = ("z_vox", "y_vox", "x_vox", "z_um", "y_um", "x_um", "uz_vox", "uy_vox", "ux_vox", "uz_um", "uy_um",
+                   "ux_um", "residual_uz_vox", "residual_uy_vox", "residual_ux_vox", "cc", "ok", "status")
+
+
 def write_dvc(folder, results, settings, transforms):
     """Every node field of :func:`correlate_series`: ``.npz`` (arrays), ``.vtk`` (ParaView, µm),
     ``.csv`` (one row per node) and ``.json`` (frame, voxel size, registration transform).
@@ -322,6 +326,7 @@ def write_dvc(folder, results, settings, transforms):
         np.savez(f"{stem}.npz", nodes=result.nodes, nodes_um=result.nodes * v, displacement_vox=total,
                  displacement_um=total * v, residual_displacement_vox=result.displacement, cc=result.cc,
                  ok=result.ok, iterations=result.iterations, status=result.status,
+                 residual_displacement_gradient=result.displacement_gradient,
                  subvolume_voxels=result.subvolume_voxels, voxel_size_um=v,
                  registration_matrix=transforms[k].matrix(), frame=DVC_FRAME)
         write_vtk_nodes(f"{stem}.vtk", result.nodes * v,
@@ -331,12 +336,11 @@ def write_dvc(folder, results, settings, transforms):
                               f"see {stem.name}.json")
         table = np.column_stack([result.nodes, result.nodes * v, total, total * v, result.displacement,
                                  result.cc, result.ok, result.status])
-        with atomic_output(f"{stem}.csv") as tmp:
-            np.savetxt(tmp, table, delimiter=",", fmt="%.8g", comments="# ",
-                       header=f"{DVC_FRAME}; voxel_size_um={v:g}; registration matrix [R|t] (moving = R p + t): "
-                              f"{json.dumps(np.round(transforms[k].matrix(), 10).tolist())}\n"
-                              "z_vox,y_vox,x_vox,z_um,y_um,x_um,uz_vox,uy_vox,ux_vox,uz_um,uy_um,ux_um,"
-                              "residual_uz_vox,residual_uy_vox,residual_ux_vox,cc,ok,status")
+        with atomic_output(f"{stem}.csv") as tmp, open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(f"# {DVC_FRAME}; voxel_size_um={v:g}; registration matrix [R|t] (moving = R p + t): "
+                     f"{json.dumps(transforms[k].matrix().tolist())}\n")
+            fh.write(f"{','.join(DVC_CSV_COLUMNS)}\n")
+            np.savetxt(fh, table, delimiter=",", fmt="%.17g")
         with atomic_output(f"{stem}.json") as tmp:
             tmp.write_text(json.dumps({"frame": DVC_FRAME, "voxel_size_um": v, "step": k, "subvolume_voxels": edge,
                                        "registration": transforms[k].to_dict(),

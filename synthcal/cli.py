@@ -76,6 +76,30 @@ def _parser():
                          help="rows of the sample (e.g. between pin and head), um; DVC nodes and the pore "
                               "analysis stay inside them (default: all rows)")
     analyse.add_argument("--arch", choices=("cpu", "gpu"), default="cpu", help="taichi backend (default cpu)")
+
+    score = commands.add_parser(
+        "score", help="score another code's DVC result against a run's truth",
+        description="Score DVC results of any code (spam TSV, CSV z,y,x,uz,uy,ux[,cc][,ok], or .npz with nodes and "
+                    "displacement; voxels of the run's reconstructions, reference positions) against the run's "
+                    "truth, with the code that scores synthcal's own DVC. Writes OUT/step{K}.json with the keys of "
+                    "the dvc block of scores.json.")
+    score.add_argument("run", metavar="RUN", help="a run folder written by synthcal run")
+    score.add_argument("--dvc", action="append", required=True, metavar="K=FILE",
+                       help="result for load step K (repeatable), e.g. --dvc 1=spam-step1.tsv")
+    score.add_argument("--rule", choices=("particle", "subvolume_mean"), default="particle",
+                       help="truth at a node: the particle there (subvolume mean in pores; default) or the "
+                            "subvolume's solid mean")
+    score.add_argument("--subvolume-voxels", type=int, metavar="N",
+                       help="the other code's subvolume edge in voxels (default: the run's)")
+    score.add_argument("--out", metavar="DIR", default="score-out", help="output folder (default score-out)")
+
+    export = commands.add_parser(
+        "export", help="write a run's reconstructions and DVC result for another code",
+        description="Write the reconstructions (TIFF) and synthcal's own DVC result of every step in another "
+                    "code's layout, so its users start from the same data.")
+    export.add_argument("run", metavar="RUN", help="a run folder written by synthcal run")
+    export.add_argument("--format", choices=("spam",), default="spam", help="layout (default spam)")
+    export.add_argument("--out", metavar="DIR", help="output folder (default RUN/export-FORMAT)")
     return parser
 
 
@@ -96,6 +120,10 @@ def main(argv=None):
             return _run(args)
         if args.command == "analyse":
             return _analyse(args)
+        if args.command == "score":
+            return _score(args)
+        if args.command == "export":
+            return _export(args)
     except (ScenarioError, ValueError) as exc:
         print(f"synthcal: error: {exc}", file=sys.stderr)
         return 2
@@ -155,6 +183,53 @@ def _analyse(args):
               progress=bar)
     bar.done()
     print(f"analysis of {len(volumes)} volumes written to {args.out}")
+    return 0
+
+
+def _score(args):
+    """Score other codes' DVC results; one JSON per step, a summary line each."""
+    import json
+
+    from analysis.io import atomic_output
+    from synthcal.dataset import load_run
+    from validation.dvc_files import score_file
+
+    run = load_run(args.run)
+    jobs = []
+    for text in args.dvc:
+        step, sep, path = text.partition("=")
+        if not sep or not step.strip().isdigit() or not path:
+            raise ValueError(f"--dvc {text!r}: expected K=FILE, e.g. 1=result.tsv")
+        jobs.append((int(step), path))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for k, path in jobs:
+        block = score_file(run, k, path, rule=args.rule, subvolume_voxels=args.subvolume_voxels)
+        with atomic_output(out / f"step{k}.json") as tmp:
+            tmp.write_text(json.dumps(block, indent=1) + "\n", encoding="utf-8")
+        print(f"step {k}: {path}: RMS error {block['rms_error_voxels']:.4g} voxels "
+              f"({block['rms_error_um']:.4g} um), median {block['median_error_voxels']:.4g}, "
+              f"{block['scored_nodes']} of {block['nodes']} nodes scored ({args.rule} rule) -> {out / f'step{k}.json'}")
+    return 0
+
+
+def _export(args):
+    """Reconstructions and synthcal's own DVC in another code's layout."""
+    import shutil
+
+    from analysis.io import atomic_output
+    from synthcal.dataset import load_run
+    from validation.dvc_files import write_spam_tsv
+
+    run = load_run(args.run)
+    out = Path(args.out) if args.out else run.path / f"export-{args.format}"
+    transforms = run.registration()[0]
+    with atomic_output(out, folder=True) as tmp:
+        for k in run.steps:
+            shutil.copyfile(run.folder("reconstruct") / f"step{k}.tif", tmp / f"step{k}.tif")
+            if k:
+                write_spam_tsv(tmp / f"synthcal-ldic-step{k}.tsv", run.dvc(k), transforms[k])
+    print(f"{len(run.steps)} reconstructions and {len(run.steps) - 1} DVC fields in spam's layout written to {out}")
     return 0
 
 

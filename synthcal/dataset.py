@@ -109,6 +109,49 @@ class Run:
         """Linear attenuation (1/µm) of the phantom of step ``k``."""
         return read_volume(self.folder("phantom") / f"{step_name(k)}_mu.tif")[0]
 
+    def labels(self, k):
+        """Truth phase labels of step ``k`` on the reconstruction grid (the phantom's field of view)."""
+        off, n = self.grid.fov_offset_voxels, self.grid.n_det
+        return self.truth_labels(k)[:, off:off + n, off:off + n]
+
+    def displacement(self, k, registered=False):
+        """Dense truth displacement from step 0 to step ``k`` on the reference reconstruction's grid.
+
+        Parameters
+        ----------
+        k : int
+            Load step (0: zero everywhere there is material).
+        registered : bool
+            False: in the frame a DVC between the two reconstructions measures
+            (drift included). True: in the frame after synthcal's registration
+            (what its own DVC on registered volumes measures).
+
+        Returns
+        -------
+        (3, nz, ny, nx) float32
+            Voxels (z, y, x components); NaN where the reference holds no material.
+        """
+        from synthcal.scan_truth import read_displacement
+
+        if k == 0:
+            off, n = self.grid.fov_offset_voxels, self.grid.n_det
+            u = np.where(self.owner(0)[:, off:off + n, off:off + n] >= 0, 0.0, np.nan).astype(np.float32)
+            return np.stack([u, u, u])
+        u = read_displacement(self.folder("phantom") / f"{step_name(k)}_displacement.zarr")[0]
+        if not registered:
+            return u
+        grid = np.moveaxis(np.indices(u.shape[1:], dtype=np.float64), 0, -1)
+        seen = grid + np.moveaxis(u, 0, -1)
+        back = self.registration()[0][k].inverse().apply(seen.reshape(-1, 3)).reshape(seen.shape) - grid
+        return np.moveaxis(back, -1, 0).astype(np.float32)
+
+    def truth_at(self, k, points_zyx, rule="particle", edge_voxels=None, registered=False):
+        """Truth at reference points of the reconstruction grid (voxels), see
+        :meth:`validation.frame.TruthFrame.truth_at` for the rules and frames."""
+        from validation.frame import truth_frame
+
+        return truth_frame(self).truth_at(points_zyx, k, rule=rule, edge_voxels=edge_voxels, registered=registered)
+
     def owner(self, k):
         """Particle owning each phantom voxel of step ``k`` (-1: none), memory-mapped."""
         return np.load(self.folder("phantom") / f"{step_name(k)}_owner.npy", mmap_mode="r")

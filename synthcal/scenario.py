@@ -324,6 +324,8 @@ def _check_consistency(s):
         raise ScenarioError(f"[imaging] field_of_view_um: expected at least 16 voxels across, got {fov_px:.1f}")
     if im.drift_um and (len(im.drift_um) != len(steps) or any(not isinstance(v, list) or len(v) != 3 for v in im.drift_um)):
         raise ScenarioError(f"[imaging] drift_um: expected one [dz, dy, dx] per load step ({len(steps)}), or empty")
+    if im.drift_um and any(v != 0 for v in im.drift_um[0]):
+        raise ScenarioError("[imaging] drift_um: expected [0, 0, 0] for step 0 (drifts are relative to the reference scan)")
     from synthcal.materials import MATERIALS  # local: materials imports xraydb
     for key in ("head_material", "foil_material"):
         name = getattr(im, key)

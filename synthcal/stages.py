@@ -87,12 +87,17 @@ def run_phantom(ctx):
     from analysis.phases import Phase
     from synthcal.grid import Grid
     from synthcal.phantom import voxelise
+    from synthcal.scan_truth import scan_displacement, write_displacement
+    from synthcal.truth import ParticlePoses
+    from synthcal.xray import drift_voxels
 
     s, im = ctx.scenario, ctx.scenario.imaging
     steps = ctx.run.trajectory().steps
     grid = Grid.around_particles(steps[0].positions_um, steps[0].radii_um, [st.head_z_um for st in steps],
                                  voxel_size_um=im.voxel_size_um, field_of_view_um=im.field_of_view_um,
                                  foil_top_z_um=0.0, foil_margin_um=im.foil_margin_um, head_margin_um=im.head_margin_um)
+
+    owners = []
 
     def voxelise_step(k, progress):
         st = steps[k]
@@ -106,9 +111,16 @@ def run_phantom(ctx):
         write_volume(f"{stem}_labels.tif", phantom.labels, grid.voxel_size_um, description=f"labels: {Phase.legend()}")
         write_volume(f"{stem}_mu.tif", phantom.mu_per_um, grid.voxel_size_um, description="linear attenuation, 1/um")
         np.save(f"{stem}_owner.npy", phantom.owner)
+        if k == 0:
+            owners.append(phantom.owner)
 
     _steps(ctx, voxelise_step)
     grid.write(ctx.out / "grid.json")
+    drift = drift_voxels(im.drift_um, im.voxel_size_um, s.n_steps)
+    poses = [ParticlePoses(st.positions_um, st.quaternions) for st in steps]
+    for k in range(1, s.n_steps):
+        write_displacement(ctx.out / f"{step_name(k)}_displacement.zarr",
+                           scan_displacement(owners[0], poses[0], poses[k], grid, drift[k]), grid.voxel_size_um, k)
 
 
 def run_projections(ctx):
@@ -203,7 +215,7 @@ def run_report(ctx):
 _V = "imaging.voxel_size_um"
 _PHANTOM_IMAGING = tuple(f"imaging.{key}" for key in ("voxel_size_um", "field_of_view_um", "foil_margin_um",
                                                       "head_margin_um", "energy_kev", "supersampling",
-                                                      "head_material", "foil_material"))
+                                                      "head_material", "foil_material", "drift_um"))
 
 STAGES = (
     Stage("dem", ("particles", "electrode", "pillar", "dem", "compression"), (),

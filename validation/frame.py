@@ -14,6 +14,10 @@ from synthcal.truth import ParticlePoses, mean_solid_displacement_um, true_displ
 from validation.score import error_by_cc, error_by_region, vector_error_stats
 
 
+RULES = ("particle", "subvolume_mean")
+"""Truth rules at a DVC node (see :meth:`TruthFrame.truth_at`)."""
+
+
 class TruthFrame:
     """Truth of one run, sampled where the analysis looks.
 
@@ -62,7 +66,7 @@ class TruthFrame:
         return self.grid.recon_to_world_um(nodes)
 
     def boxes(self, nodes, edge):
-        lo = np.asarray(nodes, int) + self.off - edge // 2
+        lo = np.rint(np.asarray(nodes, float)).astype(int) + self.off - edge // 2
         return np.column_stack([lo[:, 0], lo[:, 0] + edge, lo[:, 1], lo[:, 1] + edge, lo[:, 2], lo[:, 2] + edge])
 
     def world_displacement_um(self, nodes, step, edge):
@@ -85,6 +89,39 @@ class TruthFrame:
         solid_v = self.as_analysed(nodes, solid, step)
         combined = np.where(np.isfinite(centre_v), centre_v, solid_v)
         return centre_v, solid_v, combined
+
+    def truth_at(self, points, step, *, rule="particle", edge_voxels=None, registered=False):
+        """Truth at reference points (reconstruction voxels, z-y-x), voxels.
+
+        Parameters
+        ----------
+        points : (N, 3) array_like
+        step : int
+        rule : {"particle", "subvolume_mean"}
+            ``"particle"``: the motion of the particle at the point; where the
+            point is in a pore, the subvolume-mean rule when ``edge_voxels`` is
+            given (the rule the scores use), else NaN. ``"subvolume_mean"``:
+            the mean motion of the solid in the cube of ``edge_voxels`` around
+            the point (rounded to a voxel).
+        edge_voxels : int, optional
+        registered : bool
+            False: the frame of the two reconstructions (what any DVC between
+            the scans measures, drift included). True: the frame after the
+            analysis' registration (what synthcal's DVC on registered volumes
+            measures).
+        """
+        if rule not in RULES:
+            raise ValueError(f"rule: expected one of {', '.join(RULES)}, got {rule!r}")
+        if rule == "subvolume_mean" and edge_voxels is None:
+            raise ValueError("edge_voxels: the subvolume_mean rule needs a subvolume edge")
+        points = np.asarray(points, dtype=float).reshape(-1, 3)
+        centre, solid = self.world_displacement_um(points, step, int(edge_voxels or 1))
+        u_um = solid if rule == "subvolume_mean" else centre
+        if rule == "particle" and edge_voxels is not None:
+            u_um = np.where(np.isfinite(centre), centre, solid)
+        if registered:
+            return self.as_analysed(points, u_um, step)
+        return u_um / self.v + self.drift[step]
 
     def registration_error(self, step):
         """Distance (voxels) between the estimated and the true map of the region centre."""
@@ -118,12 +155,37 @@ def _node_regions(nodes, grid, shape, edge):
     return {"near_head": near_head, "near_fov_edge": near_edge & ~near_head, "bulk": ~near_head & ~near_edge}
 
 
-def score_dvc(truth, field, step, shape):
-    """DVC scores of one node field against the truth (see TruthFrame)."""
+def score_dvc(truth, field, step, shape, rule="particle"):
+    """DVC scores of one node field against the truth (see TruthFrame).
+
+    Parameters
+    ----------
+    truth : TruthFrame
+    field : dict
+        ``nodes``, ``residual_displacement_vox`` (on the registered volumes),
+        ``ok``, ``cc``, ``status``, ``subvolume_voxels``.
+    step : int
+    shape : tuple of 3 int
+        Reconstruction shape (for the node regions).
+    rule : {"particle", "subvolume_mean"}
+        The truth the main statistics use (both are reported too).
+
+    Returns
+    -------
+    stats : dict
+    truth : (N, 3) ndarray
+        The truth of ``rule`` at the nodes, registered frame, voxels.
+    error : (N,) ndarray
+        Error norm per node (NaN where not ok or no truth).
+    """
+    if rule not in RULES:
+        raise ValueError(f"rule: expected one of {', '.join(RULES)}, got {rule!r}")
     # the residual on the registered volumes: the truth is undone the same way (see TruthFrame)
     nodes, measured, ok, cc = field["nodes"], field["residual_displacement_vox"], field["ok"], field["cc"]
     edge = int(field["subvolume_voxels"])
     centre, solid, combined = truth.dvc_truth(nodes, step, edge)
+    if rule == "subvolume_mean":
+        combined = solid
     v = truth.v
     stats = vector_error_stats(measured, combined, v, valid=ok)
     status = field["status"]
@@ -135,7 +197,8 @@ def score_dvc(truth, field, step, shape):
         "median_cc": float(np.median(cc[correlated])) if correlated.any() else float("nan"),
         "mean_cc": float(np.mean(cc[correlated])) if correlated.any() else float("nan"),
         "nodes": int(len(nodes)), "scored_nodes": int(np.sum(ok & np.all(np.isfinite(combined), axis=1))),
-        "truth_rule": "particle at the node centre; subvolume solid mean where the centre is pore",
+        "truth_rule": ("particle at the node centre; subvolume solid mean where the centre is pore"
+                       if rule == "particle" else "mean of the subvolume's solid"),
         "centre_rule": vector_error_stats(measured, centre, v, valid=ok),
         "subvolume_mean_rule": vector_error_stats(measured, solid, v, valid=ok),
     })
