@@ -40,16 +40,26 @@ def _module_file(name, root):
     return None
 
 
-def _imports(path):
-    """Modules a source file imports anywhere (function bodies included), as dotted names."""
+def _imports(path, top_level_only=False):
+    """Modules a source file imports, as dotted names: anywhere (function bodies included), or
+    only in statements at module level."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    nodes = tree.body if top_level_only else ast.walk(tree)
     names = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in nodes:
         if isinstance(node, ast.Import):
             names.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
             names.update(f"{node.module}.{a.name}" for a in node.names)
     return names
+
+
+WIRING = ("synthcal.stages", "synthcal.dataset", "synthcal.scenario")
+"""Modules every stage runs through. Their own source is hashed, but only their module-level
+imports are followed: inside functions they import every stage's modules (a stage's run
+function, the run folder's readers), which would tie each stage to all the others' code.
+What a stage computes with is followed from the imports of its own run function."""
 
 
 @lru_cache(maxsize=None)
@@ -72,24 +82,19 @@ def code_hash(modules, root=ROOT):
         seen[path] = hashlib.sha256(path.read_bytes()).hexdigest()
         parts = name.split(".")
         todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # parent packages run their __init__
-        todo += sorted(_imports(path))
+        todo += sorted(_imports(path, top_level_only=name in WIRING))
     return hashlib.sha256(json.dumps(sorted((str(p.relative_to(root)), h) for p, h in seen.items()))
                           .encode()).hexdigest()
 
 
 def stage_modules(stage):
-    """The modules a stage's ``run`` function imports, and the ones every stage uses to read its inputs.
-
-    ``synthcal/stages.py`` itself is hashed as text (:func:`stage_key`), not
-    followed: it imports every stage's modules, which would tie each stage
-    to all the others' code.
-    """
+    """The modules a stage's ``run`` function imports, and the wiring modules (:data:`WIRING`)."""
     import inspect
     import textwrap
 
     tree = ast.parse(textwrap.dedent(inspect.getsource(stage.run)))
     names = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
-    return tuple(sorted(names | {"synthcal.dataset", "synthcal.scenario"}))
+    return tuple(sorted(names | set(WIRING)))
 
 
 def _read(scenario, what):
@@ -106,7 +111,6 @@ def stage_key(scenario, stage, upstream_keys, root=ROOT):
     payload = {
         "stage": stage.name,
         "code": code_hash(stage_modules(stage), root),
-        "wiring": hashlib.sha256((Path(root) / "synthcal" / "stages.py").read_bytes()).hexdigest(),
         "seed": scenario.seed,
         "reads": {what: _read(scenario, what) for what in stage.sections},
         "upstream": {u: upstream_keys[u] for u in stage.upstream},
