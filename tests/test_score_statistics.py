@@ -200,3 +200,58 @@ def test_relative_error_is_signed_difference_over_truth(measured, truth, expecte
 
 def test_relative_error_to_a_zero_truth_is_nan():
     assert math.isnan(score.relative_error(1.0, 0.0))
+
+
+# ---- inputs as a caller may give them ----------------------------------------------
+
+def test_float32_inputs_are_scored_in_double_precision():
+    m32 = np.array([[0.1, 0.2, 0.3], [0.7, -0.4, 0.9]], dtype=np.float32)
+    truth32 = np.zeros((2, 3), dtype=np.float32)
+    m = m32.astype(np.float64)   # the float32 numbers, exactly
+    norms = [math.sqrt(sum(v * v for v in row)) for row in m]
+    s = score.vector_error_stats(m32, truth32, 1.0)
+    assert s["rms_error_voxels"] == pytest.approx(math.sqrt((norms[0] ** 2 + norms[1] ** 2) / 2), rel=1e-15)
+    assert s["max_error_voxels"] == pytest.approx(max(norms), rel=1e-15)
+    t32 = np.zeros((1, 3, 3), np.float32)
+    t32[0, 0] = [0.1, 0.2, 0.3]
+    expected = math.sqrt(sum(float(v) ** 2 for v in t32[0, 0]))
+    assert score.tensor_rms_error(t32, np.zeros((1, 3, 3), np.float32))["rms_error"] == pytest.approx(expected, rel=1e-15)
+    rows = score.error_by_cc(np.float32([0.1, 0.3]), np.float32([0.99, 0.99]))
+    assert rows[-1]["rms_error_voxels"] == pytest.approx(math.sqrt((float(np.float32(0.1)) ** 2
+                                                                    + float(np.float32(0.3)) ** 2) / 2), rel=1e-15)
+    out = score.error_by_region(np.float32([0.1, 0.3]), {"all": [True, True]})
+    assert out["all"]["rms_error_voxels"] == pytest.approx(rows[-1]["rms_error_voxels"], rel=1e-15)
+
+
+def test_masks_given_as_zeros_and_ones_select_like_booleans():
+    s = score.vector_error_stats(MEASURED, TRUTH, VOXEL_UM, valid=[1, 0, 0, 1])
+    assert s["nodes"] == 2 and s["rms_error_voxels"] == pytest.approx(math.sqrt(8.0), abs=1e-12)
+    out = score.error_by_region(np.array([1.0, 2.0, 4.0]), {"r": np.array([0, 1, 1])})
+    assert out["r"]["nodes"] == 2 and out["r"]["rms_error_voxels"] == pytest.approx(math.sqrt(10.0), abs=1e-12)
+    measured, truth = _tensors()
+    out = score.tensor_rms_error(measured, truth, valid=[1, 1, 1, 1, 0])
+    assert out["nodes"] == 3 and out["rms_error"] == pytest.approx(math.sqrt(25 / 3), abs=1e-12)
+
+
+def test_nan_in_the_truth_tensor_leaves_out_that_node_only():
+    measured, truth = _tensors()
+    measured[3, 2, 2] = 0.005     # node 3 is now finite in the measurement...
+    truth[1, 0, 1] = np.nan       # ...and node 1 (error 3) has no truth
+    out = score.tensor_rms_error(measured, truth, valid=np.array([True, True, True, True, False]))
+    assert out["nodes"] == 3      # nodes 0, 2, 3: errors 0, 4, 0
+    assert out["rms_error"] == pytest.approx(math.sqrt(16 / 3), abs=1e-12)
+
+
+def test_cc_outside_the_edges_counts_in_the_first_or_last_bin():
+    rows = score.error_by_cc([1.0, 2.0, 3.0], [-0.2, 0.25, 1.5], edges=(0.0, 0.5, 1.0))
+    assert [r["nodes"] for r in rows] == [2, 1]
+    assert rows[0]["rms_error_voxels"] == pytest.approx(math.sqrt((1 + 4) / 2), abs=1e-12)
+
+
+@pytest.mark.filterwarnings("error")  # numpy warns on the mean of an empty selection
+def test_empty_selections_give_nan_without_a_warning():
+    assert math.isnan(score.error_by_cc([1.0], [0.99])[0]["rms_error_voxels"])
+    assert math.isnan(score.error_by_region([1.0], {"none": [False]})["none"]["rms_error_voxels"])
+    measured, truth = _tensors()
+    assert math.isnan(score.tensor_rms_error(measured, truth, valid=np.zeros(5, bool))["rms_error"])
+    assert math.isnan(score.vector_error_stats(MEASURED, TRUTH, 1.0, valid=np.zeros(4, bool))["rms_error_voxels"])
