@@ -81,11 +81,11 @@ def test_windowed_response_over_ramp_response_is_the_window(name):
     np.testing.assert_allclose(ratio, _window(name, f), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("n_det", [32, 37])   # FFT lengths 64 and 75 (odd)
 @pytest.mark.parametrize("name", ["ramp", "shepp-logan", "hann", "hamming"])
-def test_filter_projections_convolves_each_row_with_the_windowed_ram_lak_kernel(name):
+def test_filter_projections_convolves_each_row_with_the_windowed_ram_lak_kernel(name, n_det):
     """An impulse in each detector column of a zero-padded row comes out as the
     filter's kernel centred there: the full n_det x n_det matrix of the filter."""
-    n_det = 32
     n_pad = scipy.fft.next_fast_len(max(64, 2 * n_det))
     impulses = np.eye(n_det, dtype=np.float32)[:, None, :]  # angle a: an impulse at column a
     out = filter_projections(impulses, filter=name, padding=False)
