@@ -91,10 +91,51 @@ def test_sphere_rolling_on_the_foil_decelerates_at_5_7_mu_r_g():
     np.testing.assert_allclose(spins, speeds, rtol=0, atol=1e-4 * v0)  # no slip: w R = v throughout
 
 
-def test_rolling_sphere_without_rolling_friction_keeps_its_speed():
+def test_rolling_sphere_without_rolling_friction_keeps_its_speed_and_spin_axis():
     sim = _rolling_on_foil(0.1, rolling=0.0)
     sim.run(6e-7)
     assert sim.velocities_um_s[0, 2] * 1e-6 == pytest.approx(0.1, rel=1e-3)
+    w = sim.angular_velocities_rad_s[0]
+    assert w[1] * R_UM * 1e-6 == pytest.approx(0.1, rel=1e-3)
+    assert w[0] == 0.0 and w[2] == 0.0   # no torque about the normal or the direction of travel
+
+
+MU, V0 = 0.3, 0.1
+T_ROLL = 2 * V0 / (7 * MU * G)   # 95 ns
+
+
+def _sliding(restitution):
+    """A sphere resting on the foil, launched along +x at V0 without spin (so it slides)."""
+    r = R_UM * 1e-6
+    rest = _rest_overlap(_mass(r, RHO_NMC) * G, _wall_estar(E_NMC, NU_NMC), r)
+    return Simulation([[R_UM - rest * 1e6, 0.0, 0.0]], [R_UM], _mat(restitution=restitution, friction=MU),
+                      velocities_um_s=[[0, 0, V0 * 1e6]], bottom_z_um=0.0, body_acceleration_m_s2=(-G, 0, 0))
+
+
+# restitution 1: no tangential damping, the Coulomb limit alone holds the spring history;
+# restitution 0.5: the damping force alone would exceed the limit tenfold
+@pytest.mark.parametrize("restitution", [1.0, 0.5])
+def test_sliding_sphere_decelerates_at_mu_g_and_spins_up_at_5_2_mu_g(restitution):
+    """Friction mu m g slows it (dv/dt = -mu g) and spins it up (R dw/dt = 5/2 mu g)
+    until w R = v at t* = 2 v0 / (7 mu g)."""
+    sim = _sliding(restitution)
+    samples = []
+    for _ in range(2):   # rates between a quarter and a half of the sliding time
+        sim.run(0.25 * T_ROLL)
+        samples.append((sim.time_s, sim.velocities_um_s[0, 2] * 1e-6, sim.angular_velocities_rad_s[0, 1] * R_UM * 1e-6))
+    (t1, v1, w1), (t2, v2, w2) = samples
+    # rates, not values: without damping the unloaded spring of t = 0 gives no friction
+    # for the first half step
+    assert (v2 - v1) / (t2 - t1) == pytest.approx(-MU * G, rel=1e-3)
+    assert (w2 - w1) / (t2 - t1) == pytest.approx(2.5 * MU * G, rel=1e-3)
+    assert v2 > w2   # still sliding
+
+
+def test_sliding_sphere_ends_rolling_at_5_7_v0():
+    sim = _sliding(0.5)
+    sim.run(1.5 * T_ROLL)
+    assert sim.velocities_um_s[0, 2] * 1e-6 == pytest.approx(5 / 7 * V0, rel=2e-3)
+    assert sim.angular_velocities_rad_s[0, 1] * R_UM * 1e-6 == pytest.approx(5 / 7 * V0, rel=2e-3)
 
 
 def _spinning_on_glued_sphere(w0):
@@ -134,8 +175,10 @@ def test_rolling_resistance_stops_a_spin_and_does_not_reverse_it():
     sim, fn, inertia = _spinning_on_glued_sphere(w0)
     stop = w0 / (MU_R * (R_UM * 1e-6 / 2) * fn / inertia)  # 0.8 µs
     sim.run(1.5 * stop)
-    # the torque is capped at I* |w| / dt, I* = I_A I_B / (I_A + I_B), so it cannot overshoot
-    assert abs(sim.angular_velocities_rad_s[1, 1]) < 1e-3 * w0
+    # the torque is capped at I* |w| / dt, I* = I_A I_B / (I_A + I_B), so it cannot overshoot:
+    # the spin then halves every step down to nothing (the constant torque alone takes
+    # 2e-5 rad/s a step, so a torque that let go at 1 rad/s would leave 5e-5 w0)
+    assert abs(sim.angular_velocities_rad_s[1, 1]) < 1e-6 * w0
 
 
 # ---- Mindlin tangential stiffness ---------------------------------------------------
