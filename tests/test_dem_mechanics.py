@@ -138,6 +138,23 @@ def test_sliding_sphere_ends_rolling_at_5_7_v0():
     assert sim.angular_velocities_rad_s[0, 1] * R_UM * 1e-6 == pytest.approx(5 / 7 * V0, rel=2e-3)
 
 
+def test_rolling_resistance_leaves_a_resting_sphere_at_rest():
+    sim = _rolling_on_foil(0.0)   # w = 0: no direction to resist
+    sim.run(1e-7)
+    assert np.all(sim.angular_velocities_rad_s == 0) and np.all(np.isfinite(sim.positions_um))
+
+
+def test_rolling_resistance_does_not_resist_a_twist_about_the_normal():
+    """The model resists rolling (w tangential to the contact), not twisting (w along n):
+    a sphere spinning about the foil's normal keeps its spin."""
+    r = R_UM * 1e-6
+    rest = _rest_overlap(_mass(r, RHO_NMC) * G, _wall_estar(E_NMC, NU_NMC), r)
+    sim = Simulation([[R_UM - rest * 1e6, 0.0, 0.0]], [R_UM], _mat(restitution=0.5, rolling=MU_R),
+                     angular_velocities_rad_s=[[2e4, 0, 0]], bottom_z_um=0.0, body_acceleration_m_s2=(-G, 0, 0))
+    sim.run(3e-7)
+    np.testing.assert_array_equal(sim.angular_velocities_rad_s[0], [2e4, 0, 0])
+
+
 def _spinning_on_glued_sphere(w0):
     """Sphere B (CBD) on top of sphere A (NMC, glued to the foil), spinning about y, no friction.
 
