@@ -152,7 +152,9 @@ def _cylinder_padding(rows, left, right):
     n = rows.shape[-1]
     band = max(1, min(8, n // 8))
     u_edge = max(0.5 * (n - 1), 0.5)
-    centre = rows[:, n // 2 - band // 2:n // 2 - band // 2 + band].mean(axis=-1)
+    # the central band is centred on (n - 1) / 2: as many columns as n has, odd or even
+    middle = band + (n - band) % 2
+    centre = rows[:, (n - middle) // 2:(n + middle) // 2].mean(axis=-1)
 
     def extension(edge, width):
         # edge / centre = sqrt(1 - u_edge^2 / R^2); capped so R <= ~4 u_edge.

@@ -1,13 +1,60 @@
-"""Shared fixtures: one tiny run for every test that needs a whole run folder."""
+"""Shared fixtures: one tiny run for every test that needs a whole run folder,
+and a check that a computation gives the same bytes in a fresh process."""
 
+import hashlib
+import inspect
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "scenarios" / "tiny.toml"
+
+
+def digest(arrays):
+    """sha256 of a sequence of arrays: dtype, shape and bytes of each, in order."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+_CHILD = """
+import importlib.util, sys
+sys.path.insert(0, sys.argv[1])
+from conftest import digest
+spec = importlib.util.spec_from_file_location("_bytes_case", sys.argv[2])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print("digest:", digest(getattr(module, sys.argv[3])()))
+"""
+
+
+def digest_in_fresh_process(func, timeout=300):
+    """:func:`digest` of ``func()`` computed by a new Python process.
+
+    ``func`` is a module-level function of a test module, taking no argument and
+    returning a sequence of arrays. The child has another hash seed than this
+    process, its own taichi runtime and its own process id, so a result that
+    depends on ``hash()``, the clock, the process or an unseeded generator
+    differs from the one computed here, where two calls in one process would agree.
+    """
+    env = dict(os.environ)
+    ours = os.environ.get("PYTHONHASHSEED", "")
+    env["PYTHONHASHSEED"] = str(int(ours) + 1) if ours.isdigit() and int(ours) < 4294967295 else "1"
+    source = inspect.getsourcefile(func)
+    result = subprocess.run([sys.executable, "-c", _CHILD, str(Path(__file__).parent), source, func.__name__],
+                            capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("digest: ")]
+    assert len(lines) == 1, result.stdout[-3000:]
+    return lines[0].split()[1]
 
 
 def run_synthcal(*args, timeout=600):

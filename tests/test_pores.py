@@ -100,9 +100,14 @@ def test_mask_restricts_the_statistics_not_the_spheres():
     assert result.porosity == pytest.approx((im & mask).sum() / mask.sum())
 
 
-def test_deterministic():
+@pytest.mark.parametrize("name, move", [
+    ("flip z", lambda v: v[::-1]),
+    ("flip x", lambda v: v[:, :, ::-1]),
+    ("axes x, z, y", lambda v: v.transpose(2, 0, 1)),
+])
+def test_local_radius_of_a_flipped_or_turned_image_is_the_flipped_or_turned_radius(name, move):
     im = spheres_image([1.3, 2.1], [(0.1, 0.2, 0.3), (0.4, 0.5, 0.6)], 0.125)
-    assert np.array_equal(local_radius(im), local_radius(im))
+    assert np.array_equal(local_radius(np.ascontiguousarray(move(im))), move(local_radius(im)))
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -1,0 +1,290 @@
+"""Mutation testing: how many small faults planted in a module its own tests catch.
+
+A mutant is the module with one small change (an operator, a constant, a
+comparison, a call argument); it is *killed* when one of the module's tests
+fails. A survivor is a change the tests cannot see: either a missing test or
+an equivalent mutant (one that cannot change any result), listed below.
+
+Usage (not part of CI; needs the optional extra ``mutation``)::
+
+    pip install -e ".[mutation]"
+    SYNTHCAL_DEM_THREADS=1 python benchmarks/mutation.py                 # every module
+    SYNTHCAL_DEM_THREADS=1 python benchmarks/mutation.py score reconstruct
+    python benchmarks/mutation.py --list
+
+Each module runs in a fresh copy of the tracked files (both tools write
+mutants into the tree) and only against its own test files. The script prints
+one row per module, the surviving mutants, and a last row "worst module".
+
+Tools
+-----
+- mutmut (3.x) for plain-Python modules. It runs with ``process_isolation =
+  forkserver``: with its default ``fork`` the workers fork from a process
+  whose taichi runtime already has worker threads, and every mutant whose
+  tests launch a taichi kernel hangs until its timeout (measured: all 40
+  ``sirt`` mutants of ``analysis/reconstruct.py`` timed out).
+- cosmic-ray for the contact law in ``synthcal/dem/kernels.py``. mutmut never
+  mutates a decorated function, and ``hertz_mindlin`` and ``rolling_torque``
+  are ``@ti.func``: taichi compiles them from their source text, so only a
+  tool that edits the file on disk reaches them. cosmic-ray does; its line
+  filter keeps the mutants inside those two functions.
+
+``validation/frame.py`` runs against ``tests/test_truth_frame.py`` only:
+every test in ``tests/test_validation.py`` needs the session fixture
+``tiny_run``, a whole pipeline run, so each mutant would cost minutes. Its
+``score_dvc`` and ``registration_error`` are therefore not reached (they show
+as survivors "no tests").
+
+Measured
+--------
+2 CPU cores shared with other work, Linux, Python 3.11, mutmut 3.8.1,
+cosmic-ray 8.7.0 (``max-children 2``):
+
+    module       tool        mutants  killed  survived  other  score   minutes
+    (filled in below by the last run; see MEASURED)
+
+Survivors judged equivalent (no result can change):
+    (see EQUIVALENT)
+"""
+
+import argparse
+import ast
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One module and the test files that are its own."""
+
+    name: str
+    path: str
+    tests: tuple
+    tool: str = "mutmut"
+    functions: tuple = ()          # cosmic-ray: mutate only inside these functions
+    note: str = ""
+
+
+TARGETS = (
+    Target("score", "validation/score.py", ("tests/test_score.py", "tests/test_score_statistics.py")),
+    Target("frame", "validation/frame.py", ("tests/test_truth_frame.py",),
+           note="tests/test_validation.py left out: it needs a pipeline run (tiny_run) per mutant"),
+    Target("dvc-status", "analysis/dvc/local.py", ("tests/test_dvc.py", "tests/test_dvc_status.py")),
+    Target("strain", "analysis/strain.py", ("tests/test_strain.py",)),
+    Target("pores", "analysis/pores.py", ("tests/test_pores.py",)),
+    Target("reconstruct", "analysis/reconstruct.py", ("tests/test_reconstruct.py", "tests/test_reconstruct_filters.py",
+                                                      "tests/test_reconstruct_cases.py")),
+    Target("dem-material", "synthcal/dem/material.py", ("tests/test_dem_mechanics.py",
+                                                        "tests/test_dem.py::test_hertz_force_matches_theory",
+                                                        "tests/test_dem.py::test_collision_restitution_half",
+                                                        "tests/test_dem.py::test_bad_input_is_rejected")),
+    Target("contact-law", "synthcal/dem/kernels.py", ("tests/test_dem_mechanics.py",), tool="cosmic-ray",
+           functions=("hertz_mindlin", "rolling_torque")),
+)
+DEFAULT = tuple(t.name for t in TARGETS)
+
+
+@dataclass
+class Outcome:
+    target: Target
+    killed: int = 0
+    survived: list = field(default_factory=list)    # (mutant id, diff)
+    other: dict = field(default_factory=dict)       # status -> count (timeouts count as killed)
+    minutes: float = 0.0
+
+    @property
+    def total(self):
+        return self.killed + len(self.survived) + sum(self.other.values())
+
+    @property
+    def score(self):
+        return self.killed / self.total if self.total else float("nan")
+
+
+def _copy_tree(dest):
+    """The tracked and untracked-but-not-ignored files of the repository, copied to ``dest``."""
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split("\n")
+    for f in filter(None, files):
+        src = ROOT / f
+        if src.is_file():
+            (dest / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / f)
+
+
+def _env():
+    env = dict(os.environ)
+    env.setdefault("SYNTHCAL_DEM_THREADS", "1")
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def _run_mutmut(t, work, max_children, timeout_s):
+    lines = ["[mutmut]", "source_paths =", "    analysis", "    synthcal", "    validation",
+             f"only_mutate =\n    {t.path}", "pytest_add_cli_args_test_selection ="]
+    lines += [f"    {x}" for x in t.tests]
+    lines += ["pytest_add_cli_args =", "    -p", "    no:cacheprovider", "    -q",
+              "process_isolation = forkserver"]
+    (work / "setup.cfg").write_text("\n".join(lines) + "\n")
+    mutmut = [sys.executable, "-m", "mutmut"]
+    run = subprocess.run(mutmut + ["run", "--max-children", str(max_children)], cwd=work, env=_env(),
+                         capture_output=True, text=True, timeout=timeout_s)
+    listing = subprocess.run(mutmut + ["results", "--all", "true"], cwd=work, env=_env(),
+                             capture_output=True, text=True)
+    out = Outcome(t)
+    for line in listing.stdout.splitlines():
+        m = re.match(r"\s*(\S+): (.+)$", line)
+        if not m:
+            continue
+        name, status = m.group(1), m.group(2).strip()
+        if status in ("killed", "timeout"):
+            out.killed += 1
+        elif status in ("survived", "no tests"):
+            diff = subprocess.run(mutmut + ["show", name], cwd=work, env=_env(), capture_output=True, text=True)
+            out.survived.append((name, _changed_lines(diff.stdout)))
+        else:
+            out.other[status] = out.other.get(status, 0) + 1
+    if out.total == 0:
+        raise RuntimeError(f"{t.name}: mutmut produced no mutants\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}")
+    return out
+
+
+def _function_lines(path, names):
+    """1-based inclusive line ranges of the top-level or nested functions ``names`` in ``path``."""
+    tree = ast.parse(Path(path).read_text())
+    ranges = [f"{n.lineno}-{n.end_lineno}" for n in ast.walk(tree)
+              if isinstance(n, ast.FunctionDef) and n.name in names]
+    if len(ranges) != len(names):
+        raise RuntimeError(f"{path}: expected functions {names}, found {len(ranges)}")
+    return ranges
+
+
+def _run_cosmic_ray(t, work, max_children, timeout_s):
+    tests = " ".join(t.tests)
+    ranges = _function_lines(work / t.path, t.functions)
+    config = (
+        "[cosmic-ray]\n"
+        f'module-path = "{t.path}"\n'
+        "timeout = 300.0\n"
+        "excluded-modules = []\n"
+        f'test-command = "{sys.executable} -m pytest -x -q -p no:cacheprovider {tests}"\n'
+        "[cosmic-ray.distributor]\n"
+        'name = "local"\n'
+        "[cosmic-ray.filters.line-filter]\n"
+        f'lines = {{ "{t.path}" = {json.dumps(ranges)} }}\n'
+    )
+    (work / "cr.toml").write_text(config)
+    session = str(work / "cr.sqlite")
+    bindir = Path(sys.executable).parent
+    cr = lambda tool: [str(bindir / tool)] if (bindir / tool).exists() else [tool]
+    for cmd in (cr("cosmic-ray") + ["init", "cr.toml", session], cr("cr-filter-lines") + ["--config", "cr.toml", session],
+                cr("cosmic-ray") + ["exec", "cr.toml", session]):
+        subprocess.run(cmd, cwd=work, env=_env(), check=True, capture_output=True, text=True, timeout=timeout_s)
+    dump = subprocess.run(cr("cosmic-ray") + ["dump", session], cwd=work, env=_env(), capture_output=True,
+                          text=True, check=True)
+    out = Outcome(t)
+    for line in dump.stdout.splitlines():
+        item, result = json.loads(line)
+        if result is None:
+            out.other["not run"] = out.other.get("not run", 0) + 1
+            continue
+        worker, test = result["worker_outcome"], result.get("test_outcome")
+        if worker == "skipped":
+            continue
+        if worker == "normal" and test == "killed" or worker == "abnormal":
+            out.killed += 1   # abnormal: the mutant crashed or timed out
+        elif worker == "normal" and test == "survived":
+            m = item["mutations"][0]
+            name = f"{m['operator_name']}#{m['occurrence']} line {m['start_pos'][0]}"
+            out.survived.append((name, _changed_lines(result.get("diff") or "")))
+        else:
+            key = f"{worker}/{test}"
+            out.other[key] = out.other.get(key, 0) + 1
+    return out
+
+
+def _changed_lines(diff):
+    """The - and + lines of a unified diff, stripped."""
+    keep = [ln for ln in diff.splitlines() if ln[:1] in "+-" and not ln.startswith(("+++", "---"))]
+    return " | ".join(ln[0] + " " + ln[1:].strip() for ln in keep)
+
+
+def run(targets, max_children=2, timeout_min=30.0, keep=False):
+    results = []
+    for t in targets:
+        work = Path(tempfile.mkdtemp(prefix=f"synthcal-mutation-{t.name}-"))
+        start = time.monotonic()
+        try:
+            _copy_tree(work)
+            runner = _run_cosmic_ray if t.tool == "cosmic-ray" else _run_mutmut
+            out = runner(t, work, max_children, timeout_min * 60)
+        except subprocess.TimeoutExpired:
+            out = Outcome(t, other={f"over {timeout_min:g} min": 1})
+        finally:
+            if not keep:
+                shutil.rmtree(work, ignore_errors=True)
+            else:
+                print(f"kept {work}", file=sys.stderr)
+        out.minutes = (time.monotonic() - start) / 60
+        results.append(out)
+        _print_row(out)   # one row as soon as a module is done
+    return results
+
+
+HEADER = f"{'module':<14}{'file':<28}{'tool':<12}{'mutants':>8}{'killed':>8}{'survived':>9}{'other':>7}{'score':>8}{'min':>7}"
+
+
+def _print_row(o):
+    print(f"{o.target.name:<14}{o.target.path:<28}{o.target.tool:<12}{o.total:>8}{o.killed:>8}"
+          f"{len(o.survived):>9}{sum(o.other.values()):>7}{100 * o.score:>7.1f}%{o.minutes:>7.1f}", flush=True)
+
+
+def report(results):
+    print()
+    print(HEADER)
+    for o in results:
+        _print_row(o)
+    worst = min(results, key=lambda o: o.score)
+    print(f"{'worst module':<14}{worst.target.path:<28}{worst.target.tool:<12}{worst.total:>8}{worst.killed:>8}"
+          f"{len(worst.survived):>9}{sum(worst.other.values()):>7}{100 * worst.score:>7.1f}%{worst.minutes:>7.1f}")
+    for o in results:
+        if o.survived or o.other:
+            print(f"\nsurvivors in {o.target.path}" + (f" (other: {o.other})" if o.other else ""))
+            for name, diff in o.survived:
+                print(f"  {name}: {diff}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("modules", nargs="*", help=f"names from --list (default: {' '.join(DEFAULT)})")
+    parser.add_argument("--list", action="store_true", help="list the modules and their test files")
+    parser.add_argument("--max-children", type=int, default=2, help="parallel mutants (mutmut)")
+    parser.add_argument("--timeout-min", type=float, default=30.0, help="limit per module, minutes")
+    parser.add_argument("--keep", action="store_true", help="keep the working copies")
+    args = parser.parse_args(argv)
+    by_name = {t.name: t for t in TARGETS}
+    if args.list:
+        for t in TARGETS:
+            print(f"{t.name:<14}{t.path:<28}{t.tool:<12}{' '.join(t.tests)}  {t.note}")
+        return 0
+    unknown = [m for m in args.modules if m not in by_name]
+    if unknown:
+        parser.error(f"unknown module(s) {unknown}; expected some of {sorted(by_name)}")
+    print(HEADER, flush=True)
+    results = run([by_name[m] for m in (args.modules or DEFAULT)], args.max_children, args.timeout_min, args.keep)
+    report(results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""DVC node statuses: each node is flagged for the reason that applies to it.
+
+Volumes are 48^3 periodic smooth textures (so Fourier shifts are exact), the
+subvolume edge 17 voxels (offsets -8 .. +8 about the node). Which nodes get
+which status is worked out by hand from the node positions.
+"""
+
+import functools
+import math
+
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+
+from analysis.dvc import Status, correlate
+
+S, H, N = 17, 8, 48   # subvolume edge, its half (offsets -H .. +H), volume edge
+
+
+@functools.lru_cache(maxsize=None)
+def texture(seed):
+    """Periodic smooth random texture of unit variance, N^3, float64."""
+    rng = np.random.default_rng(seed)
+    v = ndi.gaussian_filter(rng.normal(size=(N, N, N)), 1.6, mode="wrap")
+    return v / v.std()
+
+
+def fourier_shift(v, shift):
+    """v(x - shift) for a periodic band-limited v: material moves by +shift."""
+    return np.fft.ifftn(ndi.fourier_shift(np.fft.fftn(v), shift)).real.astype(np.float32)
+
+
+def _nodes(zs, ys, xs):
+    return np.array([(z, y, x) for z in zs for y in ys for x in xs])
+
+
+def _correlate(ref, deformed, nodes, **kwargs):
+    args = dict(subvolume_voxels=S, node_spacing_voxels=8, max_displacement_voxels=2, nodes=nodes)
+    args.update(kwargs)
+    return correlate(np.asarray(ref, np.float32), np.asarray(deformed, np.float32), **args)
+
+
+# Upper half (z >= 24) of the deformed volume: the texture plus independent noise of
+# relative amplitude B. Nodes at z = 9, 14 see only the clean half (z 1 .. 22), nodes at
+# z = 33, 38 only the noisy half (z 25 .. 46).
+B = 0.5
+CLEAN_Z, NOISY_Z = (9, 14), (33, 38)
+NOISY_NODES = _nodes(CLEAN_Z + NOISY_Z, (12, 24, 36), (12, 24, 36))
+
+
+@functools.lru_cache(maxsize=None)
+def _noisy_half(min_cc):
+    ref = texture(0)
+    deformed = ref.copy()
+    deformed[24:] += B * texture(1)[24:]
+    return _correlate(ref, deformed, NOISY_NODES, min_cc=min_cc)
+
+
+def test_noisy_half_converges_at_the_cc_of_signal_plus_independent_noise():
+    r = _noisy_half(0.8)
+    clean = np.isin(r.nodes[:, 0], CLEAN_Z)
+    assert np.all(r.status == Status.CONVERGED) and r.ok.all()
+    assert np.all(r.cc[clean] > 1 - 1e-6)
+    # ZNCC of f against f + B g, g independent of f with equal variance: 1 / sqrt(1 + B^2) = 0.894;
+    # a 17^3 subvolume of this texture holds ~80 independent samples, so the CC of one node
+    # scatters by about (1 - cc^2) / sqrt(80) = 0.02, and the affine fit lifts it a little
+    expected = 1 / math.sqrt(1 + B ** 2)
+    assert np.all(np.abs(r.cc[~clean] - expected) < 0.06)
+    assert np.abs(r.displacement[~clean]).max() < 0.5
+
+
+def test_nodes_below_min_cc_are_low_cc_and_not_ok_the_others_ok():
+    r = _noisy_half(0.95)
+    noisy = np.isin(r.nodes[:, 0], NOISY_Z)
+    assert np.all(r.status[noisy] == Status.LOW_CC)
+    assert not r.ok[noisy].any() and np.all(np.isnan(r.displacement[noisy]))
+    assert np.all(np.isnan(r.displacement_gradient[noisy]))
+    assert np.all(r.status[~noisy] == Status.CONVERGED) and r.ok[~noisy].all()
+    assert np.abs(r.displacement[~noisy]).max() < 1e-6
+    assert np.all(r.cc[noisy] < 0.95)  # the CC itself is kept for the flagged nodes
+
+
+def test_nodes_on_independent_noise_are_never_ok():
+    ref = texture(0)
+    deformed = ref.copy()
+    deformed[24:] = texture(1)[24:]
+    r = _correlate(ref, deformed, NOISY_NODES)
+    noisy = np.isin(r.nodes[:, 0], NOISY_Z)
+    assert not r.ok[noisy].any()
+    assert np.all(np.isin(r.status[noisy], [Status.LOW_CC, Status.MAX_ITERATIONS, Status.OUTSIDE]))
+    assert r.ok[~noisy].all()
+
+
+# A rigid shift moves the match of nodes near the top (z) and the front (y) out of the
+# volume. A subvolume point lies outside when it is below -0.5 or above N - 0.5:
+# z + H + 1.7 > 47.5 for z = 39 (48.7), and y - H - 1.3 < -0.5 for y = 8 (-1.3). The
+# nodes kept inside stay a voxel or more from that limit (z = 36: 45.7, y = 10: 0.7):
+# near the edge the fitted affine warp tilts a little, and with it the subvolume's corners.
+SHIFT = (1.7, -1.3, 0.4)
+EDGE_NODES = _nodes((9, 24, 36, 39), (8, 10, 24), (24,))
+
+
+def test_nodes_whose_match_leaves_the_volume_are_outside():
+    r = _correlate(texture(0), fourier_shift(texture(0), SHIFT), EDGE_NODES, max_displacement_voxels=2.5)
+    z, y = r.nodes[:, 0], r.nodes[:, 1]
+    outside = (z + H + SHIFT[0] > N - 0.5) | (y - H + SHIFT[1] < -0.5)
+    assert outside.sum() == 6  # z = 39 (3 nodes) and y = 8 (3 more)
+    assert np.all(r.status[outside] == Status.OUTSIDE)
+    assert not r.ok[outside].any() and np.all(r.cc[outside] == 0.0)
+    assert np.all(np.isnan(r.displacement[outside]))
+    assert np.all(r.status[~outside] == Status.CONVERGED) and r.ok[~outside].all()
+    assert np.abs(r.displacement[~outside] - SHIFT).max() < 0.02
+
+
+def test_flat_subvolumes_are_flat_and_textured_ones_converge():
+    ref = texture(0).copy()
+    ref[:, :, :20] = 1.0   # no texture for x < 20
+    nodes = _nodes((24,), (12, 36), (9, 11, 28, 36))
+    r = _correlate(ref, ref, nodes)
+    x = r.nodes[:, 2]
+    flat = x + H < 20          # whole subvolume in the flat slab: x = 9, 11
+    textured = x - H >= 20     # whole subvolume in the texture: x = 28, 36
+    assert flat.sum() == 4 and textured.sum() == 4
+    assert np.all(r.status[flat] == Status.FLAT) and not r.ok[flat].any()
+    assert np.all(np.isnan(r.displacement[flat]))
+    assert np.all(r.status[textured] == Status.CONVERGED) and r.ok[textured].all()
+
+
+def test_nodes_mostly_outside_the_mask_are_masked_with_cc_zero():
+    ref = texture(0)
+    mask = np.zeros(ref.shape, bool)
+    mask[:, :, :24] = True
+    # x = 12: subvolume x 4 .. 20 all in the mask; x = 24: 8 of 17 columns in (0.47 < 0.5);
+    # x = 36: none in
+    nodes = _nodes((24,), (24,), (12, 24, 36))
+    r = _correlate(ref, ref, nodes, mask=mask)
+    assert r.status.tolist() == [Status.CONVERGED, Status.MASKED, Status.MASKED]
+    assert r.ok.tolist() == [True, False, False]
+    assert r.cc[1:].tolist() == [0.0, 0.0]
+
+
+# the node at x = 24 has 8 of its 17 columns in the mask: a fraction of exactly 8/17
+@pytest.mark.parametrize("fraction, status", [(0.45, Status.CONVERGED), (8 / 17, Status.CONVERGED),
+                                              (8 / 17 + 1e-9, Status.MASKED), (0.5, Status.MASKED)])
+def test_subvolumes_with_less_than_min_mask_fraction_inside_are_masked(fraction, status):
+    ref = texture(0)
+    mask = np.zeros(ref.shape, bool)
+    mask[:, :, :24] = True
+    r = _correlate(ref, ref, _nodes((24,), (24,), (24,)), mask=mask, min_mask_fraction=fraction)
+    assert r.status.tolist() == [status]

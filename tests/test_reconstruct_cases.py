@@ -1,0 +1,243 @@
+"""analysis.reconstruct on cases small enough to work out by hand, and its input contract.
+
+Geometry (see analysis.projector): at angle t the beam runs along (cos t, sin t)
+in the (x, y) plane and detector coordinate u = -x sin t + y cos t, so at
+t = 0 detector column j sees row y = j of a centred grid, and at t = 90 it sees
+column x = n - 1 - j. Joseph weights there are 1 per voxel crossed.
+"""
+
+import re
+
+import numpy as np
+import pytest
+import scipy.fft
+
+from analysis.reconstruct import _cylinder_padding, angular_weights, fbp, filter_projections, normalise, sirt
+
+RAMP8 = np.arange(8, dtype=np.float32)[None, None, :]   # one angle, one slice, 8 columns: 0 .. 7
+
+
+# ---- SIRT -----------------------------------------------------------------------
+
+def test_sirt_one_angle_one_iteration_spreads_each_ray_evenly_along_it():
+    # row sums R = 1/8 (8 voxels of weight 1 per ray), column sums C = 1 (one ray per voxel):
+    # x = C A^T R b puts b_j / 8 on every voxel of ray j
+    x = sirt(RAMP8, [0.0], iterations=1, nonnegative=False)
+    np.testing.assert_array_equal(x[0], np.repeat(RAMP8[0, 0][:, None] / 8, 8, axis=1))
+    x = sirt(RAMP8, [90.0], iterations=1, nonnegative=False)
+    np.testing.assert_array_equal(x[0], np.repeat(RAMP8[0, 0][::-1][None, :] / 8, 8, axis=0))
+
+
+def test_sirt_one_angle_is_converged_after_one_iteration():
+    # A x1 = b exactly, so every later update is zero
+    np.testing.assert_array_equal(sirt(RAMP8, [0.0], iterations=4), sirt(RAMP8, [0.0], iterations=1))
+
+
+def test_sirt_zero_iterations_returns_the_start():
+    x0 = np.random.default_rng(0).random((1, 8, 8))
+    out = sirt(RAMP8, [0.0], iterations=0, x0=x0)
+    assert out.dtype == np.float32 and np.array_equal(out, x0.astype(np.float32))
+    assert out is not x0
+    np.testing.assert_array_equal(sirt(RAMP8, [0.0], iterations=0), np.zeros((1, 8, 8), np.float32))
+
+
+def test_sirt_starts_from_x0():
+    # from x0 = the converged answer the update is zero; from x0 = 0 one iteration gets there
+    done = sirt(RAMP8, [0.0], iterations=1)
+    np.testing.assert_array_equal(sirt(RAMP8, [0.0], iterations=1, x0=done), done)
+
+
+def test_sirt_default_is_50_iterations():
+    angles = [0.0, 45.0, 90.0, 135.0]
+    b = np.random.default_rng(1).random((4, 1, 8)).astype(np.float32)
+    np.testing.assert_array_equal(sirt(b, angles), sirt(b, angles, iterations=50))
+
+
+def test_sirt_float64_and_float32_line_integrals_give_the_same_bytes():
+    angles = [0.0, 60.0, 120.0]
+    b = np.random.default_rng(2).random((3, 2, 8)).astype(np.float32)
+    assert sirt(b.astype(np.float64), angles, iterations=3).tobytes() == sirt(b, angles, iterations=3).tobytes()
+
+
+def test_sirt_on_a_grid_wider_than_the_detector():
+    # 12 x 12 grid, 8 detector columns centred on it: column j is row j + 2; each ray crosses
+    # 12 voxels; rows 0, 1, 10, 11 are seen by no ray and stay zero
+    x = sirt(RAMP8, [0.0], iterations=1, nonnegative=False, shape_yx=(12, 12))
+    expected = np.zeros((12, 12), np.float32)
+    expected[2:10] = RAMP8[0, 0][:, None] / 12
+    assert x.shape == (1, 12, 12)
+    np.testing.assert_allclose(x[0], expected, rtol=1e-6, atol=0)
+
+
+def test_sirt_on_a_grid_narrower_than_the_detector_ignores_the_rays_that_miss_it():
+    # 4 x 4 grid, 8 columns: columns 2 .. 5 cross rows 0 .. 3, the others miss the grid
+    x = sirt(RAMP8, [0.0], iterations=1, nonnegative=False, shape_yx=(4, 4))
+    np.testing.assert_allclose(x[0], np.repeat(RAMP8[0, 0][2:6, None] / 4, 4, axis=1), rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(line_integrals=np.ones((1, 8))), "line_integrals"),
+    (dict(line_integrals=np.ones((1, 0, 8))), "line_integrals"),
+    (dict(iterations=-1), "iterations"),
+    (dict(iterations=2.0), "iterations"),
+    (dict(x0=np.zeros((1, 8, 9))), "x0"),
+])
+def test_sirt_bad_input_names_the_argument(kwargs, match):
+    args = dict(line_integrals=RAMP8, angles_deg=[0.0])
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=f"^{match}: "):
+        sirt(**args)
+
+
+# ---- filtering and its padding --------------------------------------------------------
+
+def _inside_fov(n_det, n_angles=3):
+    """Projections of a disk well inside the field of view: the rows end in zeros."""
+    u = np.arange(n_det) - (n_det - 1) / 2
+    row = 0.04 * np.sqrt(np.clip((n_det / 4) ** 2 - (u - 1.5) ** 2, 0, None))
+    return np.tile(row, (n_angles, 2, 1)).astype(np.float32)
+
+
+def test_filter_defaults_are_ramp_with_cylinder_padding():
+    p = np.random.default_rng(3).random((2, 3, 20)).astype(np.float32) + 1.0
+    assert filter_projections(p).tobytes() == filter_projections(p, filter="ramp", padding=True).tobytes()
+
+
+@pytest.mark.parametrize("n_det", [31, 32, 33, 37])   # margins even, odd, uneven; odd FFT length (75)
+def test_padding_adds_nothing_for_an_object_inside_the_field_of_view(n_det):
+    p = _inside_fov(n_det)
+    padded, plain = filter_projections(p, padding=True), filter_projections(p, padding=False)
+    assert padded.shape == p.shape and padded.dtype == np.float32
+    assert padded.tobytes() == plain.tobytes()
+
+
+@pytest.mark.parametrize("n_det", [32, 40])   # equal margins (16, 20) on both sides
+def test_padded_filter_of_a_mirrored_row_is_the_mirrored_filter(n_det):
+    # a truncated off-centre cylinder, so the two sides are extended differently
+    u = np.arange(n_det) - (n_det - 1) / 2
+    row = 0.02 * np.sqrt(np.clip((0.8 * n_det) ** 2 - (u - 3) ** 2, 0, None))
+    p = np.stack([row, row[::-1]])[:, None, :].astype(np.float32)
+    out = filter_projections(p, padding=True)
+    # float32 FFTs of mirrored inputs round differently, at ~1e-7 of the largest input value
+    np.testing.assert_allclose(out[1, 0], out[0, 0, ::-1], rtol=0, atol=1e-6 * np.abs(p).max())
+
+
+def test_filter_float64_and_float32_input_give_the_same_bytes():
+    p = np.random.default_rng(4).random((2, 2, 24)).astype(np.float32)
+    for padding in (True, False):
+        a = filter_projections(p.astype(np.float64), padding=padding)
+        assert a.tobytes() == filter_projections(p, padding=padding).tobytes()
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: filter_projections(np.ones((2, 8))), "^line_integrals: "),
+    (lambda: filter_projections(np.ones((2, 0, 8))), "^line_integrals: "),
+    (lambda: filter_projections(np.ones((2, 1, 8)), filter="cosine"), "^filter: "),
+])
+def test_filter_bad_input_names_the_argument(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def _chord(u, radius, mu):
+    return 2 * mu * np.sqrt(np.clip(radius ** 2 - u ** 2, 0, None))
+
+
+def test_cylinder_padding_extends_a_centred_cylinder_by_its_own_chord_times_the_taper():
+    """15 columns: the edge and centre values are single columns (u = +-7 and u = 0), so the
+    fitted radius is exact and the extension is the true chord, cut by the cosine taper
+    0.5 + 0.5 cos(pi d / (width + 1)) at d = 1 .. width columns beyond the edge."""
+    n, left, right = 15, 10, 12
+    # edge / centre = sqrt(1 - 49 / 12.3^2) = 0.82 < 0.97; centre chord 0.49 < 1. Radii off the
+    # integer columns: where the chord ends on a column, float32 rounding under the square
+    # root shows as 1e-4.
+    radius, mu = 12.3, 0.02
+    u = np.arange(n) - 7.0
+    rows = np.stack([_chord(u, radius, mu), _chord(u, 10.4, 0.03)]).astype(np.float32)
+    out = _cylinder_padding(rows, left, right)
+    assert out.shape == (2, left + n + right) and out.dtype == np.float32
+    np.testing.assert_array_equal(out[:, left:left + n], rows)
+    for k, (r, m) in enumerate([(radius, mu), (10.4, 0.03)]):   # each row its own radius
+        d = np.arange(1, right + 1)
+        expected_right = _chord(7.0 + d, r, m) * (0.5 + 0.5 * np.cos(np.pi * d / (right + 1)))
+        np.testing.assert_allclose(out[k, left + n:], expected_right, rtol=1e-5, atol=1e-7)
+        d = np.arange(1, left + 1)
+        expected_left = _chord(7.0 + d, r, m) * (0.5 + 0.5 * np.cos(np.pi * d / (left + 1)))
+        np.testing.assert_allclose(out[k, :left][::-1], expected_left, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("centre, edge", [(0.0, 0.1), (-0.2, 0.1), (0.5, 0.0), (0.5, -0.1)])
+def test_cylinder_padding_is_zero_where_no_cylinder_fits(centre, edge):
+    """An empty (or negative) centre fits no cylinder; an empty edge has nothing to extend."""
+    row = np.full(15, 0.3, np.float32)
+    row[7] = centre
+    row[0] = row[-1] = edge
+    out = _cylinder_padding(row[None], 6, 6)
+    assert np.all(out[0, :6] == 0) and np.all(out[0, -6:] == 0)
+
+
+# ---- normalise, angular weights, FBP --------------------------------------------------
+
+def test_normalise_floors_a_dead_flat_pixel_below_the_dark_also_in_uint16():
+    counts = np.array([[[500, 500]]], np.uint16)
+    flat = np.array([[1100, 50]], np.uint16)      # second pixel: flat below the dark
+    dark = np.array([[100, 100]], np.uint16)
+    out = normalise(counts, flat, dark)
+    np.testing.assert_allclose(out[0, 0], [np.log(1000 / 400), np.log(0.5 / 400)], rtol=1e-6)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: normalise(np.ones((2, 3)), np.ones((2, 3)), np.zeros((2, 3))), r"^counts: "),
+    (lambda: normalise(np.ones((1, 0, 3)), np.ones((0, 3)), np.zeros((0, 3))), r"^counts: "),
+    (lambda: normalise(np.ones((1, 2, 3)), np.ones((2, 3)), np.zeros((2, 3)), floor_counts=0.0), r"^floor_counts: "),
+    (lambda: normalise(np.ones((1, 2, 3)), np.ones((3, 2)), np.zeros((2, 3))), r"^flats: .* got \(3, 2\)$"),
+    (lambda: normalise(np.ones((1, 2, 3)), np.ones((2, 3)), np.zeros((4, 3, 2))), r"^darks: .* got \(4, 3, 2\)$"),
+])
+def test_normalise_bad_input_names_the_argument(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_angular_weights_hand_case_with_a_gap_at_and_above_ten_times_the_median():
+    """Angles 0, 1, .. 8, 18, 28.5: gaps 1 (x8), 10, 10.5 and 151.5 round to 180; median 1.
+    Gaps above 10x the median (10.5, 151.5) count as 1, the gap of exactly 10 stays;
+    each angle gets half its two gaps: 1 (x8), 5.5, 5.5, 1, sum 20, scaled to pi."""
+    w = angular_weights([0, 1, 2, 3, 4, 5, 6, 7, 8, 18, 28.5])
+    np.testing.assert_allclose(w, np.pi / 20 * np.array([1] * 8 + [5.5, 5.5, 1]), rtol=1e-12)
+
+
+def test_angular_weights_of_float32_angles_are_those_of_the_same_numbers_in_float64():
+    a32 = np.float32([0.1, 33.3, 77.7, 150.2, 151.0])
+    assert angular_weights(a32).tobytes() == angular_weights(a32.astype(np.float64)).tobytes()
+
+
+@pytest.mark.parametrize("angles", [[], [[0.0, 1.0]], [0.0, np.nan], [np.inf]])
+def test_angular_weights_bad_angles_are_rejected_with_one_message(angles):
+    message = "angles_deg: expected a non-empty 1D array of finite angles in degrees"
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        angular_weights(angles)
+
+
+def test_fbp_defaults_are_ramp_with_padding_and_progress_runs_from_0p1_to_1():
+    angles = np.linspace(0, 180, 12, endpoint=False)
+    p = np.random.default_rng(5).random((12, 20, 16)).astype(np.float32)   # 3 blocks of 8 slices
+    seen = []
+    out = fbp(p, angles, progress=seen.append)
+    assert out.tobytes() == fbp(p, angles, filter="ramp", padding=True).tobytes()
+    assert seen[0] == 0.1 and seen[-1] == 1.0 and len(seen) > 2
+    assert seen == sorted(seen) and all(0.1 <= f <= 1.0 for f in seen)
+
+
+@pytest.mark.parametrize("p, match", [(np.ones((2, 8)), r"n_angles=2"), (np.ones((3, 1, 8)), r"n_angles=2")])
+def test_fbp_line_integrals_must_have_one_projection_per_angle(p, match):
+    with pytest.raises(ValueError, match="^line_integrals: .*" + match):
+        fbp(p, [0.0, 90.0])
+
+
+def test_fbp_filters_with_an_odd_fft_length():
+    # 37 columns: the filter works on 75 (= next fast length of 74) samples
+    assert scipy.fft.next_fast_len(74) == 75
+    angles = np.linspace(0, 180, 8, endpoint=False)
+    p = _inside_fov(37, 8)
+    expected = fbp(p, angles, padding=False)
+    np.testing.assert_array_equal(fbp(p, angles), expected)
