@@ -59,14 +59,18 @@ def _noisy_half(min_cc):
 def test_noisy_half_converges_at_the_cc_of_signal_plus_independent_noise():
     r = _noisy_half(0.8)
     clean = np.isin(r.nodes[:, 0], CLEAN_Z)
-    assert np.all(r.status == Status.CONVERGED) and r.ok.all()
+    # none is LOW_CC at min_cc 0.8; the neighbour check (analysis.dvc.consistency) may flag a noisy
+    # node whose vector strays from its neighbours' as OUTLIER, with its CC kept
+    converged = r.status == Status.CONVERGED
+    assert np.all(converged | (r.status == Status.OUTLIER)) and np.array_equal(r.ok, converged)
+    assert converged[clean].all() and converged[~clean].mean() > 0.9
     assert np.all(r.cc[clean] > 1 - 1e-6)
     # ZNCC of f against f + B g, g independent of f with equal variance: 1 / sqrt(1 + B^2) = 0.894;
     # a 17^3 subvolume of this texture holds ~80 independent samples, so the CC of one node
     # scatters by about (1 - cc^2) / sqrt(80) = 0.02, and the affine fit lifts it a little
     expected = 1 / math.sqrt(1 + B ** 2)
     assert np.all(np.abs(r.cc[~clean] - expected) < 0.06)
-    assert np.abs(r.displacement[~clean]).max() < 0.5
+    assert np.abs(r.displacement[~clean & converged]).max() < 0.5
 
 
 def test_nodes_below_min_cc_are_low_cc_and_not_ok_the_others_ok():

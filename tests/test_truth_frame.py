@@ -11,6 +11,8 @@ phantom voxel (5, 5, 5), particle B on (5, 5, 11); from step 0 to 1, A moves
 import numpy as np
 import pytest
 
+from analysis.transform import RigidTransform
+from synthcal.grid import Grid
 from synthcal.truth import ParticlePoses
 from validation.frame import TruthFrame
 
@@ -22,6 +24,12 @@ RADIUS_UM = 1.2
 IDENTITY = np.hstack([np.eye(3), np.zeros((3, 1))])
 
 
+def _transform(matrix):
+    """The rigid map x -> R x + t of a (3, 4) matrix [R | t] (rotation centre at the origin)."""
+    matrix = np.asarray(matrix, float)
+    return RigidTransform(rotation=matrix[:, :3], translation_voxels=matrix[:, 3], centre_voxels=np.zeros(3), cc=1.0)
+
+
 def _frame(registration=None, drift=((0, 0, 0), (0, 0, 0))):
     shape = (11, 11, 17)
     idx = np.indices(shape).reshape(3, -1).T
@@ -31,9 +39,12 @@ def _frame(registration=None, drift=((0, 0, 0), (0, 0, 0))):
     centres_um = ORIGIN + V * CENTRES_VOX
     q = np.tile([1.0, 0, 0, 0], (2, 1))
     poses = [ParticlePoses(centres_um, q), ParticlePoses(centres_um + MOVES_UM, q)]
-    grid = {"voxel_size_um": V, "origin_um": ORIGIN.tolist(), "fov_offset_voxels": OFF}
-    registration = registration or [{"matrix": IDENTITY}, {"matrix": IDENTITY}]
-    return TruthFrame(grid, [RADIUS_UM, RADIUS_UM], poses, owner.reshape(shape), drift, registration)
+    # 11 columns in y, 7 in the field of view: the field of view starts at column 2
+    grid = Grid(voxel_size_um=V, shape=(11, 11, 17), origin_um=tuple(ORIGIN), n_det=11 - 2 * OFF,
+                foil_top_z_um=-10.0, head_z_um=(20.0, 20.0))
+    matrices = registration or [IDENTITY, IDENTITY]
+    return TruthFrame(grid, [RADIUS_UM, RADIUS_UM], poses, owner.reshape(shape), drift,
+                      [_transform(m) for m in matrices], region=(slice(0, 1),) * 3)
 
 
 def test_a_node_is_sampled_at_its_voxel_centre_in_the_phantom_frame():
@@ -65,7 +76,7 @@ def test_the_registration_is_undone_as_the_analysis_did():
     volume should find M^-1(p + u/v + drift) - p = R^T (p + u/v + drift - t) - p."""
     rotation = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])   # a quarter turn about z
     shift = np.array([1.0, 0.0, 0.0])
-    registration = [{"matrix": IDENTITY}, {"matrix": np.hstack([rotation, shift[:, None]])}]
+    registration = [IDENTITY, np.hstack([rotation, shift[:, None]])]
     frame = _frame(registration, drift=((0, 0, 0), (0.5, 0.0, 0.0)))
     p = np.array([[1.0, 2.0, 3.0]])
     u_um = np.array([[0.0, 0.0, 1.0]])               # 2 voxels along x

@@ -292,9 +292,10 @@ def _outliers(nodes, neighbours, warps, ok, status):
     exists = neighbours >= 0
     j = np.maximum(neighbours, 0)
     # a subvolume shares half its voxels with its neighbours': a true match alone among neighbours
-    # that were correlated and failed is unlikely, a false peak (e.g. its true place left the volume)
-    # is not; FLAT and MASKED neighbours were never correlated, so they do not count against it
-    failed = exists & ~ok[j] & (status[j] != Status.FLAT) & (status[j] != Status.MASKED)
+    # that were correlated and failed is unlikely, a false peak is not. FLAT and MASKED neighbours
+    # were never correlated, and OUTSIDE says where a neighbour's match went, not that it was wrong
+    # (at a face of the volume a true match beside them is the rule), so none counts against it
+    failed = exists & ~ok[j] & ~np.isin(status[j], (Status.FLAT, Status.MASKED, Status.OUTSIDE))
     alone = ok & ~np.any(exists & ok[j], axis=1) & (failed.sum(axis=1) >= MIN_NEIGHBOURS)
     return (residual > THRESHOLD) | alone   # NaN (untested) compares False
 
