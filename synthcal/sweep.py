@@ -17,7 +17,8 @@ A sweep file (TOML) names a base scenario and what varies::
     "imaging.n_flats" = {integers = [5, 20]}          # both ends included
     "reconstruction.filter" = {choice = ["ramp", "hann"]}
 
-The runs are seeds × grid × random samples. Each is an ordinary run folder
+The runs are seeds × grid × random samples (a discrete draw that repeats an
+earlier one is the same run, left out once). Each is an ordinary run folder
 ``DIR/runs/NAME-HASH`` (the scenario's name, a hash of the run's overrides)
 that ``synthcal run SCENARIO --set ...`` with the same overrides would write,
 and :func:`synthcal.dataset.load_run` opens. Every override is checked by
@@ -111,6 +112,7 @@ class Sweep:
     stop_after: str
     parameters: tuple
     runs: tuple
+    repeated_draws: int = 0
 
     def needed(self, run):
         """The stages ``run`` computes: up to ``stop_after``, less the report when the scenario has none."""
@@ -269,7 +271,7 @@ def load_sweep(path):
     if twice or "seed" in swept:
         raise SweepError(f"{path}: {(twice or ['seed'])[0]}: swept twice (seeds, [grid] and [random] "
                          "must name different keys)")
-    runs, names = [], set()
+    runs, names, repeated = [], set(), 0
     for seed, combo, draw in itertools.product(seeds, itertools.product(*grid.values()), draws):
         parameters = {"seed": seed, **dict(zip(grid, combo)), **draw}
         overrides = tuple(f"{key}={toml_value(value)}" for key, value in parameters.items()
@@ -279,13 +281,13 @@ def load_sweep(path):
         except ScenarioError as exc:
             raise SweepError(f"{path}: the run {' '.join(overrides)}: {str(exc).removeprefix('--set: ')}") from None
         name = run_name(scenario.name, overrides)
-        if name in names:
-            raise SweepError(f"{path}: two runs with the same overrides ({' '.join(overrides)}): "
-                             "draw more distinct values")
+        if name in names:  # a discrete draw that came again: the same run
+            repeated += 1
+            continue
         names.add(name)
         runs.append(SweepRun(name=name, overrides=overrides, parameters=parameters, scenario=scenario))
     return Sweep(path=path.resolve(), base=base_path, stop_after=stop_after,
-                 parameters=("seed", *swept), runs=tuple(runs))
+                 parameters=("seed", *swept), runs=tuple(runs), repeated_draws=repeated)
 
 
 # --- one run, on a worker ------------------------------------------------------
@@ -551,9 +553,9 @@ def _client(workers, scheduler):
 
     if scheduler:
         try:
-            client = Client(scheduler, timeout="20s")
+            client = Client(scheduler, timeout="10s")
         except (OSError, TimeoutError) as exc:
-            raise ValueError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
+            raise ValueError(f"--scheduler {scheduler}: cannot connect ({str(exc).splitlines()[0]})") from None
         with client:
             services = client.scheduler_info().get("services", {})
             yield client, client.dashboard_link if "dashboard" in services else None
@@ -616,7 +618,8 @@ def run_sweep(sweep, out_dir, *, workers=None, scheduler=None, arch="cpu", log=p
     write_manifest(sweep, out_dir)
     todo, finished = plan(sweep, out_dir)
     records = {name: {"name": name, "outcome": "finished before", "error": None} for name in finished}
-    log(f"[sweep] {len(sweep.runs)} runs: {len(finished)} finished before, {len(todo)} to run")
+    repeated = f" ({sweep.repeated_draws} repeated draws left out)" if sweep.repeated_draws else ""
+    log(f"[sweep] {len(sweep.runs)} runs{repeated}: {len(finished)} finished before, {len(todo)} to run")
     if todo:
         with _client(workers, scheduler) as (client, dashboard):
             _prepare_workers(client, dashboard, todo[0][0].scenario, log)
