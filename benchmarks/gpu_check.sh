@@ -22,6 +22,7 @@
 #   NVIDIA_SMI the command that lists GPUs (default nvidia-smi)
 #   CHECK_ARCH the backend compared with the CPU (default gpu; cpu, with NVIDIA_SMI=true, runs the whole
 #              script on the CPU: a dry run of the script itself on a machine without a GPU)
+#   SCENARIO   the scenario of steps 3 and 4 (default scenarios/quick.toml; scenarios/tiny.toml for a dry run)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +33,8 @@ if ! "$NVIDIA_SMI" -L >/dev/null 2>&1; then
 fi
 
 ARCH=${CHECK_ARCH:-gpu}
+ON=${ARCH^^}
+SCENARIO=${SCENARIO:-scenarios/quick.toml}
 PY=${PYTHON:-.venv/bin/python}
 [ -x "$PY" ] || PY=python3
 BUDGET_S=${BUDGET_S:-570}
@@ -68,46 +71,53 @@ step() {
 
 echo "gpu_check: $("$NVIDIA_SMI" -L | head -1); work folder $WORK"
 
-if step "taichi starts on CUDA" 120 "$PY" -c "from analysis._taichi import ensure_taichi; ensure_taichi('$ARCH')"; then
+if step "taichi starts on the $ON" 120 "$PY" -c "from analysis._taichi import ensure_taichi; ensure_taichi('$ARCH')"; then
 
     # 1. the kernels' tests, on the GPU
     t0=$SECONDS
-    if step "tests on the GPU" "$(cap 240)" env SYNTHCAL_TEST_ARCH="$ARCH" "$PY" -m pytest -q -p no:cacheprovider \
+    if step "tests on the $ON" "$(cap 240)" env SYNTHCAL_TEST_ARCH="$ARCH" "$PY" -m pytest -q -p no:cacheprovider \
             -m takes_arch tests/test_dem.py tests/test_projector.py tests/test_dvc.py tests/test_pores.py; then
-        row "tests on the GPU: DEM, projector, DVC, CPSD" \
+        row "tests on the $ON: DEM, projector, DVC, CPSD" \
             "$(grep -Eo '[0-9]+ passed' "$LOG" | tail -1) in $((SECONDS - t0)) s" "all pass" "ok"
     fi
 
     # 2. a busy DEM, particle by particle
     step "busy DEM on the CPU" "$(cap 120)" "${CMP[@]}" drivers --arch cpu "$WORK/dem_cpu.npz" &&
-        step "busy DEM on the GPU" "$(cap 120)" "${CMP[@]}" drivers --arch "$ARCH" "$WORK/dem_gpu.npz" &&
+        step "busy DEM on the $ON" "$(cap 120)" "${CMP[@]}" drivers --arch "$ARCH" "$WORK/dem_gpu.npz" &&
         step "compare the busy DEMs" 60 "${CMP[@]}" compare-drivers "$WORK/dem_cpu.npz" "$WORK/dem_gpu.npz"
 
     # 3. quick, stage by stage, from one DEM
-    if step "quick on the CPU" "$(cap 300)" "$PY" -m synthcal.cli run scenarios/quick.toml --arch cpu \
+    if step "quick on the CPU" "$(cap 300)" "$PY" -m synthcal.cli run "$SCENARIO" --arch cpu \
             --out "$WORK/quick_cpu" "${SET[@]}"; then
         "${CMP[@]}" stage-times "$WORK/quick_cpu" "quick, CPU:"
         mkdir -p "$WORK/quick_gpu"
         cp -r "$WORK/quick_cpu/dem" "$WORK/quick_gpu/dem"
-        step "quick on the GPU from the CPU's DEM" "$(cap 240)" "$PY" -m synthcal.cli run scenarios/quick.toml \
+        step "quick on the $ON from the CPU's DEM" "$(cap 240)" "$PY" -m synthcal.cli run "$SCENARIO" \
                 --arch "$ARCH" --out "$WORK/quick_gpu" "${SET[@]}" &&
-            step "compare quick, CPU and GPU" 120 "${CMP[@]}" compare-runs "$WORK/quick_cpu" "$WORK/quick_gpu" &&
-            "${CMP[@]}" stage-times "$WORK/quick_gpu" "quick, GPU (its DEM is the CPU's):"
+            step "compare quick, CPU and $ON" 120 "${CMP[@]}" compare-runs "$WORK/quick_cpu" "$WORK/quick_gpu" &&
+            "${CMP[@]}" stage-times "$WORK/quick_gpu" "quick, $ON (its DEM is the CPU's):"
 
         # 4. quick's whole DEM on the GPU
-        step "quick's DEM on the GPU" "$(cap 240)" "$PY" -m synthcal.cli run scenarios/quick.toml --arch "$ARCH" \
+        step "quick's DEM on the $ON" "$(cap 240)" "$PY" -m synthcal.cli run "$SCENARIO" --arch "$ARCH" \
                 --until dem --out "$WORK/quick_gpu_dem" &&
             step "quick's DEM, sanity" 60 "${CMP[@]}" dem-sanity "$WORK/quick_cpu" "$WORK/quick_gpu_dem" &&
-            "${CMP[@]}" stage-times "$WORK/quick_gpu_dem" "quick, GPU:"
+            "${CMP[@]}" stage-times "$WORK/quick_gpu_dem" "quick, $ON:"
     fi
 
     # 5. the paper scenario: timed, within what is left (running out of time is no failure here)
     limit=$(cap 240)
     if (( limit >= 30 )); then
         echo "=== paper imaging (at most $limit s)" >> "$LOG"
+        mkdir -p "$WORK/paper_imaging"
         timeout "$limit" "$PY" benchmarks/paper_imaging.py --arch "$ARCH" --work "$WORK/paper_imaging" \
             > "$WORK/paper_imaging.txt" 2>> "$LOG"
+        rc=$?
         "${CMP[@]}" paper-imaging "$WORK/paper_imaging.txt"
+        if (( rc == 124 )); then
+            row "paper imaging on the $ON: the stages after those above" "not finished within $limit s" "" "ok"
+        elif (( rc != 0 )); then
+            row "paper imaging on the $ON" "exit $rc" "exit 0" "FAIL"
+        fi
     fi
     limit=$(( $(left) - 15 ))
     if (( limit >= 30 )); then
@@ -115,11 +125,11 @@ if step "taichi starts on CUDA" 120 "$PY" -c "from analysis._taichi import ensur
         timeout "$limit" "$PY" -m synthcal.cli run scenarios/paper.toml --arch "$ARCH" --out "$WORK/paper" \
             "${SET[@]}" >> "$LOG" 2>&1
         rc=$?
-        "${CMP[@]}" stage-times "$WORK/paper" "paper, GPU:"
+        "${CMP[@]}" stage-times "$WORK/paper" "paper, $ON:"
         if (( rc == 124 )); then
-            row "paper, GPU: the stages after the last one above" "not finished within $limit s" "" "ok"
+            row "paper, $ON: the stages after those above" "not finished within $limit s" "" "ok"
         elif (( rc != 0 )); then
-            row "paper on the GPU" "exit $rc" "exit 0" "FAIL"
+            row "paper on the $ON" "exit $rc" "exit 0" "FAIL"
         fi
     fi
 fi

@@ -75,6 +75,7 @@ DEFAULT_STOP_AFTER = "score"
 DISTRIBUTIONS = ("uniform", "loguniform", "integers", "choice")
 _TOP_KEYS = ("base", "seeds", "stop_after", "grid", "random")
 _STAGE_NAMES = tuple(s.name for s in STAGES)
+STAGE_FOLDERS = {s.name: s.folder for s in STAGES}
 
 
 class SweepError(ValueError):
@@ -382,7 +383,7 @@ def run_one(run, run_dir, needed, donor_dirs, log_path, arch="cpu", *after):
             missing = [name for name in needed if record["outcome"].get(name) not in ("ran", "cached", "linked")]
             if missing:
                 record["error"] = f"stages not run: {', '.join(missing)}"
-        except Exception as exc:  # noqa: BLE001 - one run's failure must not stop the sweep; the log has it
+        except Exception as exc:  # one run's failure must not stop the sweep; the log has it
             import traceback
 
             traceback.print_exc()
@@ -537,9 +538,6 @@ def plan(sweep, out_dir):
     return todo, finished
 
 
-STAGE_FOLDERS = {s.name: s.folder for s in STAGES}
-
-
 @contextlib.contextmanager
 def _client(workers, scheduler):
     """A Dask client: a local cluster of ``workers`` processes on 127.0.0.1, or the scheduler at ``scheduler``.
@@ -560,7 +558,7 @@ def _client(workers, scheduler):
             services = client.scheduler_info().get("services", {})
             yield client, client.dashboard_link if "dashboard" in services else None
         return
-    n = workers or len(os.sched_getaffinity(0))
+    n = len(os.sched_getaffinity(0)) if workers is None else workers
     if n < 1:
         raise ValueError(f"--workers: expected at least 1, got {n}")
     # the scheduler serves its dashboard page anyway; without bokeh the page only says bokeh is missing
@@ -636,7 +634,7 @@ def run_sweep(sweep, out_dir, *, workers=None, scheduler=None, arch="cpu", log=p
                 name = by_key[future.key]
                 try:
                     record = future.result()
-                except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker: reported, the sweep goes on
+                except Exception as exc:  # e.g. KilledWorker: reported, the sweep goes on
                     record = {"name": name, "outcome": {}, "error": f"{type(exc).__name__}: {exc}".splitlines()[0],
                               "wall_time_s": float("nan"), "worker": "?"}
                 records[name] = record
@@ -729,13 +727,13 @@ def results_table(sweep, out_dir, records=None):
         stamps = {s.name: pipeline.read_stamp(folder / s.folder) or {} for s in STAGES}
         done = all(stamps[name].get("key") == keys[name] for name in needed)
         error = (records.get(run.name) or {}).get("error")
-        times = {f"time_s.{name}": stamps[name].get("wall_time_s", float("nan")) if stamps[name].get("key") == keys[name]
-                 else float("nan") for name in _STAGE_NAMES}
+        current = {name: stamps[name] if stamps[name].get("key") == keys[name] else {} for name in _STAGE_NAMES}
+        times = {f"time_s.{name}": current[name].get("wall_time_s", float("nan")) for name in _STAGE_NAMES}
         times["time_s.total"] = float(np.nansum(list(times.values())))
-        head = {"run": run.name, **run.parameters, "status": "finished" if done else "failed" if error else "unfinished",
-                "error": error or ""}
+        status = "finished" if done else "failed" if error else "unfinished"
+        head = {"run": run.name, **run.parameters, "status": status, "error": error or ""}
         scores = {}
-        if stamps["score"].get("key") == keys["score"]:
+        if current["score"]:
             scores = json.loads((folder / STAGE_FOLDERS["score"] / "scores.json").read_text(encoding="utf-8"))
         run_level = flatten({k: v for k, v in scores.items() if k not in ("steps", "scenario", "seed")})
         steps = {row["step"]: row for row in scores.get("steps", [])}

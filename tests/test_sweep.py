@@ -70,7 +70,8 @@ def _stamps(runs_dir):
     ('[random]\n"imaging.psf_sigma_px" = {uniform = [0.5, 1.0]}\n', "[random] samples: expected a whole number"),
     ('[random]\nsamples = 2\n"imaging.psf_sigma_px" = {normal = [0.5, 1.0]}\n',
      "[random] imaging.psf_sigma_px: expected one of {uniform = [lo, hi]}"),
-    ('[random]\nsamples = 2\n"imaging.psf_sigma_px" = {uniform = [1.0, 0.5]}\n', "uniform expected [lo, hi] with lo <= hi"),
+    ('[random]\nsamples = 2\n"imaging.psf_sigma_px" = {uniform = [1.0, 0.5]}\n',
+     "uniform expected [lo, hi] with lo <= hi"),
     ('[random]\nsamples = 2\n"imaging.n_flats" = {uniform = [5, 10]}\n', "[imaging] n_flats: expected an integer"),
     ("", "nothing to sweep"),
 ])
@@ -127,7 +128,8 @@ def test_runs_are_seeds_times_grid_times_draws_and_reproduce_with_set(tmp_path):
 
 def test_integer_and_choice_draws_cover_their_whole_range(tmp_path):
     # 60 draws from two values: the chance that one value never comes is 2 * 0.5**60
-    body = '[random]\nsamples = 60\n"imaging.n_flats" = {integers = [5, 6]}\n"reconstruction.filter" = {choice = ["ramp", "hann"]}\n'
+    body = ('[random]\nsamples = 60\n"imaging.n_flats" = {integers = [5, 6]}\n'
+            '"reconstruction.filter" = {choice = ["ramp", "hann"]}\n')
     s = sw.load_sweep(_write_sweep(tmp_path, body))
     assert {r.parameters["imaging.n_flats"] for r in s.runs} == {5, 6}
     assert {r.parameters["reconstruction.filter"] for r in s.runs} == {"ramp", "hann"}
