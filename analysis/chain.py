@@ -279,11 +279,12 @@ def _sub(progress, lo, hi):
 
 # --- files -----------------------------------------------------------------
 
-def write_preprocessed(folder, pre, voxel_size_um):
-    """``step{k}.tif`` and ``registration.json`` (region and transforms, see :class:`Preprocessed`)."""
+def write_preprocessed(folder, pre, voxel_size_um, *, suffix=".tif"):
+    """``step{k}.tif`` (or ``suffix``: ``.zarr``) and ``registration.json`` (region and transforms, see
+    :class:`Preprocessed`)."""
     folder = Path(folder)
     for k, volume in enumerate(pre.volumes):
-        write_volume(folder / f"{step_name(k)}.tif", volume, voxel_size_um,
+        write_volume(folder / f"{step_name(k)}{suffix}", volume, voxel_size_um,
                      description="median-filtered, contrast-matched, registered onto step 0")
     record = {"frame": "a reference voxel p shows the step's material at transform.apply(p) "
                        "= centre + translation + rotation (p - centre), voxels (z, y, x) of the scan",
@@ -363,12 +364,13 @@ def write_strain(folder, k, nodes, fields, voxel_size_um):
                    header="z_um,y_um,x_um,e_zz,e_yy,e_xx,e_zy,e_zx,e_yx,volumetric,equivalent", comments="")
 
 
-def write_pores(folder, analyses, voxel_size_um):
-    """Segmentations, CPSD curves, phase fractions and a summary of :func:`pores_series`."""
+def write_pores(folder, analyses, voxel_size_um, *, suffix=".tif"):
+    """Segmentations (``step{k}_labels.tif``, or ``suffix``), CPSD curves, phase fractions and a summary of
+    :func:`pores_series`."""
     folder = Path(folder)
     rows = []
     for k, a in enumerate(analyses):
-        write_volume(folder / f"{step_name(k)}_labels.tif", a.labels, voxel_size_um,
+        write_volume(folder / f"{step_name(k)}_labels{suffix}", a.labels, voxel_size_um,
                      description=f"segmentation: {Phase.legend(SAMPLE_PHASES)}")
         write_cpsd_csv(folder / f"cpsd_{step_name(k)}.csv", a.cpsd)
         rows.append({"step": k, "thresholds": list(a.thresholds), **asdict(a.phases),

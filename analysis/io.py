@@ -1,10 +1,19 @@
-"""Volumes and stacks on disk: ImageJ-compatible TIFF with the voxel size in µm.
+"""Volumes and stacks on disk: ImageJ-compatible TIFF or Zarr, with the voxel size in µm.
 
-Fiji, Avizo and Dragonfly read the ImageJ ``spacing`` and the X/Y resolution
-tags, so a volume written here opens at the right scale. Every output of the
-project (files and whole folders) is written through :func:`atomic_output`:
-under a temporary name in the same folder, renamed when complete, so a file
-or folder that exists is whole.
+The suffix of the path chooses the format, for writing and reading alike:
+
+- ``.tif``: an ImageJ hyperstack. Fiji, Avizo and Dragonfly read the ImageJ
+  ``spacing`` and the X/Y resolution tags, so a volume opens at the right
+  scale.
+- ``.zarr``: a chunked, compressed Zarr array (a folder), for runs too large
+  for plain stacks. Chunks are cubes of :data:`ZARR_CHUNK_EDGE` voxels, so a
+  subvolume is read without the rest; the attributes hold
+  ``voxel_size_um``, ``unit``, ``axes`` and ``description``. napari, zarr
+  and tensorstore open it.
+
+Every output of the project (files and whole folders) is written through
+:func:`atomic_output`: under a temporary name in the same folder, renamed
+when complete, so a file or folder that exists is whole.
 """
 
 import contextlib
@@ -16,6 +25,10 @@ import numpy as np
 import tifffile
 
 _IMAGEJ_DTYPES = (np.uint8, np.uint16, np.float32)
+VOLUME_SUFFIXES = {"tiff": ".tif", "zarr": ".zarr"}
+"""Storage format (a scenario's ``[output] format``) -> suffix of a volume's path."""
+ZARR_CHUNK_EDGE = 128
+"""Edge of a Zarr chunk in voxels: 8 MB of float32, few enough files for a paper-size run."""
 
 
 def _remove(path):
@@ -74,28 +87,46 @@ def atomic_output(path, *, folder=False):
 
 
 def write_volume(path, volume, voxel_size_um, *, description=None):
-    """Write a 3D array (z, y, x) as an ImageJ hyperstack TIFF.
+    """Write a 3D array (z, y, x) as an ImageJ hyperstack TIFF, or as Zarr when ``path`` ends in ``.zarr``.
 
     Parameters
     ----------
     path : str or Path
-        Output file (``.tif``).
+        Output file (``.tif``) or Zarr folder (``.zarr``).
     volume : (nz, ny, nx) ndarray
-        uint8, uint16 or float32 (ImageJ's types); other types are refused
-        rather than silently converted.
+        TIFF: uint8, uint16 or float32 (ImageJ's types); other types are
+        refused rather than silently converted. Zarr: any integer or float
+        type.
     voxel_size_um : float
-        Edge of a voxel in µm, stored as ImageJ spacing and X/Y resolution.
+        Edge of a voxel in µm, stored as ImageJ spacing and X/Y resolution
+        (TIFF) or the ``voxel_size_um`` attribute (Zarr).
     description : str, optional
-        Free text stored in the ImageJ ``info`` field.
+        Free text stored in the ImageJ ``info`` field or the ``description``
+        attribute.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "volume.zarr"
+    >>> write_volume(path, np.ones((2, 3, 4), np.float32), 0.25)
+    >>> volume, voxel_size_um = read_volume(path)
+    >>> volume.shape, voxel_size_um
+    ((2, 3, 4), 0.25)
     """
     volume = np.asarray(volume)
+    path = Path(path)
+    zarr_path = path.suffix == VOLUME_SUFFIXES["zarr"]
     if volume.ndim != 3:
         raise ValueError(f"{path}: expected a 3D (z, y, x) volume, got shape {volume.shape}")
-    if volume.dtype.type not in _IMAGEJ_DTYPES:
+    if zarr_path and volume.dtype.kind not in "iuf":
+        raise ValueError(f"{path}: expected an integer or float volume, got {volume.dtype}")
+    if not zarr_path and volume.dtype.type not in _IMAGEJ_DTYPES:
         raise ValueError(f"{path}: expected uint8, uint16 or float32 for ImageJ, got {volume.dtype}")
     if not voxel_size_um > 0:
         raise ValueError(f"voxel_size_um: expected > 0, got {voxel_size_um}")
-    path = Path(path)
+    if zarr_path:
+        _write_zarr(path, volume, voxel_size_um, description)
+        return
     metadata = {"spacing": float(voxel_size_um), "unit": "um", "axes": "ZYX"}
     if description:
         metadata["info"] = description
@@ -104,23 +135,37 @@ def write_volume(path, volume, voxel_size_um, *, description=None):
                          metadata=metadata)
 
 
+def _write_zarr(path, volume, voxel_size_um, description):
+    import zarr
+
+    chunks = tuple(max(1, min(n, ZARR_CHUNK_EDGE)) for n in volume.shape)
+    with atomic_output(path, folder=True) as tmp:
+        array = zarr.open_array(str(tmp), mode="w", shape=volume.shape, chunks=chunks, dtype=volume.dtype)
+        array[...] = volume
+        array.attrs.update({"voxel_size_um": float(voxel_size_um), "unit": "um", "axes": "ZYX",
+                            "description": description or ""})
+
+
 def read_volume(path):
-    """Read a 3D TIFF stack and its voxel size.
+    """Read a 3D TIFF stack or Zarr array (by the suffix, as :func:`write_volume` writes) and its voxel size.
 
     Parameters
     ----------
     path : str or Path
         A multi-page TIFF (ImageJ hyperstack or plain stack, one z slice per
-        page).
+        page), or a ``.zarr`` folder holding one 3D array.
 
     Returns
     -------
     volume : (nz, ny, nx) ndarray
     voxel_size_um : float or None
-        From the ImageJ spacing or the X resolution tag when the unit is µm;
-        None when the file does not say.
+        From the ImageJ spacing or the X resolution tag when the unit is µm,
+        or the Zarr ``voxel_size_um`` attribute; None when the file does not
+        say.
     """
     path = Path(path)
+    if path.suffix == VOLUME_SUFFIXES["zarr"]:
+        return _read_zarr(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
     try:
@@ -133,6 +178,37 @@ def read_volume(path):
     if volume.ndim != 3:
         raise ValueError(f"{path}: expected a 3D stack (z, y, x), got shape {volume.shape}")
     return volume, voxel_size_um
+
+
+def _read_zarr(path):
+    import zarr
+
+    if not path.is_dir():
+        raise ValueError(f"{path}: no such Zarr folder")
+    try:
+        array = zarr.open_array(str(path), mode="r")
+        volume, attrs = array[...], dict(array.attrs)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"{path}: not a readable Zarr array ({exc})") from None
+    if volume.ndim != 3:
+        raise ValueError(f"{path}: expected a 3D array (z, y, x), got shape {volume.shape}")
+    size = attrs.get("voxel_size_um")
+    return volume, float(size) if size is not None else None
+
+
+def find_volume(folder, stem):
+    """The volume ``stem`` of ``folder`` in whichever format it was written (``.tif`` or ``.zarr``).
+
+    Raises
+    ------
+    ValueError
+        When neither exists.
+    """
+    for suffix in VOLUME_SUFFIXES.values():
+        path = Path(folder) / f"{stem}{suffix}"
+        if path.exists():
+            return path
+    raise ValueError(f"{Path(folder) / stem}: no such volume (expected {' or '.join(VOLUME_SUFFIXES.values())})")
 
 
 def _voxel_size_um(tif):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.io import read_volume
+from analysis.io import find_volume, read_volume
 from analysis.transform import RigidTransform
 
 
@@ -27,8 +27,8 @@ def dvc_stem(k, edge_voxels, chosen_edge_voxels):
 
 
 def read_series(folder, n):
-    """``step0.tif`` … ``step{n-1}.tif`` of a folder, as arrays."""
-    return [read_volume(Path(folder) / f"{step_name(k)}.tif")[0] for k in range(n)]
+    """``step0.tif`` … ``step{n-1}.tif`` (or ``.zarr``) of a folder, as arrays."""
+    return [read_volume(find_volume(folder, step_name(k)))[0] for k in range(n)]
 
 
 def read_registration(folder):

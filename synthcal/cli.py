@@ -100,6 +100,21 @@ def _parser():
     export.add_argument("run", metavar="RUN", help="a run folder written by synthcal run")
     export.add_argument("--format", choices=("spam",), default="spam", help="layout (default spam)")
     export.add_argument("--out", metavar="DIR", help="output folder (default RUN/export-FORMAT)")
+    sweep = commands.add_parser(
+        "sweep", help="many runs on Dask distributed, one results table",
+        description="Run every combination of a sweep file (a base scenario, seeds, a [grid] of values, "
+                    "[random] draws; see synthcal.sweep) as cached run folders under DIR/runs, on a local "
+                    "Dask cluster or a running scheduler, and write DIR/results.parquet and .csv. "
+                    "Run it again to finish an interrupted sweep; finished runs are skipped.")
+    sweep.add_argument("sweep", nargs="?", metavar="SWEEP.toml", help="sweep file")
+    sweep.add_argument("--out", metavar="DIR", help="sweep folder (default: sweeps/ and the sweep file's name)")
+    where = sweep.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, metavar="N",
+                       help="processes of the local cluster, each on its own share of the CPUs (default: one per CPU)")
+    where.add_argument("--scheduler", metavar="ADDRESS", help="use a running Dask scheduler, e.g. tcp://host:8786")
+    sweep.add_argument("--arch", choices=("cpu", "gpu"), default="cpu", help="taichi backend of the runs (default cpu)")
+    sweep.add_argument("--report", metavar="DIR",
+                       help="instead of running: draw the figures of the finished sweep in DIR into DIR/report")
     return parser
 
 
@@ -124,6 +139,8 @@ def main(argv=None):
             return _score(args)
         if args.command == "export":
             return _export(args)
+        if args.command == "sweep":
+            return _sweep(args)
     except (ScenarioError, ValueError) as exc:
         print(f"synthcal: error: {exc}", file=sys.stderr)
         return 2
@@ -143,6 +160,31 @@ def _run(args):
                            force=args.force, log=lambda m: print(m, file=sys.stderr))
     for line in pipeline.outputs_summary(out, outcome):
         print(line)
+    return 0
+
+
+def _sweep(args):
+    from synthcal import sweep
+
+    if args.report:
+        if args.sweep:
+            raise ValueError("--report DIR: draws an existing sweep folder; give no SWEEP.toml with it")
+        from synthcal.sweep_report import write_sweep_report
+
+        print(f"sweep report: {write_sweep_report(args.report)}")
+        return 0
+    if not args.sweep:
+        raise ValueError("SWEEP.toml: expected a sweep file (or --report DIR)")
+    plan = sweep.load_sweep(args.sweep)
+    out = Path(args.out) if args.out else Path("sweeps") / Path(args.sweep).stem
+    records = sweep.run_sweep(plan, out, workers=args.workers, scheduler=args.scheduler, arch=args.arch,
+                              log=lambda m: print(m, file=sys.stderr))
+    failed = sorted(name for name, record in records.items() if record["error"])
+    print(f"results: {out / 'results.parquet'} and {out / 'results.csv'} ({len(plan.runs)} runs)")
+    print(f"figures: synthcal sweep --report {out}")
+    if failed:
+        print(f"failed: {', '.join(failed)} (logs in {out / 'logs'})", file=sys.stderr)
+        return 1
     return 0
 
 

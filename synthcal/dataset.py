@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis import layout
-from analysis.io import read_volume
+from analysis.io import find_volume, read_volume
 
 FOLDERS = {"dem": "dem", "phantom": "truth", "projections": "projections", "reconstruct": "volumes",
            "preprocess": "analysis/preprocess", "dvc": "analysis/dvc", "strain": "analysis/strain",
@@ -103,11 +103,11 @@ class Run:
 
     def truth_labels(self, k):
         """Phase labels of the phantom of step ``k`` (phantom grid, uint8, ``analysis.phases.Phase``)."""
-        return read_volume(self.folder("phantom") / f"{step_name(k)}_labels.tif")[0]
+        return read_volume(find_volume(self.folder("phantom"), f"{step_name(k)}_labels"))[0]
 
     def attenuation(self, k):
         """Linear attenuation (1/µm) of the phantom of step ``k``."""
-        return read_volume(self.folder("phantom") / f"{step_name(k)}_mu.tif")[0]
+        return read_volume(find_volume(self.folder("phantom"), f"{step_name(k)}_mu"))[0]
 
     def labels(self, k):
         """Truth phase labels of step ``k`` on the reconstruction grid (the phantom's field of view)."""
@@ -153,13 +153,19 @@ class Run:
         return truth_frame(self).truth_at(points_zyx, k, rule=rule, edge_voxels=edge_voxels, registered=registered)
 
     def owner(self, k):
-        """Particle owning each phantom voxel of step ``k`` (-1: none), memory-mapped."""
-        return np.load(self.folder("phantom") / f"{step_name(k)}_owner.npy", mmap_mode="r")
+        """Particle owning each phantom voxel of step ``k`` (-1: none), memory-mapped (TIFF runs)."""
+        stem = self.folder("phantom") / f"{step_name(k)}_owner"
+        if stem.with_suffix(".zarr").is_dir():
+            return read_volume(stem.with_suffix(".zarr"))[0]
+        return np.load(stem.with_suffix(".npy"), mmap_mode="r")
 
     def projections(self, k):
         """``(counts, flats, darks)`` of the scan of step ``k``: (frame, row z, column)."""
-        stem = self.folder("projections") / step_name(k)
-        return tuple(read_volume(f"{stem}_{name}.tif")[0] for name in ("counts", "flats", "darks"))
+        folder = self.folder("projections")
+        if not self.scenario.output.keep_projections:
+            raise ValueError(f"{folder}: this run did not store its projections ([output] keep_projections = false)")
+        return tuple(read_volume(find_volume(folder, f"{step_name(k)}_{name}"))[0]
+                     for name in ("counts", "flats", "darks"))
 
     def angles_deg(self):
         return np.loadtxt(self.folder("projections") / "angles_deg.csv", skiprows=1, ndmin=1)
@@ -170,14 +176,14 @@ class Run:
 
     def volume(self, k):
         """Reconstruction of step ``k`` (float32, 1/µm, z-y-x)."""
-        return read_volume(self.folder("reconstruct") / f"{step_name(k)}.tif")[0]
+        return read_volume(find_volume(self.folder("reconstruct"), step_name(k)))[0]
 
     def volumes(self):
         return layout.read_series(self.folder("reconstruct"), self.scenario.n_steps)
 
     def processed(self, k):
         """Preprocessed (filtered, matched, registered) volume of step ``k``."""
-        return read_volume(self.folder("preprocess") / f"{step_name(k)}.tif")[0]
+        return read_volume(find_volume(self.folder("preprocess"), step_name(k)))[0]
 
     def processed_volumes(self):
         return layout.read_series(self.folder("preprocess"), self.scenario.n_steps)
@@ -203,7 +209,7 @@ class Run:
 
     def segmentation(self, k):
         """Three-phase segmentation of step ``k`` (uint8)."""
-        return read_volume(self.folder("pores") / f"{step_name(k)}_labels.tif")[0]
+        return read_volume(find_volume(self.folder("pores"), f"{step_name(k)}_labels"))[0]
 
     def scores(self):
         """``validation/scores.json`` as a dict."""

@@ -7,7 +7,9 @@ the first missing stage. Beside its outputs each stage stores ``.stage.json``
 with a content hash of its inputs (:func:`stage_key`): what it reads of the
 scenario, the seed, the source code it runs and the hashes of its upstream
 stages. A stage whose folder exists with the same hash is skipped; editing
-the code a stage runs re-runs it and everything downstream.
+the code a stage runs re-runs it and everything downstream. The stamp also
+holds the stage's wall time (``wall_time_s``), the one thing in a run folder
+that differs between two runs of the same scenario and seed.
 """
 
 import ast
@@ -15,6 +17,7 @@ import hashlib
 import json
 import signal
 import threading
+import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -126,11 +129,17 @@ def stage_keys(scenario, root=ROOT):
     return keys
 
 
-def _stored_key(folder):
+def read_stamp(folder):
+    """A stage folder's ``.stage.json`` (``stage``, ``key``, ``wall_time_s``) as a dict; None if unreadable."""
     try:
-        return json.loads((folder / STAMP).read_text())["key"]
-    except (OSError, ValueError, KeyError):
+        stamp = json.loads((Path(folder) / STAMP).read_text())
+    except (OSError, ValueError):
         return None
+    return stamp if isinstance(stamp, dict) else None
+
+
+def _stored_key(folder):
+    return (read_stamp(folder) or {}).get("key")
 
 
 def _selection(scenario, only, start, until):
@@ -208,10 +217,12 @@ def run(scenario, run_dir, *, arch="cpu", only=None, start=None, until=None, for
 
 def _run_stage(stage, scenario, run_dir, final, key, arch):
     bar = ProgressBar(stage.name, stage.what)
+    start = time.perf_counter()
     with atomic_output(final, folder=True) as tmp:
         stage.run(StageContext(scenario=scenario, run=Run(run_dir, readable=stage.upstream), out=tmp, arch=arch,
                                 progress=bar))
-        (tmp / STAMP).write_text(json.dumps({"stage": stage.name, "key": key}, sort_keys=True, indent=1) + "\n")
+        stamp = {"stage": stage.name, "key": key, "wall_time_s": round(time.perf_counter() - start, 3)}
+        (tmp / STAMP).write_text(json.dumps(stamp, sort_keys=True, indent=1) + "\n")
     bar.done()
     return "ran"
 

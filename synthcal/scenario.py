@@ -19,6 +19,8 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
+from analysis.io import VOLUME_SUFFIXES
+
 
 class ScenarioError(ValueError):
     """A scenario file that cannot be used; the message is one line."""
@@ -169,9 +171,11 @@ class Validation:
 
 @dataclass(frozen=True)
 class Output:
-    """Run folder."""
+    """Run folder, and how its arrays are stored."""
 
     directory: str = _f("runs/{name}", "run folder; {name} is the scenario name")
+    format: str = _f("tiff", "volumes and projections as tiff (ImageJ stacks) or zarr (chunked, compressed arrays)")
+    keep_projections: bool = _f(True, "store the projections; false: the reconstruct stage simulates each scan in memory")
 
     def path(self, name):
         """The run folder for a scenario called ``name``."""
@@ -211,6 +215,7 @@ _TOP_KEYS = [f.name for f in dataclasses.fields(Scenario) if f.name not in SECTI
 _CHOICES = {
     ("reconstruction", "method"): ("fbp", "sirt"),
     ("reconstruction", "filter"): ("ramp", "shepp-logan", "hann", "hamming"),
+    ("output", "format"): tuple(VOLUME_SUFFIXES),
 }
 
 

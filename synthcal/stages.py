@@ -69,6 +69,13 @@ def _step_seed(scenario, stage, k):
     return int(np.random.SeedSequence([scenario.seed, zlib.crc32(stage.encode()), k]).generate_state(1)[0])
 
 
+def _suffix(scenario):
+    """File suffix of the stored volumes (``[output] format``)."""
+    from analysis.io import VOLUME_SUFFIXES
+
+    return VOLUME_SUFFIXES[scenario.output.format]
+
+
 def _steps(ctx, work):
     """``work(k, progress)`` for every load step, with the stage's progress split between them."""
     n = ctx.scenario.n_steps
@@ -107,10 +114,13 @@ def run_phantom(ctx):
                            supersampling=im.supersampling, head_material=im.head_material,
                            foil_material=im.foil_material, cbd_nanoporosity=s.particles.cbd_nanoporosity,
                            arch=ctx.arch, progress=progress)
-        stem = ctx.out / step_name(k)
-        write_volume(f"{stem}_labels.tif", phantom.labels, grid.voxel_size_um, description=f"labels: {Phase.legend()}")
-        write_volume(f"{stem}_mu.tif", phantom.mu_per_um, grid.voxel_size_um, description="linear attenuation, 1/um")
-        np.save(f"{stem}_owner.npy", phantom.owner)
+        stem, suffix, v = ctx.out / step_name(k), _suffix(s), grid.voxel_size_um
+        write_volume(f"{stem}_labels{suffix}", phantom.labels, v, description=f"labels: {Phase.legend()}")
+        write_volume(f"{stem}_mu{suffix}", phantom.mu_per_um, v, description="linear attenuation, 1/um")
+        if s.output.format == "zarr":
+            write_volume(f"{stem}_owner{suffix}", phantom.owner, v, description="particle index, -1: none")
+        else:  # ImageJ has no int32; .npy is memory-mapped when read
+            np.save(f"{stem}_owner.npy", phantom.owner)
         if k == 0:
             owners.append(phantom.owner)
 
@@ -123,7 +133,22 @@ def run_phantom(ctx):
                            scan_displacement(owners[0], poses[0], poses[k], grid, drift[k]), grid.voxel_size_um, k)
 
 
+def _simulate(ctx, simulate_scan, k, angles, drift_voxels, progress):
+    """The scan of step ``k`` (:class:`synthcal.xray.Scan`), the same bytes whichever stage simulates it.
+
+    ``simulate_scan`` is passed in so that each stage that simulates imports
+    it itself: a stage's cache key covers the modules its ``run`` imports.
+    """
+    s, im = ctx.scenario, ctx.scenario.imaging
+    return simulate_scan(
+        ctx.run.attenuation(k) * np.float32(im.voxel_size_um), angles, incident_counts=im.incident_counts,
+        n_det=ctx.run.grid.n_det, n_flats=im.n_flats, dark_counts=im.dark_counts,
+        read_noise_counts=im.read_noise_counts, psf_sigma_px=im.psf_sigma_px, ring_gain_sigma=im.ring_gain_sigma,
+        drift_voxels=tuple(drift_voxels), rng_seed=_step_seed(s, "projections", k), arch=ctx.arch, progress=progress)
+
+
 def run_projections(ctx):
+    """Angles, drift and, unless ``[output] keep_projections = false``, every scan."""
     from analysis.io import write_volume
     from synthcal.xray import drift_voxels, limited_angles_deg, simulate_scan
 
@@ -133,30 +158,34 @@ def run_projections(ctx):
     np.savetxt(ctx.out / "angles_deg.csv", angles, fmt="%.10g", header="angle_deg", comments="")
 
     def scan_step(k, progress):
-        scan = simulate_scan(
-            ctx.run.attenuation(k) * np.float32(im.voxel_size_um), angles, incident_counts=im.incident_counts,
-            n_det=ctx.run.grid.n_det, n_flats=im.n_flats, dark_counts=im.dark_counts,
-            read_noise_counts=im.read_noise_counts, psf_sigma_px=im.psf_sigma_px, ring_gain_sigma=im.ring_gain_sigma,
-            drift_voxels=tuple(drift[k]), rng_seed=_step_seed(s, "projections", k), arch=ctx.arch, progress=progress)
+        scan = _simulate(ctx, simulate_scan, k, angles, drift[k], progress)
         for name in ("counts", "flats", "darks"):
-            write_volume(ctx.out / f"{step_name(k)}_{name}.tif", getattr(scan, name), im.voxel_size_um,
+            write_volume(ctx.out / f"{step_name(k)}_{name}{_suffix(s)}", getattr(scan, name), im.voxel_size_um,
                          description=f"{name}: (frame, row z, detector column)")
 
-    _steps(ctx, scan_step)
+    if s.output.keep_projections:
+        _steps(ctx, scan_step)
     _write_json(ctx.out / "drift_voxels.json", drift.tolist())
 
 
 def run_reconstruct(ctx):
+    """Each step's tomogram, from the stored projections or, when they are not kept, from its scan simulated here."""
     from analysis.io import write_volume
     from analysis.reconstruct import reconstruct
+    from synthcal.xray import simulate_scan
 
-    r, v = ctx.scenario.reconstruction, ctx.scenario.imaging.voxel_size_um
-    angles = ctx.run.angles_deg()
+    s, r, v = ctx.scenario, ctx.scenario.reconstruction, ctx.scenario.imaging.voxel_size_um
+    angles, drift = ctx.run.angles_deg(), ctx.run.drift_voxels()
 
     def reconstruct_step(k, progress):
-        volume = reconstruct(*ctx.run.projections(k), angles, method=r.method, filter=r.filter, padding=r.padding,
-                             iterations=r.sirt_iterations, arch=ctx.arch, progress=progress)
-        write_volume(ctx.out / f"{step_name(k)}.tif", (volume / np.float32(v)).astype(np.float32), v,
+        if s.output.keep_projections:
+            projections, tail = ctx.run.projections(k), progress
+        else:
+            scan = _simulate(ctx, simulate_scan, k, angles, drift[k], lambda f: progress(0.5 * f))
+            projections, tail = (scan.counts, scan.flats, scan.darks), (lambda f: progress(0.5 + 0.5 * f))
+        volume = reconstruct(*projections, angles, method=r.method, filter=r.filter, padding=r.padding,
+                             iterations=r.sirt_iterations, arch=ctx.arch, progress=tail)
+        write_volume(ctx.out / f"{step_name(k)}{_suffix(s)}", (volume / np.float32(v)).astype(np.float32), v,
                      description="reconstructed linear attenuation, 1/um")
 
     _steps(ctx, reconstruct_step)
@@ -168,7 +197,7 @@ def run_preprocess(ctx):
     settings = analysis_settings(ctx.scenario, ctx.run.grid)
     pre = preprocess_series(ctx.run.volumes(), settings, sample_rows=ctx.run.grid.sample_rows, arch=ctx.arch,
                             progress=ctx.progress)
-    write_preprocessed(ctx.out, pre, settings.voxel_size_um)
+    write_preprocessed(ctx.out, pre, settings.voxel_size_um, suffix=_suffix(ctx.scenario))
 
 
 def run_dvc(ctx):
@@ -195,7 +224,7 @@ def run_pores(ctx):
     settings = analysis_settings(ctx.scenario, ctx.run.grid)
     analyses = pores_series(ctx.run.processed_volumes(), settings, sample_rows=ctx.run.grid.sample_rows,
                             arch=ctx.arch, progress=ctx.progress)
-    write_pores(ctx.out, analyses, settings.voxel_size_um)
+    write_pores(ctx.out, analyses, settings.voxel_size_um, suffix=_suffix(ctx.scenario))
 
 
 def run_score(ctx):
@@ -213,6 +242,7 @@ def run_report(ctx):
 
 
 _V = "imaging.voxel_size_um"
+_FORMAT = "output.format"
 _PHANTOM_IMAGING = tuple(f"imaging.{key}" for key in ("voxel_size_um", "field_of_view_um", "foil_margin_um",
                                                       "head_margin_um", "energy_kev", "supersampling",
                                                       "head_material", "foil_material", "drift_um"))
@@ -220,15 +250,18 @@ _PHANTOM_IMAGING = tuple(f"imaging.{key}" for key in ("voxel_size_um", "field_of
 STAGES = (
     Stage("dem", ("particles", "electrode", "pillar", "dem", "compression"), (),
           "packing and compressing the pillar", run_dem),
-    Stage("phantom", ("particles.cbd_nanoporosity", *_PHANTOM_IMAGING), ("dem",),
+    Stage("phantom", ("particles.cbd_nanoporosity", *_PHANTOM_IMAGING, _FORMAT), ("dem",),
           "voxelising particles into phantoms", run_phantom),
-    Stage("projections", ("imaging",), ("phantom",), "simulating the nano-CT scans", run_projections),
-    Stage("reconstruct", (_V, "reconstruction"), ("projections",), "reconstructing the tomograms", run_reconstruct),
-    Stage("preprocess", (_V, "dvc"), ("reconstruct", "phantom"),
+    Stage("projections", ("imaging", _FORMAT, "output.keep_projections"), ("phantom",),
+          "simulating the nano-CT scans", run_projections),
+    # without stored projections the reconstruction simulates the scans from the phantom
+    Stage("reconstruct", (_V, "reconstruction", _FORMAT), ("projections", "phantom"), "reconstructing the tomograms",
+          run_reconstruct),
+    Stage("preprocess", (_V, "dvc", _FORMAT), ("reconstruct", "phantom"),
           "contrast matching, median filter, registration", run_preprocess),
     Stage("dvc", (_V, "dvc"), ("preprocess", "phantom"), "digital volume correlation", run_dvc),
     Stage("strain", (_V,), ("dvc",), "strain from the DVC field", run_strain),
-    Stage("pores", (_V, "dvc", "pores"), ("preprocess", "phantom"), "segmentation, CPSD and phase fractions",
+    Stage("pores", (_V, "dvc", "pores", _FORMAT), ("preprocess", "phantom"), "segmentation, CPSD and phase fractions",
           run_pores),
     Stage("score", ("name", _V, "dvc", "pores", "compression.steps_um"),
           ("dem", "phantom", "projections", "preprocess", "dvc", "strain", "pores"),

@@ -28,9 +28,10 @@ def _elastic(e=1.0, mu=0.0):
 
 @pytest.mark.parametrize("kinds, radii, overlap_um", [((0, 0), (5.0, 5.0), 0.02), ((0, 1), (4.0, 0.65), 0.01),
                                                       ((1, 1), (0.65, 0.65), 0.005)])
-def test_hertz_force_matches_theory(kinds, radii, overlap_um):
+def test_hertz_force_matches_theory(kinds, radii, overlap_um, arch):
     ra, rb = radii
-    sim = Simulation([[10.0, 10.0, 10.0], [10.0, 10.0, 10.0 + ra + rb - overlap_um]], radii, (NMC, CBD), kinds=kinds)
+    sim = Simulation([[10.0, 10.0, 10.0], [10.0, 10.0, 10.0 + ra + rb - overlap_um]], radii, (NMC, CBD), kinds=kinds,
+                     arch=arch)
     estar = effective_youngs_modulus((NMC, CBD)[kinds[0]], (NMC, CBD)[kinds[1]])
     rstar = ra * rb / (ra + rb) * 1e-6
     expected = 4.0 / 3.0 * estar * math.sqrt(rstar) * (overlap_um * 1e-6) ** 1.5
@@ -40,7 +41,7 @@ def test_hertz_force_matches_theory(kinds, radii, overlap_um):
     assert np.all(f[:, :2] == 0)
 
 
-def _collide(e, dt_fraction_of_contact=1 / 400):
+def _collide(e, arch, dt_fraction_of_contact=1 / 400):
     r_um, v_um_s = 5.0, 2e5  # 0.2 m/s each, head-on along x
     mat = _elastic(e)
     mstar = 0.5 * mat.density_kg_m3 * 4 / 3 * math.pi * (r_um * 1e-6) ** 3
@@ -48,7 +49,8 @@ def _collide(e, dt_fraction_of_contact=1 / 400):
     dmax = (15 * mstar * v0 ** 2 / (16 * estar * math.sqrt(rstar))) ** 0.4
     t_hertz = 2.9432 * dmax / v0  # undamped Hertz contact duration
     sim = Simulation([[10.0, 10.0, 10.0], [10.0, 10.0, 10.0 + 2 * r_um + 0.001]], [r_um, r_um], mat,
-                     velocities_um_s=[[0, 0, v_um_s], [0, 0, -v_um_s]], dt_s=t_hertz * dt_fraction_of_contact)
+                     velocities_um_s=[[0, 0, v_um_s], [0, 0, -v_um_s]], dt_s=t_hertz * dt_fraction_of_contact,
+                     arch=arch)
     in_contact = 0
     for _ in range(2000):
         sim.step(1)
@@ -61,23 +63,23 @@ def _collide(e, dt_fraction_of_contact=1 / 400):
     return (v[1, 2] - v[0, 2]) / (2 * v_um_s), in_contact * sim.dt_s, t_hertz
 
 
-def test_collision_elastic_duration_and_restitution():
-    ratio, duration, t_hertz = _collide(1.0)
+def test_collision_elastic_duration_and_restitution(arch):
+    ratio, duration, t_hertz = _collide(1.0, arch)
     assert ratio == pytest.approx(1.0, abs=0.02)
     assert duration == pytest.approx(t_hertz, rel=0.03)
 
 
-def test_collision_restitution_half():
-    ratio, _, _ = _collide(0.5)
+def test_collision_restitution_half(arch):
+    ratio, _, _ = _collide(0.5, arch)
     assert ratio == pytest.approx(0.5, abs=0.02)
 
 
-def test_energy_conserved_without_damping():
+def test_energy_conserved_without_damping(arch):
     rng = np.random.default_rng(3)
     grid = np.stack(np.meshgrid(*[np.arange(3) * 6.0 + 5.0] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
     radii = rng.uniform(1.5, 2.8, len(grid))
     v = rng.normal(0, 2e6, (len(grid), 3))  # 2 m/s
-    sim = Simulation(grid, radii, _elastic(1.0), velocities_um_s=v, dt_s=2e-10)
+    sim = Simulation(grid, radii, _elastic(1.0), velocities_um_s=v, dt_s=2e-10, arch=arch)
     e0 = sum(sim.energies())
     sim.run(2e-6)
     kinetic, elastic = sim.energies()
@@ -86,11 +88,11 @@ def test_energy_conserved_without_damping():
     assert kinetic + elastic == pytest.approx(e0, rel=1e-3)
 
 
-def test_sphere_on_plane_settles_at_hertz_overlap():
+def test_sphere_on_plane_settles_at_hertz_overlap(arch):
     r_um, g, scale = 3.0, 1e4, 100.0  # a large weight gives a measurable overlap
     mat = _elastic(0.5, 0.4)
     sim = Simulation([[r_um + 0.01, 5.0, 5.0]], [r_um], mat, bottom_z_um=0.0, body_acceleration_m_s2=(-g, 0, 0),
-                     background_damping_per_s=5e5, mass_scaling=scale)
+                     background_damping_per_s=5e5, mass_scaling=scale, arch=arch)
     sim.run(3e-5)
     m = scale * mat.density_kg_m3 * 4 / 3 * math.pi * (r_um * 1e-6) ** 3
     estar = mat.youngs_modulus_pa / (1 - mat.poisson_ratio ** 2)

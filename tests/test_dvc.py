@@ -40,19 +40,19 @@ def affine_warp(v, translation, gradient):
 
 @settings(max_examples=10, deadline=None)
 @given(st.lists(st.floats(-3.0, 3.0, allow_nan=False), min_size=3, max_size=3))
-def test_rigid_shift_recovered(shift):
+def test_rigid_shift_recovered(shift, arch):
     ref = texture(48)
     nodes = node_grid(ref.shape, 8, S, margin_voxels=3)
     r = correlate(ref.astype(np.float32), fourier_shift(ref, shift), subvolume_voxels=S,
-                  node_spacing_voxels=8, max_displacement_voxels=3.5, nodes=nodes)
+                  node_spacing_voxels=8, max_displacement_voxels=3.5, nodes=nodes, arch=arch)
     assert r.ok.all()
     assert np.abs(r.displacement - np.asarray(shift)).max() < 0.02
     assert np.all(r.cc > 0.99)
 
 
-def test_identical_volumes_give_cc_one_and_no_displacement():
+def test_identical_volumes_give_cc_one_and_no_displacement(arch):
     ref = texture(48).astype(np.float32)
-    r = correlate(ref, ref, subvolume_voxels=S, node_spacing_voxels=8, max_displacement_voxels=3)
+    r = correlate(ref, ref, subvolume_voxels=S, node_spacing_voxels=8, max_displacement_voxels=3, arch=arch)
     assert r.ok.all()
     np.testing.assert_allclose(r.cc, 1.0, atol=1e-6)
     assert np.abs(r.displacement).max() < 1e-6
@@ -74,7 +74,7 @@ def test_affine_grey_level_change_changes_nothing(gain, offset):
     np.testing.assert_allclose(base.cc, other.cc, atol=1e-4)
 
 
-def test_affine_field_gives_its_strain():
+def test_affine_field_gives_its_strain(arch):
     ref = texture(64)
     gradient = np.array([[-0.008, 0.002, 0.000],
                          [0.001, 0.004, -0.002],
@@ -82,7 +82,7 @@ def test_affine_field_gives_its_strain():
     translation = np.array([0.7, -0.4, 1.1])
     r = correlate(ref.astype(np.float32), affine_warp(ref, translation, gradient), subvolume_voxels=S,
                   node_spacing_voxels=5, max_displacement_voxels=3,
-                  nodes=node_grid(ref.shape, 5, S, margin_voxels=2))
+                  nodes=node_grid(ref.shape, 5, S, margin_voxels=2), arch=arch)
     assert r.ok.mean() > 0.95
     c = (np.array(ref.shape) - 1) / 2
     truth = translation + (r.nodes - c) @ gradient.T

@@ -2,6 +2,7 @@
 
 import dataclasses
 import hashlib
+import json
 import shutil
 import signal
 import subprocess
@@ -19,10 +20,14 @@ from conftest import ROOT, TINY, run_synthcal as _synthcal
 
 
 def _digest(run_dir):
-    """Hash of every file in a run folder, by relative path."""
+    """Hash of every file in a run folder, by relative path; a stage stamp without its wall time."""
     out = {}
     for path in sorted(Path(run_dir).rglob("*")):
-        if path.is_file():
+        if path.name == pipeline.STAMP:
+            stamp = json.loads(path.read_text())
+            assert stamp.pop("wall_time_s") >= 0
+            out[str(path.relative_to(run_dir))] = stamp
+        elif path.is_file():
             out[str(path.relative_to(run_dir))] = hashlib.sha256(path.read_bytes()).hexdigest()
     return out
 

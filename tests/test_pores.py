@@ -52,13 +52,13 @@ sphere_sets = st.lists(
 
 @settings(max_examples=12, deadline=None)
 @given(sphere_sets)
-def test_mean_radius_of_disjoint_spheres_at_two_resolutions(spheres):
+def test_mean_radius_of_disjoint_spheres_at_two_resolutions(spheres, arch):
     radii_um = [r for r, _ in spheres]
     offsets = [o for _, o in spheres]
     truth = volume_weighted_mean(radii_um)
     for voxels_per_um in (4, 8):
         h = 1.0 / voxels_per_um
-        result = cpsd(spheres_image(radii_um, offsets, h), h)
+        result = cpsd(spheres_image(radii_um, offsets, h), h, arch=arch)
         assert result.mean_radius_um == pytest.approx(truth, rel=0.05), voxels_per_um
         f = result.cumulative_fraction
         assert f[0] == 1.0 and f[-1] == 0.0
@@ -71,18 +71,18 @@ def test_mean_radius_of_disjoint_spheres_at_two_resolutions(spheres):
 
 
 @pytest.mark.parametrize("radius_voxels", [4.0, 6.5, 12.0, 20.0])
-def test_single_sphere_every_voxel_reads_its_radius(radius_voxels):
+def test_single_sphere_every_voxel_reads_its_radius(radius_voxels, arch):
     rng = np.random.default_rng(int(radius_voxels * 10))
     n = int(2 * radius_voxels) + 8
     c = n / 2 + rng.uniform(-0.5, 0.5, 3)
     z, y, x = np.ogrid[:n, :n, :n]
     im = (z - c[0]) ** 2 + (y - c[1]) ** 2 + (x - c[2]) ** 2 <= radius_voxels ** 2
-    lt = local_radius(im)
+    lt = local_radius(im, arch=arch)
     assert np.all(lt[~im] == 0) and np.all(lt[im] > 0)
     assert lt[im].mean() == pytest.approx(radius_voxels, rel=0.02)
     # nearly every voxel is covered by the one inscribed sphere
     assert np.mean(np.abs(lt[im] - radius_voxels) < 0.1 * radius_voxels) > 0.97
-    result = cpsd(im, 0.25)
+    result = cpsd(im, 0.25, arch=arch)
     assert result.mean_radius_um == pytest.approx(0.25 * lt[im].mean(), rel=1e-6)
 
 

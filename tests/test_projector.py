@@ -28,11 +28,11 @@ def _disk(n, radius, x0=0.0, y0=0.0, supersampling=8):
 ANGLES = np.array([0.0, 17.0, 45.0, 63.0, 90.0, 131.0, -45.0, 200.0])
 
 
-def test_ball_projection_matches_chord_lengths():
+def test_ball_projection_matches_chord_lengths(arch):
     n, r = 40, 12.0
     centre = ((n - 1) / 2,) * 3
     vol = _ball((n, n, n), centre, r)
-    proj = forward_project(vol, ANGLES)
+    proj = forward_project(vol, ANGLES, arch=arch)
     u = np.arange(n) - (n - 1) / 2
     z = np.arange(n) - (n - 1) / 2
     rho2 = z[:, None] ** 2 + u[None, :] ** 2
@@ -42,11 +42,11 @@ def test_ball_projection_matches_chord_lengths():
     assert rel.max() < 0.03
 
 
-def test_truncated_cylinder_projection_off_centre():
+def test_truncated_cylinder_projection_off_centre(arch):
     # A cylinder along z, off the rotation axis, in a volume wider than the detector.
     n, n_det, r, x0, y0 = 90, 50, 30.0, 6.0, -4.0
     vol = np.repeat(_disk(n, r, x0, y0)[None], 2, axis=0)
-    proj = forward_project(vol, ANGLES, n_det=n_det)
+    proj = forward_project(vol, ANGLES, n_det=n_det, arch=arch)
     assert proj.shape == (ANGLES.size, 2, n_det)
     t = np.deg2rad(ANGLES)[:, None]
     u = np.arange(n_det) - (n_det - 1) / 2
@@ -85,12 +85,12 @@ def test_geometry_contract_point_position():
                               st.floats(-360, 360, allow_nan=False)), min_size=1, max_size=9),
     seed=st.integers(0, 2 ** 32 - 1),
 )
-def test_adjointness(nz, ny, nx, n_det, angles, seed):
+def test_adjointness(nz, ny, nx, n_det, angles, seed, arch):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((nz, ny, nx)).astype(np.float32)
     y = rng.standard_normal((len(angles), nz, n_det)).astype(np.float32)
-    ax = forward_project(x, angles, n_det=n_det).astype(np.float64)
-    aty = back_project(y, angles, (ny, nx)).astype(np.float64)
+    ax = forward_project(x, angles, n_det=n_det, arch=arch).astype(np.float64)
+    aty = back_project(y, angles, (ny, nx), arch=arch).astype(np.float64)
     lhs = np.dot(ax.ravel(), y.ravel())
     rhs = np.dot(x.ravel().astype(np.float64), aty.ravel())
     scale = np.linalg.norm(ax) * np.linalg.norm(y) + np.linalg.norm(x) * np.linalg.norm(aty) + 1e-30

@@ -123,15 +123,17 @@ def strain_mesh(labels, nodes, volumetric, voxel_size_um, cap_value, path_stem):
 
 
 def _scan_figures(run, out, labels):
-    images = []
-    for k in run.steps:
-        counts, flats, darks = run.projections(k)
-        dark = darks.mean(axis=0)
-        images.append((counts[len(counts) // 2] - dark) / np.maximum(flats.mean(axis=0) - dark, 1e-6))
-    fg.radiographs(images, labels, out / "radiographs.png")
+    figs = []
+    if run.scenario.output.keep_projections:  # a run may drop them ([output] keep_projections)
+        images = []
+        for k in run.steps:
+            counts, flats, darks = run.projections(k)
+            dark = darks.mean(axis=0)
+            images.append((counts[len(counts) // 2] - dark) / np.maximum(flats.mean(axis=0) - dark, 1e-6))
+        fg.radiographs(images, labels, out / "radiographs.png")
+        figs.append(("radiographs.png", "Radiographs at 0° (transmission), per step"))
     fg.virtual_slices(run.volumes(), labels, run.voxel_size_um, out / "virtual_slices.png")
-    return [("radiographs.png", "Radiographs at 0° (transmission), per step"),
-            ("virtual_slices.png", "Virtual x–z slices through the reconstructions")]
+    return figs + [("virtual_slices.png", "Virtual x–z slices through the reconstructions")]
 
 
 def _dvc_figures(run, out, labels):
