@@ -766,8 +766,10 @@ def _draw_particles(draw, shape, radius_voxels, wall_voxels):
     """
     r_min, r_max = radius_voxels
     cell = 2 * (r_max + wall_voxels)
-    counts = np.maximum(np.ceil(np.asarray(shape) / cell).astype(int), 1)
-    corner = (np.asarray(shape) - 1 - counts * cell) / 2
+    # an odd number of cells per axis, the middle one at the grid's centre, covering the grid
+    half = np.asarray(shape) / 2
+    counts = 2 * np.ceil(np.maximum(half - cell / 2, 0) / cell).astype(int) + 1
+    corner = (half - 0.5) - counts * cell / 2
     cells = np.indices(counts).reshape(3, -1).T
     n = len(cells)
     radii = r_min + (r_max - r_min) * _fraction(draw, n)
