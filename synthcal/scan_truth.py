@@ -58,8 +58,9 @@ def write_displacement(path, displacement, voxel_size_um, step):
 
     displacement = np.asarray(displacement, dtype=np.float32)
     with atomic_output(path) as tmp:
-        array = zarr.create_array(store=str(tmp), shape=displacement.shape, dtype=np.float32,
-                                  chunks=(3, *(min(64, n) for n in displacement.shape[1:])), fill_value=np.nan)
+        # open_array(mode="w") is the same call in Zarr 2 and 3
+        array = zarr.open_array(store=str(tmp), mode="w", shape=displacement.shape, dtype=np.float32,
+                                chunks=(3, *(min(64, n) for n in displacement.shape[1:])), fill_value=np.nan)
         array[...] = displacement
         array.attrs.update({"voxel_size_um": float(voxel_size_um), "step": int(step), "frame": FRAME,
                             "axes": "c z y x"})
