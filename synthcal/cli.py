@@ -161,6 +161,8 @@ def _analyse(args):
 
     if len(args.volumes) < 2:
         raise ValueError("VOLUME.tif: expected a reference and at least one deformed volume")
+    if args.mode == "paper" and args.node_spacing_um is not None:
+        raise ValueError("--node-spacing-um: paper mode tiles the subvolumes (node spacing = edge); leave it out")
     volumes, sizes = zip(*(read_volume(p) for p in args.volumes))
     v = args.voxel_size_um or sizes[0]
     if v is None:
@@ -171,8 +173,6 @@ def _analyse(args):
         if args.voxel_size_um is None and size is not None and not np.isclose(size, sizes[0], rtol=1e-6):
             raise ValueError(f"{path}: voxel size {size:g} um differs from the reference's {sizes[0]:g} um "
                              "(resample it, or pass --voxel-size-um to use one size for all)")
-    if args.mode == "paper" and args.node_spacing_um is not None:
-        raise ValueError("--node-spacing-um: paper mode tiles the subvolumes (node spacing = edge); leave it out")
     dvc = dataclasses.replace(Dvc(), subvolume_um=args.subvolume_um, max_displacement_um=args.max_displacement_um,
                               node_spacing_um=args.node_spacing_um or args.subvolume_um / 2,
                               median_filter_size=args.median_size, cc_threshold=args.cc_threshold,
