@@ -66,7 +66,8 @@ def particle_region(reference, rows, edge_voxels):
        rows. The head compresses the top; the half by the pin moves least
        and most rigidly.
     3. *On a particle*: the centre voxel is NMC, i.e. above Otsu's threshold
-       of the grey values of the sample rows (the paper's binarisation).
+       of the grey values of the sample rows inside that circle (the
+       paper's binarisation).
     4. *Strongly textured*: among the boxes left, the one with the largest
        sum of squared grey-level gradients, which is what the Gauss–Newton
        Hessian of the registration is built from (the best-conditioned
@@ -106,10 +107,12 @@ def particle_region(reference, rows, edge_voxels):
         c = np.arange(n)
         return np.maximum(np.abs(c - lo - a), np.abs(c - lo + edge - 1 - a))
 
-    in_view = reach(shape[1], axis[0])[:, None] ** 2 + reach(shape[2], axis[1])[None, :] ** 2 \
-        <= (min(shape[1:]) / 2.0) ** 2
+    radius2 = (min(shape[1:]) / 2.0) ** 2
+    in_view = reach(shape[1], axis[0])[:, None] ** 2 + reach(shape[2], axis[1])[None, :] ** 2 <= radius2
     allowed = z_ok[:, None, None] & in_view[None]
-    nmc = threshold_two_phase(volume, mask=sample_mask(shape, rows)).solid
+    # the histogram of what every projection saw: the corners of an interior scan would skew Otsu's threshold
+    seen = (np.arange(shape[1])[:, None] - axis[0]) ** 2 + (np.arange(shape[2])[None, :] - axis[1]) ** 2 <= radius2
+    nmc = threshold_two_phase(volume, mask=sample_mask(shape, rows) & seen[None]).solid
     candidates = allowed & nmc
     if not candidates.any():
         raise ValueError(f"registration particle: no NMC voxel in the lower half of the sample rows "

@@ -68,14 +68,18 @@ def test_linear_match_keeps_a_real_change_of_phase_fractions_that_histogram_matc
 
 
 def _sphere_scan(seed, shape=(60, 40, 40), foil_rows=4, head_row=50):
-    """NMC spheres (grey 3) in pores (0) with texture, a flat foil below, a strongly textured head above and
-    strong noise in the corners outside the circle every projection sees: two tempting wrong places."""
+    """NMC spheres (grey 3) in pores (0) with texture, a flat foil below, and three tempting wrong places: a
+    strongly textured head above, strong noise in the corners outside the circle every projection sees, and
+    a block of finely textured carbon-binder (grey 0.8 +- 0.5, below NMC) low in the field of view."""
     rng = np.random.default_rng(seed)
     z, y, x = np.indices(shape)
     nmc = np.zeros(shape, dtype=bool)
     for c in rng.uniform((0, 0, 0), shape, size=(60, 3)):
         nmc |= (z - c[0]) ** 2 + (y - c[1]) ** 2 + (x - c[2]) ** 2 <= rng.uniform(2.5, 5.0) ** 2
+    cbd = (z >= 8) & (z < 22) & (np.abs(y - 20) < 7) & (np.abs(x - 20) < 7)
+    nmc &= ~cbd
     grey = np.where(nmc, 3.0, 0.0) + 0.2 * ndi.gaussian_filter(rng.normal(size=shape), 1.0)
+    grey[cbd] = 0.8 + 0.5 * np.clip(rng.normal(size=cbd.sum()), -1.0, 1.0)
     axis = (shape[1] - 1) / 2
     outside = (y - axis) ** 2 + (x - axis) ** 2 > (shape[1] / 2) ** 2
     grey[outside] += 10.0 * rng.normal(size=outside.sum())
