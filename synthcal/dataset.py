@@ -205,11 +205,12 @@ class Run:
             return dict(data)
 
     def pore_summary(self):
-        """Per step: thresholds, phase fractions, mean pore radius (list of dict)."""
+        """Per step: mode, segmentation legend and thresholds, the phases label 0 stands for, phase
+        fractions, mean and median pore radius (list of dict)."""
         return json.loads((self.folder("pores") / "summary.json").read_text())
 
     def segmentation(self, k):
-        """Three-phase segmentation of step ``k`` (uint8)."""
+        """Segmentation of step ``k`` (uint8; ``pore_summary()[k]["segmentation"]`` gives its legend)."""
         return read_volume(self.folder("pores") / f"{step_name(k)}_labels.tif")[0]
 
     def compared(self):
