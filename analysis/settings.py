@@ -3,8 +3,8 @@
 The chain has two modes, two instances of :class:`ChainSettings` built by two
 documented constructors:
 
-- :func:`best_settings`: the most accurate choices this project knows
-  (whole-volume histogram matching, registration on the foot of the sample,
+- :func:`best_settings`: the project's own chain, chosen for the most accurate
+  displacement field (whole-volume histogram matching, registration on the foot of the sample,
   overlapping subvolumes with an affine warp, three phases by multi-Otsu,
   continuous CPSD of the pores);
 - :func:`paper_settings`: the seed paper's methods section as written (linear
@@ -197,7 +197,7 @@ class ChainSettings:
 
 def best_settings(voxel_size_um, *, median_size, subvolume_um, node_spacing_um, max_displacement_um, min_cc,
                   study_subvolumes_um=(), edge_exclusion_um=0.0, registration_box=None):
-    """The most accurate chain this project knows (the default).
+    """The project's own chain (the default), chosen for the most accurate displacement field.
 
     Median filter; whole-volume histogram matching
     (:func:`match_whole_histogram`); rigid registration on the foot of the

@@ -57,7 +57,7 @@ def _parser():
                          help="voxel edge in um (default: read from the TIFF metadata)")
     analyse.add_argument("--out", metavar="DIR", default="analysis-out", help="output folder (default analysis-out)")
     analyse.add_argument("--mode", choices=("best", "paper"), default=Analysis().mode,
-                         help="best: the most accurate chain; paper: the seed paper's methods (linear contrast "
+                         help="best: the project's own chain; paper: the seed paper's methods (linear contrast "
                               "match, one particle for registration, tiled rigid DVC, NMC vs the rest, whole-voxel "
                               f"CPSD) (default {Analysis().mode})")
     d = Dvc()

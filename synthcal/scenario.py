@@ -164,7 +164,7 @@ class Pores:
 class Analysis:
     """Which analysis chain runs (``analysis.settings``: each mode is one set of choices)."""
 
-    mode: str = _f("best", "analysis chain: best (the most accurate choices) or paper (the seed paper's methods)")
+    mode: str = _f("best", "analysis chain: best (the project's own, most accurate DVC) or paper (the seed paper's methods)")
     compare_modes: bool = _f(False, "also run and score the other mode, into analysis-compare/")
 
 
