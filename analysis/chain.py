@@ -1,19 +1,22 @@
 """The lab's analysis chain over a series of scans: one settings object, one file layout.
 
 preprocess (median filter, contrast matching, rigid registration onto the
-first scan) → DVC of every later scan against the first → strain → three-phase
-segmentation, CPSD and phase fractions. The synthcal pipeline runs the four
-steps as four cached stages; ``synthcal analyse`` (real scans) runs
-:func:`run_chain`. Both call the same step functions and writers, so a
-synthetic run is analysed, and its files named, exactly as a real one::
+first scan) → DVC of every later scan against the first → strain →
+segmentation, CPSD and phase fractions. Every choice (which contrast match,
+which registration region, which DVC, segmentation and CPSD) is a function
+held by the settings (:mod:`analysis.settings`: the "best" and the "paper"
+modes). The synthcal pipeline runs the four steps as four cached stages;
+``synthcal analyse`` (real scans) runs :func:`run_chain`. Both call the same
+step functions and writers, so a synthetic run is analysed, and its files
+named, exactly as a real one::
 
     preprocess/step{k}.tif          filtered, contrast-matched, registered volume
-    preprocess/registration.json    region registered on and the rigid transform per step
+    preprocess/registration.json    mode, region registered on and the rigid transform per step
     dvc/step{k}.npz, .vtk, .csv     node field at the chosen subvolume edge (k >= 1)
     dvc/step{k}.json                its frame, voxel size and registration transform
     dvc/study_step{k}_edge{E}vox.*  the same at the other edges of the subvolume study
     strain/step{k}.npz, .csv        strain per node, from the total displacement
-    pores/step{k}_labels.tif        segmentation (0 pore, 1 CBD, 2 NMC)
+    pores/step{k}_labels.tif        segmentation (best: 0 pore, 1 CBD, 2 NMC; paper: 0 not NMC, 2 NMC)
     pores/cpsd_step{k}.csv, cpsd.png, phase_fractions.csv, summary.json
 
 Volumes are indexed (z, y, x) in voxels; files say their voxel size in µm.
@@ -39,45 +42,18 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.dvc import Status, correlate
+from analysis.dvc import Status
 from analysis.io import atomic_output, write_volume
 from analysis.layout import dvc_stem, step_name
-from analysis.phases import SAMPLE_PHASES, Phase
-from analysis.pores import cpsd, phase_fractions, plot_cpsd, write_cpsd_csv, write_phase_fractions_csv
-from analysis.preprocess import apply_rigid, match_histogram, median_filter, register_rigid
-from analysis.segment import threshold_three_phase
+from analysis.phases import Phase
+from analysis.pores import phase_fractions, plot_cpsd, write_cpsd_csv, write_phase_fractions_csv
+from analysis.preprocess import apply_rigid, median_filter, register_rigid
+from analysis.regions import foot_region, sample_mask
 from analysis.settings import ChainSettings  # noqa: F401  (the chain's one settings object)
 from analysis.strain import (displacement_gradient, equivalent_strain, green_lagrange, principal_strains,
                              small_strain, volumetric_strain)
 from analysis.transform import RigidTransform, total_displacement
 from analysis.vtk import write_vtk_nodes
-
-
-def sample_mask(shape, rows, margin_voxels=0):
-    """Region of the sample: rows ``[z0, z1)`` less ``margin_voxels`` on every side.
-
-    Parameters
-    ----------
-    shape : tuple of 3 int
-    rows : (int, int) or None
-        First and end row of the sample (e.g. foil top and head face); None:
-        all rows.
-    margin_voxels : int
-    """
-    z0, z1 = (0, shape[0]) if rows is None else rows
-    e = int(margin_voxels)
-    mask = np.zeros(shape, dtype=bool)
-    mask[max(z0 + e, 0):max(min(z1 - e, shape[0]), 0), e:shape[1] - e, e:shape[2] - e] = True
-    return mask
-
-
-def registration_region(shape, rows, min_height_voxels):
-    """The foot of the sample: the lowest quarter of its rows (at least
-    ``min_height_voxels``), less a 2-voxel border in y and x. The pin holds
-    the foot still while the head compresses the top."""
-    z0, z1 = (0, shape[0]) if rows is None else rows
-    height = max((z1 - z0) // 4, int(min_height_voxels))
-    return (slice(z0 + 1, z0 + 1 + height), slice(2, shape[1] - 2), slice(2, shape[2] - 2))
 
 
 @dataclass(frozen=True)
@@ -94,11 +70,17 @@ class Preprocessed:
         ``transform.apply(p)``. The first is the identity.
     region : tuple of 3 slices
         The reference box registered on.
+    region_rule : str
+        How the box was chosen.
+    mode : str
+        The settings' mode.
     """
 
     volumes: list
     transforms: list
     region: tuple
+    region_rule: str
+    mode: str
 
 
 def check_series(volumes, names=None):
@@ -162,13 +144,7 @@ def preprocess_series(volumes, settings, *, sample_rows=None, names=None, arch="
     Preprocessed
     """
     shape = check_series(volumes, names)
-    if settings.registration_box is None:
-        region = registration_region(shape, sample_rows[0] if sample_rows else None, settings.subvolume_voxels)
-    else:
-        region = tuple(slice(a, b) for a, b in settings.registration_box)
-        if any(not 0 <= r.start < r.stop <= n for r, n in zip(region, shape)):
-            raise ValueError(f"registration box: voxels {[[r.start, r.stop] for r in region]} are not inside "
-                             f"the volume of shape {shape}")
+    rows = sample_rows[0] if sample_rows else None
     n = len(volumes)
 
     def filtered(v):
@@ -176,15 +152,27 @@ def preprocess_series(volumes, settings, *, sample_rows=None, names=None, arch="
         return median_filter(v, size=settings.median_size, arch=arch) if settings.median_size > 1 else v
 
     reference = filtered(volumes[0])
+    if settings.registration_box is None:
+        region = settings.registration_region(reference, rows, settings.subvolume_voxels)
+        rule = _first_line(settings.registration_region)
+    else:
+        region = tuple(slice(a, b) for a, b in settings.registration_box)
+        rule = "the registration box given by hand"
+        if any(not 0 <= r.start < r.stop <= extent for r, extent in zip(region, shape)):
+            raise ValueError(f"registration box: voxels {[[r.start, r.stop] for r in region]} are not inside "
+                             f"the volume of shape {shape}")
+    # the foot: the pin holds it still, so its grey levels differ between scans by the scanner only
+    foot = foot_region(reference, rows, settings.subvolume_voxels)
     processed, transforms = [reference], [RigidTransform.identity(shape)]
     for k in range(1, n):
-        moving = match_histogram(filtered(volumes[k]), reference)
+        moving = settings.match_contrast(filtered(volumes[k]), reference, foot)
         transform = register_rigid(moving, reference, region=region, arch=arch)
         processed.append(apply_rigid(moving, transform, arch=arch))
         transforms.append(transform)
         if progress:
             progress(k / max(n - 1, 1))
-    return Preprocessed(volumes=processed, transforms=transforms, region=region)
+    return Preprocessed(volumes=processed, transforms=transforms, region=region, region_rule=rule,
+                        mode=settings.mode)
 
 
 def correlate_series(volumes, settings, *, sample_rows=None, arch="cpu", progress=None):
@@ -195,26 +183,23 @@ def correlate_series(volumes, settings, *, sample_rows=None, arch="cpu", progres
     volumes : list of ndarray
         Preprocessed volumes, reference first.
     settings : ChainSettings
+        Its ``correlate`` runs each pass.
     sample_rows : list of (int, int), optional
-        Nodes whose subvolume is mostly outside the reference's sample rows
-        are skipped (status MASKED).
+        Per scan, the sample rows; the reference's go to ``settings.correlate``
+        (the best mode skips nodes whose subvolume lies mostly outside them).
 
     Returns
     -------
     dict
         ``(k, edge_voxels) -> DVCResult`` for k >= 1.
     """
-    shape = volumes[0].shape
-    check_subvolumes(shape, settings)
-    mask = sample_mask(shape, sample_rows[0] if sample_rows else None)
+    check_subvolumes(volumes[0].shape, settings)
+    rows = sample_rows[0] if sample_rows else None
     jobs = [(k, e) for e in settings.subvolumes_voxels for k in range(1, len(volumes))]
-    results = {}
-    for i, (k, edge) in enumerate(jobs):
-        results[k, edge] = correlate(
-            volumes[0], volumes[k], subvolume_voxels=edge, node_spacing_voxels=settings.node_spacing_voxels,
-            max_displacement_voxels=settings.max_displacement_voxels, mask=mask, min_cc=settings.min_cc, arch=arch,
-            progress=None if progress is None else _sub(progress, i / len(jobs), (i + 1) / len(jobs)))
-    return results
+    return {(k, edge): settings.correlate(
+        volumes[0], volumes[k], edge, settings, sample_rows=rows, arch=arch,
+        progress=None if progress is None else _sub(progress, i / len(jobs), (i + 1) / len(jobs)))
+        for i, (k, edge) in enumerate(jobs)}
 
 
 def strain_fields(nodes, displacement, ok):
@@ -238,43 +223,65 @@ def strain_fields(nodes, displacement, ok):
 
 @dataclass(frozen=True)
 class PoreAnalysis:
-    """Segmentation and pore measures of one scan."""
+    """Segmentation and pore measures of one scan.
 
-    labels: np.ndarray
-    thresholds: tuple
+    Attributes
+    ----------
+    segmentation : analysis.segment.Segmentation
+    cpsd : analysis.pores.CPSDResult
+        Of label PORE (the phases ``segmentation.pore_phases``) inside the sample rows.
+    phases : analysis.pores.PhaseFractions
+    """
+
+    segmentation: object
     cpsd: object
     phases: object
 
 
-def analyse_pores(volume, voxel_size_um, region=None, *, arch="cpu", progress=None):
-    """Three-phase segmentation (multi-Otsu), CPSD of the pores, phase fractions.
+def analyse_pores(volume, settings, region=None, sample=None, *, arch="cpu", progress=None):
+    """Segmentation, CPSD of the space labelled PORE, phase fractions (the settings' choices).
 
     Parameters
     ----------
     volume : (nz, ny, nx) ndarray
         Median-filtered reconstruction.
-    voxel_size_um : float
+    settings : ChainSettings
+        Its ``segment`` and ``pore_size``.
     region : bool ndarray, optional
-        Analysis region (the sample without its edge zone, head and foil).
+        Analysis region (the sample without its edge zone, head and foil):
+        the histogram, the counted voxels and the fractions.
+    sample : bool ndarray, optional
+        The sample rows: outside them (the head, the foil) nothing is pore,
+        so the head and the foil bound the pores as the solid does.
     """
-    seg = threshold_three_phase(volume, mask=region)
-    return PoreAnalysis(labels=seg.labels, thresholds=tuple(seg.thresholds),
-                        cpsd=cpsd(seg.labels == Phase.PORE, voxel_size_um, mask=region, progress=progress, arch=arch),
-                        phases=phase_fractions(seg.labels, mask=region))
+    seg = settings.segment(volume, region)
+    pore_space = seg.labels == Phase.PORE
+    if sample is not None:
+        pore_space &= sample
+    return PoreAnalysis(segmentation=seg, phases=phase_fractions(seg.labels, mask=region),
+                        cpsd=settings.pore_size(pore_space, settings.voxel_size_um, mask=region, progress=progress,
+                                                arch=arch))
 
 
 def pores_series(volumes, settings, *, sample_rows=None, arch="cpu", progress=None):
     """:func:`analyse_pores` of every scan inside its sample rows less the edge exclusion."""
     n = len(volumes)
-    return [analyse_pores(v, settings.voxel_size_um, arch=arch,
-                          region=sample_mask(v.shape, sample_rows[k] if sample_rows else None,
-                                             settings.edge_exclusion_voxels),
+
+    def rows(k):
+        return sample_rows[k] if sample_rows else None
+
+    return [analyse_pores(v, settings, region=sample_mask(v.shape, rows(k), settings.edge_exclusion_voxels),
+                          sample=sample_mask(v.shape, rows(k)), arch=arch,
                           progress=None if progress is None else _sub(progress, k / n, (k + 1) / n))
             for k, v in enumerate(volumes)]
 
 
 def _sub(progress, lo, hi):
     return lambda fraction: progress(lo + (hi - lo) * fraction)
+
+
+def _first_line(function):
+    return (function.__doc__ or function.__name__).strip().splitlines()[0]
 
 
 # --- files -----------------------------------------------------------------
@@ -288,7 +295,8 @@ def write_preprocessed(folder, pre, voxel_size_um, *, suffix=".tif"):
                      description="median-filtered, contrast-matched, registered onto step 0")
     record = {"frame": "a reference voxel p shows the step's material at transform.apply(p) "
                        "= centre + translation + rotation (p - centre), voxels (z, y, x) of the scan",
-              "voxel_size_um": voxel_size_um, "region_voxels": [[r.start, r.stop] for r in pre.region],
+              "voxel_size_um": voxel_size_um, "mode": pre.mode, "region_rule": pre.region_rule,
+              "region_voxels": [[r.start, r.stop] for r in pre.region],
               "steps": [{"step": k, **t.to_dict()} for k, t in enumerate(pre.transforms)]}
     with atomic_output(folder / "registration.json") as tmp:
         tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
@@ -344,6 +352,7 @@ def write_dvc(folder, results, settings, transforms):
             np.savetxt(fh, table, delimiter=",", fmt="%.17g")
         with atomic_output(f"{stem}.json") as tmp:
             tmp.write_text(json.dumps({"frame": DVC_FRAME, "voxel_size_um": v, "step": k, "subvolume_voxels": edge,
+                                       "mode": settings.mode, "dvc": _first_line(settings.correlate),
                                        "registration": transforms[k].to_dict(),
                                        "status": {s.name: int(s) for s in Status}}, indent=1) + "\n")
 
@@ -364,17 +373,25 @@ def write_strain(folder, k, nodes, fields, voxel_size_um):
                    header="z_um,y_um,x_um,e_zz,e_yy,e_xx,e_zy,e_zx,e_yx,volumetric,equivalent", comments="")
 
 
-def write_pores(folder, analyses, voxel_size_um, *, suffix=".tif"):
-    """Segmentations (``step{k}_labels.tif``, or ``suffix``), CPSD curves, phase fractions and a summary of
-    :func:`pores_series`."""
+def write_pores(folder, analyses, settings, *, suffix=".tif"):
+    """Segmentations (``step{k}_labels.tif``, or ``suffix``: ``.zarr``), CPSD curves, phase fractions and a
+    summary of :func:`pores_series`.
+
+    ``summary.json`` holds per step the segmentation's thresholds and legend,
+    ``pore_phases`` (the true phases its label 0 stands for), the phase
+    fractions among the labels and the mean and median radius of the CPSD.
+    """
     folder = Path(folder)
+    v = settings.voxel_size_um
     rows = []
     for k, a in enumerate(analyses):
-        write_volume(folder / f"{step_name(k)}_labels{suffix}", a.labels, voxel_size_um,
-                     description=f"segmentation: {Phase.legend(SAMPLE_PHASES)}")
+        seg = a.segmentation
+        write_volume(folder / f"{step_name(k)}_labels{suffix}", seg.labels, v, description=f"segmentation: {seg.legend}")
         write_cpsd_csv(folder / f"cpsd_{step_name(k)}.csv", a.cpsd)
-        rows.append({"step": k, "thresholds": list(a.thresholds), **asdict(a.phases),
-                     "mean_pore_radius_um": a.cpsd.mean_radius_um})
+        rows.append({"step": k, "mode": settings.mode, "segmentation": seg.legend, "thresholds": list(seg.thresholds),
+                     "pore_phases": [p.name.lower() for p in seg.pore_phases], "cpsd": _first_line(settings.pore_size),
+                     **asdict(a.phases), "mean_pore_radius_um": a.cpsd.mean_radius_um,
+                     "median_pore_radius_um": a.cpsd.median_radius_um})
     write_phase_fractions_csv(folder / "phase_fractions.csv", {step_name(k): a.phases for k, a in enumerate(analyses)})
     with atomic_output(folder / "summary.json") as tmp:
         tmp.write_text(json.dumps(rows, indent=1, sort_keys=True) + "\n", encoding="utf-8")
@@ -404,21 +421,28 @@ def run_chain(volumes, settings, out, *, sample_rows=None, names=None, arch="cpu
     if len(volumes) < 2:
         raise ValueError("volumes: expected a reference and at least one deformed volume")
     check_subvolumes(check_series(volumes, names), settings)
+    with atomic_output(out, folder=True) as tmp:
+        write_chain(volumes, settings, tmp, sample_rows=sample_rows, names=names, arch=arch, progress=progress)
+
+
+def write_chain(volumes, settings, folder, *, sample_rows=None, names=None, arch="cpu", progress=None):
+    """:func:`run_chain`'s four folders, written into the existing folder ``folder`` (no atomicity of its own:
+    the synthcal pipeline's stage folder provides it). Parameters as :func:`run_chain`."""
+    folder = Path(folder)
     v = settings.voxel_size_um
     report = progress or (lambda fraction: None)
-    with atomic_output(out, folder=True) as tmp:
-        for name in ("preprocess", "dvc", "strain", "pores"):
-            (tmp / name).mkdir()
-        pre = preprocess_series(volumes, settings, sample_rows=sample_rows, names=names, arch=arch,
-                                progress=_sub(report, 0, 0.2))
-        write_preprocessed(tmp / "preprocess", pre, v)
-        results = correlate_series(pre.volumes, settings, sample_rows=sample_rows, arch=arch,
-                                   progress=_sub(report, 0.2, 0.8))
-        write_dvc(tmp / "dvc", results, settings, pre.transforms)
-        for k in range(1, len(volumes)):
-            field = results[k, settings.subvolume_voxels]
-            total = total_displacement(pre.transforms[k], field.nodes, field.displacement)
-            write_strain(tmp / "strain", k, field.nodes, strain_fields(field.nodes, total, field.ok), v)
-        analyses = pores_series(pre.volumes, settings, sample_rows=sample_rows, arch=arch,
-                                progress=_sub(report, 0.8, 1.0))
-        write_pores(tmp / "pores", analyses, v)
+    for name in ("preprocess", "dvc", "strain", "pores"):
+        (folder / name).mkdir()
+    pre = preprocess_series(volumes, settings, sample_rows=sample_rows, names=names, arch=arch,
+                            progress=_sub(report, 0, 0.2))
+    write_preprocessed(folder / "preprocess", pre, v)
+    results = correlate_series(pre.volumes, settings, sample_rows=sample_rows, arch=arch,
+                               progress=_sub(report, 0.2, 0.8))
+    write_dvc(folder / "dvc", results, settings, pre.transforms)
+    for k in range(1, len(volumes)):
+        field = results[k, settings.subvolume_voxels]
+        total = total_displacement(pre.transforms[k], field.nodes, field.displacement)
+        write_strain(folder / "strain", k, field.nodes, strain_fields(field.nodes, total, field.ok), v)
+    analyses = pores_series(pre.volumes, settings, sample_rows=sample_rows, arch=arch,
+                            progress=_sub(report, 0.8, 1.0))
+    write_pores(folder / "pores", analyses, settings)

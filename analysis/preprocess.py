@@ -52,6 +52,50 @@ def match_histogram(volume, reference, *, n_quantiles=4096):
     return np.interp(volume, src, dst[first]).astype(np.float32)
 
 
+def match_linear(volume, reference, region):
+    """Map the grey levels of ``volume`` linearly so that a region that does not deform matches.
+
+    Gain and offset make the mean and the standard deviation of ``volume``
+    inside ``region`` equal to the reference's inside the same region:
+    ``gain = std_ref / std_vol``, ``offset = mean_ref - gain * mean_vol``
+    (moments in float64). A region whose material is the same in both scans
+    (the foot of the sample, held by the pin) has the same histogram up to
+    the scanner's gain and offset, so this undoes exactly those and nothing
+    else: a real change of the phase fractions elsewhere survives, where a
+    whole-volume histogram match (:func:`match_histogram`) would push it back
+    onto the reference's.
+
+    Parameters
+    ----------
+    volume, reference : numpy.ndarray
+        3D volumes (z, y, x) of the same shape.
+    region : tuple of 3 slices or numpy.ndarray of bool
+        The region, in voxels of both volumes.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``gain * volume + offset``.
+
+    Raises
+    ------
+    ValueError
+        One line when the region is empty or ``volume`` is flat inside it.
+    """
+    volume = _volume3(volume, "volume")
+    reference = _volume3(reference, "reference")
+    if volume.shape != reference.shape:
+        raise ValueError(f"volume: expected shape {reference.shape} like reference, got {volume.shape}")
+    mine, theirs = volume[region].astype(np.float64), reference[region].astype(np.float64)
+    if mine.size == 0:
+        raise ValueError("region: expected some voxels to match the contrast on, got none")
+    if not mine.std() > 0:
+        raise ValueError("volume: every voxel of the contrast-matching region has the same grey value")
+    gain = theirs.std() / mine.std()
+    offset = theirs.mean() - gain * mine.mean()
+    return (gain * volume.astype(np.float64) + offset).astype(np.float32)
+
+
 def median_filter(volume, size=3, iterations=1, *, arch="cpu"):
     """3D median filter, repeated ``iterations`` times.
 

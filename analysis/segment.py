@@ -127,3 +127,75 @@ def threshold_three_phase(volume, thresholds=None, mask=None):
     labels = np.where(volume > thresholds[1], np.uint8(Phase.NMC),
                       np.where(volume > thresholds[0], np.uint8(Phase.CBD), np.uint8(Phase.PORE)))
     return ThreePhase(labels=labels, thresholds=thresholds)
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """A segmentation as the pore analysis uses it (:func:`segment_three_phase`, :func:`segment_nmc_vs_rest`).
+
+    Attributes
+    ----------
+    labels : ndarray of uint8, (z, y, x)
+        Phase labels (:class:`analysis.phases.Phase` values); label PORE is
+        the space whose size distribution the CPSD measures.
+    thresholds : tuple of float
+        Grey values used, ascending.
+    pore_phases : tuple of Phase
+        The true phases that label PORE stands for: (PORE,) when the CBD is
+        told apart, (PORE, CBD) when everything that is not NMC is one phase.
+    legend : str
+        One line for file descriptions.
+    """
+
+    labels: np.ndarray
+    thresholds: tuple
+    pore_phases: tuple
+    legend: str
+
+
+def segment_three_phase(volume, mask=None):
+    """Pore, CBD and NMC by multi-Otsu (:func:`threshold_three_phase`); the CPSD then runs on the pores.
+
+    Parameters
+    ----------
+    volume : ndarray, (z, y, x)
+        Median-filtered grey values.
+    mask : ndarray of bool, optional
+        Voxels whose histogram sets the thresholds (the analysis region).
+
+    Returns
+    -------
+    Segmentation
+    """
+    seg = threshold_three_phase(volume, mask=mask)
+    return Segmentation(labels=seg.labels, thresholds=seg.thresholds, pore_phases=(Phase.PORE,),
+                        legend="0 pore, 1 CBD, 2 NMC (multi-Otsu)")
+
+
+def segment_nmc_vs_rest(volume, mask=None):
+    """The paper's binarisation: NMC against everything else, at Otsu's threshold.
+
+    The paper "binarised" its scans "with a combination of thresholding
+    tools" and reports the *inactive* (non-NMC) fraction and the CPSD of
+    the binarised image, so its two classes are NMC (bright) and the rest
+    (pores and carbon-binder, which overlap in grey at this resolution).
+    Which tools it combined is not said; Otsu's threshold of the two-class
+    histogram is what one automatic two-class tool gives (Avizo's
+    auto-thresholding "factorisation" criterion, ImageJ's "Otsu"), and it
+    needs no truth. Labels: NMC keeps its label, the rest is labelled PORE.
+
+    Parameters
+    ----------
+    volume : ndarray, (z, y, x)
+        Median-filtered grey values.
+    mask : ndarray of bool, optional
+        Voxels whose histogram sets the threshold (the analysis region).
+
+    Returns
+    -------
+    Segmentation
+    """
+    two = threshold_two_phase(volume, mask=mask)
+    return Segmentation(labels=np.where(two.solid, np.uint8(Phase.NMC), np.uint8(Phase.PORE)),
+                        thresholds=(two.threshold,), pore_phases=(Phase.PORE, Phase.CBD),
+                        legend="0 not NMC (pore and CBD together), 2 NMC (Otsu)")

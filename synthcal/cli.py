@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from synthcal.dataset import FOLDERS
-from synthcal.scenario import Dvc, Pores, ScenarioError, load, to_toml, with_overrides
+from synthcal.scenario import Analysis, Dvc, Pores, ScenarioError, load, to_toml, with_overrides
 
 STAGE_NAMES = tuple(FOLDERS)
 
@@ -56,11 +56,16 @@ def _parser():
     analyse.add_argument("--voxel-size-um", type=float, metavar="V",
                          help="voxel edge in um (default: read from the TIFF metadata)")
     analyse.add_argument("--out", metavar="DIR", default="analysis-out", help="output folder (default analysis-out)")
+    analyse.add_argument("--mode", choices=("best", "paper"), default=Analysis().mode,
+                         help="best: the project's own chain; paper: the seed paper's methods (linear contrast "
+                              "match, one particle for registration, tiled rigid DVC, NMC vs the rest, whole-voxel "
+                              f"CPSD) (default {Analysis().mode})")
     d = Dvc()
     analyse.add_argument("--subvolume-um", type=float, default=d.subvolume_um, metavar="L",
                          help=f"DVC subvolume edge in um (default {d.subvolume_um:g})")
     analyse.add_argument("--node-spacing-um", type=float, default=None, metavar="S",
-                         help="distance between DVC nodes in um (default: half the subvolume)")
+                         help="distance between DVC nodes in um (default: half the subvolume; best mode only: "
+                              "paper mode tiles the subvolumes)")
     analyse.add_argument("--max-displacement-um", type=float, default=d.max_displacement_um, metavar="D",
                          help=f"largest displacement searched, um (default {d.max_displacement_um:g})")
     analyse.add_argument("--median-size", type=int, default=d.median_filter_size, metavar="N",
@@ -71,7 +76,8 @@ def _parser():
                          help=f"margin left out of the pore analysis (default {Pores().edge_exclusion_um:g})")
     analyse.add_argument("--register-box-um", type=float, nargs=6, metavar=("Z0", "Z1", "Y0", "Y1", "X0", "X1"),
                          help="region to register on, um from the first voxel's centre "
-                              "(default: the lowest quarter of the sample rows)")
+                              "(default: the lowest quarter of the sample rows; paper mode: one particle, "
+                              "picked automatically)")
     analyse.add_argument("--sample-z-um", type=float, nargs=2, metavar=("Z0", "Z1"),
                          help="rows of the sample (e.g. between pin and head), um; DVC nodes and the pore "
                               "analysis stay inside them (default: all rows)")
@@ -197,6 +203,8 @@ def _analyse(args):
 
     if len(args.volumes) < 2:
         raise ValueError("VOLUME.tif: expected a reference and at least one deformed volume")
+    if args.mode == "paper" and args.node_spacing_um is not None:
+        raise ValueError("--node-spacing-um: paper mode tiles the subvolumes (node spacing = edge); leave it out")
     volumes, sizes = zip(*(read_volume(p) for p in args.volumes))
     v = args.voxel_size_um or sizes[0]
     if v is None:
@@ -215,7 +223,8 @@ def _analyse(args):
     if args.register_box_um:
         lo_hi = np.asarray(args.register_box_um, float).reshape(3, 2) / v
         box = [(int(np.ceil(a)), int(np.floor(b)) + 1) for a, b in lo_hi]
-    settings = chain_settings(dvc, Pores(edge_exclusion_um=args.edge_exclusion_um), v, registration_box=box)
+    settings = chain_settings(dvc, Pores(edge_exclusion_um=args.edge_exclusion_um), v, mode=args.mode,
+                              registration_box=box)
     rows = None
     if args.sample_z_um:
         z0, z1 = (np.asarray(args.sample_z_um, float) / v)

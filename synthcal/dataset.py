@@ -22,14 +22,21 @@ from analysis.io import find_volume, read_volume
 
 FOLDERS = {"dem": "dem", "phantom": "truth", "projections": "projections", "reconstruct": "volumes",
            "preprocess": "analysis/preprocess", "dvc": "analysis/dvc", "strain": "analysis/strain",
-           "pores": "analysis/pores", "score": "validation", "report": "report"}
+           "pores": "analysis/pores", "compare": "analysis-compare", "score": "validation", "report": "report"}
 """Stage name -> its folder in the run."""
+
+CHAIN_STAGES = ("preprocess", "dvc", "strain", "pores")
+"""The analysis chain's stages: their folders are the chain's (``analysis.chain``), in ``analysis/``
+for the scenario's mode and in ``analysis-compare/`` for the other mode."""
 
 step_name = layout.step_name
 
 
-def analysis_settings(scenario, grid):
-    """The analysis chain's settings of a synthetic run (``[dvc]``, ``[pores]``, the grid's geometry)."""
+def analysis_settings(scenario, grid, mode=None):
+    """The analysis chain's settings of a synthetic run (``[dvc]``, ``[pores]``, the grid's geometry).
+
+    ``mode`` defaults to ``[analysis] mode``; the compared mode passes the other one.
+    """
     from synthcal.scenario import chain_settings
 
     box_um = scenario.dvc.registration_box_um
@@ -37,7 +44,7 @@ def analysis_settings(scenario, grid):
     if box_um:
         box = [(sl.start, sl.stop) for sl in grid.box_um_to_recon_slices(box_um)]
     return chain_settings(scenario.dvc, scenario.pores, scenario.imaging.voxel_size_um,
-                          registration_box=box)
+                          mode=mode or scenario.analysis.mode, registration_box=box)
 
 
 class Run:
@@ -204,12 +211,20 @@ class Run:
             return dict(data)
 
     def pore_summary(self):
-        """Per step: thresholds, phase fractions, mean pore radius (list of dict)."""
+        """Per step: mode, segmentation legend and thresholds, the phases label 0 stands for, phase
+        fractions, mean and median pore radius (list of dict)."""
         return json.loads((self.folder("pores") / "summary.json").read_text())
 
     def segmentation(self, k):
-        """Three-phase segmentation of step ``k`` (uint8)."""
+        """Segmentation of step ``k`` (uint8; ``pore_summary()[k]["segmentation"]`` gives its legend)."""
         return read_volume(find_volume(self.folder("pores"), f"{step_name(k)}_labels"))[0]
+
+    def compared(self):
+        """The run seen through the other analysis mode (:class:`ComparedRun`), or None when
+        ``[analysis] compare_modes`` is off."""
+        if not self.scenario.analysis.compare_modes:
+            return None
+        return ComparedRun(self.path, self.readable)
 
     def scores(self):
         """``validation/scores.json`` as a dict."""
@@ -219,6 +234,33 @@ class Run:
         """Truth at the DVC nodes: ``step{k}_displacement_voxels``, ``_error_voxels``, ``_strain``."""
         with np.load(self.folder("score") / "node_truth.npz") as data:
             return dict(data)
+
+
+class ComparedRun(Run):
+    """A run read through ``analysis-compare/``: the same scans analysed in the other mode.
+
+    Every reader of the chain's outputs (:meth:`registration`, :meth:`dvc`,
+    :meth:`pore_summary`, ...) reads ``analysis-compare/{preprocess,dvc,strain,pores}``
+    and :meth:`analysis_settings` are the other mode's; everything else is the run's.
+    """
+
+    def folder(self, stage):
+        if stage in CHAIN_STAGES:
+            return super().folder("compare") / stage
+        return super().folder(stage)
+
+    @property
+    def mode(self):
+        """The mode analysed here (the scenario's other one)."""
+        from synthcal.scenario import other_mode
+
+        return other_mode(self.scenario.analysis.mode)
+
+    def analysis_settings(self):
+        return analysis_settings(self.scenario, self.grid, mode=self.mode)
+
+    def compared(self):
+        return None
 
 
 def load_run(path):

@@ -147,11 +147,11 @@ class Dvc:
 
     median_filter_size: int = _f(3, "3D median filter edge (voxels); 1 = off", lo=1)
     subvolume_um: float = _f(8.0, "subvolume edge length", lo=0.0, lo_open=True)
-    node_spacing_um: float = _f(4.0, "distance between DVC nodes", lo=0.0, lo_open=True)
+    node_spacing_um: float = _f(4.0, "distance between DVC nodes (best mode; paper mode tiles: spacing = edge)", lo=0.0, lo_open=True)
     max_displacement_um: float = _f(10.0, "largest displacement searched", lo=0.0, lo_open=True)
     cc_threshold: float = _f(0.5, "nodes below this correlation are not trusted", lo=-1.0, hi=1.0)
     subvolume_study_um: list = _f([16.0, 14.0, 12.0, 10.0, 8.0, 6.0, 4.0], "further edges correlated and scored for the subvolume study; empty = no study", lo=0.0)
-    registration_box_um: list = _f([], "[z0, z1, y0, y1, x0, x1] region to register on; empty = lowest quarter")
+    registration_box_um: list = _f([], "[z0, z1, y0, y1, x0, x1] region to register on; empty = lowest quarter (best) or one particle picked automatically (paper)")
     strain_cap: float = _f(-0.10, "lower cap of strain for display", hi=0.0)
 
 
@@ -160,6 +160,14 @@ class Pores:
     """Segmentation and pore size distribution."""
 
     edge_exclusion_um: float = _f(1.0, "margin removed from the analysis region", lo=0.0)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Which analysis chain runs (``analysis.settings``: each mode is one set of choices)."""
+
+    mode: str = _f("best", "analysis chain: best (the project's own, most accurate DVC) or paper (the seed paper's methods)")
+    compare_modes: bool = _f(False, "also run and score the other mode, into analysis-compare/")
 
 
 @dataclass(frozen=True)
@@ -198,6 +206,7 @@ class Scenario:
     reconstruction: Reconstruction = field(default_factory=Reconstruction)
     dvc: Dvc = field(default_factory=Dvc)
     pores: Pores = field(default_factory=Pores)
+    analysis: Analysis = field(default_factory=Analysis)
     validation: Validation = field(default_factory=Validation)
     output: Output = field(default_factory=Output)
 
@@ -216,6 +225,7 @@ _CHOICES = {
     ("reconstruction", "method"): ("fbp", "sirt"),
     ("reconstruction", "filter"): ("ramp", "shepp-logan", "hann", "hamming"),
     ("output", "format"): tuple(VOLUME_SUFFIXES),
+    ("analysis", "mode"): ("best", "paper"),
 }
 
 
@@ -357,7 +367,7 @@ def _check_consistency(s):
                             "expected text with at most {name}") from None
 
 
-def chain_settings(dvc, pores, voxel_size_um, *, registration_box=None):
+def chain_settings(dvc, pores, voxel_size_um, *, mode="best", registration_box=None):
     """Settings of the analysis chain (``analysis.settings.ChainSettings``) from ``[dvc]`` and ``[pores]``.
 
     Parameters
@@ -365,16 +375,26 @@ def chain_settings(dvc, pores, voxel_size_um, *, registration_box=None):
     dvc : Dvc
     pores : Pores
     voxel_size_um : float
+    mode : {"best", "paper"}
+        ``analysis.settings.best_settings`` or ``paper_settings`` (which tiles
+        its subvolumes, so ``[dvc] node_spacing_um`` is not used).
     registration_box : tuple of 3 (start, stop) pairs, optional
         Registration box in voxels of the reference scan.
     """
-    from analysis.settings import ChainSettings
+    from analysis.settings import best_settings, paper_settings
 
-    return ChainSettings.from_um(
-        voxel_size_um, median_size=dvc.median_filter_size, subvolume_um=dvc.subvolume_um,
-        node_spacing_um=dvc.node_spacing_um, max_displacement_um=dvc.max_displacement_um, min_cc=dvc.cc_threshold,
-        study_subvolumes_um=dvc.subvolume_study_um, edge_exclusion_um=pores.edge_exclusion_um,
-        registration_box=registration_box)
+    lengths = dict(median_size=dvc.median_filter_size, subvolume_um=dvc.subvolume_um,
+                   max_displacement_um=dvc.max_displacement_um, min_cc=dvc.cc_threshold,
+                   study_subvolumes_um=dvc.subvolume_study_um, edge_exclusion_um=pores.edge_exclusion_um,
+                   registration_box=registration_box)
+    if mode == "paper":
+        return paper_settings(voxel_size_um, **lengths)
+    return best_settings(voxel_size_um, node_spacing_um=dvc.node_spacing_um, **lengths)
+
+
+def other_mode(mode):
+    """The analysis mode that ``[analysis] compare_modes`` runs beside ``mode``."""
+    return "best" if mode == "paper" else "paper"
 
 
 def load(path):

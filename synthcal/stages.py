@@ -224,7 +224,21 @@ def run_pores(ctx):
     settings = analysis_settings(ctx.scenario, ctx.run.grid)
     analyses = pores_series(ctx.run.processed_volumes(), settings, sample_rows=ctx.run.grid.sample_rows,
                             arch=ctx.arch, progress=ctx.progress)
-    write_pores(ctx.out, analyses, settings.voxel_size_um, suffix=_suffix(ctx.scenario))
+    write_pores(ctx.out, analyses, settings, suffix=_suffix(ctx.scenario))
+
+
+def run_compare(ctx):
+    """The whole chain in the other mode, into ``analysis-compare/`` (its four folders and ``mode.json``);
+    only ``mode.json`` (saying so) when ``[analysis] compare_modes`` is off."""
+    from analysis.chain import write_chain
+    from synthcal.scenario import other_mode
+
+    mode = other_mode(ctx.scenario.analysis.mode)
+    if ctx.scenario.analysis.compare_modes:
+        settings = analysis_settings(ctx.scenario, ctx.run.grid, mode=mode)
+        write_chain(ctx.run.volumes(), settings, ctx.out, sample_rows=ctx.run.grid.sample_rows, arch=ctx.arch,
+                    progress=ctx.progress)
+    _write_json(ctx.out / "mode.json", {"mode": mode, "compared": ctx.scenario.analysis.compare_modes})
 
 
 def run_score(ctx):
@@ -243,6 +257,7 @@ def run_report(ctx):
 
 _V = "imaging.voxel_size_um"
 _FORMAT = "output.format"
+_MODE = "analysis.mode"
 _PHANTOM_IMAGING = tuple(f"imaging.{key}" for key in ("voxel_size_um", "field_of_view_um", "foil_margin_um",
                                                       "head_margin_um", "energy_kev", "supersampling",
                                                       "head_material", "foil_material", "drift_um"))
@@ -257,18 +272,21 @@ STAGES = (
     # without stored projections the reconstruction simulates the scans from the phantom
     Stage("reconstruct", (_V, "reconstruction", _FORMAT), ("projections", "phantom"), "reconstructing the tomograms",
           run_reconstruct),
-    Stage("preprocess", (_V, "dvc", _FORMAT), ("reconstruct", "phantom"),
+    Stage("preprocess", (_V, "dvc", _MODE, _FORMAT), ("reconstruct", "phantom"),
           "contrast matching, median filter, registration", run_preprocess),
-    Stage("dvc", (_V, "dvc"), ("preprocess", "phantom"), "digital volume correlation", run_dvc),
+    Stage("dvc", (_V, "dvc", _MODE), ("preprocess", "phantom"), "digital volume correlation", run_dvc),
     Stage("strain", (_V,), ("dvc",), "strain from the DVC field", run_strain),
-    Stage("pores", (_V, "dvc", "pores", _FORMAT), ("preprocess", "phantom"), "segmentation, CPSD and phase fractions",
+    Stage("pores", (_V, "dvc", "pores", _MODE, _FORMAT), ("preprocess", "phantom"),
+          "segmentation, CPSD and phase fractions",
           run_pores),
-    Stage("score", ("name", _V, "dvc", "pores", "compression.steps_um"),
-          ("dem", "phantom", "projections", "preprocess", "dvc", "strain", "pores"),
+    Stage("compare", (_V, "dvc", "pores", "analysis"), ("reconstruct", "phantom"),
+          "the analysis chain in the other mode", run_compare),
+    Stage("score", ("name", _V, "dvc", "pores", "analysis", "compression.steps_um"),
+          ("dem", "phantom", "projections", "preprocess", "dvc", "strain", "pores", "compare"),
           "scoring the analysis against the truth", run_score),
     # the page shows the whole resolved scenario
     Stage("report", ("*",),
-          ("dem", "phantom", "projections", "reconstruct", "dvc", "strain", "pores", "score"),
+          ("dem", "phantom", "projections", "reconstruct", "dvc", "strain", "pores", "compare", "score"),
           "figures, meshes and the report page", run_report),
 )
 

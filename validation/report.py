@@ -13,12 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.chain import sample_mask
 from analysis.layout import step_name
 from analysis.io import atomic_output
 from analysis.phases import Phase
+from analysis.regions import sample_mask
 from analysis.strain import cap
 from validation import figures as fg
+from validation.paper import claims
 
 
 def _table(rows, columns):
@@ -33,6 +34,27 @@ def _fmt(value):
     if isinstance(value, list):
         return ", ".join(_fmt(v) for v in value)
     return html.escape(str(value)) if value is not None else ""
+
+
+def paper_section(scores):
+    """HTML of the paper's table with the truth, per analysis mode (the scenario's first), each row
+    followed by what the chain's bias means for the paper's claim. Empty without ``paper_comparison``."""
+    comparison = scores.get("paper_comparison")
+    if not comparison:
+        return ""
+    parts = ["<h2>The paper's table, with the truth</h2>",
+             "<p>Each number the paper reports, beside what the chain measured on these synthetic scans and "
+             "the truth computed from the phantom with the chain's own definitions. The scales differ from the "
+             "paper's unless the scenario is the paper's: read the biases, not the values.</p>"]
+    columns = ["quantity", "unit", *comparison["columns"]]
+    for mode, table in comparison["tables"].items():
+        rows = table["rows"]
+        parts += [f"<h3>{html.escape(mode)} chain ({html.escape(table['folder'])}/)</h3>", _table(rows, columns),
+                  "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in claims(rows)) + "</ul>",
+                  "<details><summary>definitions</summary><ul>"
+                  + "".join(f"<li>{html.escape(r['quantity'])}: {html.escape(r['definition'])}</li>" for r in rows)
+                  + "</ul></details>"]
+    return "".join(parts)
 
 
 def write_index(out_dir, *, title, scenario_toml, scores, figures, downloads=()):
@@ -52,7 +74,7 @@ def write_index(out_dir, *, title, scenario_toml, scores, figures, downloads=())
         Other files of the report folder (meshes, VTK) linked from the page.
     """
     out_dir = Path(out_dir)
-    parts = [f"<h1>{html.escape(title)}</h1>"]
+    parts = [f"<h1>{html.escape(title)}</h1>", paper_section(scores)]
     step_rows = []
     for step in scores.get("steps", []):
         dvc, strain = step.get("dvc", {}), step.get("strain", {})

@@ -8,34 +8,49 @@ defined" for the rules.
 
 import numpy as np
 
-from analysis.chain import sample_mask, strain_fields
+from analysis.chain import strain_fields
 from analysis.layout import step_name
 from analysis.phases import SAMPLE_PHASES, Phase
-from analysis.pores import cpsd, phase_fractions
+from analysis.pores import phase_fractions
+from analysis.regions import sample_mask
 from analysis.transform import total_displacement
 from validation.frame import score_dvc, truth_frame
+from validation.paper import COLUMNS, paper_rows
 from validation.score import tensor_rms_error
 
 
-def truth_pores(run, k, settings, arch):
-    """Mean pore radius and phase fractions of the phantom of step ``k``, in the analysis region.
+def truth_pores(run, k, settings, arch, pore_phases=(Phase.PORE,)):
+    """Mean pore radius and phase fractions of the phantom of step ``k``, in the analysis region,
+    with the chain's definitions.
 
     The region is the one the chain analysed (the sample rows of step ``k``
-    less the edge exclusion) on the field of view of the phantom. Head and
-    foil bound the pores as solids do; they lie outside the region, so no
-    phase fraction counts them.
+    less the edge exclusion) on the field of view of the phantom. The pore
+    space is the true phases the segmentation's label 0 stands for
+    (``pore_phases``: the pores, or the pores and the CBD in the paper's
+    binarisation), its size distribution the settings' ``pore_size``. Head
+    and foil bound the pores as solids do; they lie outside the region, so
+    no phase fraction counts them.
     """
     grid = run.grid
     off, n = grid.fov_offset_voxels, grid.n_det
     labels = np.asarray(run.truth_labels(k))[:, off:off + n, off:off + n]
     region = sample_mask(labels.shape, grid.sample_rows[k], settings.edge_exclusion_voxels)
-    sample = np.where(np.isin(labels, SAMPLE_PHASES), labels, np.uint8(Phase.PORE)).astype(np.uint8)
-    return cpsd(labels == Phase.PORE, grid.voxel_size_um, mask=region, arch=arch), \
+    pore_space = np.isin(labels, pore_phases)
+    # the phases as the segmentation labels them: what it does not tell apart from pore is pore
+    sample = np.where(np.isin(labels, SAMPLE_PHASES) & ~pore_space, labels, np.uint8(Phase.PORE)).astype(np.uint8)
+    return settings.pore_size(pore_space, grid.voxel_size_um, mask=region, arch=arch), \
         phase_fractions(sample, mask=region)
 
 
+def _pore_phases(summary_row):
+    """The true phases the segmentation's label 0 stands for, as written in ``pores/summary.json``."""
+    return tuple(Phase[name.upper()] for name in summary_row["pore_phases"])
+
+
 def _pore_scores(measured, truth_cpsd, truth_phases):
-    pores = {"mean_radius_um": measured["mean_pore_radius_um"], "truth_mean_radius_um": truth_cpsd.mean_radius_um}
+    pores = {"mean_radius_um": measured["mean_pore_radius_um"], "truth_mean_radius_um": truth_cpsd.mean_radius_um,
+             "median_radius_um": measured["median_pore_radius_um"],
+             "truth_median_radius_um": truth_cpsd.median_radius_um}
     phases = {}
     for name in ("inactive", "nmc", "pore", "cbd"):
         phases[f"{name}_fraction"] = measured[name]
@@ -51,7 +66,8 @@ def _score_step(run, truth, k, settings, shape, arch):
     # the measured strain is of the total field: compose the truth with the same registration
     true_total = total_displacement(truth.transforms[k], field["nodes"], combined)
     true_strain = strain_fields(field["nodes"], true_total, usable)["small_strain"]
-    pores, phases = _pore_scores(run.pore_summary()[k], *truth_pores(run, k, settings, arch))
+    summary = run.pore_summary()[k]
+    pores, phases = _pore_scores(summary, *truth_pores(run, k, settings, arch, _pore_phases(summary)))
     row = {"step": k, "head_travel_um": run.scenario.compression.steps_um[k], "dvc": dvc,
            "strain": tensor_rms_error(run.strain(k)["small_strain"], true_strain, valid=usable),
            "registration": truth.registration_error(k), "pores": pores, "phases": phases}
@@ -71,12 +87,12 @@ def subvolume_study(run, truth, settings, shape):
 
 
 def score_run(run, *, arch="cpu", progress=None):
-    """Score every analysis output of a run against its truth.
+    """Score every analysis output of a run against its truth, in both modes when they were compared.
 
     Parameters
     ----------
     run : synthcal.dataset.Run
-        A run whose stages up to ``pores`` are complete.
+        A run whose stages up to ``compare`` are complete.
     arch : {"cpu", "gpu"}
         Taichi backend of the truth's CPSD.
     progress : callable, optional
@@ -84,11 +100,35 @@ def score_run(run, *, arch="cpu", progress=None):
     Returns
     -------
     scores : dict
-        The content of ``scores.json`` (NaN where nothing was scored).
+        The content of ``scores.json`` (None where nothing was scored): the
+        scenario's mode, ``compared`` (the same scores of the other mode when
+        ``[analysis] compare_modes``) and ``paper_comparison``: the paper's
+        table (:func:`validation.paper.paper_rows`) per mode, the scenario's
+        mode first, each with the folder its analysis is in.
     node_truth : dict
         ``step{k}_displacement_voxels``, ``step{k}_error_voxels`` and
-        ``step{k}_strain`` at the DVC nodes of step ``k``.
+        ``step{k}_strain`` at the DVC nodes of step ``k`` (the scenario's mode).
     """
+    compared = run.compared()
+    scores, node_truth = _score_mode(run, arch, progress if compared is None else _half(progress, 0))
+    runs = [(run, scores)]
+    if compared is not None:
+        other, _ = _score_mode(compared, arch, _half(progress, 1))
+        scores["compared"] = other
+        runs.append((compared, other))
+    scores["paper_comparison"] = {
+        "columns": list(COLUMNS), "mode": scores["analysis_mode"],
+        "tables": {s["analysis_mode"]: {"folder": str(r.folder("preprocess").parent.relative_to(r.path)),
+                                        "rows": paper_rows(r, s)} for r, s in runs}}
+    return finite(scores), node_truth
+
+
+def _half(progress, which):
+    return None if progress is None else (lambda fraction: progress((which + fraction) / 2))
+
+
+def _score_mode(run, arch, progress):
+    """Every score of the analysis in ``run``'s folders (one mode)."""
     s, settings = run.scenario, run.analysis_settings()
     truth = truth_frame(run)
     shape = run.grid.recon_shape
@@ -99,8 +139,11 @@ def score_run(run, *, arch="cpu", progress=None):
         node_truth.update({f"{step_name(k)}_{name}": value for name, value in arrays.items()})
         if progress:
             progress(k / s.n_steps)
-    reference_pores, reference_phases = _pore_scores(run.pore_summary()[0], *truth_pores(run, 0, settings, arch))
-    scores = {"scenario": s.name, "seed": s.seed, "voxel_size_um": truth.v, "steps": steps,
+    summary = run.pore_summary()[0]
+    reference_pores, reference_phases = _pore_scores(summary, *truth_pores(run, 0, settings, arch,
+                                                                         _pore_phases(summary)))
+    scores = {"scenario": s.name, "seed": s.seed, "voxel_size_um": truth.v, "analysis_mode": settings.mode,
+              "chain": settings.describe(), "steps": steps,
               "reference": {"step": 0, "pores": reference_pores, "phases": reference_phases},
               "subvolume_study": subvolume_study(run, truth, settings, shape) if settings.study_subvolumes_voxels
               else []}
@@ -110,7 +153,7 @@ def score_run(run, *, arch="cpu", progress=None):
         by_error = min(study, key=lambda r: r["rms_error_voxels"] if np.isfinite(r["rms_error_voxels"]) else 1e9)
         scores["subvolume_choice"] = {"highest_mean_cc_edge_um": by_cc["edge_um"],
                                       "lowest_rms_error_edge_um": by_error["edge_um"]}
-    return finite(scores), node_truth
+    return scores, node_truth
 
 
 def finite(obj):

@@ -9,6 +9,6 @@ neighbours) and :mod:`~analysis.dvc.local` (the driver, :func:`correlate`).
 """
 
 from analysis.dvc.grid import node_grid
-from analysis.dvc.local import DVCResult, Status, correlate
+from analysis.dvc.local import DVCResult, Status, correlate, correlate_tiled
 
-__all__ = ["correlate", "DVCResult", "Status", "node_grid"]
+__all__ = ["correlate", "correlate_tiled", "DVCResult", "Status", "node_grid"]

@@ -74,7 +74,7 @@ class DVCResult:
 def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
               max_displacement_voxels, mask=None, nodes=None, passes=(),
               min_mask_fraction=0.5, min_cc=0.5, max_iterations=50,
-              tolerance_voxels=5e-3, arch="cpu", progress=None):
+              tolerance_voxels=5e-3, shape_function="affine", arch="cpu", progress=None):
     """Local DVC of ``deformed`` against ``reference`` on a node grid.
 
     Integer displacements come from FFT zero-normalised cross-correlation
@@ -85,7 +85,8 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
     found from a zero start. Every other node starts from the median
     displacement of its converged neighbours. Each node is then refined to
     subvoxel accuracy by inverse-compositional Gauss–Newton with a
-    first-order (12-parameter affine) shape function on cubic B-spline
+    first-order (12-parameter affine) shape function, or a rigid one (6
+    parameters: translation and rotation), on cubic B-spline
     interpolation of ``deformed`` (ZNSSD criterion, so affine grey-level
     changes do not matter). Nodes that fail are retried once by a local
     search around their converged neighbours' median displacement (or a
@@ -134,6 +135,9 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
     tolerance_voxels : float
         Gauss–Newton stops when an update moves no subvolume point by more
         than this, voxels.
+    shape_function : {"affine", "rigid"}
+        How each subvolume may deform (``displacement_gradient`` is then the
+        affine gradient, or the rotation less the identity).
     arch : {"cpu", "gpu"}
         Taichi backend of the interpolation kernel.
     progress : callable, optional
@@ -143,6 +147,8 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
     -------
     DVCResult
     """
+    if shape_function not in ("affine", "rigid"):
+        raise ValueError(f"shape_function: expected 'affine' or 'rigid', got {shape_function!r}")
     reference = _volume(reference, "reference")
     deformed = _volume(deformed, "deformed")
     if deformed.shape != reference.shape:
@@ -178,7 +184,8 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
     ok = np.zeros(n_nodes, dtype=bool)
     n_steps = 2 * len(sizes)
     for k, s in enumerate(sizes):
-        step = _Pass(reference_dev, deformed, spline, nodes, s, max_iterations, tolerance_voxels, arch)
+        step = _Pass(reference_dev, deformed, spline, nodes, s, max_iterations, tolerance_voxels, shape_function,
+                     arch)
         seeded = np.flatnonzero(ok & live)
         step.run(seeded, warps[seeded].copy(), False, warps, cc, iterations, status)
         fresh = np.flatnonzero(live & ~ok)
@@ -218,12 +225,48 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
                      status=status, displacement_gradient=gradient, subvolume_voxels=int(subvolume_voxels))
 
 
+def correlate_tiled(reference, deformed, *, subvolume_voxels, max_displacement_voxels, mask=None, min_cc=0.5,
+                    arch="cpu", progress=None):
+    """Local DVC on tiled cubes with a rigid warp each: Avizo's local mode as the paper shows it.
+
+    The paper's CC maps (its Fig. 3e, f) show the dataset cut into cubes of
+    the subvolume edge, side by side, one vector and one CC per cube. Here:
+    :func:`correlate` on the nodes of :func:`node_grid` with node spacing
+    equal to ``subvolume_voxels`` (adjacent, non-overlapping cubes centred
+    in the volume), each cube moving rigidly (translation and rotation,
+    ``shape_function="rigid"``). Search, refinement and the neighbour test
+    are :func:`correlate`'s.
+
+    Parameters
+    ----------
+    reference, deformed : numpy.ndarray
+        3D volumes (z, y, x) of the same shape.
+    subvolume_voxels : int
+        Edge of the cubes and distance between their centres, voxels.
+    max_displacement_voxels : float
+        Largest displacement searched per axis, voxels.
+    mask : numpy.ndarray of bool, optional
+        See :func:`correlate`; None correlates every cube.
+    min_cc : float
+    arch : {"cpu", "gpu"}
+    progress : callable, optional
+
+    Returns
+    -------
+    DVCResult
+    """
+    return correlate(reference, deformed, subvolume_voxels=subvolume_voxels, node_spacing_voxels=subvolume_voxels,
+                     max_displacement_voxels=max_displacement_voxels, mask=mask, min_cc=min_cc,
+                     shape_function="rigid", arch=arch, progress=progress)
+
+
 class _Pass:
     """IC-GN over chosen nodes with one subvolume size, in memory-bounded batches."""
 
-    def __init__(self, reference, deformed, spline, nodes, s, max_iterations, tolerance_voxels, arch):
+    def __init__(self, reference, deformed, spline, nodes, s, max_iterations, tolerance_voxels, shape_function,
+                 arch):
         self.reference, self.deformed, self.spline, self.nodes = reference, deformed, spline, nodes
-        self.arch = arch
+        self.arch, self.shape_function = arch, shape_function
         self.s, self.max_iterations, self.tolerance = s, max_iterations, tolerance_voxels
         self.offsets = subvolume_offsets(s)
         self.shape = np.array(deformed.shape)
@@ -239,8 +282,9 @@ class _Pass:
             if integer_start:
                 first = extract_cubes(self.deformed, np.round(w0[:, :, 3]).astype(np.int64) - s // 2, s)
                 first = first.reshape(len(sel), -1)
-            res = refine(self.spline, terms, self.offsets, w0, max_iterations=self.max_iterations,
-                         tolerance_voxels=self.tolerance, exact_first=first, cube_edge=s)
+            res = refine(self.spline, terms, self.offsets, w0, shape_function=self.shape_function,
+                         max_iterations=self.max_iterations, tolerance_voxels=self.tolerance, exact_first=first,
+                         cube_edge=s)
             warps[sel] = res.warps
             iterations[sel] = res.iterations
             outside = self._outside(res.warps)
