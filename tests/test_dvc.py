@@ -39,7 +39,7 @@ def affine_warp(v, translation, gradient):
 
 
 @settings(max_examples=10, deadline=None)
-@given(st.lists(st.floats(-3.0, 3.0, allow_nan=False), min_size=3, max_size=3))
+@given(shift=st.lists(st.floats(-3.0, 3.0, allow_nan=False), min_size=3, max_size=3))
 def test_rigid_shift_recovered(shift, arch):
     ref = texture(48)
     nodes = node_grid(ref.shape, 8, S, margin_voxels=3)
