@@ -249,7 +249,8 @@ def run(targets, max_children=2, timeout_min=30.0, keep=False):
                 print(f"kept {work}", file=sys.stderr)
         out.minutes = (time.monotonic() - start) / 60
         results.append(out)
-        _print_row(out)   # one row as soon as a module is done
+        _print_row(out)   # one row and its survivors as soon as a module is done
+        _print_survivors(out, sys.stderr)
     return results
 
 
@@ -270,10 +271,15 @@ def report(results):
     print(f"{'worst module':<14}{worst.target.path:<28}{worst.target.tool:<12}{worst.total:>8}{worst.killed:>8}"
           f"{len(worst.survived):>9}{sum(worst.other.values()):>7}{100 * worst.score:>7.1f}%{worst.minutes:>7.1f}")
     for o in results:
-        if o.survived or o.other:
-            print(f"\nsurvivors in {o.target.path}" + (f" (other: {o.other})" if o.other else ""))
-            for name, diff in o.survived:
-                print(f"  {name}: {diff}")
+        _print_survivors(o, sys.stdout)
+
+
+def _print_survivors(o, stream):
+    if o.survived or o.other:
+        print(f"\nsurvivors in {o.target.path}" + (f" (other: {o.other})" if o.other else ""), file=stream)
+        for name, diff in o.survived:
+            print(f"  {name}: {diff}", file=stream)
+        stream.flush()
 
 
 def main(argv=None):
