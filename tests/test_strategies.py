@@ -310,3 +310,13 @@ def test_examples_in_the_docstrings_run():
     import synthcal.strategies
     result = doctest.testmod(synthcal.strategies, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 20 and result.failed == 0
+
+
+def test_readme_property_test_runs_as_written():
+    from conftest import ROOT
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Property-testing your own analysis"):]
+    code = section[section.index("```python\n") + len("```python\n"):section.index("```", section.index("```python\n") + 3)]
+    namespace = {}
+    exec(compile(code, "README", "exec"), namespace)
+    namespace["test_translation_found_within_0p03_voxel"]()
