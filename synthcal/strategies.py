@@ -187,8 +187,8 @@ class Warp:
 
     @property
     def is_translation(self):
-        """True when ``u`` is the same at every point (``A = I``, no waves)."""
-        return bool(np.all(self.matrix == np.eye(3)) and len(self.wave_phases) == 0)
+        """True when ``u`` is the same at every point (``A = I``, no wave of non-zero amplitude)."""
+        return bool(np.all(self.matrix == np.eye(3)) and not np.any(self.wave_amplitudes_voxels))
 
     def _waves(self, d):
         # einsum, not matmul: BLAS threads on a K = 3 product cost far more than they bring
@@ -213,7 +213,7 @@ class Warp:
         inv = np.linalg.inv(self.matrix)
         base = np.einsum("ij,...j->...i", inv, x - self.centre_voxels - self.translation_voxels)
         d = base
-        if len(self.wave_phases) == 0:
+        if not np.any(self.wave_amplitudes_voxels):
             return self.centre_voxels + d
         # a contraction with constant < 0.5 (checked at construction): 60 steps reach float precision
         for _ in range(60):

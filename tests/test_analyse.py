@@ -3,21 +3,20 @@
 import json
 
 import numpy as np
-from scipy import ndimage
 
 from analysis.io import read_volume, write_volume
 from conftest import run_synthcal
+from synthcal.strategies import Warp, render_texture
 
 
-def _textured(shape, seed):
-    rng = np.random.default_rng(seed)
-    return ndimage.gaussian_filter(rng.normal(size=shape), 1.5).astype(np.float32)
+def _textured(shape, seed, warp=None):
+    return render_texture("speckle", shape, seed, feature_voxels=1.5, warp=warp)
 
 
 def test_analyse_recovers_rigid_shift_by_registration(tmp_path):
     shift = np.array([1.3, -0.6, 0.8])
     big = _textured((56, 56, 56), 3)
-    moved = ndimage.shift(big, shift, order=3, mode="nearest").astype(np.float32)
+    moved = _textured((56, 56, 56), 3, Warp.translation(shift))
     write_volume(tmp_path / "ref.tif", big[8:-8, 8:-8, 8:-8], 0.5)
     write_volume(tmp_path / "def.tif", moved[8:-8, 8:-8, 8:-8], 0.5)
     out = tmp_path / "out"

@@ -1,7 +1,5 @@
 """Local DVC (analysis.dvc) against analytic displacement fields, and the VTK export."""
 
-import functools
-
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
@@ -12,30 +10,19 @@ from analysis.dvc import Status, correlate, node_grid
 from analysis.dvc.interpolate import SplineVolume
 from analysis.strain import displacement_gradient
 from analysis.vtk import write_vtk_nodes
+from synthcal.strategies import Warp, render_texture
 
 S = 17
 
 
-@functools.lru_cache(maxsize=None)
-def texture(n, seed=0):
-    """Periodic, smooth, unit-variance random texture (so Fourier shifts are exact)."""
-    rng = np.random.default_rng(seed)
-    v = ndi.gaussian_filter(rng.normal(size=(n, n, n)), 1.6, mode="wrap")
-    return (v / v.std()).astype(np.float64)
+def texture(n, warp=None):
+    """Periodic unit-std speckle (sigma 1.6 voxels) on n^3 voxels, moved by ``warp`` (exact, see strategies)."""
+    return render_texture("speckle", (n, n, n), seed=0, warp=warp)
 
 
-def fourier_shift(v, shift):
-    """v(x - shift) for a periodic band-limited v: material moves by +shift."""
-    return np.fft.ifftn(ndi.fourier_shift(np.fft.fftn(v), shift)).real.astype(np.float32)
-
-
-def affine_warp(v, translation, gradient):
-    """Deformed volume for u(X) = t + G (X - c), c the volume centre."""
-    c = (np.array(v.shape) - 1) / 2
-    inv = np.linalg.inv(np.eye(3) + gradient)
-    x = np.indices(v.shape, dtype=np.float64).reshape(3, -1)
-    x_ref = c[:, None] + inv @ (x - c[:, None] - np.asarray(translation)[:, None])
-    return ndi.map_coordinates(v, x_ref, order=5, mode="grid-wrap").reshape(v.shape).astype(np.float32)
+def affine(translation, gradient, n):
+    """u(X) = t + G (X - c), c the centre of an n^3 volume."""
+    return Warp.affine(gradient, translation_voxels=translation, centre_voxels=np.full(3, (n - 1) / 2))
 
 
 @settings(max_examples=10, deadline=None)
@@ -43,7 +30,7 @@ def affine_warp(v, translation, gradient):
 def test_rigid_shift_recovered(shift, arch):
     ref = texture(48)
     nodes = node_grid(ref.shape, 8, S, margin_voxels=3)
-    r = correlate(ref.astype(np.float32), fourier_shift(ref, shift), subvolume_voxels=S,
+    r = correlate(ref, texture(48, Warp.translation(shift)), subvolume_voxels=S,
                   node_spacing_voxels=8, max_displacement_voxels=3.5, nodes=nodes, arch=arch)
     assert r.ok.all()
     assert np.abs(r.displacement - np.asarray(shift)).max() < 0.02
@@ -51,7 +38,7 @@ def test_rigid_shift_recovered(shift, arch):
 
 
 def test_identical_volumes_give_cc_one_and_no_displacement(arch):
-    ref = texture(48).astype(np.float32)
+    ref = texture(48)
     r = correlate(ref, ref, subvolume_voxels=S, node_spacing_voxels=8, max_displacement_voxels=3, arch=arch)
     assert r.ok.all()
     np.testing.assert_allclose(r.cc, 1.0, atol=1e-6)
@@ -64,10 +51,10 @@ def test_identical_volumes_give_cc_one_and_no_displacement(arch):
 def test_affine_grey_level_change_changes_nothing(gain, offset):
     ref = texture(48)
     shift = (0.4, -1.3, 2.2)
-    deformed = fourier_shift(ref, shift)
-    base = correlate(ref.astype(np.float32), deformed, subvolume_voxels=S, node_spacing_voxels=8,
+    deformed = texture(48, Warp.translation(shift))
+    base = correlate(ref, deformed, subvolume_voxels=S, node_spacing_voxels=8,
                      max_displacement_voxels=3)
-    other = correlate(ref.astype(np.float32), gain * deformed + offset, subvolume_voxels=S,
+    other = correlate(ref, gain * deformed + offset, subvolume_voxels=S,
                       node_spacing_voxels=8, max_displacement_voxels=3)
     assert np.array_equal(base.ok, other.ok)
     assert np.abs(base.displacement - other.displacement).max() < 1e-3
@@ -80,7 +67,7 @@ def test_affine_field_gives_its_strain(arch):
                          [0.001, 0.004, -0.002],
                          [0.000, 0.003, 0.005]])
     translation = np.array([0.7, -0.4, 1.1])
-    r = correlate(ref.astype(np.float32), affine_warp(ref, translation, gradient), subvolume_voxels=S,
+    r = correlate(ref, texture(64, affine(translation, gradient, 64)), subvolume_voxels=S,
                   node_spacing_voxels=5, max_displacement_voxels=3,
                   nodes=node_grid(ref.shape, 5, S, margin_voxels=2), arch=arch)
     assert r.ok.mean() > 0.95
@@ -100,7 +87,7 @@ def test_large_displacement_found_coarse_to_fine():
     ref = texture(64)
     shift = (9.3, -7.6, 4.2)
     nodes = node_grid(ref.shape, 8, S, margin_voxels=10)
-    r = correlate(ref.astype(np.float32), fourier_shift(ref, shift), subvolume_voxels=S,
+    r = correlate(ref, texture(64, Warp.translation(shift)), subvolume_voxels=S,
                   node_spacing_voxels=8, max_displacement_voxels=10, nodes=nodes)
     assert r.ok.all()
     assert np.abs(r.displacement - np.asarray(shift)).max() < 0.02
@@ -110,7 +97,7 @@ def test_mask_skips_nodes_and_passes_refine():
     ref = texture(48)
     mask = np.zeros(ref.shape, dtype=bool)
     mask[:, :, :24] = True
-    r = correlate(ref.astype(np.float32), fourier_shift(ref, (0.5, 0.5, -0.5)), subvolume_voxels=S,
+    r = correlate(ref, texture(48, Warp.translation((0.5, 0.5, -0.5))), subvolume_voxels=S,
                   node_spacing_voxels=6, max_displacement_voxels=2, mask=mask, passes=(25,),
                   nodes=node_grid(ref.shape, 6, S, margin_voxels=1))
     left = r.nodes[:, 2] < 20
@@ -123,18 +110,18 @@ def test_mask_skips_nodes_and_passes_refine():
 
 def test_same_inputs_same_bytes_and_progress():
     ref = texture(48)
-    deformed = fourier_shift(ref, (1.4, -0.3, 0.8))
+    deformed = texture(48, Warp.translation((1.4, -0.3, 0.8)))
     seen = []
     kwargs = dict(subvolume_voxels=S, node_spacing_voxels=6, max_displacement_voxels=2)
-    a = correlate(ref.astype(np.float32), deformed, progress=seen.append, **kwargs)
-    b = correlate(ref.astype(np.float32), deformed, **kwargs)
+    a = correlate(ref, deformed, progress=seen.append, **kwargs)
+    b = correlate(ref, deformed, **kwargs)
     for name in ("displacement", "cc", "ok", "iterations", "status", "displacement_gradient"):
         assert getattr(a, name).tobytes() == getattr(b, name).tobytes()
     assert seen and all(0.0 <= f <= 1.0 for f in seen) and seen[-1] == 1.0 and seen == sorted(seen)
 
 
 def test_flat_subvolumes_are_not_ok():
-    ref = texture(48).astype(np.float32)
+    ref = texture(48)
     ref[:, :, :20] = 1.0
     r = correlate(ref, ref, subvolume_voxels=S, node_spacing_voxels=8, max_displacement_voxels=2)
     flat = r.nodes[:, 2] + S - S // 2 <= 20
@@ -153,14 +140,14 @@ def test_node_grid_keeps_subvolumes_inside():
 def test_bad_input_raises(kwargs):
     args = dict(subvolume_voxels=S, node_spacing_voxels=8, max_displacement_voxels=2)
     args.update(kwargs)
-    v = texture(48).astype(np.float32)
+    v = texture(48)
     with pytest.raises(ValueError):
         correlate(v, v, **args)
 
 
 def test_spline_resampling_matches_scipy():
     rng = np.random.default_rng(5)
-    v = texture(24).astype(np.float32)
+    v = texture(24)
     warp = np.concatenate([np.eye(3) + rng.normal(0, 0.05, (3, 3)), rng.uniform(-1.0, 1.0, (3, 1))], axis=1)
     expected = ndi.affine_transform(v, warp[:, :3], warp[:, 3], order=3, mode="mirror")
     got = SplineVolume(v).resample(warp, v.shape)

@@ -11,7 +11,8 @@ import analysis.dvc.local as dvc_local
 from analysis.dvc import Status, correlate, node_grid
 from analysis.dvc.consistency import THRESHOLD, lattice_neighbours, median_test
 from analysis.dvc.search import integer_search
-from test_dvc import affine_warp, fourier_shift, texture
+from synthcal.strategies import Warp, render_texture, warp_periodic
+from test_dvc import affine, texture
 
 S = 17
 
@@ -32,10 +33,10 @@ def test_integer_search_finds_a_20_voxel_shift_at_every_node_that_stays_inside(s
     # regression: the pyramid's 9^3 coarse templates (36 voxels wide at the second level) lost the
     # true shift near the faces; 238 of 800 such nodes came back more than a voxel off (up to 29),
     # some beyond the searched radius
-    ref = texture(80).astype(np.float32)
+    ref = texture(80)
     nodes = node_grid(ref.shape, 10, S)
     inside = inside_after(nodes, shift, ref.shape)
-    d, _ = integer_search(ref, fourier_shift(ref, shift), nodes, S, 21)
+    d, _ = integer_search(ref, texture(80, Warp.translation(shift)), nodes, S, 21)
     assert inside.sum() > 50
     # an integer search is right to within rounding: 0.5 voxel, plus 0.5 for a tie of two neighbouring voxels
     assert np.abs(d[inside] - shift).max() <= 1.0
@@ -45,7 +46,7 @@ def test_integer_search_finds_a_20_voxel_shift_at_every_node_that_stays_inside(s
 @pytest.mark.parametrize("shift", DIRECTIONS_20)
 def test_large_rigid_shift_found_from_zero_start_within_0p05_voxel(shift):
     ref = texture(80)
-    r = correlate(ref.astype(np.float32), fourier_shift(ref, shift), subvolume_voxels=S, node_spacing_voxels=12,
+    r = correlate(ref, texture(80, Warp.translation(shift)), subvolume_voxels=S, node_spacing_voxels=12,
                   max_displacement_voxels=21)
     inside = inside_after(r.nodes, shift, ref.shape)
     assert inside.sum() > 30
@@ -59,7 +60,7 @@ def test_paper_scale_radius_80_finds_a_60_voxel_shift():
     shift = (-61.3, 24.6, 47.8)
     nodes = np.array([(95, 40, 60), (90, 45, 55), (100, 35, 65), (85, 50, 58)])
     assert inside_after(nodes, shift, ref.shape).all()
-    r = correlate(ref.astype(np.float32), fourier_shift(ref, shift), subvolume_voxels=S, node_spacing_voxels=8,
+    r = correlate(ref, texture(128, Warp.translation(shift)), subvolume_voxels=S, node_spacing_voxels=8,
                   max_displacement_voxels=80, nodes=nodes)
     assert r.ok.all()
     assert np.abs(r.displacement - shift).max() < 0.05
@@ -72,7 +73,7 @@ def test_smooth_large_field_found_from_zero_start():
     gradient = np.array([[-0.03, 0.002, 0.0],
                          [0.0, 0.009, 0.0],
                          [0.0, 0.0, 0.009]])
-    r = correlate(ref.astype(np.float32), affine_warp(ref, translation, gradient), subvolume_voxels=S,
+    r = correlate(ref, texture(96, affine(translation, gradient, 96)), subvolume_voxels=S,
                   node_spacing_voxels=10, max_displacement_voxels=18)
     c = (np.array(ref.shape) - 1) / 2
     truth = translation + (r.nodes - c) @ gradient.T
@@ -221,7 +222,7 @@ def test_repeated_texture_wrong_matches_are_caught_and_fixed(monkeypatch):
     # the truth; noise in the deformed scan tips a few integer searches to the wrong period
     ref, rng = periodic_texture(60, 10, 0.05, seed=0)
     shift = np.array([0.3, -0.4, 2.6])
-    deformed = fourier_shift(ref, shift) + 0.3 * rng.normal(size=ref.shape).astype(np.float32)
+    deformed = warp_periodic(ref, Warp.translation(shift)) + 0.3 * rng.normal(size=ref.shape).astype(np.float32)
     nodes = node_grid(ref.shape, 6, S, margin_voxels=3)
     kwargs = dict(subvolume_voxels=S, node_spacing_voxels=6, max_displacement_voxels=8, nodes=nodes)
     monkeypatch.setattr(dvc_local, "THRESHOLD", np.inf)
@@ -246,10 +247,10 @@ def test_locally_inconsistent_match_gets_status_outlier():
     extra = np.array([0.0, 0.0, 4.0])
     nodes = node_grid(ref.shape, spacing, s, margin_voxels=3)
     i = len(nodes) // 2
-    deformed = fourier_shift(ref, shift)
+    deformed = texture(64, Warp.translation(shift))
     block = tuple(slice(c, c + s) for c in np.round(nodes[i] + shift + extra).astype(int) - s // 2)
-    deformed[block] = fourier_shift(ref, shift + extra)[block]
-    r = correlate(ref.astype(np.float32), deformed, subvolume_voxels=s, node_spacing_voxels=spacing,
+    deformed[block] = texture(64, Warp.translation(shift + extra))[block]
+    r = correlate(ref, deformed, subvolume_voxels=s, node_spacing_voxels=spacing,
                   max_displacement_voxels=7, nodes=nodes)
     assert r.status[i] == Status.OUTLIER and r.cc[i] > 0.5
     assert not r.ok[i] and np.isnan(r.displacement[i]).all() and np.isnan(r.displacement_gradient[i]).all()
@@ -263,11 +264,11 @@ def test_lone_match_among_failed_neighbours_is_an_outlier():
     # a copy of its own subvolume planted 6 voxels away (a false peak with CC 1, no neighbour to test)
     ref = texture(64)
     nodes = node_grid(ref.shape, 12, S)
-    deformed = fourier_shift(ref, (0.0, -30.0, 0.0))
+    deformed = texture(64, Warp.translation((0.0, -30.0, 0.0)))
     i = np.flatnonzero(np.all(nodes == (25, 25, 25), axis=1))[0]
     cube = lambda centre: tuple(slice(c - S // 2, c - S // 2 + S) for c in centre)
     deformed[cube(nodes[i] + (2, 5, -3))] = ref[cube(nodes[i])]
-    r = correlate(ref.astype(np.float32), deformed, subvolume_voxels=S, node_spacing_voxels=12,
+    r = correlate(ref, deformed, subvolume_voxels=S, node_spacing_voxels=12,
                   max_displacement_voxels=8, nodes=nodes)
     assert r.cc[i] > 0.99 and r.status[i] == Status.OUTLIER and not r.ok.any()
 
@@ -288,10 +289,10 @@ def test_subvoxel_rigid_shift_of_any_band_limited_texture_recovered_within_0p02_
     # band-limited: a Gaussian of sigma >= 1 voxel leaves < 1 % amplitude at Nyquist (exp(-pi^2 sigma^2 / 2)),
     # and wrap filtering makes the texture periodic, so the Fourier shift is exact everywhere; the nodes
     # keep their subvolumes 2 voxels inside, so no interpolation reaches across the volume's faces
-    v = ndi.gaussian_filter(np.random.default_rng(seed).normal(size=(40, 40, 40)), sigma, mode="wrap")
-    v /= v.std()
+    v = render_texture("speckle", (40, 40, 40), seed, feature_voxels=sigma)
     nodes = node_grid(v.shape, 6, S, margin_voxels=2)
-    r = correlate(v.astype(np.float32), fourier_shift(v, shift), subvolume_voxels=S, node_spacing_voxels=6,
+    r = correlate(v, render_texture("speckle", (40, 40, 40), seed, feature_voxels=sigma, warp=Warp.translation(shift)),
+                  subvolume_voxels=S, node_spacing_voxels=6,
                   max_displacement_voxels=2, nodes=nodes)
     assert r.ok.all()
     assert np.abs(r.displacement - np.asarray(shift)).max() < 0.02

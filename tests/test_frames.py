@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import ndimage
 
 from analysis.chain import correlate_series, preprocess_series
 from analysis.dvc import correlate
@@ -19,34 +18,24 @@ from analysis.io import write_volume
 from analysis.settings import ChainSettings
 from analysis.transform import total_displacement
 from conftest import ROOT, run_synthcal
+from synthcal.strategies import Warp, render_texture
 
 BIG, CROP = 88, 12          # texture drawn on BIG^3, scans are the central (BIG - 2 CROP)^3
 CENTRE = (BIG - 1) / 2
 
 
-def _texture(seed):
-    rng = np.random.default_rng(seed)
-    return ndimage.gaussian_filter(rng.normal(size=(BIG,) * 3), 1.5)
+def _texture(seed, warp=None):
+    return render_texture("speckle", (BIG,) * 3, seed, feature_voxels=1.5, warp=warp)
 
 
-def _field(points, shift, angle_deg, strain_zz, wave_voxels):
-    """Known displacement (z, y, x voxels) at reference points: rigid + compression + a smooth wave."""
+def _field(shift, angle_deg, strain_zz, wave_voxels):
+    """Known motion (z, y, x voxels): rigid about z + compression along z + a smooth wave along y."""
     a = np.radians(angle_deg)
     rot = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])  # about z
-    d = points - CENTRE
-    u = d @ rot.T - d + np.asarray(shift)
-    u[..., 0] += strain_zz * d[..., 0]
-    u[..., 1] += wave_voxels * np.sin(2 * np.pi * points[..., 0] / 60.0)
-    return u
-
-
-def _warp(reference, field):
-    """The deformed scan: material of reference point X shows at X + u(X) (inverse map by fixed point)."""
-    grid = np.stack(np.meshgrid(*[np.arange(BIG, dtype=float)] * 3, indexing="ij"), axis=-1)
-    x = grid.copy()
-    for _ in range(30):
-        x = grid - field(x)
-    return ndimage.map_coordinates(reference, np.moveaxis(x, -1, 0), order=5, mode="mirror")
+    # u_y gains wave_voxels * sin(2 pi X_z / 60), i.e. a wave of phase 2 pi c_z / 60 about the centre c
+    return Warp(centre_voxels=np.full(3, CENTRE), translation_voxels=shift,
+                matrix=rot + np.diag([strain_zz, 0.0, 0.0]), wave_amplitudes_voxels=[[0.0, wave_voxels, 0.0]],
+                wave_vectors_per_voxel=[[2 * np.pi / 60.0, 0.0, 0.0]], wave_phases=[2 * np.pi * CENTRE / 60.0])
 
 
 def _crop(v):
@@ -54,9 +43,8 @@ def _crop(v):
 
 
 def test_total_of_registration_and_residual_equals_a_direct_dvc_without_registration():
-    ref = _texture(1)
-    field = lambda p: _field(p, (1.3, -0.7, 0.9), 1.0, 0.0, 0.0)  # noqa: E731  a rigid motion
-    ref_c, moved_c = _crop(ref), _crop(_warp(ref, field))
+    field = _field((1.3, -0.7, 0.9), 1.0, 0.0, 0.0)   # a rigid motion
+    ref_c, moved_c = _crop(_texture(1)), _crop(_texture(1, field))
     settings = ChainSettings.from_um(1.0, median_size=1, subvolume_um=15, node_spacing_um=10,
                                      max_displacement_um=4, min_cc=0.5)
     pre = preprocess_series([ref_c, moved_c], settings)
@@ -72,11 +60,10 @@ def test_total_of_registration_and_residual_equals_a_direct_dvc_without_registra
 
 
 def test_analyse_files_hold_the_total_displacement_of_a_known_field(tmp_path):
-    ref = _texture(2)
-    field = lambda p: _field(p, (1.3, -0.6, 0.8), 1.5, -0.02, 0.5)  # noqa: E731
+    field = _field((1.3, -0.6, 0.8), 1.5, -0.02, 0.5)
     rng = np.random.default_rng(3)
     scans = []
-    for v in (ref, _warp(ref, field)):
+    for v in (_texture(2), _texture(2, field)):
         v = _crop(v)
         scans.append((v + rng.normal(0, 0.02 * v.std(), v.shape)).astype(np.float32))  # 2 % noise
     for name, v in zip(("ref.tif", "def.tif"), scans):
@@ -109,7 +96,7 @@ def _readme_recipe():
 
 def test_readme_recipe_runs_as_written(tmp_path, monkeypatch):
     ref = _crop(_texture(4))
-    moved = _crop(_warp(_texture(4), lambda p: _field(p, (0.8, 0.4, -0.5), 0.0, 0.0, 0.0)))
+    moved = _crop(_texture(4, Warp.translation((0.8, 0.4, -0.5))))
     write_volume(tmp_path / "ref.tif", ref, 0.5)
     write_volume(tmp_path / "def.tif", moved, 0.5)
     out = tmp_path / "my-analysis"

@@ -5,68 +5,28 @@ import csv
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from analysis.pores import (cpsd, local_radius, phase_fractions, plot_cpsd,
                             write_cpsd_csv, write_phase_fractions_csv)
-
-GAP_UM = 0.5
-
-
-def spheres_image(radii_um, offsets, voxel_size_um):
-    """Disjoint spheres in a row along x, digitised analytically (voxel centre inside).
-
-    Voxel (i, j, k) has its centre at ((i, j, k) + 0.5) * voxel_size_um.
-    ``offsets`` (in [0, 1)^3 per sphere) move the centres by a fraction of a
-    micrometre, so the two resolutions see the same physical spheres.
-    """
-    radii_um = np.asarray(radii_um, dtype=float)
-    r_max = radii_um.max()
-    side_um = 2 * r_max + 2 * GAP_UM + 1.0
-    length_um = float(np.sum(2 * radii_um + GAP_UM + 1.0)) + GAP_UM
-    shape = tuple(int(np.ceil(v / voxel_size_um)) for v in (side_um, side_um, length_um))
-    im = np.zeros(shape, dtype=bool)
-    x0 = GAP_UM
-    for r, off in zip(radii_um, offsets):
-        c = np.array([side_um / 2 + off[0] - 0.5, side_um / 2 + off[1] - 0.5, x0 + r + off[2]])
-        x0 += 2 * r + GAP_UM + 1.0
-        lo = np.maximum(np.floor((c - r) / voxel_size_um).astype(int) - 1, 0)
-        hi = np.minimum(np.ceil((c + r) / voxel_size_um).astype(int) + 2, shape)
-        z, y, x = (((np.arange(a, b) + 0.5) * voxel_size_um - cc)[sl]
-                   for a, b, cc, sl in zip(lo, hi, c, (np.s_[:, None, None], np.s_[None, :, None],
-                                                      np.s_[None, None, :])))
-        im[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] |= z * z + y * y + x * x <= r * r
-    return im
-
-
-def volume_weighted_mean(radii_um):
-    r = np.asarray(radii_um, dtype=float)
-    return float(np.sum(r ** 4) / np.sum(r ** 3))
-
-
-sphere_sets = st.lists(
-    st.tuples(st.floats(1.0, 3.0),
-              st.tuples(*[st.floats(0.0, 1.0, exclude_max=True)] * 3)),
-    min_size=1, max_size=4)
+from synthcal.strategies import digitise_spheres, sphere_packs
 
 
 @settings(max_examples=12, deadline=None)
-@given(spheres=sphere_sets)
-def test_mean_radius_of_disjoint_spheres_at_two_resolutions(spheres, arch):
-    radii_um = [r for r, _ in spheres]
-    offsets = [o for _, o in spheres]
-    truth = volume_weighted_mean(radii_um)
+@given(pack=sphere_packs(voxel_size_um=0.25, radius_voxels=(4.0, 12.0), max_spheres=4, gap_voxels=2.0))
+def test_mean_radius_of_disjoint_spheres_at_two_resolutions(pack, arch):
+    # radii 1-3 µm, read at 4 and at 8 voxels per µm: the same physical spheres
     for voxels_per_um in (4, 8):
         h = 1.0 / voxels_per_um
-        result = cpsd(spheres_image(radii_um, offsets, h), h, arch=arch)
-        assert result.mean_radius_um == pytest.approx(truth, rel=0.05), voxels_per_um
+        at_h = pack.resampled(h)
+        result = cpsd(at_h.pore, h, arch=arch)
+        assert result.mean_radius_um == pytest.approx(at_h.mean_radius_um, rel=0.05), voxels_per_um
         f = result.cumulative_fraction
         assert f[0] == 1.0 and f[-1] == 0.0
         assert np.all(np.diff(f) <= 0)
         assert np.all(np.diff(result.radius_um) > 0)
         # spheres of radius < r cover nothing above r: the curve at the
         # largest sphere's radius is the share of the spheres near it
-        above = result.cumulative_fraction[result.radius_um > 1.06 * max(radii_um)]
+        above = result.cumulative_fraction[result.radius_um > 1.06 * pack.radii_um.max()]
         assert np.all(above == 0.0)
 
 
@@ -75,8 +35,7 @@ def test_single_sphere_every_voxel_reads_its_radius(radius_voxels, arch):
     rng = np.random.default_rng(int(radius_voxels * 10))
     n = int(2 * radius_voxels) + 8
     c = n / 2 + rng.uniform(-0.5, 0.5, 3)
-    z, y, x = np.ogrid[:n, :n, :n]
-    im = (z - c[0]) ** 2 + (y - c[1]) ** 2 + (x - c[2]) ** 2 <= radius_voxels ** 2
+    im = digitise_spheres([c], [radius_voxels], (n, n, n), 1.0)[0]
     lt = local_radius(im, arch=arch)
     assert np.all(lt[~im] == 0) and np.all(lt[im] > 0)
     assert lt[im].mean() == pytest.approx(radius_voxels, rel=0.02)
@@ -88,7 +47,8 @@ def test_single_sphere_every_voxel_reads_its_radius(radius_voxels, arch):
 
 def test_mask_restricts_the_statistics_not_the_spheres():
     h = 0.25
-    im = spheres_image([1.0, 2.5], [(0.3, 0.6, 0.1), (0.7, 0.2, 0.5)], h)
+    # a small pore reaching x = 2.6 µm, a big one from x = 4.5 µm
+    im = digitise_spheres([[3.3, 3.6, 1.6], [3.7, 3.2, 7.0]], [1.0, 2.5], (28, 28, 42), h)[0]
     mask = np.zeros_like(im)
     split = int(3.5 / h)
     mask[..., split:] = True          # cuts nothing of the big sphere, all of the small one
@@ -106,7 +66,7 @@ def test_mask_restricts_the_statistics_not_the_spheres():
     ("axes x, z, y", lambda v: v.transpose(2, 0, 1)),
 ])
 def test_local_radius_of_a_flipped_or_turned_image_is_the_flipped_or_turned_radius(name, move):
-    im = spheres_image([1.3, 2.1], [(0.1, 0.2, 0.3), (0.4, 0.5, 0.6)], 0.125)
+    im = digitise_spheres([[2.7, 2.8, 2.4], [2.9, 3.0, 7.6]], [1.3, 2.1], (48, 48, 84), 0.125)[0]
     assert np.array_equal(local_radius(np.ascontiguousarray(move(im))), move(local_radius(im)))
 
 
@@ -148,7 +108,7 @@ def test_phase_fractions_count_labels():
 
 
 def test_writers_and_plot(tmp_path):
-    im = spheres_image([1.0, 2.0], [(0.5, 0.5, 0.5)] * 2, 0.25)
+    im = digitise_spheres([[3.0, 3.0, 2.0], [3.0, 3.0, 7.0]], [1.0, 2.0], (24, 24, 40), 0.25)[0]
     results = {"step0": cpsd(im, 0.25), "stepA": cpsd(im[:, :, ::-1].copy(), 0.25)}
     write_cpsd_csv(tmp_path / "cpsd.csv", results["step0"])
     rows = [r for r in csv.reader(open(tmp_path / "cpsd.csv")) if not r[0].startswith("#")]

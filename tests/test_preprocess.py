@@ -1,7 +1,5 @@
 """Pre-processing (analysis.preprocess) against scipy and known transforms."""
 
-import functools
-
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
@@ -10,6 +8,7 @@ from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
 from analysis.preprocess import RigidTransform, apply_rigid, match_histogram, median_filter, register_rigid
+from synthcal.strategies import Warp, render_texture
 
 
 @settings(max_examples=10, deadline=None)
@@ -43,18 +42,15 @@ def test_match_histogram_undoes_a_monotone_map():
     assert np.abs(matched - reference)[inner].max() < 0.02
 
 
-@functools.lru_cache(maxsize=None)
-def textured(n=64):
-    v = ndi.gaussian_filter(np.random.default_rng(3).normal(size=(n, n, n)), 1.6)
-    return (v / v.std()).astype(np.float32)
+def textured(n=64, warp=None):
+    """Periodic unit-std speckle (sigma 1.6 voxels) on n^3 voxels, moved by ``warp`` (exact, see strategies)."""
+    return render_texture("speckle", (n, n, n), seed=3, warp=warp)
 
 
-def moved(reference, rotation, translation):
-    """Moving volume where reference material at p sits at c + t + R (p - c)."""
-    c = (np.array(reference.shape) - 1) / 2
-    q = np.indices(reference.shape, dtype=np.float64).reshape(3, -1)
-    p = c[:, None] + rotation.T @ (q - c[:, None] - np.asarray(translation)[:, None])
-    return ndi.map_coordinates(reference, p, order=5, mode="mirror").reshape(reference.shape).astype(np.float32)
+def rigid(rotation, translation, n=64):
+    """Motion that puts reference material at p at c + t + R (p - c), c the centre of an n^3 volume."""
+    return Warp.affine(np.asarray(rotation) - np.eye(3), translation_voxels=translation,
+                       centre_voxels=np.full(3, (n - 1) / 2))
 
 
 @settings(max_examples=5, deadline=None)
@@ -64,7 +60,7 @@ def test_register_rigid_recovers_shift_and_rotation(translation, angle_deg, seed
     ref = textured()
     axis = Rotation.random(random_state=seed).as_rotvec()
     rot = Rotation.from_rotvec(np.radians(angle_deg) * axis / np.linalg.norm(axis)).as_matrix()
-    mov = 1.7 * moved(ref, rot, translation) + 0.3
+    mov = 1.7 * textured(warp=rigid(rot, translation)) + 0.3
     region = (slice(16, 48),) * 3
     tr = register_rigid(mov, ref, region=region)
     c = (np.array(ref.shape) - 1) / 2

@@ -1,13 +1,14 @@
 """synthcal.strategies: the drawn truth is the truth, bounds hold, same draw gives the same bytes."""
 
 import hashlib
+import re
 
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
+from conftest import ROOT
 from synthcal.strategies import (PhantomPair, SpherePack, Warp, digitise_spheres, phantom_pairs,
                                  render_texture, sphere_packs, volume_pairs, warp_periodic)
 
@@ -310,3 +311,12 @@ def test_examples_in_the_docstrings_run():
     import synthcal.strategies
     result = doctest.testmod(synthcal.strategies, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 20 and result.failed == 0
+
+
+def test_readme_property_test_runs_as_written():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Property-testing your own analysis"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    namespace = {}
+    exec(compile(code, "README", "exec"), namespace)
+    namespace["test_translation_found_within_0p03_voxel"]()
