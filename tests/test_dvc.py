@@ -40,7 +40,7 @@ def affine_warp(v, translation, gradient):
 
 @settings(max_examples=10, deadline=None)
 @given(st.lists(st.floats(-3.0, 3.0, allow_nan=False), min_size=3, max_size=3))
-def test_rigid_shift_recovered(shift, arch):
+def test_rigid_shift_recovered(arch, shift):  # hypothesis fills the rightmost argument
     ref = texture(48)
     nodes = node_grid(ref.shape, 8, S, margin_voxels=3)
     r = correlate(ref.astype(np.float32), fourier_shift(ref, shift), subvolume_voxels=S,

@@ -52,7 +52,7 @@ sphere_sets = st.lists(
 
 @settings(max_examples=12, deadline=None)
 @given(sphere_sets)
-def test_mean_radius_of_disjoint_spheres_at_two_resolutions(spheres, arch):
+def test_mean_radius_of_disjoint_spheres_at_two_resolutions(arch, spheres):  # hypothesis fills the last
     radii_um = [r for r, _ in spheres]
     offsets = [o for _, o in spheres]
     truth = volume_weighted_mean(radii_um)
