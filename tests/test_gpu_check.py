@@ -1,6 +1,7 @@
 """benchmarks/gpu_check.sh without a GPU, and the comparisons it runs on one (benchmarks/gpu_compare.py)."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -70,3 +71,18 @@ def test_stage_times_come_from_the_stamps(tiny_run, tmp_path):
     assert len(rows) == len(pipeline.STAGES)
     dem = pipeline.read_stamp(tiny_run[0] / "dem")["wall_time_s"]
     assert rows[0].split("\t")[:2] == ["time: tiny: dem", f"{dem:.1f} s"]
+
+
+def test_the_kernel_tests_take_their_arch_from_the_environment():
+    def collect(arch):
+        env = {**os.environ, "SYNTHCAL_TEST_ARCH": arch}
+        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--collect-only",
+                               "-m", "takes_arch", "tests/test_projector.py", "tests/test_pores.py"],
+                              capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+
+    listed = collect("cpu")
+    names = [line for line in listed.stdout.splitlines() if "::" in line]
+    assert listed.returncode == 0 and len(names) == 8, listed.stdout  # 3 projector tests, 1 + 4 CPSD tests
+    assert all(re.search(r"::test_(ball|truncated|adjointness|mean_radius_of_disjoint|single_sphere)", n) for n in names)
+    wrong = collect("tpu")
+    assert wrong.returncode == 4 and "SYNTHCAL_TEST_ARCH: expected one of cpu, gpu, got 'tpu'" in wrong.stderr
