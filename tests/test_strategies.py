@@ -112,10 +112,14 @@ def _polar(matrix):
     return u @ vt
 
 
-# cubic-spline reading of volumes blurred by sigma = 1 voxel: the band-limited speckle to 2 % of its
-# std, the sharp grains to 5 %, the phantom (particle surfaces, a texture prefiltered in each particle's
-# frame) to 15 %; measured worst cases over 30 draws 0.012, 0.024, 0.096
+# cubic-spline reading: the band-limited speckle as it is, to 2 % of its std; the sharp grains and the
+# phantom (particle surfaces, a texture prefiltered in each particle's frame) blurred by sigma = 1 voxel
+# first, to 5 % and 15 %. The speckle is not blurred because a blur does not commute with the strain:
+# blurring the strained volume is an anisotropic blur of the reference (sigma (1 +- 3 %)), which read
+# 0.0203 of the std on one drawn sigma-1.2 speckle. Measured worst cases over 40 draws: 0.011 (speckle,
+# unblurred), 0.024, 0.096.
 READ_ERROR = {"speckle": 0.02, "granular": 0.05, "phantom": 0.15}
+READ_BLUR_SIGMA = {"speckle": 0.0, "granular": 1.0, "phantom": 1.0}
 
 
 @settings(max_examples=10, **SLOW_DRAWS)
@@ -131,17 +135,21 @@ def test_deformed_volume_shows_the_reference_material_where_the_truth_moved_it(p
         inside &= ndi.distance_transform_edt(np.isfinite(u[:, 0]).reshape(reference.shape)).reshape(-1) > 3
     assert inside.sum() > 100
     p, u = points[inside], u[inside]
-    error = _read_error(reference, deformed, p, p + u)
+    error = _read_error(reference, deformed, p, p + u, READ_BLUR_SIGMA[texture])
     assert error < READ_ERROR[texture]
     # control: the material read at the wrong end of the motion is far off whenever it moved
     if np.abs(u).max() > 0.2:
-        assert _read_error(reference, deformed, p, p - u) > 3 * error
+        assert _read_error(reference, deformed, p, p - u, READ_BLUR_SIGMA[texture]) > 3 * error
 
 
-def _read_error(reference, deformed, points, moved_points):
-    """RMS difference / std of the sigma = 1 blurred reference at voxel centres and the deformed where they moved."""
-    a = ndi.gaussian_filter(reference.astype(np.float64), 1.0)[tuple(points.astype(int).T)]
-    b = _sample(ndi.gaussian_filter(deformed.astype(np.float64), 1.0), moved_points)
+def _read_error(reference, deformed, points, moved_points, blur_sigma=1.0):
+    """RMS difference / std of the reference at voxel centres and the deformed where they moved, both blurred
+    by ``blur_sigma`` voxels (0: as they are)."""
+    def blurred(v):
+        v = v.astype(np.float64)
+        return ndi.gaussian_filter(v, blur_sigma) if blur_sigma else v
+    a = blurred(reference)[tuple(points.astype(int).T)]
+    b = _sample(blurred(deformed), moved_points)
     return np.sqrt(np.mean((a - b) ** 2)) / a.std()
 
 
