@@ -37,14 +37,19 @@ How it runs (:func:`run_sweep`):
   order computes such a stage; a later run waits for it and hard-links its
   folder (a copy across file systems) instead of recomputing it. The links
   are safe: no stage ever rewrites a file in place.
-- Cores. Every Dask worker process runs one run at a time, confined to its
-  own share of its machine's CPUs (``os.sched_setaffinity`` from a worker
-  plugin), with taichi's thread pool (``TI_CPU_MAX_NUM_THREADS``) and the
-  DEM's threads (``SYNTHCAL_DEM_THREADS``) sized to that share, so the DEM's
-  spin barrier never waits for a thread another run is holding. Workers
-  that join after the sweep has started keep the affinity they were started
-  with. On a machine with fewer CPUs than workers, workers share CPUs one
-  thread each.
+- Cores. Every Dask worker process runs one run at a time on its own share
+  of its machine's CPUs (:func:`share_cpus`, given by a worker plugin), with
+  taichi's thread pool (``TI_CPU_MAX_NUM_THREADS``) and the DEM's threads
+  (``SYNTHCAL_DEM_THREADS``) sized to that share. A share of two or more
+  CPUs is pinned (``os.sched_setaffinity``), so the threads of the DEM's spin
+  barrier, which :mod:`analysis._taichi` pins one per CPU, never wait for a
+  CPU another run is holding. A one-CPU share runs one thread, which has no
+  barrier to wait at; it is left to the operating system, because on a
+  machine shared with other work a pinned single thread waits for its CPU
+  while another is idle (4 tiny runs on 2 workers of a 2-core machine under
+  a load of ~10: 257 and 130 s pinned, 161 and 102 s not). Workers that join
+  after the sweep has started keep the threads they were started with. With
+  more workers than CPUs, workers share CPUs one thread each.
 - Output. A worker writes each run's progress lines to ``DIR/logs/NAME.log``;
   the sweep prints one line per finished run and a bar. At the end it writes
   ``DIR/results.parquet`` and ``DIR/results.csv`` (:func:`results_table`).
@@ -464,20 +469,26 @@ def share_cpus(workers):
     return shares
 
 
+_SHARE = []
+"""The CPUs this worker process was given (:func:`take_cpus`)."""
+
+
 def take_cpus(cpus):
-    """Confine this process (every thread) to ``cpus`` and size taichi's and the DEM's threads to them.
+    """Size this process's threads (taichi's, the DEM's) to ``cpus``; pin its threads there if they are 2 or more.
 
     Taichi reads ``TI_CPU_MAX_NUM_THREADS`` when it starts (the first kernel
-    of a run); a lower ``SYNTHCAL_DEM_THREADS`` set by the user is kept.
+    of a run); a lower ``SYNTHCAL_DEM_THREADS`` set by the user is kept. See
+    the module docstring for why a one-CPU share is not pinned.
     """
-    for tid in os.listdir("/proc/self/task"):
-        with contextlib.suppress(OSError):  # a thread that has just exited
-            os.sched_setaffinity(int(tid), cpus)
+    if len(cpus) > 1:
+        for tid in os.listdir("/proc/self/task"):
+            with contextlib.suppress(OSError):  # a thread that has just exited
+                os.sched_setaffinity(int(tid), cpus)
     n = len(cpus)
     user_cap = os.environ.get("SYNTHCAL_DEM_THREADS", "")
     os.environ["SYNTHCAL_DEM_THREADS"] = str(min(n, int(user_cap)) if user_cap.isdigit() else n)
     os.environ["TI_CPU_MAX_NUM_THREADS"] = str(n)
-    return sorted(os.sched_getaffinity(0))
+    _SHARE[:] = sorted(cpus)
 
 
 def _host_cpus():
@@ -503,8 +514,9 @@ def _cpu_plugin(shares):
 
 
 def worker_state():
-    """A worker's CPUs and thread caps, as the sweep reports them."""
-    return {"cpus": sorted(os.sched_getaffinity(0)), "dem_threads": os.environ.get("SYNTHCAL_DEM_THREADS"),
+    """A worker's share of CPUs, the CPUs it may run on, and its thread caps, as the sweep reports them."""
+    return {"share": list(_SHARE), "affinity": sorted(os.sched_getaffinity(0)),
+            "dem_threads": os.environ.get("SYNTHCAL_DEM_THREADS"),
             "taichi_threads": os.environ.get("TI_CPU_MAX_NUM_THREADS")}
 
 
@@ -584,7 +596,11 @@ def _prepare_workers(client, dashboard, scenario, log, wait_s=120):
     client.register_plugin(_cpu_plugin(shares), name="synthcal-cpu-share")
     log(f"[sweep] {len(info)} workers; dashboard: {dashboard or 'none (install bokeh for one)'}")
     for address, state in sorted(client.run(worker_state).items()):
-        log(f"[sweep] worker {address}: CPUs {state['cpus']}, taichi threads {state['taichi_threads']}, "
+        if not state["share"]:
+            log(f"[sweep] worker {address}: no share (joined late), CPUs {state['affinity']}")
+            continue
+        placed = "pinned" if state["affinity"] == state["share"] else "one thread, placed by the OS"
+        log(f"[sweep] worker {address}: CPUs {state['share']} ({placed}), taichi threads {state['taichi_threads']}, "
             f"DEM threads {state['dem_threads']}")
 
 
