@@ -206,7 +206,7 @@ _PHANTOM_IMAGING = tuple(f"imaging.{key}" for key in ("voxel_size_um", "field_of
                                                       "head_material", "foil_material"))
 
 STAGES = (
-    Stage("dem", ("particles", "electrode", "pillar", "dem", "compression"), (),
+    Stage("dem", ("particles", "electrode", "pillar", "dem", "compression", "imaging.field_of_view_um"), (),
           "packing and compressing the pillar", run_dem),
     Stage("phantom", ("particles.cbd_nanoporosity", *_PHANTOM_IMAGING), ("dem",),
           "voxelising particles into phantoms", run_phantom),
