@@ -45,6 +45,7 @@ class Particles:
     cbd_diameter_um: float = _f(1.3, "carbon-binder (CBD) particle diameter", lo=0.05)
     mass_ratio_nmc_carbon_pvdf: list = _f([90.0, 5.0, 5.0], "NMC : carbon black : PVDF by mass", lo=0.0)
     cbd_nanoporosity: float = _f(0.5, "volume fraction of nanopores inside the CBD", lo=0.0, hi=0.95)
+    cbd_bridge_fraction: float = _f(0.5, "share of the phantom's CBD volume in bridges at bonded contacts; the rest is film on the NMC surfaces", lo=0.0, hi=1.0)
     nmc_youngs_modulus_pa: float = _f(200e9, "NMC Young's modulus", lo=0.0, lo_open=True)
     nmc_poisson_ratio: float = _f(0.3, "NMC Poisson ratio", lo=0.0, hi=0.5)
     nmc_density_kg_m3: float = _f(4650.0, "NMC particle density", lo=0.0, lo_open=True)
