@@ -512,7 +512,8 @@ def claim(y, tau, margin, cand_b, n_b, cand_p, n_p, cur_c: ti.template(), ref_c:
                     xb = _pull_bridge(b, y, cur_c, ref_c, back, radii, pairs, bgeo)
                 if margin > 0 and _bridge_near(b, xb, False, 2.0 * margin, ref_c, radii, pairs, bgeo):
                     near = True
-                if kind == NONE:
+                inside, wb = _in_bridge(b, xb, ref_c, radii, pairs, bgeo)
+                if kind == NONE and inside:
                     cls, idx, wb, dmin = _ref_classify(xb, tau, ref_c, radii, kinds, pairs, bgeo, rp_start,
                                                        rp_items, rb_start, rb_items, cell_dims, cell_size)
                     if cls == BRIDGE and idx == b:
@@ -529,7 +530,8 @@ def claim(y, tau, margin, cand_b, n_b, cand_p, n_p, cur_c: ti.template(), ref_c:
                         xp = _pull_rigid(p, y, cur_c, ref_c, back)
                     if margin > 0 and _bridge_near(b, xp, True, 2.0 * margin, ref_c, radii, pairs, bgeo):
                         near = True
-                    if kind == NONE:
+                    inside, wb = _in_bridge(b, xp, ref_c, radii, pairs, bgeo)
+                    if kind == NONE and inside:
                         cls, idx, wb, dmin = _ref_classify(xp, tau, ref_c, radii, kinds, pairs, bgeo, rp_start,
                                                            rp_items, rb_start, rb_items, cell_dims, cell_size)
                         on_this_half = wb < 0.5
@@ -633,8 +635,8 @@ def motion_tables(binder, positions_um, quaternions, bonds_intact, origin_um):
 
     Notes
     -----
-    A bridge point X lies within ``a`` of the reference segment ``[c_i, c_j]``, so ``A_i(X)`` lies within
-    ``a`` of ``[P0, P1] = A_i([c_i, c_j])``; its image ``phi(X)`` (or ``A_j(X)`` for a broken half) is
+    A bridge point X lies within ``a`` of the reference axis segment between ``t = s_i(a)`` and
+    ``t = d - s_j(a)``, so ``A_i(X)`` lies within ``a`` of ``[P0, P1]``, that segment moved with ``i``; its image ``phi(X)`` (or ``A_j(X)`` for a broken half) is
     within ``|A_j(X) - A_i(X)| <= |A_j(m) - A_i(m)| + ||F_j - F_i||_F e`` more, ``m`` and ``e`` the
     bridge's bounding centre and radius, ``F`` the rotations.
     """
@@ -654,8 +656,12 @@ def motion_tables(binder, positions_um, quaternions, bonds_intact, origin_um):
     def push(p, x):
         return pos[p] + np.einsum("mab,mb->ma", fwd[p], x - binder.positions_um[p])
 
-    p0 = pos[i]
-    p1 = push(i, binder.positions_um[j])
+    # the bridge lies within a of the axis between t = s_i(a) and t = d - s_j(a)
+    ri, rj = binder.radii_um[i], binder.radii_um[j]
+    t_lo = np.sqrt(np.maximum(ri * ri - a * a, 0.0))
+    t_hi = d - np.sqrt(np.maximum(rj * rj - a * a, 0.0))
+    p0 = push(i, binder.positions_um[i] + n * t_lo[:, None])
+    p1 = push(i, binder.positions_um[i] + n * t_hi[:, None])
     spread = np.linalg.norm(push(j, middle) - push(i, middle), axis=1) + \
         np.linalg.norm(fwd[j] - fwd[i], axis=(1, 2)) * e
     radius = a + spread

@@ -342,7 +342,8 @@ def _voxelise_slab(labels: ti.types.ndarray(dtype=ti.u8, ndim=3),
                 near = True
         bond_cand = ti.Vector([-1] * MAX_BOND_CANDIDATES, ti.i32)
         n_bond = 0
-        if has_binder:
+        # deep inside a particle the whole voxel is that particle's: no binder to look for
+        if has_binder and best_d < margin:
             for t in range(bond_start[flat], bond_start[flat + 1]):
                 b = bond_items[t]
                 if n_bond < MAX_BOND_CANDIDATES and segment_distance(
