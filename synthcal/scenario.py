@@ -95,10 +95,10 @@ class Compression:
 
     steps_um: list = _f([0.0, 65.0, 80.0], "stage displacement after first contact, one per scan; starts at 0 "
                         "(the head travels this less the compliance's share)", lo=0.0)
-    stage_compliance_um_per_mn: float = _f(1.0, "compliance of stage, glue and pin in series with the sample", lo=0.0)
+    stage_compliance_um_per_mn: float = _f(11.0, "compliance of stage, glue and pin in series with the sample", lo=0.0)
     head_speed_m_s: float = _f(0.005, "head speed before first contact (scaled time); after it the inertial number sets it",
                                lo=0.0, lo_open=True)
-    inertial_number_max: float = _f(5e-4, "the head moves no faster than this inertial number allows (quasi-static: < 1e-3)",
+    inertial_number_max: float = _f(6e-4, "the head moves no faster than this inertial number allows (quasi-static: < 1e-3)",
                                     lo=0.0, lo_open=True)
     hold_time_s: float = _f(5e-6, "least relaxation time at each step before the scan", lo=0.0)
     kinetic_to_elastic_max: float = _f(1e-4, "the hold lasts until the kinetic energy is below this share of the elastic",

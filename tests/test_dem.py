@@ -235,6 +235,24 @@ def test_bending_alone_breaks_a_bond():
     assert not sim.bonds_intact.any()
 
 
+def test_per_particle_mass_scaling_sets_masses_and_the_time_step():
+    """Densities scaled by (R50 / r)^2 give every smaller particle the Rayleigh time of one of
+    radius R50 (T_R ~ r sqrt(rho)): the time step is then a fraction of that, not of the smallest's."""
+    r = np.array([1.0, 2.0, 4.0, 5.0])
+    scaling = 10.0 * np.maximum(1.0, (4.0 / r) ** 2)
+    x = np.stack([np.full(4, 20.0), np.full(4, 20.0), 15.0 * np.arange(4)], axis=1)
+    sim = Simulation(x, r, NMC, mass_scaling=scaling, timestep_fraction=0.2)
+    rho = NMC.density_kg_m3 * scaling
+    assert sim.masses_kg == pytest.approx(rho * 4 / 3 * math.pi * (r * 1e-6) ** 3, rel=1e-12)
+    g = NMC.youngs_modulus_pa / (2 * (1 + NMC.poisson_ratio))
+    t_r50 = math.pi * 4e-6 * math.sqrt(10.0 * NMC.density_kg_m3 / g) / (0.1631 * NMC.poisson_ratio + 0.8766)
+    assert sim.dt_s == pytest.approx(0.2 * t_r50, rel=1e-12)
+    uniform = Simulation(x, r, NMC, mass_scaling=10.0, timestep_fraction=0.2)
+    assert uniform.dt_s == pytest.approx(0.2 * t_r50 / 4, rel=1e-12)  # set by the radius-1 particle
+    with pytest.raises(ValueError, match="mass_scaling"):
+        Simulation(x, r, NMC, mass_scaling=[1.0, 1.0, 0.5, 1.0])
+
+
 def test_head_force_is_the_wall_hertz_force():
     r_um, overlap_um = 4.0, 0.01
     sim = Simulation([[r_um, 5.0, 5.0]], [r_um], NMC, bottom_z_um=0.0)

@@ -349,12 +349,12 @@ class _Loading:
         cap = 1e6 * self.i_max * height_m / self.d50_m * math.sqrt(force / self.area_m2 / self.rho)
         return max(cap, self.creep_um_s)
 
-    def inertial_number(self, speed_um_s, force):
-        """Inertial number of a head speed (µm/s) under force (N); None without force."""
-        if force <= 0:
-            return None
-        return (speed_um_s * 1e-6 / (self.sim.head_z_um * 1e-6) * self.d50_m
-                * math.sqrt(self.rho * self.area_m2 / force))
+    def inertial_numbers(self, speed_um_s, height_um, force):
+        """Inertial numbers of head speeds (µm/s) at pillar heights (µm) under forces (N); NaN without force."""
+        force = np.asarray(force, np.float64)
+        pressed = force > 0
+        return np.where(pressed, np.asarray(speed_um_s) / np.asarray(height_um) * self.d50_m
+                        * np.sqrt(self.rho * self.area_m2 / np.where(pressed, force, 1.0)), np.nan)
 
     def residual(self, force):
         """Stage displacement minus compliance x force minus head travel (µm): 0 in balance."""
@@ -391,8 +391,10 @@ class _Loading:
         sim = self.sim
         force = self.force
         cap = self.speed_cap(force) * self.interval_s
-        self.stage = min(stage_target, max(self.stage, self.travel + self.compliance_um_n * force + cap))
-        move = float(np.clip(self.residual(force) / (1.0 + self.compliance_um_n * self.stiffness), -cap, cap))
+        # the stage leads by what lets the head move by ``cap``: the spring takes its share of the lead
+        newton = 1.0 + self.compliance_um_n * self.stiffness
+        self.stage = min(stage_target, max(self.stage, self.travel + self.compliance_um_n * force + cap * newton))
+        move = float(np.clip(self.residual(force) / newton, -cap, cap))
         sim.set_head(sim.head_z_um, -move / self.interval_s, target_z_um=sim.head_z_um - move,
                      radius_um=self.head_radius, center_yx_um=self.centre)
         sim.step(self.n_ctrl)
@@ -527,7 +529,8 @@ def simulate_pillar(scenario, *, arch="cpu", progress=None):
         _check(sim, f"compression step {k}", box, 2 * el.thickness_um)
         records.append(_snapshot(sim, load.travel, load.stage))
         last = rows[-1]
-        scans.append(dict(inertial=load.inertial_number(last[6], last[2]), ratio=last[4] / last[5],
+        inertial = float(load.inertial_numbers(last[6], last[1], last[2]))
+        scans.append(dict(inertial=inertial if math.isfinite(inertial) else None, ratio=last[4] / last[5],
                           force=last[2], residual=load.residual(last[2])))
         report(0.3 + 0.7 * k / (len(co.steps_um) - 1))
     timing["compression_s"] = time.perf_counter() - clock - timing["deposition_s"] - timing["cut_s"]
@@ -536,8 +539,7 @@ def simulate_pillar(scenario, *, arch="cpu", progress=None):
     travel = contact_z - table[:, 1]
     stage_col = np.where(np.isnan(table[:, 3]), travel, table[:, 3])
     after = slice(n_approach, None)
-    inertial = [load.inertial_number(v, f) for v, f in zip(table[after, 6], table[after, 2])]
-    inertial = [i for i in inertial if i is not None]
+    inertial = load.inertial_numbers(table[after, 6], table[after, 1], table[after, 2])
     loaded = table[after][table[after, 5] > 0]
     regions = [analysed_region(scenario, rec.head_z_um) for rec in records]
     fractions = [nmc_volume_fraction(rec.positions_um, rec.radii_um, reg, spacing) for rec, reg in zip(records, regions)]
@@ -556,7 +558,7 @@ def simulate_pillar(scenario, *, arch="cpu", progress=None):
         head_force_n=[s["force"] for s in scans], compliance_residual_um=[s["residual"] for s in scans],
         slab_top_um=top_before, cut_height_change_rel=(top_after - top_before) / top_before,
         cut_max_displacement_um=float(max_move[0]),
-        inertial_number_max_loading=max(inertial) if inertial else 0.0,
+        inertial_number_max_loading=float(np.nanmax(inertial, initial=0.0)),
         inertial_number_at_scans=[s["inertial"] for s in scans],
         kinetic_to_elastic_max_loading=float(np.max(loaded[:, 4] / loaded[:, 5])) if len(loaded) else 0.0,
         kinetic_to_elastic_at_scans=[s["ratio"] for s in scans],

@@ -12,8 +12,9 @@ limit, constant-directional-torque rolling resistance. Bonds (see
 :class:`BondModel`): parallel bonds (Potyondy & Cundall 2004), a cylinder
 of binder between two particle centres with normal, shear, bending and
 twisting springs, formed at the current distance, broken for good when the
-largest tensile or shear stress in it exceeds its strength. Walls are rigid planes: a bottom plane (the foil;
-particles touching it can be glued with :meth:`Simulation.fix_touching_bottom`),
+largest tensile or shear stress in it exceeds its strength. Walls are rigid
+planes: a bottom plane (the foil; particles on it can be glued to it with
+:meth:`Simulation.set_fixed` or :meth:`Simulation.fix_touching_bottom`),
 a flat head moving along -z (optionally a disc of finite radius) and, for
 deposition, four frictionless side walls.
 
