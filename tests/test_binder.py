@@ -258,8 +258,8 @@ def test_rigid_motion_moves_the_phantom_exactly():
     assert np.count_nonzero(lab0 == Phase.CBD) > 2000
     assert np.count_nonzero(lab0 != labk) <= 10  # float32 rounding at surfaces only
     mu0, muk = ph0.mu_per_um[tuple(p.T)], phk.mu_per_um[tuple(q.T)]
-    close = np.abs(mu0 - muk) <= 1e-3 * np.abs(mu0).max()
-    assert close.mean() > 0.999
+    far = np.abs(mu0 - muk) > 1e-3 * np.abs(mu0).max()
+    assert np.count_nonzero(far) <= 10  # ties at surfaces only (none seen)
     # the truth of every binder voxel is the rigid motion
     ref = ParticlePoses(pos, quats)
     cur = ParticlePoses(moved, quats_k)
