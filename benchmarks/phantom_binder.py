@@ -1,10 +1,10 @@
 """Benchmark: the phantom of a paper-sized pillar with its binder (bridges and films).
 
-Sample: NMC spheres on a jittered cubic lattice (spacing 8 µm, radii
-3.6-3.95 µm, centres jittered by up to 0.15 µm) inside a cylinder of the
+Sample: NMC spheres on a jittered cubic lattice (spacing 7.2 µm, radii
+3.24-3.56 µm, centres jittered by up to 0.15 µm) inside a cylinder of the
 paper's size (80 µm across, 60 µm tall) on the foil; bonds between every
-pair of neighbours closer than 0.6 µm surface to surface. About 590
-particles and 1500 bonds at full size; ``scale`` shrinks the pillar's
+pair of neighbours closer than 0.6 µm surface to surface: 648 particles
+and 1687 bonds at full size; ``scale`` shrinks the pillar's
 width and height. Grid: the paper's 0.128 µm voxels, supersampling 2,
 foil and head margins 3 µm (``Grid.around_particles``).
 
@@ -33,7 +33,7 @@ from synthcal.materials import binder_volume_per_nmc_volume
 from synthcal.phantom import voxelise
 
 
-def lattice_pillar(scale, seed=0, spacing_um=8.0, diameter_um=80.0, height_um=60.0):
+def lattice_pillar(scale, seed=0, spacing_um=7.2, diameter_um=80.0, height_um=60.0):
     rng = np.random.default_rng(seed)
     half = 0.5 * diameter_um * scale
     n_xy = int(np.ceil(half / spacing_um))
@@ -41,7 +41,7 @@ def lattice_pillar(scale, seed=0, spacing_um=8.0, diameter_um=80.0, height_um=60
     g = np.arange(-n_xy, n_xy + 1) * spacing_um
     z = (np.arange(n_z) + 0.5) * spacing_um
     pos = np.stack(np.meshgrid(z, g, g, indexing="ij"), axis=-1).reshape(-1, 3)
-    radii = rng.uniform(3.6, 3.95, len(pos))
+    radii = spacing_um * rng.uniform(0.45, 0.494, len(pos))
     keep = np.hypot(pos[:, 1], pos[:, 2]) + radii <= half
     pos, radii = pos[keep] + rng.uniform(-0.15, 0.15, (keep.sum(), 3)), radii[keep]
     pos[:, 0] = np.maximum(pos[:, 0], radii)  # on or above the foil

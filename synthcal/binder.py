@@ -61,9 +61,9 @@ particles part. A bond broken before the reference has no bridge.
 Phantom of a later step
 -----------------------
 A current point ``x`` is binder if it pulls back into the reference binder:
-through a bridge by solving ``phi(X) = x`` (Newton, from the blend of the two
-rigid pull-backs), through a broken half or a film by the inverse rigid
-motion; and the reference classification of ``X`` must name that very bridge
+through a bridge by solving ``phi(X) = x`` (a bracketed scalar root in
+``w``, see ``_pull_bridge``), through a broken half or a film by the inverse
+rigid motion; and the reference classification of ``X`` must name that very bridge
 or film. The CBD texture is evaluated at ``X`` (world µm), so the binder's
 texture moves exactly with the truth.
 """

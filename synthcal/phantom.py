@@ -13,7 +13,10 @@ Each voxel's label and owner are those of its centre point. A point at
 ``z >= head_z_um`` is head, one at ``z < foil_top_z_um`` is foil/pin (these
 rigid bodies win over any small DEM overlap of a particle into them);
 otherwise it belongs to the particle whose surface it is deepest inside
-(largest ``radius - distance``; equal depths go to the lower index), or it is
+(largest ``radius - distance``; equal depths go to the lower index), else to
+the carbon binder when a :class:`synthcal.binder.Binder` is given (label
+CBD: bridges at the bonds and films on the NMC, carried from the reference
+configuration by the truth motion, see :mod:`synthcal.binder`), or it is
 pore. Sub-voxel internal pores of NMC particles are part of the texture: they
 lower the attenuation but keep the label NMC and the owner particle, so the
 truth displacement is defined there.
@@ -21,9 +24,11 @@ truth displacement is defined there.
 Attenuation
 -----------
 ``mu_per_um`` is the volume average over the voxel cube: voxels that a
-particle surface, the head face or the foil face may cross (within half a
-voxel diagonal) are classified at ``supersampling**3`` sub-points, the others
-at their centre. Each particle's contribution is its textured attenuation at
+particle surface, a film's outer surface, a bridge's side or crack, the head
+face or the foil face may cross (within half a voxel diagonal) are
+classified at ``supersampling**3`` sub-points, the others at their centre.
+(Not detected: the face where a film, split between two touching
+particles, opens once they part; such voxels are classified at the centre.) Each particle's contribution is its textured attenuation at
 the voxel centre, evaluated in the particle's body frame. Base coefficients
 come from :mod:`synthcal.materials` at ``energy_kev``.
 
@@ -38,7 +43,11 @@ Generated from ``(seed, particle index)`` in each particle's body frame
   width ``grain_boundary_width_um``); small spherical internal pores sit at
   random points of some lattice cells.
 * CBD: a smooth random density field (sum of random-phase plane cosines with
-  wavelengths around ``cbd_wavelength_um``) stands for its nanoporosity.
+  wavelengths around ``cbd_wavelength_um``) stands for its nanoporosity. A
+  CBD particle carries it in its body frame; the binder's bridges and films
+  carry one field in world coordinates of the reference configuration,
+  evaluated at each point's reference position, so it moves with the
+  binder's truth.
 
 Every texture term is prefiltered with the voxel footprint (analytic box
 coverage across grain and pore faces, Gaussian broadening of boundary dips and

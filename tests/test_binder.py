@@ -402,3 +402,12 @@ def test_binder_files_round_trip(tmp_path):
 def test_bad_input_is_named(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_scenario_bridge_fraction_is_checked():
+    from synthcal import scenario as sc
+
+    s = sc.with_overrides(sc.from_dict({}), ["particles.cbd_bridge_fraction=0.3"])
+    assert s.particles.cbd_bridge_fraction == 0.3
+    with pytest.raises(sc.ScenarioError, match=r"\[particles\] cbd_bridge_fraction: expected <= 1"):
+        sc.from_dict({"particles": {"cbd_bridge_fraction": 1.5}})
