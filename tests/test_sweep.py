@@ -67,6 +67,7 @@ def _stamps(runs_dir):
     ('stop_after = "scores"\nseeds = [1]\n', "stop_after: expected a stage"),
     ("seeds = []\n", "seeds: expected a non-empty list"),
     ("seeds = [-1]\n", "seed = -1: seed: expected >= 0"),
+    ("seeds = [1, 2, 1]\n", "seeds: a seed is listed twice"),
     ('[random]\n"imaging.psf_sigma_px" = {uniform = [0.5, 1.0]}\n', "[random] samples: expected a whole number"),
     ('[random]\nsamples = 2\n"imaging.psf_sigma_px" = {normal = [0.5, 1.0]}\n',
      "[random] imaging.psf_sigma_px: expected one of {uniform = [lo, hi]}"),
