@@ -57,7 +57,7 @@ import scipy.ndimage as ndi
 from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
-from synthcal.phantom import Texture, voxelise
+from synthcal.phantom import Phantom, Texture, voxelise
 from synthcal.rotations import rotation_matrices_zyx
 from synthcal.truth import ParticlePoses, true_displacement_um
 
@@ -601,11 +601,11 @@ class PhantomPair:
     ...passed
     """
 
-    reference: object
-    moved: object
+    reference: Phantom
+    moved: Phantom
     radii_um: np.ndarray
-    ref_poses: object
-    cur_poses: object
+    ref_poses: ParticlePoses
+    cur_poses: ParticlePoses
 
     @property
     def voxel_size_um(self):
@@ -872,7 +872,10 @@ def volume_pairs(shape=(32, 32, 32), texture=TEXTURES, max_displacement_voxels=3
         Rotation, stretch and waves shrink together when they would move a
         voxel further than ``max_displacement_voxels``; the translation takes
         what is left. The speckle texture is periodic, so its material
-        continues periodically beyond the faces.
+        continues periodically beyond the faces. A granular or phantom draw
+        takes about a second at 32^3 on one core (speckle: milliseconds), so
+        tests drawing them may want
+        ``settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])``.
 
     Examples
     --------
