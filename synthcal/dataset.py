@@ -166,6 +166,27 @@ class Run:
             return read_volume(stem.with_suffix(".zarr"))[0]
         return np.load(stem.with_suffix(".npy"), mmap_mode="r")
 
+    def bridges(self, k):
+        """Bridge voxels of the phantom of step ``k`` (:class:`synthcal.binder.BridgeVoxels`: flat index,
+        bond and blend weight of each); None for a run made before the binder had bridges."""
+        from synthcal.binder import BridgeVoxels
+
+        path = self.folder("phantom") / f"{step_name(k)}_bridges.npz"
+        return BridgeVoxels.read(path) if path.is_file() else None
+
+    def binder(self):
+        """The carbon binder of the run (:class:`synthcal.binder.Binder`, reference configuration); None for a
+        run made before it."""
+        from synthcal.binder import Binder
+
+        path = self.folder("phantom") / "binder.npz"
+        return Binder.read(path) if path.is_file() else None
+
+    def truth_summary(self):
+        """Per step: the phantom's phase fractions and pore radii in the analysed region (list of dict, see
+        :func:`synthcal.truth.phase_summary`)."""
+        return json.loads((self.folder("phantom") / "summary.json").read_text())
+
     def projections(self, k):
         """``(counts, flats, darks)`` of the scan of step ``k``: (frame, row z, column)."""
         folder = self.folder("projections")

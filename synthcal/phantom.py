@@ -13,7 +13,10 @@ Each voxel's label and owner are those of its centre point. A point at
 ``z >= head_z_um`` is head, one at ``z < foil_top_z_um`` is foil/pin (these
 rigid bodies win over any small DEM overlap of a particle into them);
 otherwise it belongs to the particle whose surface it is deepest inside
-(largest ``radius - distance``; equal depths go to the lower index), or it is
+(largest ``radius - distance``; equal depths go to the lower index), else to
+the carbon binder when a :class:`synthcal.binder.Binder` is given (label
+CBD: bridges at the bonds and films on the NMC, carried from the reference
+configuration by the truth motion, see :mod:`synthcal.binder`), or it is
 pore. Sub-voxel internal pores of NMC particles are part of the texture: they
 lower the attenuation but keep the label NMC and the owner particle, so the
 truth displacement is defined there.
@@ -21,9 +24,11 @@ truth displacement is defined there.
 Attenuation
 -----------
 ``mu_per_um`` is the volume average over the voxel cube: voxels that a
-particle surface, the head face or the foil face may cross (within half a
-voxel diagonal) are classified at ``supersampling**3`` sub-points, the others
-at their centre. Each particle's contribution is its textured attenuation at
+particle surface, a film's outer surface, a bridge's side or crack, the head
+face or the foil face may cross (within half a voxel diagonal) are
+classified at ``supersampling**3`` sub-points, the others at their centre.
+(Not detected: the face where a film, split between two touching
+particles, opens once they part; such voxels are classified at the centre.) Each particle's contribution is its textured attenuation at
 the voxel centre, evaluated in the particle's body frame. Base coefficients
 come from :mod:`synthcal.materials` at ``energy_kev``.
 
@@ -38,7 +43,11 @@ Generated from ``(seed, particle index)`` in each particle's body frame
   width ``grain_boundary_width_um``); small spherical internal pores sit at
   random points of some lattice cells.
 * CBD: a smooth random density field (sum of random-phase plane cosines with
-  wavelengths around ``cbd_wavelength_um``) stands for its nanoporosity.
+  wavelengths around ``cbd_wavelength_um``) stands for its nanoporosity. A
+  CBD particle carries it in its body frame; the binder's bridges and films
+  carry one field in world coordinates of the reference configuration,
+  evaluated at each point's reference position, so it moves with the
+  binder's truth.
 
 Every texture term is prefiltered with the voxel footprint (analytic box
 coverage across grain and pore faces, Gaussian broadening of boundary dips and
@@ -54,6 +63,9 @@ import taichi as ti
 
 from analysis._taichi import ensure_taichi
 from analysis.phases import Phase
+from synthcal.binder import (NONE, Binder, BridgeVoxels, cell_of, claim, motion_tables, pull_through,
+                             reference_tables, row3, segment_distance)
+from synthcal.binning import bin_particles, choose_cell_size_um
 from synthcal.dem.material import ParticleKind
 from synthcal.materials import cbd_material, linear_attenuation_per_um
 from synthcal.rotations import rotation_matrices_zyx
@@ -61,10 +73,11 @@ from synthcal.rotations import rotation_matrices_zyx
 # plain ints for the taichi kernel
 _PORE, _CBD, _NMC, _HEAD, _FOIL = (int(p) for p in Phase)
 _KIND_NMC = int(ParticleKind.NMC)
-# A voxel takes at most this many overlapping particles into account; DEM
-# overlaps are small, so more than a few at one voxel does not happen.
-MAX_CANDIDATES = 8
-_MAX_BIN_PAIRS = 200_000_000
+# A voxel takes at most this many particles (overlapping it, or whose film
+# may) and bridges into account; DEM overlaps are small and films thin, so
+# more than a few at one voxel does not happen.
+MAX_CANDIDATES = 12
+MAX_BOND_CANDIDATES = 16
 
 
 @dataclass(frozen=True)
@@ -134,6 +147,10 @@ class Phantom:
         Linear attenuation in 1/µm, voxel averaged.
     owner : (nz, ny, nx) int32
         Index of the particle owning the voxel centre, -1 for pore, head, foil.
+        A film voxel is owned by its particle, a bridge voxel by the particle
+        at its nearer end (``w < 1/2``: the bond's first particle).
+    bridges : synthcal.binder.BridgeVoxels
+        The bridge voxels: bond and blend weight of each (see :mod:`synthcal.binder`).
     voxel_size_um : float
     origin_um : (3,) float64
         World z-y-x of the centre of voxel (0, 0, 0), µm.
@@ -143,72 +160,10 @@ class Phantom:
     labels: np.ndarray
     mu_per_um: np.ndarray
     owner: np.ndarray
+    bridges: BridgeVoxels
     voxel_size_um: float
     origin_um: np.ndarray
     energy_kev: float
-
-
-def bin_particles(centres_um, reach_um, grid_origin_um, grid_shape, cell_size_um):
-    """Lists, for each cell of a regular grid, the particles that may reach into it.
-
-    Particle ``p`` is listed in every cell that its axis-aligned box
-    ``centre ± reach`` overlaps. Cell ``(a, b, c)`` spans
-    ``grid_origin_um + cell_size_um * [(a, b, c), (a, b, c) + 1)``.
-
-    Returns
-    -------
-    cell_start : (n_cells + 1,) int32
-        Items of flat cell ``f`` are ``items[cell_start[f]:cell_start[f + 1]]``.
-    items : (n_pairs,) int32
-        Particle indices, ascending within each cell.
-    """
-    dims = np.asarray(grid_shape, dtype=np.int64)
-    lo = np.floor((centres_um - reach_um[:, None] - grid_origin_um) / cell_size_um).astype(np.int64)
-    hi = np.floor((centres_um + reach_um[:, None] - grid_origin_um) / cell_size_um).astype(np.int64)
-    lo = np.maximum(lo, 0)
-    hi = np.minimum(hi, dims - 1)
-    ext = np.maximum(hi - lo + 1, 0)
-    counts = ext.prod(axis=1)
-    total = int(counts.sum())
-    if total > _MAX_BIN_PAIRS:
-        raise ValueError(f"cell_size_um: {cell_size_um} gives {total} particle-cell pairs; use larger cells")
-    particle = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
-    local = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
-    e = ext[particle]
-    cz = lo[particle, 0] + local // (e[:, 1] * e[:, 2])
-    cy = lo[particle, 1] + (local // e[:, 2]) % e[:, 1]
-    cx = lo[particle, 2] + local % e[:, 2]
-    flat = (cz * dims[1] + cy) * dims[2] + cx
-    # particle is already ascending, so a stable sort by cell keeps it ascending per cell
-    order = np.argsort(flat, kind="stable")
-    n_cells = int(dims.prod())
-    cell_start = np.zeros(n_cells + 1, dtype=np.int32)
-    np.cumsum(np.bincount(flat, minlength=n_cells), out=cell_start[1:])
-    return cell_start, particle[order].astype(np.int32)
-
-
-def choose_cell_size_um(reach_um, extent_um, n_queries, smallest_um):
-    """Cell edge for :func:`bin_particles` that minimises a cost model.
-
-    Cost = particle-cell pairs (memory, binning) + queries x mean pairs per cell
-    (candidates tested per query), over edges ``smallest_um * 2**k`` up to the
-    extent of the grid.
-    """
-    extent = np.maximum(np.asarray(extent_um, dtype=np.float64), 0.0)
-    best = None
-    cs = smallest_um
-    while True:
-        dims = np.floor(extent / cs) + 1
-        pairs = np.sum(np.prod(np.minimum(np.ceil(2 * reach_um[:, None] / cs) + 1, dims), axis=1))
-        cost = pairs + n_queries * pairs / np.prod(dims)
-        if pairs <= _MAX_BIN_PAIRS and (best is None or cost < best[0]):
-            best = (cost, cs)
-        if cs > extent.max():
-            break
-        cs *= 2
-    if best is None:
-        raise ValueError("radii_um: too many particle-cell pairs for the grid binning")
-    return best[1]
 
 
 @ti.func
@@ -335,27 +290,45 @@ def _particle_mu(p, x, centres: ti.template(), kinds: ti.template(), rot: ti.tem
 def _voxelise_slab(labels: ti.types.ndarray(dtype=ti.u8, ndim=3),
                    mu: ti.types.ndarray(dtype=ti.f32, ndim=3),
                    owner: ti.types.ndarray(dtype=ti.i32, ndim=3),
+                   bond_out: ti.types.ndarray(dtype=ti.i32, ndim=3),
+                   weight_out: ti.types.ndarray(dtype=ti.f32, ndim=3),
                    centres: ti.types.ndarray(dtype=ti.f32, ndim=2),
                    radii: ti.types.ndarray(dtype=ti.f32, ndim=1),
                    kinds: ti.types.ndarray(dtype=ti.i32, ndim=1),
                    rot: ti.types.ndarray(dtype=ti.f32, ndim=2),
                    cell_start: ti.types.ndarray(dtype=ti.i32, ndim=1),
                    items: ti.types.ndarray(dtype=ti.i32, ndim=1),
+                   ref_c: ti.types.ndarray(dtype=ti.f32, ndim=2),
+                   back: ti.types.ndarray(dtype=ti.f32, ndim=2),
+                   moved: ti.types.ndarray(dtype=ti.i32, ndim=1),
+                   pairs: ti.types.ndarray(dtype=ti.i32, ndim=2),
+                   bgeo: ti.types.ndarray(dtype=ti.f32, ndim=2),
+                   intact: ti.types.ndarray(dtype=ti.i32, ndim=1),
+                   seg: ti.types.ndarray(dtype=ti.f32, ndim=2),
+                   bond_start: ti.types.ndarray(dtype=ti.i32, ndim=1),
+                   bond_items: ti.types.ndarray(dtype=ti.i32, ndim=1),
+                   rp_start: ti.types.ndarray(dtype=ti.i32, ndim=1),
+                   rp_items: ti.types.ndarray(dtype=ti.i32, ndim=1),
+                   rb_start: ti.types.ndarray(dtype=ti.i32, ndim=1),
+                   rb_items: ti.types.ndarray(dtype=ti.i32, ndim=1),
                    tex: ti.types.ndarray(dtype=ti.f32, ndim=1),
                    mus: ti.types.ndarray(dtype=ti.f32, ndim=1),
                    cell_dims: ti.types.vector(3, ti.i32),
                    cell_size: ti.f32, h: ti.f32, k0: ti.i32,
-                   head_z: ti.f32, foil_z: ti.f32, n_sub: ti.i32, key_seed: ti.u32):
+                   head_z: ti.f32, foil_z: ti.f32, n_sub: ti.i32, key_seed: ti.u32,
+                   has_binder: ti.i32, tau: ti.f32, origin: ti.types.vector(3, ti.f32)):
     mu_air, mu_cbd, mu_nmc, mu_head, mu_foil = mus[0], mus[1], mus[2], mus[3], mus[4]
     margin = 0.8660254 * h
+    # particles whose film may reach the voxel are candidates too
+    reach = margin + tau
+    binder_key = _mix(key_seed ^ ti.u32(0xB1DE5EED))
     for k, j, i in ti.ndrange(labels.shape[0], labels.shape[1], labels.shape[2]):
         # coordinates relative to the centre of voxel (0, 0, 0), which is also the cell-grid origin
         x = h * ti.Vector([k + k0, j, i], ti.f32)
-        c = ti.floor(x / cell_size, ti.i32)
-        c = ti.min(ti.max(c, 0), cell_dims - 1)
-        flat = (c[0] * cell_dims[1] + c[1]) * cell_dims[2] + c[2]
+        flat = cell_of(x, cell_size, cell_dims)
         cand = ti.Vector([-1] * MAX_CANDIDATES, ti.i32)
         n_cand = 0
+        n_close = 0
         near = (ti.abs(x[0] - head_z) < 0.5 * h) or (ti.abs(x[0] - foil_z) < 0.5 * h)
         best = -1
         best_d = 0.0
@@ -366,13 +339,32 @@ def _voxelise_slab(labels: ti.types.ndarray(dtype=ti.u8, ndim=3),
             if depth > best_d:
                 best_d = depth
                 best = p
-            if depth > -margin and n_cand < MAX_CANDIDATES:
-                cand[n_cand] = p
-                n_cand += 1
+            if depth > -margin:
+                n_close += 1
                 if depth < margin:
                     near = True
+            if depth > -reach and n_cand < MAX_CANDIDATES:
+                cand[n_cand] = p
+                n_cand += 1
+            if has_binder and tau > 0 and kinds[p] == _KIND_NMC and ti.abs(depth + tau) < margin:
+                # the film's outer surface crosses the voxel
+                near = True
+        bond_cand = ti.Vector([-1] * MAX_BOND_CANDIDATES, ti.i32)
+        n_bond = 0
+        # deep inside a particle the whole voxel is that particle's: no binder to look for
+        if has_binder and best_d < margin:
+            for t in range(bond_start[flat], bond_start[flat + 1]):
+                b = bond_items[t]
+                if n_bond < MAX_BOND_CANDIDATES and segment_distance(
+                        x, row3(seg, b, 0), row3(seg, b, 3)) < seg[b, 6] + margin:
+                    bond_cand[n_bond] = b
+                    n_bond += 1
         label = ti.u8(_PORE)
         own = -1
+        bond = -1
+        weight = 0.0
+        held = NONE
+        ref_x = x
         if x[0] >= head_z:
             label = ti.u8(_HEAD)
         elif x[0] < foil_z:
@@ -380,8 +372,21 @@ def _voxelise_slab(labels: ti.types.ndarray(dtype=ti.u8, ndim=3),
         elif best >= 0:
             own = best
             label = ti.u8(_NMC) if kinds[best] == _KIND_NMC else ti.u8(_CBD)
+        elif has_binder:
+            kind_c, bond_c, owner_c, w_c, x_c, near_c = claim(
+                x, tau, margin, bond_cand, n_bond, cand, n_cand, centres, ref_c, back, moved, radii, kinds,
+                pairs, bgeo, intact, seg, rp_start, rp_items, rb_start, rb_items, cell_dims, cell_size)
+            if near_c:
+                near = True
+            if kind_c != NONE:
+                held = kind_c
+                label = ti.u8(_CBD)
+                own = owner_c
+                bond = bond_c
+                weight = w_c
+                ref_x = x_c
         value = 0.0
-        if n_cand > 1:
+        if n_close > 1:
             # the border between two overlapping particles may cross the voxel
             near = True
         if not near:
@@ -389,6 +394,8 @@ def _voxelise_slab(labels: ti.types.ndarray(dtype=ti.u8, ndim=3),
                 value = mu_head
             elif label == _FOIL:
                 value = mu_foil
+            elif held != NONE:
+                value = _cbd_factor(binder_key, ref_x + origin, h, tex) * mu_cbd
             elif own >= 0:
                 value = _particle_mu(own, x, centres, kinds, rot, key_seed, h, tex, mu_nmc, mu_cbd, mu_air)
             else:
@@ -398,6 +405,10 @@ def _voxelise_slab(labels: ti.types.ndarray(dtype=ti.u8, ndim=3),
             n_head = 0
             n_foil = 0
             n_pore = 0
+            n_binder = 0
+            rep_kind = NONE
+            rep_bond = -1
+            rep_owner = -1
             for s in range(n_sub * n_sub * n_sub):
                 offset = ti.Vector([s // (n_sub * n_sub), (s // n_sub) % n_sub, s % n_sub], ti.f32)
                 y = x + h * ((offset + 0.5) / n_sub - 0.5)
@@ -418,15 +429,36 @@ def _voxelise_slab(labels: ti.types.ndarray(dtype=ti.u8, ndim=3),
                     if slot >= 0:
                         counts[slot] += 1
                     else:
-                        n_pore += 1
+                        kind_s = NONE
+                        if has_binder:
+                            kind_s, bond_s, owner_s, w_s, x_s, near_s = claim(
+                                y, tau, 0.0, bond_cand, n_bond, cand, n_cand, centres, ref_c, back, moved,
+                                radii, kinds, pairs, bgeo, intact, seg, rp_start, rp_items, rb_start, rb_items,
+                                cell_dims, cell_size)
+                            if kind_s != NONE:
+                                n_binder += 1
+                                if rep_kind == NONE:
+                                    rep_kind = kind_s
+                                    rep_bond = bond_s
+                                    rep_owner = owner_s
+                        if kind_s == NONE:
+                            n_pore += 1
             total = n_pore * mu_air + n_head * mu_head + n_foil * mu_foil
             for a in range(n_cand):
                 if counts[a] > 0:
                     total += counts[a] * _particle_mu(cand[a], x, centres, kinds, rot, key_seed, h, tex,
                                                       mu_nmc, mu_cbd, mu_air)
+            if n_binder > 0:
+                # the binder's texture at the voxel centre's reference point, pulled back through the
+                # structure holding the first binder sub-point (as a particle's texture at the centre)
+                xr = pull_through(rep_kind, rep_bond, rep_owner, x, centres, ref_c, back, moved, radii,
+                                  pairs, bgeo, intact)
+                total += n_binder * _cbd_factor(binder_key, xr + origin, h, tex) * mu_cbd
             value = total / (n_sub * n_sub * n_sub)
         labels[k, j, i] = label
         owner[k, j, i] = own
+        bond_out[k, j, i] = bond
+        weight_out[k, j, i] = weight
         mu[k, j, i] = value
 
 
@@ -446,7 +478,7 @@ def _seed_key(seed):
 def voxelise(positions_um, radii_um, kinds, quaternions, *, voxel_size_um, shape, origin_um, seed,
              head_z_um=None, foil_top_z_um=0.0, energy_kev, supersampling=3, texture=Texture(),
              head_material="diamond", foil_material="aluminium", cbd_nanoporosity=0.5,
-             arch="cpu", progress=None):
+             binder=None, bonds_intact=None, arch="cpu", progress=None):
     """Voxelise one load step (grid, phases and texture: see the module docstring).
 
     Parameters
@@ -480,6 +512,12 @@ def voxelise(positions_um, radii_um, kinds, quaternions, *, voxel_size_um, shape
         Registry names in :mod:`synthcal.materials`.
     cbd_nanoporosity : float
         Sub-voxel pore fraction of the CBD (sets its base density).
+    binder : synthcal.binder.Binder, optional
+        The sample's carbon-binder domain (its reference configuration, same
+        particles); None: no bridges or films.
+    bonds_intact : (M,) array_like of bool, optional
+        Which of ``binder.bonds`` hold at this step (broken bridges show as
+        two halves); default all.
     arch : {"cpu", "gpu"}
     progress : callable, optional
         Called with the fraction done in [0, 1].
@@ -519,6 +557,20 @@ def voxelise(positions_um, radii_um, kinds, quaternions, *, voxel_size_um, shape
     foil_z = -np.inf if foil_top_z_um is None else float(foil_top_z_um)
     if head_z <= foil_z:
         raise ValueError(f"head_z_um: expected above foil_top_z_um, got {head_z_um} <= {foil_top_z_um}")
+    if binder is None:
+        binder = Binder(centres, quats, radii, kinds_arr, np.zeros((0, 2), np.int64), np.zeros(0), 0.0)
+        has_binder = 0
+    elif not isinstance(binder, Binder):
+        raise ValueError(f"binder: expected a Binder, got {type(binder).__name__}")
+    else:
+        has_binder = 1
+    if len(binder.radii_um) != n or not np.array_equal(binder.radii_um, radii) or \
+            not np.array_equal(binder.kinds, kinds_arr):
+        raise ValueError(f"binder: expected the same {n} particles (radii, kinds) as positions_um")
+    intact = np.ones(len(binder.bonds), bool) if bonds_intact is None else np.asarray(bonds_intact, dtype=bool)
+    if intact.shape != (len(binder.bonds),):
+        raise ValueError(f"bonds_intact: expected ({len(binder.bonds)},) flags, one per binder bond, "
+                         f"got shape {intact.shape}")
 
     cbd = cbd_material(cbd_nanoporosity)
     # order read by the kernel: air, CBD, NMC, head, foil
@@ -531,34 +583,51 @@ def voxelise(positions_um, radii_um, kinds, quaternions, *, voxel_size_um, shape
     tex = np.array([getattr(texture, f.name) for f in fields(Texture)], dtype=np.float32)
 
     extent = voxel_size_um * (np.array(shape) - 1)
-    reach = radii + 0.8660254 * voxel_size_um
+    margin = 0.8660254 * voxel_size_um
+    tau = binder.film_thickness_um
+    reach = radii + margin + tau
     cell_size = choose_cell_size_um(reach, extent, float(np.prod(shape)), voxel_size_um)
     cell_dims = (np.floor(extent / cell_size) + 1).astype(np.int64)
     cell_start, items = bin_particles(centres, reach, origin, cell_dims, cell_size)
     if n == 0:
         items = np.zeros(1, dtype=np.int32)
+    motion, capsule_centre, capsule_reach = motion_tables(binder, centres, quats, intact, origin)
+    with_bridge = np.flatnonzero(binder.bridge_radius_um > 0)
+    bond_start, bond_items = bin_particles(capsule_centre[with_bridge], capsule_reach[with_bridge] + margin,
+                                           origin, cell_dims, cell_size)
+    bond_items = with_bridge[bond_items].astype(np.int32) if len(bond_items) else np.zeros(1, np.int32)
+    ref = reference_tables(binder, origin, cell_dims, cell_size)
 
     ensure_taichi(arch)
     # kernel works relative to the grid origin, keeping f32 coordinates small
-    rel = np.ascontiguousarray(centres - origin, dtype=np.float32).reshape(-1, 3)
     rot = np.ascontiguousarray(rotation_matrices_zyx(quats).reshape(n, 9), dtype=np.float32) \
         if n else np.zeros((1, 9), np.float32)
     labels = np.empty(shape, dtype=np.uint8)
     mu = np.empty(shape, dtype=np.float32)
     owner = np.empty(shape, dtype=np.int32)
+    bridge_index, bridge_bond, bridge_weight = [], [], []
     slab = max(1, -(-shape[0] // 16))
     for k0 in range(0, shape[0], slab):
         k1 = min(shape[0], k0 + slab)
-        _voxelise_slab(labels[k0:k1], mu[k0:k1], owner[k0:k1],
-                       rel if n else np.zeros((1, 3), np.float32),
-                       radii.astype(np.float32) if n else np.ones(1, np.float32),
-                       kinds_arr.astype(np.int32) if n else np.zeros(1, np.int32),
-                       rot, cell_start, items, tex, mus,
+        bond = np.empty((k1 - k0,) + shape[1:], dtype=np.int32)
+        weight = np.empty(bond.shape, dtype=np.float32)
+        _voxelise_slab(labels[k0:k1], mu[k0:k1], owner[k0:k1], bond, weight,
+                       motion["cur_c"], ref["radii"], ref["kinds"], rot, cell_start, items,
+                       ref["ref_c"], motion["back"], motion["moved"], ref["pairs"], ref["bgeo"], motion["intact"],
+                       motion["seg"], bond_start, bond_items, ref["rp_start"], ref["rp_items"], ref["rb_start"],
+                       ref["rb_items"], tex, mus,
                        ti.Vector([int(v) for v in cell_dims]),
                        float(cell_size), float(voxel_size_um), k0,
                        float(head_z - origin[0]), float(foil_z - origin[0]),
-                       int(supersampling), _seed_key(int(seed)))
+                       int(supersampling), _seed_key(int(seed)), has_binder, float(tau),
+                       ti.Vector([float(o) for o in origin]))
+        found = np.flatnonzero(bond.reshape(-1) >= 0)
+        bridge_index.append(found + k0 * shape[1] * shape[2])
+        bridge_bond.append(bond.reshape(-1)[found])
+        bridge_weight.append(weight.reshape(-1)[found])
         if progress is not None:
             progress(k1 / shape[0])
-    return Phantom(labels=labels, mu_per_um=mu, owner=owner, voxel_size_um=float(voxel_size_um),
+    bridges = BridgeVoxels(np.concatenate(bridge_index), np.concatenate(bridge_bond), np.concatenate(bridge_weight),
+                           binder.bonds)
+    return Phantom(labels=labels, mu_per_um=mu, owner=owner, bridges=bridges, voxel_size_um=float(voxel_size_um),
                    origin_um=origin.copy(), energy_kev=float(energy_kev))

@@ -6,7 +6,8 @@ the material of ``p`` at ``p + u(p) / v + drift_k``, where ``u`` is the
 particles' rigid motion (:mod:`synthcal.truth`, µm) and ``drift_k`` the
 simulated drift of scan k relative to the reference scan (voxels). So the
 displacement a DVC between the two reconstructions should find is
-``u(p) / v + drift_k``: this module computes it on every voxel (NaN where the
+``u(p) / v + drift_k``; in the carbon binder ``u`` is the blend of
+:mod:`synthcal.truth`. This module computes it on every voxel (NaN where the
 reference holds no material) and stores it as a Zarr array any Zarr reader
 opens, with its voxel size and frame in the attributes.
 """
@@ -19,7 +20,18 @@ FRAME = ("displacement (z, y, x components, voxels) of the material at each voxe
          "reconstruction, to where the reconstruction of this step shows it (drift included); NaN: no material")
 
 
-def scan_displacement(owner0, ref, cur, grid, drift_voxels):
+def _crop_bridges(bridges, shape, off, n):
+    """``bridges`` of the phantom grid (``shape``) on its field-of-view columns ``[off, off + n)`` in y and x."""
+    from synthcal.binder import BridgeVoxels
+
+    z, y, x = np.unravel_index(bridges.index, shape)
+    keep = (y >= off) & (y < off + n) & (x >= off) & (x < off + n)
+    # a translation keeps C order, so the cropped indices stay ascending
+    index = np.ravel_multi_index((z[keep], y[keep] - off, x[keep] - off), (shape[0], n, n))
+    return BridgeVoxels(index, bridges.bond[keep], bridges.weight[keep], bridges.bonds)
+
+
+def scan_displacement(owner0, ref, cur, grid, drift_voxels, bridges=None):
     """Dense truth of one step on the reference reconstruction's grid.
 
     Parameters
@@ -31,6 +43,9 @@ def scan_displacement(owner0, ref, cur, grid, drift_voxels):
     grid : synthcal.grid.Grid
     drift_voxels : (3,) array_like
         Drift of the step's scan relative to the reference scan, voxels.
+    bridges : synthcal.binder.BridgeVoxels, optional
+        Bridge voxels of the step-0 phantom (phantom grid): there the truth
+        blends the motions of the two particles the bridge binds.
 
     Returns
     -------
@@ -40,9 +55,13 @@ def scan_displacement(owner0, ref, cur, grid, drift_voxels):
     from synthcal.truth import true_displacement_volume
 
     off, n = grid.fov_offset_voxels, grid.n_det
-    owner = np.ascontiguousarray(np.asarray(owner0)[:, off:off + n, off:off + n])
+    owner0 = np.asarray(owner0)
+    owner = np.ascontiguousarray(owner0[:, off:off + n, off:off + n])
     origin = np.asarray(grid.origin_um) + grid.voxel_size_um * np.array([0.0, off, off])
-    u = true_displacement_volume(owner, ref, cur, voxel_size_um=grid.voxel_size_um, origin_um=origin)
+    if bridges is not None:
+        bridges = _crop_bridges(bridges, owner0.shape, off, n)
+    u = true_displacement_volume(owner, ref, cur, voxel_size_um=grid.voxel_size_um, origin_um=origin,
+                                 bridges=bridges)
     u /= np.float32(grid.voxel_size_um)
     u += np.asarray(drift_voxels, dtype=np.float32)[:, None, None, None]
     return u

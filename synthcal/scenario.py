@@ -44,15 +44,12 @@ class Particles:
     nmc_d90_um: float = _f(9.8, "NMC diameter D90 by volume", lo=0.1)
     nmc_min_diameter_um: float = _f(2.5, "smallest NMC diameter kept", lo=0.1)
     nmc_max_diameter_um: float = _f(10.35, "largest NMC diameter kept", lo=0.1)
-    cbd_diameter_um: float = _f(1.3, "carbon-binder (CBD) particle diameter", lo=0.05)
     mass_ratio_nmc_carbon_pvdf: list = _f([90.0, 5.0, 5.0], "NMC : carbon black : PVDF by mass", lo=0.0)
-    cbd_nanoporosity: float = _f(0.5, "volume fraction of nanopores inside the CBD", lo=0.0, hi=0.95)
+    cbd_nanoporosity: float = _f(0.5, "volume fraction of nanopores inside the carbon-binder domain (CBD)", lo=0.0, hi=0.95)
+    cbd_bridge_fraction: float = _f(0.5, "share of the phantom's CBD volume in bridges at bonded contacts; the rest is film on the NMC surfaces", lo=0.0, hi=1.0)
     nmc_youngs_modulus_pa: float = _f(200e9, "NMC Young's modulus", lo=0.0, lo_open=True)
     nmc_poisson_ratio: float = _f(0.3, "NMC Poisson ratio", lo=0.0, hi=0.5)
     nmc_density_kg_m3: float = _f(4650.0, "NMC particle density", lo=0.0, lo_open=True)
-    cbd_youngs_modulus_pa: float = _f(2e9, "CBD Young's modulus", lo=0.0, lo_open=True)
-    cbd_poisson_ratio: float = _f(0.3, "CBD Poisson ratio", lo=0.0, hi=0.5)
-    cbd_density_kg_m3: float = _f(930.0, "CBD density (nanoporous)", lo=0.0, lo_open=True)
     restitution: float = _f(0.5, "coefficient of restitution of contacts", lo=0.0, hi=1.0, lo_open=True)
     friction: float = _f(0.4, "Coulomb friction coefficient", lo=0.0)
     rolling_friction: float = _f(0.05, "rolling resistance coefficient", lo=0.0)
@@ -64,6 +61,8 @@ class Electrode:
 
     thickness_um: float = _f(60.0, "coating thickness, foil to top surface", lo=0.0, lo_open=True)
     slab_width_um: float = _f(100.0, "edge of the square slab deposited before the cut", lo=0.0, lo_open=True)
+    nmc_volume_fraction: float = _f(0.32, "NMC volume fraction of the uncalendered coating in the analysed region "
+                                    "(the paper: 68 % inactive)", lo=0.0, hi=0.4, lo_open=True)
 
 
 @dataclass(frozen=True)
@@ -79,32 +78,38 @@ class Dem:
 
     timestep_fraction: float = _f(0.2, "time step as a fraction of the Rayleigh time", lo=0.0, hi=1.0, lo_open=True)
     mass_scaling: float = _f(100.0, "density multiplier for larger time steps (quasi-static only)", lo=1.0)
-    bond_strength_pa: float = _f(4e7, "tensile/shear strength of binder bonds (PVDF ~40 MPa)", lo=0.0, lo_open=True)
-    bond_youngs_modulus_pa: float = _f(2e8, "modulus of binder bonds (a tenth of the CBD's: they yield at ~2.5 % strain)", lo=0.0, lo_open=True)
-    bond_radius_fraction: float = _f(1.0, "bond radius relative to the smaller particle's", lo=0.0, hi=1.0, lo_open=True)
-    bond_poisson_ratio: float = _f(0.3, "Poisson ratio of binder bonds (shear stiffness k_n / (2 (1 + nu)))", lo=0.0, hi=0.5)
-    bond_damping_ratio: float = _f(0.2, "viscous damping of binder bonds relative to critical", lo=0.0)
-    bond_gap_um: float = _f(0.1, "particles closer than this (surface to surface) bond, and touch the foil", lo=0.0)
-    packing_fraction_guess: float = _f(0.6, "solid fraction expected after deposition (sets the particle count)", lo=0.0, hi=1.0, lo_open=True)
-    deposit_height_factor: float = _f(1.4, "height of the deposition box relative to the electrode thickness", lo=1.0)
-    packing_acceleration_m_s2: float = _f(2e6, "artificial body acceleration while depositing (ramped down to gravity)", lo=0.0)
-    packing_damping_per_s: float = _f(2e6, "background drag while depositing, settling and relaxing the cut", lo=0.0)
-    compression_damping_per_s: float = _f(0.0, "background drag while compressing (0: contact damping only)", lo=0.0)
-    growth_time_s: float = _f(5e-6, "time over which particles grow from half to full size", lo=0.0, lo_open=True)
-    deposit_time_s: float = _f(5e-6, "time packed under the body force", lo=0.0)
-    settle_time_s: float = _f(5e-6, "simulated time to settle after deposition", lo=0.0, lo_open=True)
+    scale_small_particles: bool = _f(True, "particles below D50 get a further density factor (D50/d)^2: all then have "
+                                     "the Rayleigh time of a D50 particle (time step D50/d_min times longer; quasi-static only)")
+    bond_strength_pa: float = _f(4e7, "tensile/shear strength of binder bridges (PVDF ~40 MPa)", lo=0.0, lo_open=True)
+    bond_youngs_modulus_pa: float = _f(2e8, "modulus of binder bridges (a tenth of dense CBD's 2 GPa: nanoporous)", lo=0.0, lo_open=True)
+    bond_poisson_ratio: float = _f(0.3, "Poisson ratio of binder bridges (shear modulus E / (2 (1 + nu)))", lo=0.0, hi=0.5)
+    bond_damping_ratio: float = _f(0.2, "viscous damping of binder bridges relative to critical", lo=0.0)
+    relaxation_damping_per_s: float = _f(2e6, "background drag of the dynamic relaxations: the coating settling, the cut "
+                                         "pillar, the sample at rest before each scan (never while loading)", lo=0.0)
+    compression_damping_per_s: float = _f(0.0, "background drag while compressing (0: contact and bond damping only)", lo=0.0)
+    settle_time_s: float = _f(5e-6, "simulated time the bonded coating settles under gravity", lo=0.0, lo_open=True)
     cut_relax_time_s: float = _f(5e-6, "relaxation after the cut", lo=0.0)
     approach_gap_um: float = _f(0.05, "the head starts this far above the highest particle", lo=0.0)
-    record_every_steps: int = _f(20, "time steps between rows of the force and energy tables", lo=1)
+    record_every_steps: int = _f(200, "time steps between moves of the head and rows of the force and energy tables", lo=1)
 
 
 @dataclass(frozen=True)
 class Compression:
     """Displacement-controlled compression with pauses for imaging."""
 
-    steps_um: list = _f([0.0, 3.0, 6.0], "cumulative head travel after first contact, one per scan; starts at 0", lo=0.0)
-    head_speed_m_s: float = _f(0.05, "head speed during loading (scaled time; quasi-static is checked)", lo=0.0, lo_open=True)
-    hold_time_s: float = _f(5e-6, "relaxation time at each step before the scan", lo=0.0)
+    steps_um: list = _f([0.0, 65.0, 80.0], "stage displacement after first contact, one per scan; starts at 0 "
+                        "(the head travels this less the compliance's share)", lo=0.0)
+    stage_compliance_um_per_mn: float = _f(11.0, "compliance of stage, glue and pin in series with the sample", lo=0.0)
+    head_speed_m_s: float = _f(0.005, "head speed before first contact (scaled time); after it the inertial number sets it",
+                               lo=0.0, lo_open=True)
+    contact_pressure_pa: float = _f(200.0, "head force over the pillar's cross-section that marks first contact, the zero "
+                                    "of stage and head travel (1 uN on an 80 um pillar: a load cell's resolution)",
+                                    lo=0.0, lo_open=True)
+    inertial_number_max: float = _f(6e-4, "the head moves no faster than this inertial number allows (quasi-static: < 1e-3)",
+                                    lo=0.0, lo_open=True)
+    hold_time_s: float = _f(5e-5, "hold at each step before the relaxation drag comes on (then until at rest)", lo=0.0)
+    kinetic_to_elastic_max: float = _f(1e-4, "the hold lasts until the kinetic energy is below this share of the elastic",
+                                       lo=0.0, lo_open=True)
     head_radius_um: float = _f(0.0, "radius of the flat head disc; 0 = infinite plane", lo=0.0)
 
 
@@ -322,8 +327,10 @@ def _check_consistency(s):
     p, im, c, d = s.particles, s.imaging, s.compression, s.dvc
     if not (p.nmc_min_diameter_um <= p.nmc_d10_um < p.nmc_d50_um < p.nmc_d90_um <= p.nmc_max_diameter_um):
         raise ScenarioError("[particles]: expected nmc_min_diameter_um <= nmc_d10_um < nmc_d50_um < nmc_d90_um <= nmc_max_diameter_um")
-    if len(p.mass_ratio_nmc_carbon_pvdf) != 3 or p.mass_ratio_nmc_carbon_pvdf[0] <= 0:
-        raise ScenarioError("[particles] mass_ratio_nmc_carbon_pvdf: expected three numbers [NMC, carbon, PVDF] with NMC > 0")
+    ratio = p.mass_ratio_nmc_carbon_pvdf
+    if len(ratio) != 3 or ratio[0] <= 0 or ratio[1] + ratio[2] <= 0:
+        raise ScenarioError("[particles] mass_ratio_nmc_carbon_pvdf: expected three numbers [NMC, carbon, PVDF] with "
+                            "NMC > 0 and carbon + PVDF > 0 (the binder holds the pillar)")
     room = s.electrode.slab_width_um - p.nmc_max_diameter_um
     if s.pillar.diameter_um > room:
         raise ScenarioError(f"[pillar] diameter_um: expected <= [electrode] slab_width_um - [particles] nmc_max_diameter_um ({room:g}), got {s.pillar.diameter_um:g}")
@@ -331,9 +338,11 @@ def _check_consistency(s):
         raise ScenarioError(f"[particles] nmc_max_diameter_um: expected <= [electrode] thickness_um ({s.electrode.thickness_um:g})")
     steps = c.steps_um
     if not steps or steps[0] != 0.0 or any(b <= a for a, b in zip(steps, steps[1:])):
-        raise ScenarioError(f"[compression] steps_um: expected increasing head travels starting at 0, got {steps}")
-    if steps[-1] >= 0.5 * s.electrode.thickness_um:
-        raise ScenarioError(f"[compression] steps_um: expected travel < half the electrode thickness ({0.5 * s.electrode.thickness_um:g} um), got {steps[-1]:g}")
+        raise ScenarioError(f"[compression] steps_um: expected increasing stage displacements starting at 0, got {steps}")
+    if c.stage_compliance_um_per_mn == 0 and steps[-1] >= s.electrode.thickness_um:
+        # without compliance the head travels the whole stage displacement: it would reach the foil
+        raise ScenarioError(f"[compression] steps_um: with [compression] stage_compliance_um_per_mn = 0 expected "
+                            f"displacements < [electrode] thickness_um ({s.electrode.thickness_um:g}), got {steps[-1]:g}")
     fov_px = im.field_of_view_um / im.voxel_size_um
     if fov_px < 16:
         raise ScenarioError(f"[imaging] field_of_view_um: expected at least 16 voxels across, got {fov_px:.1f}")
@@ -357,9 +366,6 @@ def _check_consistency(s):
     box = d.registration_box_um
     if box and (len(box) != 6 or box[0] >= box[1] or box[2] >= box[3] or box[4] >= box[5]):
         raise ScenarioError("[dvc] registration_box_um: expected [z0, z1, y0, y1, x0, x1] with each lower < upper, or empty")
-    growth_floor_s = 0.25e-6 * p.nmc_max_diameter_um  # radius growth faster than 1 m/s throws particles out
-    if s.dem.growth_time_s < growth_floor_s:
-        raise ScenarioError(f"[dem] growth_time_s: expected >= {growth_floor_s:.3g} s for these particle sizes, got {s.dem.growth_time_s:g}")
     try:
         s.output.path(s.name)
     except (KeyError, IndexError, ValueError, AttributeError) as exc:

@@ -92,19 +92,27 @@ def run_dem(ctx):
 def run_phantom(ctx):
     from analysis.io import write_volume
     from analysis.phases import Phase
+    from synthcal.binder import design_binder
     from synthcal.grid import Grid
+    from synthcal.materials import binder_volume_per_nmc_volume
     from synthcal.phantom import voxelise
     from synthcal.scan_truth import scan_displacement, write_displacement
-    from synthcal.truth import ParticlePoses
+    from synthcal.truth import ParticlePoses, phase_summary
     from synthcal.xray import drift_voxels
 
-    s, im = ctx.scenario, ctx.scenario.imaging
+    s, im, p = ctx.scenario, ctx.scenario.imaging, ctx.scenario.particles
     steps = ctx.run.trajectory().steps
     grid = Grid.around_particles(steps[0].positions_um, steps[0].radii_um, [st.head_z_um for st in steps],
                                  voxel_size_um=im.voxel_size_um, field_of_view_um=im.field_of_view_um,
                                  foil_top_z_um=0.0, foil_margin_um=im.foil_margin_um, head_margin_um=im.head_margin_um)
+    st = steps[0]
+    binder, census = design_binder(
+        st.positions_um, st.radii_um, st.kinds, st.quaternions, st.bonds, st.bonds_intact,
+        volume_ratio=binder_volume_per_nmc_volume(p.mass_ratio_nmc_carbon_pvdf, p.cbd_nanoporosity),
+        bridge_fraction=p.cbd_bridge_fraction, voxel_size_um=grid.voxel_size_um, shape=grid.shape,
+        origin_um=grid.origin_um, head_z_um=st.head_z_um, foil_top_z_um=grid.foil_top_z_um, arch=ctx.arch)
 
-    owners = []
+    reference = {}
 
     def voxelise_step(k, progress):
         st = steps[k]
@@ -112,8 +120,8 @@ def run_phantom(ctx):
                            shape=grid.shape, origin_um=grid.origin_um, seed=s.seed, head_z_um=st.head_z_um,
                            foil_top_z_um=grid.foil_top_z_um, energy_kev=im.energy_kev,
                            supersampling=im.supersampling, head_material=im.head_material,
-                           foil_material=im.foil_material, cbd_nanoporosity=s.particles.cbd_nanoporosity,
-                           arch=ctx.arch, progress=progress)
+                           foil_material=im.foil_material, cbd_nanoporosity=p.cbd_nanoporosity,
+                           binder=binder, bonds_intact=st.bonds_intact, arch=ctx.arch, progress=progress)
         stem, suffix, v = ctx.out / step_name(k), _suffix(s), grid.voxel_size_um
         write_volume(f"{stem}_labels{suffix}", phantom.labels, v, description=f"labels: {Phase.legend()}")
         write_volume(f"{stem}_mu{suffix}", phantom.mu_per_um, v, description="linear attenuation, 1/um")
@@ -121,16 +129,21 @@ def run_phantom(ctx):
             write_volume(f"{stem}_owner{suffix}", phantom.owner, v, description="particle index, -1: none")
         else:  # ImageJ has no int32; .npy is memory-mapped when read
             np.save(f"{stem}_owner.npy", phantom.owner)
+        phantom.bridges.write(f"{stem}_bridges.npz")
         if k == 0:
-            owners.append(phantom.owner)
+            reference.update(owner=phantom.owner, bridges=phantom.bridges)
+        return phase_summary(phantom.labels, grid, k, arch=ctx.arch)
 
-    _steps(ctx, voxelise_step)
+    _write_json(ctx.out / "summary.json", _steps(ctx, voxelise_step))
+    binder.write(ctx.out / "binder.npz")
+    _write_json(ctx.out / "binder.json", {**dataclasses.asdict(census), "film_thickness_um": binder.film_thickness_um})
     grid.write(ctx.out / "grid.json")
     drift = drift_voxels(im.drift_um, im.voxel_size_um, s.n_steps)
-    poses = [ParticlePoses(st.positions_um, st.quaternions) for st in steps]
+    poses = [ParticlePoses(st.positions_um, st.quaternions, st.bonds_intact) for st in steps]
     for k in range(1, s.n_steps):
         write_displacement(ctx.out / f"{step_name(k)}_displacement.zarr",
-                           scan_displacement(owners[0], poses[0], poses[k], grid, drift[k]), grid.voxel_size_um, k)
+                           scan_displacement(reference["owner"], poses[0], poses[k], grid, drift[k],
+                                             bridges=reference["bridges"]), grid.voxel_size_um, k)
 
 
 def _simulate(ctx, simulate_scan, k, angles, drift_voxels, progress):
@@ -263,9 +276,10 @@ _PHANTOM_IMAGING = tuple(f"imaging.{key}" for key in ("voxel_size_um", "field_of
                                                       "head_material", "foil_material", "drift_um"))
 
 STAGES = (
-    Stage("dem", ("particles", "electrode", "pillar", "dem", "compression"), (),
+    Stage("dem", ("particles", "electrode", "pillar", "dem", "compression", "imaging.field_of_view_um"), (),
           "packing and compressing the pillar", run_dem),
-    Stage("phantom", ("particles.cbd_nanoporosity", *_PHANTOM_IMAGING, _FORMAT), ("dem",),
+    Stage("phantom", ("particles.cbd_nanoporosity", "particles.mass_ratio_nmc_carbon_pvdf",
+                      "particles.cbd_bridge_fraction", *_PHANTOM_IMAGING, _FORMAT), ("dem",),
           "voxelising particles into phantoms", run_phantom),
     Stage("projections", ("imaging", _FORMAT, "output.keep_projections"), ("phantom",),
           "simulating the nano-CT scans", run_projections),

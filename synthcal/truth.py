@@ -1,10 +1,25 @@
-"""Ground-truth displacement: every solid point moves with its particle's rigid motion.
+"""Ground truth: where every solid point of the reference goes, and what the phantom holds.
 
-A point ``p`` of the reference configuration (load step 0) owned by particle
-``k`` (inside its sphere; the deepest one if several overlap, equal depths to
-the lower index, as in :mod:`synthcal.phantom`) moves to
-``R_cur[k] R_ref[k]^T (p - c_ref[k]) + c_cur[k]``; its displacement is that
-minus ``p``. Points in no particle (pores) have no displacement: NaN.
+Displacement. A point ``p`` of the reference configuration (load step 0)
+owned by particle ``k`` (inside its sphere; the deepest one if several
+overlap, equal depths to the lower index, as in :mod:`synthcal.phantom`)
+moves to ``R_cur[k] R_ref[k]^T (p - c_ref[k]) + c_cur[k]``; its displacement
+is that minus ``p``. The carbon binder (:mod:`synthcal.binder`) moves with
+the particles it binds: a film point rigidly with its particle; a bridge
+point with weight ``w`` by ``(1 - w) u_i + w u_j``, the blend of the two
+particles' rigid displacements at that point, while its bond holds, and with
+the particle of its half (``w < 1/2``: ``i``) once the bond is broken. Points
+in no particle and no binder (pores) have no displacement: NaN.
+
+On the voxel grid this is read from the phantom's ``owner`` (particle of the
+voxel centre; a bridge voxel's is the particle of its half) and its
+:class:`synthcal.binder.BridgeVoxels` (bond and weight of each bridge
+voxel); at arbitrary points the binder is classified from its geometry
+(:class:`synthcal.binder.Binder`).
+
+Summary. :func:`phase_summary` gives the phase fractions and pore sizes of
+a phantom in the analysed region.
+
 Voxel grids follow :mod:`synthcal.phantom` (``origin_um`` is the centre of
 voxel (0, 0, 0)). All lengths µm, vectors z-y-x.
 """
@@ -13,7 +28,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from synthcal.phantom import bin_particles, choose_cell_size_um
+from analysis.phases import SAMPLE_PHASES, Phase
+from analysis.pores import cpsd, phase_fractions
+from synthcal.binder import BRIDGE, FILM, Binder, BridgeVoxels, classify_points_um
+from synthcal.binning import bin_particles, choose_cell_size_um
 from synthcal.rotations import rotation_matrices_zyx
 
 _CHUNK_POINTS = 200_000
@@ -29,10 +47,14 @@ class ParticlePoses:
         Centres, world z-y-x, µm.
     quaternions : (N, 4) float64
         Orientations, scalar first (see :mod:`synthcal.rotations`).
+    bonds_intact : (M,) bool, optional
+        Which binder bonds hold at this step (the DEM's ``bonds_intact``);
+        None: all of them.
     """
 
     positions_um: np.ndarray
     quaternions: np.ndarray
+    bonds_intact: np.ndarray = None
 
     def __post_init__(self):
         positions = np.array(self.positions_um, dtype=np.float64)
@@ -45,6 +67,21 @@ class ParticlePoses:
         quaternions.flags.writeable = False
         object.__setattr__(self, "positions_um", positions)
         object.__setattr__(self, "quaternions", quaternions)
+        if self.bonds_intact is not None:
+            intact = np.array(self.bonds_intact, dtype=bool)
+            if intact.ndim != 1:
+                raise ValueError(f"bonds_intact: expected a 1-D array of flags, got shape {intact.shape}")
+            intact.flags.writeable = False
+            object.__setattr__(self, "bonds_intact", intact)
+
+    def intact(self, n_bonds):
+        """(n_bonds,) bool: which bonds hold (all when ``bonds_intact`` is None)."""
+        if self.bonds_intact is None:
+            return np.ones(n_bonds, dtype=bool)
+        if len(self.bonds_intact) != n_bonds:
+            raise ValueError(f"bonds_intact: expected {n_bonds} flags, one per binder bond, "
+                             f"got {len(self.bonds_intact)}")
+        return self.bonds_intact
 
 
 def _rigid_maps(ref, cur):
@@ -107,7 +144,17 @@ def owner_at_points_um(points_um, ref_poses, radii_um):
     return owner
 
 
-def true_displacement_um(points_um, ref, cur, radii_um):
+def _bridge_displacement(points, bond, weight, pairs, intact, m, t):
+    """Displacement of bridge points: the blend while the bond holds, the particle of the half once broken."""
+    i, j = pairs[bond, 0], pairs[bond, 1]
+    w = np.asarray(weight, dtype=np.float64)[:, None]
+    u_i = np.einsum("nij,nj->ni", m[i], points) + t[i]
+    u_j = np.einsum("nij,nj->ni", m[j], points) + t[j]
+    holds = intact[bond][:, None]
+    return np.where(holds, (1.0 - w) * u_i + w * u_j, np.where(w < 0.5, u_i, u_j))
+
+
+def true_displacement_um(points_um, ref, cur, radii_um, binder=None, arch="cpu"):
     """True displacement of reference points between step ``ref`` and step ``cur``.
 
     Parameters
@@ -115,12 +162,17 @@ def true_displacement_um(points_um, ref, cur, radii_um):
     points_um : (M, 3) array_like
         Points in the reference (step 0) configuration, world z-y-x, µm.
     ref, cur : ParticlePoses
+        ``cur.bonds_intact`` says which bridges hold.
     radii_um : (N,) array_like
+    binder : synthcal.binder.Binder, optional
+        The sample's binder (its reference must be ``ref``); None: particles only.
+    arch : {"cpu", "gpu"}
+        Taichi backend of the binder's classification.
 
     Returns
     -------
     (M, 3) float64
-        Displacement z-y-x in µm; NaN for points in no particle.
+        Displacement z-y-x in µm; NaN for points in no particle and no binder.
     """
     points = np.asarray(points_um, dtype=np.float64)
     m, t = _rigid_maps(ref, cur)
@@ -129,6 +181,21 @@ def true_displacement_um(points_um, ref, cur, radii_um):
     solid = owner >= 0
     k = owner[solid]
     u[solid] = np.einsum("nij,nj->ni", m[k], points[solid]) + t[k]
+    if binder is None:
+        return u
+    if not isinstance(binder, Binder):
+        raise ValueError(f"binder: expected a Binder, got {type(binder).__name__}")
+    if binder.positions_um.shape != ref.positions_um.shape or \
+            not np.allclose(binder.positions_um, ref.positions_um, rtol=0, atol=1e-9):
+        raise ValueError("ref: expected the binder's reference configuration (load step 0)")
+    rest = np.flatnonzero(~solid)
+    kind, index, weight = classify_points_um(binder, points[rest], arch=arch)
+    film = kind == FILM
+    p = index[film]
+    u[rest[film]] = np.einsum("nij,nj->ni", m[p], points[rest[film]]) + t[p]
+    bridge = kind == BRIDGE
+    u[rest[bridge]] = _bridge_displacement(points[rest[bridge]], index[bridge], weight[bridge], binder.bonds,
+                                           cur.intact(len(binder.bonds)), m, t)
     return u
 
 
@@ -144,7 +211,22 @@ def _check_grid(owner, voxel_size_um, origin_um):
     return owner, origin
 
 
-def _plane_displacement(owner_plane, k, m, t, voxel_size_um, origin):
+def _check_bridges(bridges, owner, cur, n_particles):
+    """Per z-plane ranges into ``bridges`` and the intact flag of each bond (None without bridges)."""
+    if bridges is None:
+        return None
+    if not isinstance(bridges, BridgeVoxels):
+        raise ValueError(f"bridges: expected BridgeVoxels, got {type(bridges).__name__}")
+    if bridges.index.size and bridges.index[-1] >= owner.size:
+        raise ValueError(f"bridges: voxel index {bridges.index[-1]} outside the grid of {owner.size} voxels")
+    if bridges.bonds.size and bridges.bonds.max() >= n_particles:
+        raise ValueError(f"bridges: bond of particle {bridges.bonds.max()}, but only {n_particles} particles")
+    plane = owner.shape[1] * owner.shape[2]
+    starts = np.searchsorted(bridges.index, np.arange(owner.shape[0] + 1) * plane)
+    return bridges, starts, cur.intact(len(bridges.bonds))
+
+
+def _plane_displacement(owner_plane, k, m, t, voxel_size_um, origin, bridges=None):
     """Displacement (3, ny, nx) float64 of one z-plane, 0 where owner < 0, and its solid mask."""
     solid = owner_plane >= 0
     idx = np.where(solid, owner_plane, 0)
@@ -154,10 +236,18 @@ def _plane_displacement(owner_plane, k, m, t, voxel_size_um, origin):
     x = origin[2] + voxel_size_um * np.arange(nx)[None, :]
     mk, tk = m[idx], t[idx]
     u = np.stack([mk[..., c, 0] * z + mk[..., c, 1] * y + mk[..., c, 2] * x + tk[..., c] for c in range(3)])
-    return np.where(solid, u, 0.0), solid
+    u = np.where(solid, u, 0.0)
+    if bridges is not None:
+        voxels, starts, intact = bridges
+        part = slice(starts[k], starts[k + 1])
+        jy, ix = np.divmod(voxels.index[part] - k * ny * nx, nx)
+        points = np.column_stack([np.full(len(jy), z), origin[1] + voxel_size_um * jy, origin[2] + voxel_size_um * ix])
+        u[:, jy, ix] = _bridge_displacement(points, voxels.bond[part], voxels.weight[part], voxels.bonds, intact,
+                                            m, t).T
+    return u, solid
 
 
-def true_displacement_volume(owner, ref, cur, *, voxel_size_um, origin_um):
+def true_displacement_volume(owner, ref, cur, *, voxel_size_um, origin_um, bridges=None):
     """Dense truth displacement on the phantom grid.
 
     Parameters
@@ -165,9 +255,12 @@ def true_displacement_volume(owner, ref, cur, *, voxel_size_um, origin_um):
     owner : (nz, ny, nx) int array
         Owner particle of each voxel centre in the reference step (``Phantom.owner``).
     ref, cur : ParticlePoses
+        ``cur.bonds_intact`` says which bridges hold.
     voxel_size_um : float
     origin_um : (3,) array_like
         World z-y-x of the centre of voxel (0, 0, 0), µm.
+    bridges : synthcal.binder.BridgeVoxels, optional
+        ``Phantom.bridges`` of the reference step; None: every voxel moves with its owner.
 
     Returns
     -------
@@ -178,16 +271,17 @@ def true_displacement_volume(owner, ref, cur, *, voxel_size_um, origin_um):
     m, t = _rigid_maps(ref, cur)
     if owner.size and owner.max() >= len(m):
         raise ValueError(f"owner: index {owner.max()} out of range for {len(m)} particles")
+    bridges = _check_bridges(bridges, owner, cur, len(m))
     out = np.full((3,) + owner.shape, np.nan, dtype=np.float32)
     if len(m) == 0:
         return out
     for k in range(owner.shape[0]):
-        u, solid = _plane_displacement(owner[k], k, m, t, voxel_size_um, origin)
+        u, solid = _plane_displacement(owner[k], k, m, t, voxel_size_um, origin, bridges)
         out[:, k][:, solid] = u[:, solid]
     return out
 
 
-def mean_solid_displacement_um(owner, ref, cur, boxes, *, voxel_size_um, origin_um):
+def mean_solid_displacement_um(owner, ref, cur, boxes, *, voxel_size_um, origin_um, bridges=None):
     """Mean true displacement of the solid voxels inside each box.
 
     Parameters
@@ -199,6 +293,8 @@ def mean_solid_displacement_um(owner, ref, cur, boxes, *, voxel_size_um, origin_
         Half-open voxel index ranges ``(z0, z1, y0, y1, x0, x1)``, clipped to the grid.
     voxel_size_um : float
     origin_um : (3,) array_like
+    bridges : synthcal.binder.BridgeVoxels, optional
+        ``Phantom.bridges`` of the reference step.
 
     Returns
     -------
@@ -217,6 +313,7 @@ def mean_solid_displacement_um(owner, ref, cur, boxes, *, voxel_size_um, origin_
     if np.any(b[:, 1::2] < b[:, 0::2]):
         raise ValueError("boxes: expected z0 <= z1, y0 <= y1, x0 <= x1 in every row")
     m, t = _rigid_maps(ref, cur)
+    bridges = _check_bridges(bridges, owner, cur, len(m))
     limits = np.repeat(np.asarray(owner.shape), 2)
     b = np.clip(b, 0, limits)
     sums = np.zeros((len(b), 4))
@@ -226,7 +323,7 @@ def mean_solid_displacement_um(owner, ref, cur, boxes, *, voxel_size_um, origin_
         active = np.flatnonzero((b[:, 0] <= k) & (k < b[:, 1]))
         if active.size == 0:
             continue
-        u, solid = _plane_displacement(owner[k], k, m, t, voxel_size_um, origin)
+        u, solid = _plane_displacement(owner[k], k, m, t, voxel_size_um, origin, bridges)
         table = np.zeros((4, owner.shape[1] + 1, owner.shape[2] + 1))
         table[:3, 1:, 1:] = u
         table[3, 1:, 1:] = solid
@@ -235,3 +332,65 @@ def mean_solid_displacement_um(owner, ref, cur, boxes, *, voxel_size_um, origin_
         sums[active] += (table[:, y1, x1] - table[:, y0, x1] - table[:, y1, x0] + table[:, y0, x0]).T
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(sums[:, 3:] > 0, sums[:, :3] / sums[:, 3:], np.nan)
+
+
+def _radii_um(phase_mask, region, voxel_size_um, arch):
+    """Mean and median local radius (µm) of a phase in the region; None for both where it has none."""
+    if not (phase_mask & region).any() or phase_mask.all():
+        return None, None
+    result = cpsd(phase_mask, voxel_size_um, mask=region, arch=arch)
+    return result.mean_radius_um, result.median_radius_um
+
+
+def phase_summary(labels, grid, step, *, arch="cpu"):
+    """Phase fractions and pore sizes of a phantom where the analysis looks.
+
+    The region is the field of view (the grid's ``n_det`` central columns in
+    y and x) in the sample rows of the step (``grid.sample_rows``: between
+    the foil and the head), less any head or foil voxel in those rows.
+    Pore sizes are the continuous pore size distribution of
+    :func:`analysis.pores.cpsd` (sub-voxel inscribed spheres): of the
+    inactive phase (everything but NMC: pore and CBD, what the paper
+    binarises) and of the pore phase alone. Local radii are computed on the
+    whole field of view, where NMC, head and foil bound them, and counted in
+    the region.
+
+    Parameters
+    ----------
+    labels : (nz, ny, nx) uint8
+        ``Phantom.labels`` of the step (phantom grid).
+    grid : synthcal.grid.Grid
+    step : int
+        Load step (selects the head's row).
+    arch : {"cpu", "gpu"}
+
+    Returns
+    -------
+    dict
+        ``step``, ``n_voxels`` (region), ``nmc_fraction``, ``cbd_fraction``,
+        ``pore_fraction``, ``inactive_fraction`` (= 1 - NMC),
+        ``inactive_mean_radius_um``, ``inactive_median_radius_um``,
+        ``pore_mean_radius_um``, ``pore_median_radius_um`` (None where the
+        region holds none of that phase).
+    """
+    labels = np.asarray(labels)
+    if labels.shape != tuple(grid.shape):
+        raise ValueError(f"labels: expected the grid's shape {tuple(grid.shape)}, got {labels.shape}")
+    if not 0 <= step < len(grid.head_z_um):
+        raise ValueError(f"step: expected a load step in [0, {len(grid.head_z_um)}), got {step}")
+    off, n = grid.fov_offset_voxels, grid.n_det
+    fov = labels[:, off:off + n, off:off + n]
+    z0, z1 = grid.sample_rows[step]
+    region = np.zeros(fov.shape, dtype=bool)
+    region[max(z0, 0):max(z1, 0)] = True
+    region &= np.isin(fov, SAMPLE_PHASES)
+    if not region.any():
+        raise ValueError(f"labels: no sample voxels between foil and head at step {step}")
+    fractions = phase_fractions(np.where(region, fov, np.uint8(Phase.PORE)), mask=region)
+    inactive_mean, inactive_median = _radii_um(np.isin(fov, (Phase.PORE, Phase.CBD)), region,
+                                               grid.voxel_size_um, arch)
+    pore_mean, pore_median = _radii_um(fov == Phase.PORE, region, grid.voxel_size_um, arch)
+    return {"step": int(step), "n_voxels": fractions.n_voxels, "nmc_fraction": fractions.nmc,
+            "cbd_fraction": fractions.cbd, "pore_fraction": fractions.pore, "inactive_fraction": fractions.inactive,
+            "inactive_mean_radius_um": inactive_mean, "inactive_median_radius_um": inactive_median,
+            "pore_mean_radius_um": pore_mean, "pore_median_radius_um": pore_median}

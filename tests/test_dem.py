@@ -118,8 +118,8 @@ def test_sliding_sphere_obeys_coulomb_and_ends_rolling():
     assert sim.angular_velocities_rad_s[0, 1] * r_um == pytest.approx(5 / 7 * v0, rel=1e-2)
 
 
-BOND = BondModel(youngs_modulus_pa=2e9, poisson_ratio=0.3, radius_fraction=0.5, tensile_strength_pa=5e6,
-                 shear_strength_pa=5e6, damping_ratio=0.2)
+BOND = BondModel(youngs_modulus_pa=2e9, poisson_ratio=0.3, tensile_strength_pa=5e6, shear_strength_pa=5e6,
+                 damping_ratio=0.2)
 
 
 def _bonded_pair(load_fraction):
@@ -127,7 +127,7 @@ def _bonded_pair(load_fraction):
     r = 0.65
     sim = Simulation([[r, 5.0, 5.0], [3 * r + 0.02, 5.0, 5.0]], [r, r], CBD, bottom_z_um=0.0, bond_model=bond)
     sim.fix_touching_bottom(0.0)
-    assert sim.form_bonds(bonding_kinds=(0,), tolerance_um=0.05) == 1
+    assert sim.set_bonds([[0, 1]], [0.5 * r]) == 1
     area = math.pi * (0.5 * r * 1e-6) ** 2
     force = load_fraction * bond.tensile_strength_pa * area
     accel = force / sim.masses_kg[1]
@@ -153,6 +153,107 @@ def test_bond_holds_below_strength():
 def test_bond_breaks_above_strength():
     sim, _, _, _ = _bonded_pair(1.5)
     assert not sim.bonds_intact.any()
+
+
+def test_broken_bond_stays_broken_when_the_pair_comes_back():
+    """A bond pulled apart breaks; pushed back past its rest length, the pair
+    only touches, and pulled again nothing holds it: broken for good."""
+    sim, _, _, _ = _bonded_pair(1.5)
+    assert not sim.bonds_intact.any()
+    r = 0.65
+    sim.set_background_damping(2e7)  # stops the flying sphere within 0.1 µs; then back at 1 m/s
+    sim.set_body_acceleration((-2e7, 0.0, 0.0))
+    sim.run(8e-6)
+    gap = sim.positions_um[1, 0] - sim.positions_um[0, 0] - 2 * r
+    assert gap < 0  # pressed onto the fixed sphere (Hertz overlap), past the bond's rest gap of 0.02 µm
+    sim.set_body_acceleration((2e7, 0.0, 0.0))
+    sim.run(2e-6)
+    assert sim.positions_um[1, 0] - sim.positions_um[0, 0] - 2 * r > 0.5
+    assert not sim.bonds_intact.any()
+
+
+def _hanging_pair(bond, r_um=2.0, gap_um=0.5, a_um=1.0, **kw):
+    """Two NMC spheres along z with a bond of radius ``a_um``, the lower one glued to the foil."""
+    sim = Simulation([[r_um, 5.0, 5.0], [3 * r_um + gap_um, 5.0, 5.0]], [r_um, r_um], NMC, bottom_z_um=0.0,
+                     bond_model=bond, **kw)
+    sim.fix_touching_bottom(0.0)
+    sim.set_bonds([[0, 1]], [a_um])
+    length_m = (2 * r_um + gap_um) * 1e-6
+    g = bond.youngs_modulus_pa / (2 * (1 + bond.poisson_ratio))
+    second = math.pi * (a_um * 1e-6) ** 4 / 4  # I of the bond's cross-section; J = 2 I
+    springs = dict(kt=g * math.pi * (a_um * 1e-6) ** 2 / length_m, kb=bond.youngs_modulus_pa * second / length_m,
+                   kw=g * 2 * second / length_m)
+    return sim, springs
+
+
+def test_parallel_bond_carries_a_side_load_by_shear_and_bending():
+    """A side force F on the free sphere of a bonded pair: the bond's shear
+    spring carries F and its bending spring the moment F R about the bond,
+    so the sphere turns by F R / k_b and its centre moves F / k_t + F R^2 / k_b
+    (rigid-body kinematics about the bond; Potyondy & Cundall 2004 springs)."""
+    strong = dataclasses.replace(BOND, tensile_strength_pa=1e12, shear_strength_pa=1e12)
+    r_um = 2.0
+    sim, k = _hanging_pair(strong, r_um, background_damping_per_s=2e7)
+    acc = 2e4  # m/s^2 along x on the free sphere (the glued one does not move)
+    sim.set_body_acceleration((0.0, 0.0, acc))
+    sim.run(4e-6)
+    force = sim.masses_kg[1] * acc
+    r = r_um * 1e-6
+    moved = (sim.positions_um[1, 2] - 5.0) * 1e-6
+    angle = 2 * math.acos(min(1.0, abs(sim.orientations[1, 0])))
+    assert angle == pytest.approx(force * r / k["kb"], rel=1e-2)
+    assert moved == pytest.approx(force / k["kt"] + force * r ** 2 / k["kb"], rel=1e-2)
+    assert sim.bonds_intact.all()
+
+
+def test_parallel_bond_twists_at_its_torsion_stiffness():
+    """The free sphere spun about the bond axis swings to w0 sqrt(I / k_w)
+    with k_w = G J / L (no damping): the twisting spring of the bond."""
+    free = dataclasses.replace(BOND, tensile_strength_pa=1e12, shear_strength_pa=1e12, damping_ratio=0.0)
+    w0 = 1e4  # rad/s about z
+    sim, k = _hanging_pair(free, angular_velocities_rad_s=[[0, 0, 0], [w0, 0, 0]])
+    inertia = 0.4 * sim.masses_kg[1] * (2.0e-6) ** 2
+    period = 2 * math.pi * math.sqrt(inertia / k["kw"])
+    angles = []
+    for _ in range(int(period / sim.dt_s) + 2):
+        sim.step(1)
+        angles.append(2 * math.acos(min(1.0, abs(sim.orientations[1, 0]))))
+    assert max(angles) == pytest.approx(w0 * math.sqrt(inertia / k["kw"]), rel=1e-2)
+    assert np.abs(sim.positions_um[1] - [6.5, 5.0, 5.0]).max() < 1e-9  # a pure twist moves no centre
+
+
+def test_bending_alone_breaks_a_bond():
+    """The tensile stress of a bent bond is M a / I at its edge, even with no
+    stretch: a side load whose moment exceeds sigma I / a breaks it."""
+    weak = dataclasses.replace(BOND, tensile_strength_pa=5e6, shear_strength_pa=1e12)
+    sim, k = _hanging_pair(weak, background_damping_per_s=2e7)
+    r, a = 2.0e-6, 1.0e-6
+    moment_limit = weak.tensile_strength_pa * math.pi * a ** 4 / 4 / a
+    mass = sim.masses_kg[1]
+    sim.set_body_acceleration((0.0, 0.0, 0.8 * moment_limit / r / mass))
+    sim.run(2e-6)
+    assert sim.bonds_intact.all()
+    sim.set_body_acceleration((0.0, 0.0, 1.2 * moment_limit / r / mass))
+    sim.run(2e-6)
+    assert not sim.bonds_intact.any()
+
+
+def test_per_particle_mass_scaling_sets_masses_and_the_time_step():
+    """Densities scaled by (R50 / r)^2 give every smaller particle the Rayleigh time of one of
+    radius R50 (T_R ~ r sqrt(rho)): the time step is then a fraction of that, not of the smallest's."""
+    r = np.array([1.0, 2.0, 4.0, 5.0])
+    scaling = 10.0 * np.maximum(1.0, (4.0 / r) ** 2)
+    x = np.stack([np.full(4, 20.0), np.full(4, 20.0), 15.0 * np.arange(4)], axis=1)
+    sim = Simulation(x, r, NMC, mass_scaling=scaling, timestep_fraction=0.2)
+    rho = NMC.density_kg_m3 * scaling
+    assert sim.masses_kg == pytest.approx(rho * 4 / 3 * math.pi * (r * 1e-6) ** 3, rel=1e-12)
+    g = NMC.youngs_modulus_pa / (2 * (1 + NMC.poisson_ratio))
+    t_r50 = math.pi * 4e-6 * math.sqrt(10.0 * NMC.density_kg_m3 / g) / (0.1631 * NMC.poisson_ratio + 0.8766)
+    assert sim.dt_s == pytest.approx(0.2 * t_r50, rel=1e-12)
+    uniform = Simulation(x, r, NMC, mass_scaling=10.0, timestep_fraction=0.2)
+    assert uniform.dt_s == pytest.approx(0.2 * t_r50 / 4, rel=1e-12)  # set by the radius-1 particle
+    with pytest.raises(ValueError, match="mass_scaling"):
+        Simulation(x, r, NMC, mass_scaling=[1.0, 1.0, 0.5, 1.0])
 
 
 def test_head_force_is_the_wall_hertz_force():
@@ -220,8 +321,10 @@ def _busy_run(driver, perm=None):
                      bottom_z_um=0.0, box_yx_um=(0, 13, 0, 13), gravity=True, background_damping_per_s=1e5,
                      bond_model=dataclasses.replace(BOND, tensile_strength_pa=STRENGTH, shear_strength_pa=STRENGTH),
                      skin_um=0.02, driver=driver)
-    sim.form_bonds(tolerance_um=0.3)
-    sim.set_head(float(np.max(x[:, 0] + r)), -1e6, radius_um=4.0, center_yx_um=(6.5, 6.5))
+    pairs = candidate_pairs(x, r, 0.3)
+    pairs = pairs[(kinds[pairs[:, 0]] == 1) | (kinds[pairs[:, 1]] == 1)]
+    sim.set_bonds(pairs, 0.5 * np.minimum(r[pairs[:, 0]], r[pairs[:, 1]]))
+    sim.set_head(float(np.max(x[:, 0] + r)) - 0.05, -1e6, radius_um=4.0, center_yx_um=(6.5, 6.5))
     sim.run(RUN)
     return sim
 
@@ -266,11 +369,13 @@ def test_input_order_does_not_matter():
 def test_remapped_pairs_keep_their_history_seen_from_the_first_end():
     i, j = np.array([0, 0, 1, 1]), np.array([1, 3, 3, 2])
     hist = np.arange(12, dtype=float).reshape(4, 3) + 1
+    rot = -2.0 * hist
     remap = np.array([3, 0, -1, 1])  # old row -> new row; row 2 is dropped
-    ends, h, kept = _remap_pairs(i, j, hist, remap)
+    ends, kept, (h, w) = _remap_pairs(i, j, remap, hist, rot)
     assert ends.tolist() == [[0, 1], [0, 3], [1, 3]]
     assert kept.tolist() == [2, 0, 1]
     assert np.array_equal(h, [hist[2], -hist[0], -hist[1]])
+    assert np.array_equal(w, [rot[2], -rot[0], -rot[1]])
 
 
 def test_thread_cap_from_the_environment(monkeypatch):
@@ -300,10 +405,11 @@ def test_gpu_driver_matches_the_cpu_driver():
 def test_subset_keeps_bonds_between_kept_particles():
     x = np.array([[0.65, 5, 5], [0.65, 5, 6.3], [0.65, 5, 7.6], [0.65, 5, 8.9]])
     sim = Simulation(x, np.full(4, 0.65), CBD, bottom_z_um=0.0, bond_model=BOND)
-    assert sim.form_bonds(bonding_kinds=(0,), tolerance_um=0.01) == 3
+    assert sim.set_bonds([[1, 2], [0, 1], [2, 3]], [0.2, 0.1, 0.3]) == 3
+    assert sim.bonds.tolist() == [[0, 1], [1, 2], [2, 3]] and sim.bond_radii_um.tolist() == [0.1, 0.2, 0.3]
     sub = sim.subset(np.array([True, True, False, True]))
     assert sub.n == 3
-    assert sub.bonds.tolist() == [[0, 1]]
+    assert sub.bonds.tolist() == [[0, 1]] and sub.bond_radii_um.tolist() == [0.1]
     assert np.array_equal(sub.positions_um, x[[0, 1, 3]])
 
 

@@ -103,7 +103,7 @@ def _keys_after_edit(tmp_path, relative_file, old, new):
 
 
 def test_editing_the_phantom_code_reruns_it_and_everything_downstream(tmp_path):
-    before, after = _keys_after_edit(tmp_path, "synthcal/phantom.py", "MAX_CANDIDATES = 8", "MAX_CANDIDATES = 9")
+    before, after = _keys_after_edit(tmp_path, "synthcal/phantom.py", "MAX_CANDIDATES = 12", "MAX_CANDIDATES = 13")
     names = [stage.name for stage in STAGES]
     changed = [n for n in names if before[n] != after[n]]
     assert changed == names[names.index("phantom"):]

@@ -1,11 +1,14 @@
-"""Truth displacement: rigid motions against the analytic field, owners against brute force."""
+"""Truth displacement: rigid motions against the analytic field, owners against brute force; the phantom's
+summary against a hand-made phantom."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synthcal.truth import (ParticlePoses, mean_solid_displacement_um, owner_at_points_um,
+from analysis.phases import Phase
+from synthcal.grid import Grid
+from synthcal.truth import (ParticlePoses, mean_solid_displacement_um, owner_at_points_um, phase_summary,
                             true_displacement_um, true_displacement_volume)
 
 H = 0.25
@@ -149,3 +152,58 @@ def test_box_without_solid_is_nan():
 def test_bad_input(call):
     with pytest.raises(ValueError):
         call()
+
+
+# ---- the phantom's summary --------------------------------------------------------------------------
+
+def summary_case():
+    """A hand-made phantom: foil below z = 0, NMC between, one spherical inactive blob (pore core of radius
+    2 um in a CBD shell out to 3 um), air above, CBD junk outside the field of view."""
+    v = 0.5
+    grid = Grid(voxel_size_um=v, shape=(36, 44, 44), origin_um=(-1.75, 0.0, 0.0), n_det=40, foil_top_z_um=0.0,
+                head_z_um=(15.2, 14.2))
+    z, y, x = (grid.origin_um[k] + v * np.arange(grid.shape[k]) for k in range(3))
+    zz, yy, xx = np.meshgrid(z, y, x, indexing="ij")
+    labels = np.full(grid.shape, np.uint8(Phase.NMC))
+    labels[zz < 0.0] = Phase.FOIL
+    labels[zz > 15.5] = Phase.PORE  # air above the pillar: the head row of each step cuts the region
+    centre = np.array([6.9, 10.8, 11.1])
+    d = np.sqrt((zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2)
+    labels[d < 3.0] = Phase.CBD
+    labels[d < 2.0] = Phase.PORE
+    labels[:, :2] = Phase.CBD
+    labels[:, :, -2:] = Phase.CBD
+    return grid, labels, d
+
+
+@pytest.mark.parametrize("step, first_row, end_row", [(0, 4, 34), (1, 4, 32)])
+def test_phase_summary_hand_worked(step, first_row, end_row):
+    grid, labels, d = summary_case()
+    # foil top 0 um lies 3.5 voxels above the first centre: row 3 (z = -0.25 um) is foil, left out
+    assert grid.sample_rows[step] == (3, end_row)
+    n_region = (end_row - first_row) * 40 * 40
+    fov = (slice(first_row, end_row), slice(2, 42), slice(2, 42))
+    n_pore, n_inactive = np.count_nonzero(d[fov] < 2.0), np.count_nonzero(d[fov] < 3.0)
+    # the lattice counts are the spheres' volumes to a few per cent
+    assert n_pore * 0.5 ** 3 == pytest.approx(4 / 3 * np.pi * 2.0 ** 3, rel=0.03)
+    rows = phase_summary(labels, grid, step)
+    assert rows["step"] == step and rows["n_voxels"] == n_region
+    assert rows["pore_fraction"] == pytest.approx(n_pore / n_region, rel=1e-12)
+    assert rows["cbd_fraction"] == pytest.approx((n_inactive - n_pore) / n_region, rel=1e-12)
+    assert rows["nmc_fraction"] == pytest.approx(1 - n_inactive / n_region, rel=1e-12)
+    assert rows["inactive_fraction"] == pytest.approx(n_inactive / n_region, rel=1e-12)
+    # one spherical pore: every voxel's inscribed radius is the sphere's (CPSD reads 0.99 R at 4-6 voxels)
+    for key, radius in (("inactive_mean_radius_um", 3.0), ("inactive_median_radius_um", 3.0),
+                        ("pore_mean_radius_um", 2.0), ("pore_median_radius_um", 2.0)):
+        assert rows[key] == pytest.approx(radius, rel=0.03), key
+
+
+def test_phase_summary_without_pores_and_bad_input():
+    grid, labels, d = summary_case()
+    labels[d < 3.0] = Phase.NMC
+    rows = phase_summary(labels, grid, 0)
+    assert rows["inactive_fraction"] == 0 and rows["pore_mean_radius_um"] is None
+    with pytest.raises(ValueError, match="labels"):
+        phase_summary(labels[1:], grid, 0)
+    with pytest.raises(ValueError, match="step"):
+        phase_summary(labels, grid, 2)

@@ -32,7 +32,8 @@ class TruthFrame:
     undone exactly as the analysis undid it.
     """
 
-    def __init__(self, grid, radii_um, poses, owner0, drift_voxels, transforms, region):
+    def __init__(self, grid, radii_um, poses, owner0, drift_voxels, transforms, region, binder=None,
+                 bridges0=None):
         """
         Parameters
         ----------
@@ -50,6 +51,10 @@ class TruthFrame:
             Per step, the rigid map the analysis estimated.
         region : tuple of 3 slices
             The reference box registered on, reconstruction voxels.
+        binder : synthcal.binder.Binder, optional
+            The run's carbon binder; None: the truth is the particles' alone.
+        bridges0 : synthcal.binder.BridgeVoxels, optional
+            Bridge voxels of the step-0 phantom (bond and weight of each).
         """
         self.grid = grid
         self.v = grid.voxel_size_um
@@ -61,6 +66,8 @@ class TruthFrame:
         self.drift = np.asarray(drift_voxels, dtype=float)
         self.transforms = list(transforms)
         self.region = tuple(region)
+        self.binder = binder
+        self.bridges0 = bridges0
 
     def points_um(self, nodes):
         return self.grid.recon_to_world_um(nodes)
@@ -72,9 +79,9 @@ class TruthFrame:
     def world_displacement_um(self, nodes, step, edge):
         """True displacement (µm) at node centres (NaN in pores) and of the subvolume's solid."""
         ref, cur = self.poses[0], self.poses[step]
-        centre = true_displacement_um(self.points_um(nodes), ref, cur, self.radii_um)
+        centre = true_displacement_um(self.points_um(nodes), ref, cur, self.radii_um, binder=self.binder)
         solid = mean_solid_displacement_um(self.owner0, ref, cur, self.boxes(nodes, edge),
-                                           voxel_size_um=self.v, origin_um=self.origin)
+                                           voxel_size_um=self.v, origin_um=self.origin, bridges=self.bridges0)
         return centre, solid
 
     def as_analysed(self, nodes, u_um, step):
@@ -128,7 +135,7 @@ class TruthFrame:
         region = np.array([[r.start, r.stop] for r in self.region])
         box = (region + self.off[:, None]).reshape(1, 6)
         u = mean_solid_displacement_um(self.owner0, self.poses[0], self.poses[step], box,
-                                       voxel_size_um=self.v, origin_um=self.origin)[0]
+                                       voxel_size_um=self.v, origin_um=self.origin, bridges=self.bridges0)[0]
         centre = (region[:, 0] + region[:, 1] - 1) / 2.0
         estimated = self.transforms[step].apply(centre)
         true = centre + u / self.v + self.drift[step]
@@ -143,9 +150,10 @@ def truth_frame(run):
     trajectory = run.trajectory()
     transforms, region = run.registration()
     return TruthFrame(grid=run.grid, radii_um=trajectory.steps[0].radii_um,
-                      poses=[ParticlePoses(st.positions_um, st.quaternions) for st in trajectory.steps],
+                      poses=[ParticlePoses(st.positions_um, st.quaternions, st.bonds_intact)
+                             for st in trajectory.steps],
                       owner0=np.asarray(run.owner(0)), drift_voxels=run.drift_voxels(), transforms=transforms,
-                      region=region)
+                      region=region, binder=run.binder(), bridges0=run.bridges(0))
 
 
 def _node_regions(nodes, grid, shape, edge):

@@ -212,14 +212,15 @@ def write_report(run, out):
     """
     s, out = run.scenario, Path(out)
     scores = run.scores()
-    labels = [f"step {k} ({s.compression.steps_um[k]:g} µm)" for k in run.steps]
+    labels = [f"step {k} (stage {s.compression.steps_um[k]:g} µm)" for k in run.steps]
     figs = _scan_figures(run, out, labels)
     if len(run.steps) > 1:
         figs += _dvc_figures(run, out, labels)
     shutil.copyfile(run.folder("pores") / "cpsd.png", out / "cpsd.png")
     figs.append(("cpsd.png", "Continuous pore size distribution of every step"))
     table = run.force_displacement()
-    fg.force_displacement(table[:, 1], table[:, 2], s.compression.steps_um, out / "force_displacement.png")
+    scans_um = [rec.travel_um for rec in run.trajectory().steps]
+    fg.force_displacement(table[:, 1], table[:, 2], scans_um, out / "force_displacement.png")
     figs.append(("force_displacement.png", "Head force against head travel (DEM)"))
     study = scores.get("subvolume_study", [])
     if study:

@@ -68,7 +68,7 @@ def _score_step(run, truth, k, settings, shape, arch):
     true_strain = strain_fields(field["nodes"], true_total, usable)["small_strain"]
     summary = run.pore_summary()[k]
     pores, phases = _pore_scores(summary, *truth_pores(run, k, settings, arch, _pore_phases(summary)))
-    row = {"step": k, "head_travel_um": run.scenario.compression.steps_um[k], "dvc": dvc,
+    row = {"step": k, "stage_displacement_um": run.scenario.compression.steps_um[k], "dvc": dvc,
            "strain": tensor_rms_error(run.strain(k)["small_strain"], true_strain, valid=usable),
            "registration": truth.registration_error(k), "pores": pores, "phases": phases}
     return row, {"displacement_voxels": combined, "error_voxels": error, "strain": true_strain}

@@ -6,8 +6,9 @@ Layout::
     step_000.npz ...         one per load step: positions_um (N,3 z-y-x),
                              quaternions (N,4 w,qx,qy,qz), radii_um, kinds,
                              velocities_um_s, angular_velocities_rad_s, fixed,
-                             bonds (M,2), bonds_intact, travel_um, head_z_um, time_s
-    force_displacement.csv   time_s, head_travel_um, force_n
+                             bonds (M,2), bonds_intact, bond_radius_um (M,),
+                             travel_um, stage_um, head_z_um, time_s
+    force_displacement.csv   time_s, head_travel_um, force_n, stage_displacement_um
     energies.csv             time_s, kinetic_j, elastic_j
     particles_000.ply/.glb   low-poly particle surfaces per step (x-y-z
                              vertex order, µm) for viewing
@@ -26,7 +27,8 @@ from analysis.io import atomic_output
 from synthcal.dem.protocol import Record, Trajectory
 
 _ARRAYS = ("positions_um", "quaternions", "radii_um", "kinds", "velocities_um_s",
-           "angular_velocities_rad_s", "fixed", "bonds", "bonds_intact")
+           "angular_velocities_rad_s", "fixed", "bonds", "bonds_intact", "bond_radius_um")
+_SCALARS = ("travel_um", "stage_um", "head_z_um", "time_s")
 
 
 WALL_CLOCK_KEYS = ("wall_time_s", "deposition_s", "cut_s", "compression_s")
@@ -55,13 +57,12 @@ def write_trajectory(traj, folder):
         info = {k: v for k, v in traj.info.items() if k not in WALL_CLOCK_KEYS}
         (tmp / "info.json").write_text(json.dumps({"contact_z_um": traj.contact_z_um, **info}, indent=1))
         for k, rec in enumerate(traj.steps):
-            np.savez(tmp / f"step_{k:03d}.npz", travel_um=rec.travel_um, head_z_um=rec.head_z_um,
-                     time_s=rec.time_s, **{name: getattr(rec, name) for name in _ARRAYS})
+            np.savez(tmp / f"step_{k:03d}.npz", **{name: getattr(rec, name) for name in _SCALARS + _ARRAYS})
             mesh = particle_mesh(rec.positions_um, rec.radii_um)
             mesh.export(tmp / f"particles_{k:03d}.ply")
             mesh.export(tmp / f"particles_{k:03d}.glb")
         np.savetxt(tmp / "force_displacement.csv", traj.force_displacement, delimiter=",",
-                   header="time_s,head_travel_um,force_n", comments="", fmt="%.10g")
+                   header="time_s,head_travel_um,force_n,stage_displacement_um", comments="", fmt="%.10g")
         np.savetxt(tmp / "energies.csv", traj.energies, delimiter=",",
                    header="time_s,kinetic_j,elastic_j", comments="", fmt="%.10g")
 
@@ -81,8 +82,7 @@ def read_trajectory(folder):
     steps = []
     for path in sorted(folder.glob("step_*.npz")):
         with np.load(path) as z:
-            steps.append(Record(travel_um=float(z["travel_um"]), head_z_um=float(z["head_z_um"]),
-                                time_s=float(z["time_s"]), **{name: z[name] for name in _ARRAYS}))
+            steps.append(Record(**{name: float(z[name]) for name in _SCALARS}, **{name: z[name] for name in _ARRAYS}))
     fd = np.loadtxt(folder / "force_displacement.csv", delimiter=",", skiprows=1, ndmin=2)
     en = np.loadtxt(folder / "energies.csv", delimiter=",", skiprows=1, ndmin=2)
     return Trajectory(steps=tuple(steps), force_displacement=fd, energies=en, contact_z_um=contact, info=info)

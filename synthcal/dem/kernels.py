@@ -60,9 +60,12 @@ P_HEAD_CX = 14
 P_ROLL_ON = 15     # 1 when some contact has rolling resistance
 N_PAR = 16
 # Columns of the per-bond constants ``bd_c``: normal and shear stiffness
-# (N/m), normal and shear damping (N s/m), the stretch (m) and the square of
-# the shear displacement (m^2) at which the bond breaks.
-B_KN, B_KT, B_GN, B_GT, B_STRETCH, B_SHEAR2 = range(6)
+# (N/m), bending and twisting stiffness (N m/rad), their dampings (N s/m,
+# N m s/rad), the bond radius (m), and the breaking limits as lengths: a
+# bond breaks when ``stretch + a |bend angle|`` exceeds ``B_TENSION`` or
+# ``|shear| + a |twist angle|`` exceeds ``B_SHEAR`` (see simulation.BondModel).
+(B_KN, B_KT, B_KB, B_KW, B_GN, B_GT, B_GB, B_GW, B_RADIUS, B_TENSION, B_SHEAR) = range(11)
+N_BOND = 11
 # Columns of the contact tables ``pair_tab[a*K+b]`` and ``wall_tab[a]``.
 C_ESTAR, C_GSTAR, C_ALPHA, C_MU, C_MUR, C_SQ2E, C_SQ8G = range(7)
 N_TAB = 7
@@ -172,11 +175,12 @@ class Engine:
         self.pr_i, self.pr_j, self.pr_hist = i32(c_cap), i32(c_cap), vf(c_cap)
         self.pr_f, self.pr_arm, self.pr_roll, self.pr_e = vf(c_cap), vf(c_cap), vf(c_cap), f64(c_cap)
         self.nb_start, self.nb_row = i32(n_cap + 1), i32(2 * c_cap)
-        # bonds, likewise, plus rest length and state
-        self.bd_i, self.bd_j, self.bd_d0, self.bd_intact, self.bd_hist = (
-            i32(b_cap), i32(b_cap), f64(b_cap), i32(b_cap), vf(b_cap))
-        self.bd_c = ti.Vector.field(6, ti.f64, shape=b_cap)
-        self.bd_f, self.bd_arm, self.bd_e = vf(b_cap), vf(b_cap), f64(b_cap)
+        # bonds, likewise, plus rest length, state (shear displacement and
+        # relative rotation, both seen from i) and the moment on i (-that on j)
+        self.bd_i, self.bd_j, self.bd_d0, self.bd_intact, self.bd_hist, self.bd_rot = (
+            i32(b_cap), i32(b_cap), f64(b_cap), i32(b_cap), vf(b_cap), vf(b_cap))
+        self.bd_c = ti.Vector.field(N_BOND, ti.f64, shape=b_cap)
+        self.bd_f, self.bd_arm, self.bd_mom, self.bd_e = vf(b_cap), vf(b_cap), vf(b_cap), f64(b_cap)
         self.bd_start, self.bd_row = i32(n_cap + 1), i32(2 * b_cap)
         self.pair_tab, self.wall_tab = f64((MAX_KINDS * MAX_KINDS, N_TAB)), f64((MAX_KINDS, N_TAB))
         self.par = f64(N_PAR)
@@ -268,8 +272,9 @@ def _make_kernels(eng):
     pr_i, pr_j, pr_hist, pr_f, pr_arm, pr_roll, pr_e = (
         eng.pr_i, eng.pr_j, eng.pr_hist, eng.pr_f, eng.pr_arm, eng.pr_roll, eng.pr_e)
     nb_start, nb_row, bd_start, bd_row = eng.nb_start, eng.nb_row, eng.bd_start, eng.bd_row
-    bd_i, bd_j, bd_d0, bd_intact, bd_hist, bd_c = eng.bd_i, eng.bd_j, eng.bd_d0, eng.bd_intact, eng.bd_hist, eng.bd_c
-    bd_f, bd_arm, bd_e = eng.bd_f, eng.bd_arm, eng.bd_e
+    bd_i, bd_j, bd_d0, bd_intact, bd_hist, bd_rot, bd_c = (
+        eng.bd_i, eng.bd_j, eng.bd_d0, eng.bd_intact, eng.bd_hist, eng.bd_rot, eng.bd_c)
+    bd_f, bd_arm, bd_mom, bd_e = eng.bd_f, eng.bd_arm, eng.bd_mom, eng.bd_e
     pair_tab, wall_tab, par, disp2 = eng.pair_tab, eng.wall_tab, eng.par, eng.disp2
     head_zs, head_vzs, batch_i, batch_f = eng.head_z, eng.head_vz, eng.batch_i, eng.batch_f
     barrier_count, at, spins = eng.barrier, eng.at, eng.spins
@@ -344,8 +349,16 @@ def _make_kernels(eng):
 
     @ti.func
     def bond(b, dt):
-        """Bond ``b`` into its slots: springs while intact, broken for good past its strength."""
-        fi, arm = zero3, zero3
+        """Bond ``b`` into its slots: springs while intact, broken for good past its strength.
+
+        A parallel bond (Potyondy & Cundall 2004): normal and shear springs
+        on the relative displacement of the bond's ends, bending and
+        twisting springs on the relative rotation, each with viscous
+        damping. The relative rotation is accumulated as a vector and split
+        into twist (along the bond) and bending (across it) at the current
+        axis, as the shear displacement is projected on the current plane.
+        """
+        fi, arm, mom = zero3, zero3, zero3
         if bd_intact[b] != 0:
             i, j = bd_i[b], bd_j[b]
             d = x[j] - x[i]
@@ -357,18 +370,28 @@ def _make_kernels(eng):
             stretch = dist - bd_d0[b]
             h = bd_hist[b] - bd_hist[b].dot(nrm) * nrm
             h += vt * dt
+            wrel = w[i] - w[j]
+            rot = bd_rot[b] + wrel * dt
+            twist = rot.dot(nrm)
+            bend = rot - twist * nrm
+            wn = wrel.dot(nrm)
             c = bd_c[b]
-            if stretch > c[B_STRETCH] or h.dot(h) > c[B_SHEAR2]:
+            if (stretch + c[B_RADIUS] * bend.norm() > c[B_TENSION]
+                    or h.norm() + c[B_RADIUS] * ti.abs(twist) > c[B_SHEAR]):
                 bd_intact[b] = 0
                 bd_hist[b] = zero3
+                bd_rot[b] = zero3
             else:
                 fnb = (c[B_KN] * stretch - c[B_GN] * vn) * nrm
                 ftb = -c[B_KT] * h - c[B_GT] * vt
                 bd_hist[b] = h
+                bd_rot[b] = rot
                 fi = fnb + ftb
                 arm = crs(nrm, ftb)
+                mom = (-c[B_KW] * twist - c[B_GW] * wn) * nrm - c[B_KB] * bend - c[B_GB] * (wrel - wn * nrm)
         bd_f[b] = fi
         bd_arm[b] = arm
+        bd_mom[b] = mom
 
     @ti.func
     def wall(delta, nrm, vrel, ri, mi, ii, wi, ki, i, s, dt):
@@ -380,10 +403,12 @@ def _make_kernels(eng):
 
     @ti.func
     def rows_sum(i, start: ti.template(), rows: ti.template(), force: ti.template(), lever: ti.template(),
-                 roll: ti.template(), rolling: ti.template()):
+                 moment: ti.template(), contacts: ti.template()):
         """Sums over particle ``i``'s rows of a pair list: force on it, lever,
-        rolling torque (when ``rolling`` and some contact rolls)."""
-        fs, arms, rolls = zero3, zero3, zero3
+        moment (``+M`` on the first of a pair, ``-M`` on the second). For
+        ``contacts`` the moment is the rolling torque, summed only when some
+        contact rolls."""
+        fs, arms, moms = zero3, zero3, zero3
         for r in range(start[i], start[i + 1]):
             p = rows[r]
             sign = 1.0
@@ -392,10 +417,12 @@ def _make_kernels(eng):
                 sign = -1.0
             fs += sign * force[p]
             arms += lever[p]
-            if ti.static(rolling):
+            if ti.static(contacts):
                 if par[P_ROLL_ON] != 0.0:
-                    rolls += sign * roll[p]
-        return fs, arms, rolls
+                    moms += sign * moment[p]
+            else:
+                moms += sign * moment[p]
+        return fs, arms, moms
 
     @ti.func
     def gather(i, dt, head_z, head_vz):
@@ -408,9 +435,9 @@ def _make_kernels(eng):
         fi = mi * vec3(par[P_ACC], par[P_ACC + 1], par[P_ACC + 2]) - par[P_DAMP] * mi * vi
         tqi = -par[P_DAMP] * ii * wi
         fc, arms_c, roll = rows_sum(i, nb_start, nb_row, pr_f, pr_arm, pr_roll, True)
-        fb, arms_b, _ = rows_sum(i, bd_start, bd_row, bd_f, bd_arm, bd_arm, False)
+        fb, arms_b, mom_b = rows_sum(i, bd_start, bd_row, bd_f, bd_arm, bd_mom, False)
         fi += fc + fb
-        tqi += ri * (arms_c + arms_b) + roll
+        tqi += ri * (arms_c + arms_b) + roll + mom_b
         if par[P_BOTTOM_ON] != 0.0:
             delta = ri - (xi[0] - par[P_BOTTOM_Z])
             if delta > 0.0:
@@ -484,8 +511,13 @@ def _make_kernels(eng):
         for b in range(nb):
             e = 0.0
             if bd_intact[b] != 0:
-                stretch = (x[bd_j[b]] - x[bd_i[b]]).norm() - bd_d0[b]
-                e = 0.5 * bd_c[b][B_KN] * stretch * stretch + 0.5 * bd_c[b][B_KT] * bd_hist[b].dot(bd_hist[b])
+                d = x[bd_j[b]] - x[bd_i[b]]
+                stretch = d.norm() - bd_d0[b]
+                twist = bd_rot[b].dot(d) / d.norm()
+                bend2 = bd_rot[b].dot(bd_rot[b]) - twist * twist
+                c = bd_c[b]
+                e = 0.5 * (c[B_KN] * stretch * stretch + c[B_KT] * bd_hist[b].dot(bd_hist[b])
+                           + c[B_KW] * twist * twist + c[B_KB] * bend2)
             bd_e[b] = e
         for i in range(n):
             ri, ki, zi = radius[i], kind[i], x[i][0]

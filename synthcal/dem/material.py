@@ -81,10 +81,11 @@ class Material:
         """Rayleigh wave transit time over a sphere of this material (s).
 
         ``T_R = pi R sqrt(rho/G) / (0.1631 nu + 0.8766)``; the DEM time step is
-        a fraction of it for the smallest particle.
+        a fraction of its smallest value over the particles. Radii and
+        scalings may be arrays.
         """
-        rho = self.density_kg_m3 * mass_scaling
-        return (math.pi * radius_um * 1e-6 * math.sqrt(rho / self.shear_modulus_pa)
+        rho = self.density_kg_m3 * np.asarray(mass_scaling, np.float64)
+        return (math.pi * np.asarray(radius_um, np.float64) * 1e-6 * np.sqrt(rho / self.shear_modulus_pa)
                 / (0.1631 * self.poisson_ratio + 0.8766))
 
 

@@ -2,83 +2,108 @@
 
 :func:`simulate_pillar` follows how the real sample is made and loaded:
 
-1. deposition: NMC and carbon-binder (CBD) spheres start at half size at
-   random, non-overlapping places in a box over the foil (the slab, wider
-   than the pillar); they grow to full size while an artificial body force
-   (``packing_acceleration_m_s2``, deposition only) and a background drag
-   pack them onto the foil without friction (a dense, calendered-like
-   packing); the body force is ramped down to gravity, friction switched
-   on, and the slab settles. Particles touching the foil are glued to it
-   and binder bonds form at every contact (gap below ``bond_gap_um``) of a
-   CBD particle.
+1. the coating (:mod:`synthcal.dem.packing`): NMC spheres placed at random
+   without overlap in the slab (wider than the pillar) so that their volume
+   fraction in the analysed region is ``[electrode] nmc_volume_fraction``
+   (the paper's uncalendered electrode: 32 %); the binder spread as films
+   over the particles, drying pulling each particle whose film meets no
+   other to its nearest neighbour; binder bridges (parallel bonds) between
+   all particles whose films overlap, and glue to the foil where a film
+   reaches it. The slab then settles under gravity with friction and the
+   bonds (no artificial body force: the packing is not pre-compacted).
 2. the cut (laser milling): only particles whose centres lie inside the
    pillar cylinder are kept, and of those only the ones the binder links to
    the foil (loose particles would fall off); the side walls are removed and
    the pillar relaxes under a drag (dynamic relaxation), standing on its
    bonds. The drag is then switched off.
-3. compression: the flat head comes down at ``head_speed_m_s``; its first
-   contact is the zero of the head travel (as on the real force stage). It
-   stops at each cumulative travel of ``steps_um`` in turn, holds for
-   ``hold_time_s`` and the state is recorded (step 0: before contact).
+3. compression: the stage drives the sample against the flat head through
+   the compliance of stage, glue and pin (a series spring,
+   ``[compression] stage_compliance_um_per_mn``): the head travel is the
+   stage displacement minus compliance times force. Both are zero at first
+   contact, as on the real stage: where the head force first reaches
+   ``contact_pressure_pa`` over the pillar's cross-section (a load cell's
+   resolution; below it the head touches only the odd loose particle on the
+   rough top, and the pillar is not loaded). For each stage displacement of
+   ``steps_um`` in turn the stage advances, the head follows, and the
+   sample is held: ``hold_time_s`` as it is, then under the drag of the
+   dynamic relaxations until the kinetic energy is below
+   ``kinetic_to_elastic_max`` of the elastic energy and the spring
+   balances (the rest the real sample reaches in the paper's 30 min before
+   each scan); then the state is recorded (step 0: before contact).
 
-The head force and the energies are recorded all along. Every parameter
-comes from the scenario (:mod:`synthcal.scenario`, sections ``[particles]``,
-``[electrode]``, ``[pillar]``, ``[dem]``, ``[compression]``), whose defaults
-are those of Ngandjong et al. 2021 (NMC calendering in LIGGGHTS) unless noted.
+Quasi-static loading. The head is moved by a controller every
+``[dem] record_every_steps`` time steps, towards the head travel at which
+the spring and the sample balance (a Newton step with the largest recent
+tangent stiffness of the sample), never faster than the inertial number
+``I = (v / H) d50 sqrt(rho / p)`` allows (``[compression]
+inertial_number_max``; ``v`` the head speed, ``H`` the pillar height, ``p``
+the head force over the pillar's cross-section, ``rho`` the scaled NMC
+density) nor faster than ``head_speed_m_s`` (the approach before contact,
+where nothing resists). Rows where the head carries no force impose no
+deformation and do not count. The stage advances only as far as the head
+can follow within one control interval, so its displacement is always the
+head travel plus compliance times force, up to that lead. The largest
+inertial number while loading and the kinetic/elastic energy ratios are in
+``Trajectory.info``.
 
-Numerics that change the physics, all explicit options: mass scaling
-(default 100, time step x10), the deposition body force, drag and
-frictionless packing, and the dynamic relaxation after the cut. Whether the
-compression stays quasi-static is reported in ``Trajectory.info``
-(``inertial_number``, kinetic/elastic energy ratios): with the defaults the
-small pillars are compressed in the dense-flow regime (inertial number
-~0.02–0.08), not quasi-statically; lower ``head_speed_m_s`` for that.
+Every parameter comes from the scenario (:mod:`synthcal.scenario`,
+sections ``[particles]``, ``[electrode]``, ``[pillar]``, ``[dem]``,
+``[compression]``, and ``[imaging] field_of_view_um`` for the analysed
+region). Numerics that change the physics, all explicit options: mass
+scaling (default 100, time step x10; the inertial number is computed with
+the scaled density), and the drag of the dynamic relaxations (settling,
+the cut, the rest before each scan) while nothing moves the head.
 """
 
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from synthcal.dem import packing
 from synthcal.dem.material import Material, ParticleKind
-from synthcal.dem.neighbours import candidate_pairs
 from synthcal.dem.simulation import BondModel, Simulation
 
 _Z90 = 1.2815515655446004  # standard normal quantile of 0.9
-NMC, CBD = ParticleKind.NMC, ParticleKind.CBD
+_OVERFILL = 0.04           # the coating is placed this much denser than the target, then thinned
 
 
-def materials(particles):
-    """(NMC, CBD) contact materials of a scenario's ``[particles]`` section."""
+def nmc_material(particles):
+    """The NMC contact material of a scenario's ``[particles]`` section."""
     p = particles
-    common = dict(restitution=p.restitution, friction=p.friction, rolling_friction=p.rolling_friction)
-    return (Material(p.nmc_youngs_modulus_pa, p.nmc_poisson_ratio, p.nmc_density_kg_m3, **common),
-            Material(p.cbd_youngs_modulus_pa, p.cbd_poisson_ratio, p.cbd_density_kg_m3, **common))
+    return Material(p.nmc_youngs_modulus_pa, p.nmc_poisson_ratio, p.nmc_density_kg_m3, restitution=p.restitution,
+                    friction=p.friction, rolling_friction=p.rolling_friction)
 
 
 def bond_model(dem):
     """Binder bridges of a scenario's ``[dem]`` section (tension and shear share one strength).
 
-    A bridge is a porous neck, softer than a CBD particle: 0.2 GPa (a tenth
-    of the CBD modulus) by default, as wide as the smaller particle.
-    Strength 40 MPa, the tensile strength of PVDF: with 5 MPa (and half the
-    radius) the 25 µm ``quick`` pillar failed at about 8 MPa head pressure
-    and the head force fell to ~1 % of its peak; with 40 MPa it carries
-    27 MPa at 1.5 µm travel with 16 of 4682 bonds broken (measured).
+    A bridge is a cylinder of porous binder (carbon black + PVDF with
+    nanopores): modulus 0.2 GPa by default, a tenth of the 2 GPa Ngandjong
+    et al. (2021) give the dense CBD, strength 40 MPa, the tensile strength
+    of PVDF (Kynar data sheet, 35-50 MPa). The bridge's radius is that of
+    the neck where two binder films meet (:func:`synthcal.dem.packing.bridges`).
     """
     return BondModel(youngs_modulus_pa=dem.bond_youngs_modulus_pa, poisson_ratio=dem.bond_poisson_ratio,
-                     radius_fraction=dem.bond_radius_fraction, tensile_strength_pa=dem.bond_strength_pa,
-                     shear_strength_pa=dem.bond_strength_pa, damping_ratio=dem.bond_damping_ratio)
+                     tensile_strength_pa=dem.bond_strength_pa, shear_strength_pa=dem.bond_strength_pa,
+                     damping_ratio=dem.bond_damping_ratio)
 
 
 @dataclass(frozen=True)
 class Record:
-    """The state at one load step (arrays z-y-x, µm)."""
+    """The state at one load step (arrays z-y-x, µm).
+
+    ``travel_um`` is the head travel and ``stage_um`` the stage
+    displacement since first contact; ``bonds`` are binder bridges between
+    NMC particles (``bonds_intact`` false once broken, for good) with radii
+    ``bond_radius_um``; ``fixed`` marks particles glued to the foil.
+    """
 
     travel_um: float
+    stage_um: float
     head_z_um: float
     time_s: float
     positions_um: np.ndarray
@@ -90,6 +115,7 @@ class Record:
     fixed: np.ndarray
     bonds: np.ndarray
     bonds_intact: np.ndarray
+    bond_radius_um: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -100,19 +126,22 @@ class Trajectory:
     ----------
     steps : tuple of Record
         One per entry of ``[compression] steps_um``.
-    force_displacement : (K, 3) float array
+    force_displacement : (K, 4) float array
         Columns time (s), head travel after first contact (µm, negative
-        before it), force on the head (N).
+        before it), force on the head (N), stage displacement after first
+        contact (µm).
     energies : (K, 3) float array
         Columns time (s), kinetic energy (J), elastic energy (J), same rows.
     contact_z_um : float
         Head height at first contact (the zero of the travel).
     info : dict
-        Diagnostics: time step, particle and bond counts, relaxation after
-        the cut (``cut_height_change_rel``, ``cut_max_displacement_um``),
-        quasi-static measures (``inertial_number`` at the end: below 1e-3
-        is quasi-static; kinetic/elastic energy ratios), wall-clock time per
-        phase.
+        Diagnostics: time step, particle and bond counts, binder film and
+        bridges, the NMC volume fraction in the analysed region (target,
+        after deposition, at each step), relaxation after the cut
+        (``cut_height_change_rel``, ``cut_max_displacement_um``), stage,
+        head and force at each step, quasi-static measures (largest
+        inertial number while loading and at each step, kinetic/elastic
+        energy ratios), wall-clock time per phase.
     """
 
     steps: tuple
@@ -152,24 +181,24 @@ def nmc_diameters_um(particles, volume_um3, rng):
     return d[:n]
 
 
-def _place(radii, box_um, height_um, rng):
-    """Random centres in the box with no overlaps (random start, then push apart)."""
-    n = len(radii)
-    lo = np.stack([radii, radii, radii], axis=1)
-    hi = np.stack([height_um - radii, box_um - radii, box_um - radii], axis=1)
-    x = lo + rng.random((n, 3)) * (hi - lo)
-    for _ in range(200):
-        pairs = candidate_pairs(x, radii, 0.0)
-        if len(pairs) == 0:
-            return x
-        d = x[pairs[:, 1]] - x[pairs[:, 0]]
-        dist = np.linalg.norm(d, axis=1)
-        push = (0.5 * (radii[pairs[:, 0]] + radii[pairs[:, 1]] - dist) + 1e-3)[:, None] * d / dist[:, None]
-        move = np.zeros_like(x)
-        np.add.at(move, pairs[:, 0], -push)
-        np.add.at(move, pairs[:, 1], push)
-        x = np.clip(x + move, lo, hi)
-    raise RuntimeError("could not place the particles without overlap; lower packing_fraction_guess")
+def analysed_region(scenario, top_z_um):
+    """The region whose NMC volume fraction the build targets and the trajectory reports.
+
+    The field of view (a cylinder of ``[imaging] field_of_view_um``, or the
+    pillar where that is narrower) on the pillar axis, from the foil up to
+    one NMC D50 below ``top_z_um`` (the head, or the coating's top): the
+    top rows, where the head meets a rough surface, are left out.
+    """
+    c = 0.5 * scenario.electrode.slab_width_um
+    radius = 0.5 * min(scenario.imaging.field_of_view_um, scenario.pillar.diameter_um)
+    return packing.Region((c, c), radius, 0.0, max(0.0, top_z_um - scenario.particles.nmc_d50_um))
+
+
+def nmc_volume_fraction(positions_um, radii_um, region, spacing_um):
+    """NMC volume fraction in ``region``: sphere volumes clipped to it (lattice count)."""
+    if region.volume_um3 <= 0:
+        return 0.0
+    return float(packing.region_volumes_um3(positions_um, radii_um, region, spacing_um).sum() / region.volume_um3)
 
 
 def held_by_binder(n, bonds, fixed):
@@ -196,6 +225,67 @@ def held_by_binder(n, bonds, fixed):
     return label[:n] == label[n]
 
 
+def build_coating(scenario, rng):
+    """Particle centres and radii of the uncalendered coating, its binder film and bridges.
+
+    Steps 1-6 of :mod:`synthcal.dem.packing`: placement a little denser
+    than ``[electrode] nmc_volume_fraction``, thinning to the target in the
+    analysed region, sedimentation onto the foil, binder film, drying,
+    bridges and glue.
+
+    Returns
+    -------
+    dict
+        ``positions_um`` (N, 3), ``radii_um`` (N,), ``film_um``,
+        ``bonds`` (M, 2), ``bond_radius_um`` (M,), ``glued`` (N,) bool,
+        ``binder_um3``.
+    """
+    pa, el = scenario.particles, scenario.electrode
+    w, t = el.slab_width_um, el.thickness_um
+    box = np.array([[0.0, t], [0.0, w], [0.0, w]])
+    region = analysed_region(scenario, t)
+    target_um3 = el.nmc_volume_fraction * region.volume_um3
+    spacing = _lattice_um(pa)
+    d = nmc_diameters_um(pa, (el.nmc_volume_fraction + _OVERFILL) * w * w * t, rng)
+    radii = 0.5 * d
+    x = packing.place_spheres(radii, box, rng)
+    inside = packing.region_volumes_um3(x, radii, region, spacing)
+    if inside.sum() < target_um3:
+        raise RuntimeError(f"the placed coating holds {inside.sum() / region.volume_um3:.3f} NMC in the analysed "
+                           f"region, below the target {el.nmc_volume_fraction:g}; raise [electrode] thickness_um "
+                           "or slab_width_um")
+    keep = packing.thin_to_fraction(inside, target_um3, rng)
+    x, radii = x[keep], radii[keep]
+    binder = packing.binder_volume_per_nmc_volume(pa) * np.sum(4.0 / 3.0 * np.pi * radii ** 3)
+    film = packing.binder_film_um(radii, binder)
+    x = packing.sediment(x, radii, 0.5 * film)
+    x = packing.dry(x, radii, film, box)
+    pairs, bond_radius = packing.bridges(x, radii, film)
+    return dict(positions_um=x, radii_um=radii, film_um=film, bonds=pairs, bond_radius_um=bond_radius,
+                glued=packing.glued_to_foil(x, radii, film), binder_um3=binder)
+
+
+def mass_scaling(scenario, radii_um):
+    """Density multiplier per particle: ``[dem] mass_scaling``, times ``(D50 / d)^2`` below D50
+    when ``[dem] scale_small_particles``.
+
+    With that factor every particle smaller than D50 has the Rayleigh time
+    of a D50 particle (``T_R ~ d sqrt(rho)``), so the time step, set by the
+    smallest Rayleigh time, grows ``D50 / d_min``-fold; and ``d sqrt(rho)``,
+    hence each particle's own inertial number ``I = gamma' d sqrt(rho / p)``,
+    is that of a D50 particle too (larger particles: up to ``d_max / D50``
+    times it). Statics are unchanged.
+    """
+    d50, dm = scenario.particles.nmc_d50_um, scenario.dem
+    extra = np.maximum(1.0, (0.5 * d50 / np.asarray(radii_um)) ** 2) if dm.scale_small_particles else 1.0
+    return dm.mass_scaling * extra
+
+
+def _lattice_um(particles):
+    """Lattice spacing of the volume-fraction counts: a sixteenth of D50."""
+    return particles.nmc_d50_um / 16.0
+
+
 def _check(sim, where, box_um, height_um):
     x = sim.positions_um
     if not np.all(np.isfinite(x)):
@@ -204,22 +294,168 @@ def _check(sim, where, box_um, height_um):
         raise RuntimeError(f"DEM blew up during {where}: particles left the domain")
 
 
-def _snapshot(sim, travel_um):
-    return Record(travel_um=float(travel_um), head_z_um=float(sim.head_z_um), time_s=float(sim.time_s),
-                  positions_um=sim.positions_um, quaternions=sim.orientations, radii_um=sim.radii_um,
-                  kinds=sim.kinds, velocities_um_s=sim.velocities_um_s,
+def _snapshot(sim, travel_um, stage_um):
+    return Record(travel_um=float(travel_um), stage_um=float(stage_um), head_z_um=float(sim.head_z_um),
+                  time_s=float(sim.time_s), positions_um=sim.positions_um, quaternions=sim.orientations,
+                  radii_um=sim.radii_um, kinds=sim.kinds, velocities_um_s=sim.velocities_um_s,
                   angular_velocities_rad_s=sim.angular_velocities_rad_s, fixed=sim.fixed,
-                  bonds=sim.bonds, bonds_intact=sim.bonds_intact)
+                  bonds=sim.bonds, bonds_intact=sim.bonds_intact, bond_radius_um=sim.bond_radii_um)
+
+
+class _Loading:
+    """The stage, the compliance and the head: the controller of step 3 (see the module docstring).
+
+    Lengths in µm, forces in N, speeds in µm/s.
+    """
+
+    def __init__(self, sim, scenario, contact_z_um):
+        pa, co, dm = scenario.particles, scenario.compression, scenario.dem
+        self.sim, self.contact_z = sim, contact_z_um
+        self.compliance_um_n = co.stage_compliance_um_per_mn * 1e3
+        self.area_m2 = math.pi * (0.5e-6 * scenario.pillar.diameter_um) ** 2
+        self.rho = pa.nmc_density_kg_m3 * dm.mass_scaling
+        self.d50_m = pa.nmc_d50_um * 1e-6
+        self.i_max = co.inertial_number_max
+        self.n_ctrl = dm.record_every_steps
+        self.interval_s = self.n_ctrl * sim.dt_s
+        self.head_radius = co.head_radius_um if co.head_radius_um > 0 else None
+        self.centre = (0.5 * scenario.electrode.slab_width_um,) * 2
+        self.footprint_um = 0.5 * scenario.pillar.diameter_um + pa.nmc_max_diameter_um
+        self.n_spilled = 0
+        self.stage = 0.0
+        self.stiffness = 0.0  # largest recent tangent stiffness of the sample, N/µm
+        self.force = 0.0  # head force now, N
+        self.force_held = 0.0  # last head force there was, N
+        self.creep_um_s = 1e-7 * pa.nmc_d50_um / self.interval_s
+
+    @property
+    def travel(self):
+        return self.contact_z - self.sim.head_z_um
+
+    def speed_cap(self, force):
+        """Fastest quasi-static head speed (µm/s) under head force ``force`` (N).
+
+        The smaller of this force and the one an interval ago sets it, so a
+        force that flickers does not drive the head by its peaks. Without
+        force (a particle under the head bounced off), the last force there
+        was (forgetting a tenth per interval) sets it: the head closes in
+        again as slowly as it was moving. At least the head creeps by a
+        ten-millionth of D50 per interval: from a bare touch the force then
+        grows as fast as the inertial number allows (the first creep gives a
+        force ~ stiffness x creep, and the next speed follows from it).
+        """
+        if force > 0:
+            self.force_held, force = force, min(force, self.force_held) if self.force_held > 0 else force
+        else:
+            self.force_held *= 0.9
+            force = self.force_held
+        height_m = self.sim.head_z_um * 1e-6
+        cap = 1e6 * self.i_max * height_m / self.d50_m * math.sqrt(force / self.area_m2 / self.rho)
+        return max(cap, self.creep_um_s)
+
+    def inertial_numbers(self, speed_um_s, height_um, force):
+        """Inertial numbers of head speeds (µm/s) at pillar heights (µm) under forces (N); NaN without force."""
+        force = np.asarray(force, np.float64)
+        pressed = force > 0
+        return np.where(pressed, np.asarray(speed_um_s) / np.asarray(height_um) * self.d50_m
+                        * np.sqrt(self.rho * self.area_m2 / np.where(pressed, force, 1.0)), np.nan)
+
+    def residual(self, force):
+        """Stage displacement minus compliance x force minus head travel (µm): 0 in balance."""
+        return self.stage - self.compliance_um_n * force - self.travel
+
+    def touch(self, record, ratio, max_intervals, drag_per_s):
+        """Hold the head still under a drag until the motion has died down, then lower it onto the highest particle.
+
+        The approach sets the particles it touches ringing (and may throw
+        them back); at rest, the head is put exactly on the particle that
+        is highest under it, without force.
+        """
+        sim = self.sim
+        sim.set_head(sim.head_z_um, 0.0, radius_um=self.head_radius, center_yx_um=self.centre)
+        sim.set_background_damping(drag_per_s)
+        for _ in range(max_intervals):
+            sim.step(self.n_ctrl)
+            kinetic, elastic = sim.energies()
+            if kinetic <= ratio * elastic:
+                break
+        x, r = sim.positions_um, sim.radii_um
+        under = np.ones(sim.n, bool)
+        if self.head_radius is not None:
+            under = np.hypot(x[:, 1] - self.centre[0], x[:, 2] - self.centre[1]) <= self.head_radius
+        top = float(np.max((x[:, 0] + r)[under]))
+        sim.set_head(min(sim.head_z_um, top), 0.0, radius_um=self.head_radius, center_yx_um=self.centre)
+        sim.step(1)
+        self.force = sim.head_force_n
+        record(math.nan, 0.0, self.force)
+
+    def reach(self, contact_n, record):
+        """Push on at the quasi-static speed of the contact force until the head carries it: first contact.
+
+        Below the contact force the head meets only loose particles on the
+        rough top; the stage detects contact when the force reaches it, and
+        travel and stage displacement are zero there.
+        """
+        sim = self.sim
+        speed = self.speed_cap(contact_n)
+        sim.set_head(sim.head_z_um, -speed, radius_um=self.head_radius, center_yx_um=self.centre)
+        while self.force < contact_n:
+            sim.step(self.n_ctrl)
+            self.force = sim.head_force_n
+            record(math.nan, speed, self.force)
+            if sim.head_z_um < 0:
+                raise RuntimeError("the head never carried the contact force")
+        self.contact_z = sim.head_z_um
+        self.force_held = self.force
+
+    def interval(self, stage_target, record):
+        """One control interval; returns the head move (µm) and the force before it (N)."""
+        sim = self.sim
+        force = self.force
+        cap = self.speed_cap(force) * self.interval_s
+        # the stage leads by what lets the head move by ``cap``: the spring takes its share of the lead
+        newton = 1.0 + self.compliance_um_n * self.stiffness
+        self.stage = min(stage_target, max(self.stage, self.travel + self.compliance_um_n * force + cap * newton))
+        move = float(np.clip(self.residual(force) / newton, -cap, cap))
+        sim.set_head(sim.head_z_um, -move / self.interval_s, target_z_um=sim.head_z_um - move,
+                     radius_um=self.head_radius, center_yx_um=self.centre)
+        sim.step(self.n_ctrl)
+        self.force = after = sim.head_force_n
+        if abs(move) > 0:
+            # a slowly forgetting maximum: overestimates slow the approach to balance, underestimates overshoot
+            self.stiffness = max(0.9 * self.stiffness, (after - force) / move)
+        self._spill()
+        record(self.stage, abs(move) / self.interval_s, after)
+        return move, force
+
+    def _spill(self):
+        """Glue where they are the particles that broke loose and left the pillar's footprint.
+
+        They fell off the pillar onto the milled base around it; left free
+        they would roll away over the endless foil plane.
+        """
+        sim = self.sim
+        x = sim.positions_um
+        out = np.hypot(x[:, 1] - self.centre[0], x[:, 2] - self.centre[1]) > self.footprint_um
+        if not out.any():
+            return
+        bonded = np.zeros(sim.n, bool)
+        bonded[sim.bonds[sim.bonds_intact].ravel()] = True
+        new = out & ~bonded & ~sim.fixed
+        if new.any():
+            sim.set_fixed(sim.fixed | new)
+            self.n_spilled += int(new.sum())
 
 
 def simulate_pillar(scenario, *, arch="cpu", progress=None):
-    """Deposit, bond, cut and compress a pillar.
+    """Build the coating, cut the pillar and compress it.
 
     Parameters
     ----------
     scenario : synthcal.scenario.Scenario
         Reads ``[particles]``, ``[electrode]``, ``[pillar]``, ``[dem]``,
-        ``[compression]`` and the seed: the only source of the parameters.
+        ``[compression]``, ``[imaging] field_of_view_um`` and the seed: the
+        only source of the parameters.
     arch : {"cpu", "gpu"}
         Taichi backend.
     progress : callable, optional
@@ -234,49 +470,25 @@ def simulate_pillar(scenario, *, arch="cpu", progress=None):
     clock = time.perf_counter()
     timing = {}
     rng = np.random.default_rng(scenario.seed)
+    spacing = _lattice_um(pa)
 
-    # 1. particles and deposition
-    m_nmc, m_carbon, m_pvdf = pa.mass_ratio_nmc_carbon_pvdf
-    v_nmc, v_cbd = m_nmc / pa.nmc_density_kg_m3, (m_carbon + m_pvdf) / pa.cbd_density_kg_m3
-    solid_um3 = dm.packing_fraction_guess * el.slab_width_um ** 2 * el.thickness_um
-    d_nmc = nmc_diameters_um(pa, solid_um3 * v_nmc / (v_nmc + v_cbd), rng)
-    n_cbd = int(round(solid_um3 * v_cbd / (v_nmc + v_cbd) / (math.pi / 6 * pa.cbd_diameter_um ** 3)))
-    radii = np.concatenate([d_nmc, np.full(n_cbd, pa.cbd_diameter_um)]) * 0.5
-    kinds = np.concatenate([np.full(len(d_nmc), NMC), np.full(n_cbd, CBD)]).astype(np.int32)
+    # 1. the coating: placed, bonded, settled
+    coat = build_coating(scenario, rng)
+    radii = coat["radii_um"]
     box = el.slab_width_um
-    height = dm.deposit_height_factor * el.thickness_um
-    start_radii = 0.5 * radii
-    x0 = _place(start_radii, box, height, rng)
-    sim = Simulation(x0, radii, materials(pa), gravity=True, kinds=kinds,
-                     timestep_fraction=dm.timestep_fraction, mass_scaling=dm.mass_scaling,
-                     body_acceleration_m_s2=(-dm.packing_acceleration_m_s2, 0.0, 0.0),
-                     background_damping_per_s=dm.packing_damping_per_s, bottom_z_um=0.0,
-                     box_yx_um=(0.0, box, 0.0, box),
-                     bond_model=bond_model(dm),
-                     skin_um=0.3 * radii.min(), arch=arch)
-    # frictionless packing gives the dense structure of a calendered coating
-    sim.set_materials(tuple(replace(m, friction=0.0, rolling_friction=0.0) for m in materials(pa)))
-    g = np.array([-9.81, 0.0, 0.0])
-    n_growth = 50
-    for k in range(n_growth):
-        sim.set_radii(radii * (0.5 + 0.5 * (k + 1) / n_growth))
-        sim.run(dm.growth_time_s / n_growth)
-        if k % 10 == 9:
-            report(0.2 * (k + 1) / n_growth)
-    _check(sim, "growth", box, 2 * height)
-    sim.run(dm.deposit_time_s)
-    # ramp the body force down: switching it off would release its elastic
-    # energy at once and throw the top particles off
-    n_ramp = 20
-    for k in range(n_ramp):
-        sim.set_body_acceleration(g + (1 - (k + 1) / n_ramp) * np.array([-dm.packing_acceleration_m_s2, 0, 0]))
-        sim.run(dm.settle_time_s / n_ramp)
-    sim.set_materials(materials(pa))
+    sim = Simulation(coat["positions_um"], radii, nmc_material(pa), gravity=True,
+                     timestep_fraction=dm.timestep_fraction, mass_scaling=mass_scaling(scenario, radii),
+                     background_damping_per_s=dm.relaxation_damping_per_s, bottom_z_um=0.0,
+                     box_yx_um=(0.0, box, 0.0, box), bond_model=bond_model(dm), skin_um=0.3 * radii.min(),
+                     arch=arch)
+    sim.set_bonds(coat["bonds"], coat["bond_radius_um"])
+    sim.set_fixed(coat["glued"])
+    report(0.1)
     sim.run(dm.settle_time_s)
-    _check(sim, "deposition", box, 2 * height)
-    n_fixed = sim.fix_touching_bottom(tolerance_um=dm.bond_gap_um)
-    sim.form_bonds(bonding_kinds=(CBD,), tolerance_um=dm.bond_gap_um)
-    report(0.4)
+    _check(sim, "settling", box, 2 * el.thickness_um)
+    slab_fraction = nmc_volume_fraction(sim.positions_um, radii, analysed_region(scenario, el.thickness_um), spacing)
+    n_slab, n_bonds_slab, n_fixed_slab = sim.n, len(sim.bonds), int(np.sum(sim.fixed))
+    report(0.2)
     timing["deposition_s"] = time.perf_counter() - clock
 
     # 2. the cut
@@ -294,66 +506,92 @@ def simulate_pillar(scenario, *, arch="cpu", progress=None):
 
     def track(s):
         max_move[0] = max(max_move[0], float(np.max(np.linalg.norm(s.positions_um - before, axis=1))))
-    # dynamic relaxation: the drag brings the cut pillar to rest (rattlers
-    # in the packing would otherwise keep their speed); it is off afterwards
+    # dynamic relaxation: the drag brings the cut pillar to rest; it is off afterwards
     sim.run(dm.cut_relax_time_s, callback=track, every_steps=max(1, dm.record_every_steps * 10))
     sim.set_background_damping(dm.compression_damping_per_s)
-    _check(sim, "relaxation after the cut", box, 2 * height)
+    _check(sim, "relaxation after the cut", box, 2 * el.thickness_um)
     top_after = float(np.max(sim.positions_um[:, 0] + sim.radii_um))
-    report(0.5)
+    report(0.3)
     timing["cut_s"] = time.perf_counter() - clock - timing["deposition_s"]
 
     # 3. compression
     rows = []
 
-    def record(s):
-        kinetic, elastic = s.energies()
-        rows.append((s.time_s, s.head_z_um, s.head_force_n, kinetic, elastic))
+    def record(stage, speed, force):
+        kinetic, elastic = sim.energies()
+        rows.append((sim.time_s, sim.head_z_um, force, stage, kinetic, elastic, speed))
 
-    speed_um_s = co.head_speed_m_s * 1e6
     head_radius = co.head_radius_um if co.head_radius_um > 0 else None
-    sim.set_head(top_after + dm.approach_gap_um, -speed_um_s, radius_um=head_radius,
+    sim.set_head(top_after + dm.approach_gap_um, -co.head_speed_m_s * 1e6, radius_um=head_radius,
                  center_yx_um=(0.5 * box, 0.5 * box))
-    records = [_snapshot(sim, 0.0)]
-    record(sim)
+    records = [_snapshot(sim, 0.0, 0.0)]
     while sim.head_force_n <= 0.0:
-        sim.run(dm.record_every_steps * sim.dt_s, callback=record, every_steps=dm.record_every_steps)
+        sim.step(dm.record_every_steps)
+        record(math.nan, co.head_speed_m_s * 1e6, sim.head_force_n)
         if sim.head_z_um < 0:
             raise RuntimeError("the head never touched the pillar")
-    contact_z = next(z for (_, z, f, _, _) in rows if f > 0)
-    n_move = len(co.steps_um) - 1
-    for k, travel in enumerate(co.steps_um[1:]):
-        target = contact_z - travel
-        sim.set_head(sim.head_z_um, -speed_um_s, target_z_um=target, radius_um=head_radius,
-                     center_yx_um=(0.5 * box, 0.5 * box))
-        while sim.head_velocity_um_s != 0.0:
-            sim.run(dm.record_every_steps * sim.dt_s, callback=record, every_steps=dm.record_every_steps)
-        sim.run(co.hold_time_s, callback=record, every_steps=dm.record_every_steps)
-        _check(sim, f"compression step {k + 1}", box, 2 * height)
-        records.append(_snapshot(sim, travel))
-        report(0.5 + 0.5 * (k + 1) / n_move)
+    load = _Loading(sim, scenario, sim.head_z_um)
+    hold_steps = max(1, int(math.ceil(co.hold_time_s / load.interval_s)))
+    load.touch(record, co.kinetic_to_elastic_max, 100 * hold_steps, dm.relaxation_damping_per_s)
+    sim.set_background_damping(dm.compression_damping_per_s)
+    load.reach(co.contact_pressure_pa * load.area_m2, record)
+    contact_z = load.contact_z
+    n_approach = len(rows)
+    scans = [dict(inertial=None, ratio=None, force=0.0, residual=0.0)]
+    for k, stage in enumerate(co.steps_um[1:], start=1):
+        tolerance = 1e-3 * stage
+        while load.stage < stage or abs(load.residual(load.force)) > tolerance:
+            load.interval(stage, record)
+            _check(sim, f"compression step {k}", box, 2 * el.thickness_um)
+        # the hold: the force relaxes and the head follows it; then a drag brings the sample to the rest
+        # the real one reaches in the paper's 30 min before the scan
+        for _ in range(hold_steps):
+            load.interval(stage, record)
+        sim.set_background_damping(dm.relaxation_damping_per_s)
+        for _ in range(100 * hold_steps):
+            if rows[-1][4] <= co.kinetic_to_elastic_max * rows[-1][5] and abs(load.residual(load.force)) <= tolerance:
+                break
+            load.interval(stage, record)
+        sim.set_background_damping(dm.compression_damping_per_s)
+        _check(sim, f"compression step {k}", box, 2 * el.thickness_um)
+        records.append(_snapshot(sim, load.travel, load.stage))
+        last = rows[-1]
+        inertial = float(load.inertial_numbers(last[6], last[1], last[2]))
+        scans.append(dict(inertial=inertial if math.isfinite(inertial) else None, ratio=last[4] / last[5],
+                          force=last[2], residual=load.residual(last[2])))
+        report(0.3 + 0.7 * k / (len(co.steps_um) - 1))
     timing["compression_s"] = time.perf_counter() - clock - timing["deposition_s"] - timing["cut_s"]
 
     table = np.array(rows, dtype=np.float64)
-    loaded = table[:, 4] > 0
-    ratio = table[loaded, 3] / table[loaded, 4]
-    # inertial number of the last hold: strain rate x d50 x sqrt(rho / p)
-    height_um = top_after
-    pressure_pa = max(table[-1, 2], 0.0) / (math.pi * (0.5e-6 * scenario.pillar.diameter_um) ** 2)
-    inertial = (co.head_speed_m_s / (height_um * 1e-6) * pa.nmc_d50_um * 1e-6
-                * math.sqrt(pa.nmc_density_kg_m3 * dm.mass_scaling / pressure_pa)) if pressure_pa > 0 else math.inf
+    travel = contact_z - table[:, 1]
+    stage_col = np.where(np.isnan(table[:, 3]), travel, table[:, 3])
+    after = slice(n_approach, None)
+    inertial = load.inertial_numbers(table[after, 6], table[after, 1], table[after, 2])
+    loaded = table[after][table[after, 5] > 0]
+    regions = [analysed_region(scenario, rec.head_z_um) for rec in records]
+    fractions = [nmc_volume_fraction(rec.positions_um, rec.radii_um, reg, spacing) for rec, reg in zip(records, regions)]
     info = dict(
         dt_s=sim.dt_s, n_steps=sim.n_steps, n_rebuilds=sim.n_rebuilds,
-        n_particles_slab=len(radii), n_particles=sim.n, n_nmc=int(np.sum(sim.kinds == NMC)),
-        n_cbd=int(np.sum(sim.kinds == CBD)), n_fixed=int(np.sum(sim.fixed)), n_fixed_slab=n_fixed,
-        n_loose_removed=n_loose, n_bonds=len(sim.bonds), n_bonds_broken=int(np.sum(~sim.bonds_intact)),
+        n_particles_slab=n_slab, n_particles=sim.n, n_fixed=int(np.sum(sim.fixed)), n_fixed_slab=n_fixed_slab,
+        n_loose_removed=n_loose, n_spilled=load.n_spilled, n_bonds_slab=n_bonds_slab, n_bonds=len(sim.bonds),
+        n_bonds_broken=[int(np.sum(~rec.bonds_intact)) for rec in records],
+        binder_volume_per_nmc_volume=packing.binder_volume_per_nmc_volume(pa), binder_film_um=coat["film_um"],
+        bond_radius_um_median=float(np.median(coat["bond_radius_um"])) if len(coat["bonds"]) else 0.0,
+        bonds_per_particle=2.0 * len(records[0].bonds) / max(1, len(records[0].radii_um)),
+        nmc_volume_fraction_target=el.nmc_volume_fraction, nmc_volume_fraction_slab=slab_fraction,
+        nmc_volume_fraction=fractions, inactive_fraction=[1.0 - f for f in fractions],
+        analysed_region_um=[dict(radius=reg.radius_um, z_lo=reg.z_lo_um, z_hi=reg.z_hi_um) for reg in regions],
+        stage_displacement_um=[rec.stage_um for rec in records], head_travel_um=[rec.travel_um for rec in records],
+        head_force_n=[s["force"] for s in scans], compliance_residual_um=[s["residual"] for s in scans],
         slab_top_um=top_before, cut_height_change_rel=(top_after - top_before) / top_before,
         cut_max_displacement_um=float(max_move[0]),
-        inertial_number=inertial, max_kinetic_to_elastic=float(ratio.max()) if ratio.size else 0.0,
-        final_kinetic_to_elastic=float(ratio[-1]) if ratio.size else 0.0,
+        inertial_number_max_loading=float(np.nanmax(inertial, initial=0.0)),
+        inertial_number_at_scans=[s["inertial"] for s in scans],
+        kinetic_to_elastic_max_loading=float(np.max(loaded[:, 4] / loaded[:, 5])) if len(loaded) else 0.0,
+        kinetic_to_elastic_at_scans=[s["ratio"] for s in scans],
         wall_time_s=time.perf_counter() - clock, **timing)
-    fd = np.stack([table[:, 0], contact_z - table[:, 1], table[:, 2]], axis=1)
-    energies = table[:, [0, 3, 4]]
+    fd = np.stack([table[:, 0], travel, table[:, 2], stage_col], axis=1)
+    energies = table[:, [0, 4, 5]]
     report(1.0)
     return Trajectory(steps=tuple(records), force_displacement=fd, energies=energies, contact_z_um=float(contact_z),
                       info=info)

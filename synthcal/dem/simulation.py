@@ -9,11 +9,12 @@ everything is SI.
 Contacts (see :mod:`synthcal.dem.material`): Hertz normal force with
 restitution damping, Mindlin tangential spring with history and Coulomb
 limit, constant-directional-torque rolling resistance. Bonds (see
-:class:`BondModel`): linear normal and shear springs over a cylinder of binder
-between two particle centres, formed at the current distance, broken for
-good when the tensile or the shear stress exceeds its strength. Bonds carry no
-bending or twisting moment. Walls are rigid planes: a bottom plane (the foil;
-particles touching it can be glued with :meth:`Simulation.fix_touching_bottom`),
+:class:`BondModel`): parallel bonds (Potyondy & Cundall 2004), a cylinder
+of binder between two particle centres with normal, shear, bending and
+twisting springs, formed at the current distance, broken for good when the
+largest tensile or shear stress in it exceeds its strength. Walls are rigid
+planes: a bottom plane (the foil; particles on it can be glued to it with
+:meth:`Simulation.set_fixed` or :meth:`Simulation.fix_touching_bottom`),
 a flat head moving along -z (optionally a disc of finite radius) and, for
 deposition, four frictionless side walls.
 
@@ -29,11 +30,13 @@ loaded into one process-wide set of taichi fields (see
 Neighbours come from a Verlet list with a skin (:mod:`synthcal.dem.neighbours`),
 rebuilt on the CPU when a particle has moved 0.4 skin since the last build.
 
-Mass scaling (``mass_scaling > 1``) multiplies every density, hence every
-mass and moment of inertia; the time step grows by its square root. It
-leaves static equilibria unchanged but slows all waves and raises inertial
-effects, so runs using it must check that they stay quasi-static (compare the
-kinetic with the elastic energy, :meth:`Simulation.energies`).
+Mass scaling (``mass_scaling > 1``) multiplies the density, hence the
+mass and moment of inertia, of every particle or of each particle by its
+own factor; the time step grows with the square root of the smallest
+particle's Rayleigh time. It leaves static equilibria unchanged but slows
+all waves and raises inertial effects, so runs using it must check that
+they stay quasi-static (compare the kinetic with the elastic energy,
+:meth:`Simulation.energies`).
 """
 
 import math
@@ -50,21 +53,33 @@ _UM = 1e-6
 
 @dataclass(frozen=True)
 class BondModel:
-    """Binder bridges between particles (a bonded-particle model).
+    """Binder bridges between particles: the parallel bond of Potyondy & Cundall (2004).
+
+    A bond is a cylinder of binder of radius ``a`` (given per bond) and
+    length ``L0``, the centre distance when it formed, with ``A = pi a^2``,
+    ``I = pi a^4 / 4`` and ``J = 2 I``. Its springs act on the relative
+    motion of the two particles since it formed:
+
+    - normal force ``E A / L0`` times the stretch, shear force ``G A / L0``
+      times the shear displacement (``G = E / (2 (1 + nu))``);
+    - bending moment ``E I / L0`` times the bending angle, twisting moment
+      ``G J / L0`` times the twist angle;
+
+    each with viscous damping of ``damping_ratio`` times critical (with the
+    reduced mass, or the reduced moment of inertia). It breaks for good when
+    the largest tensile stress ``F_n / A + |M_b| a / I`` exceeds
+    ``tensile_strength_pa`` or the largest shear stress
+    ``|F_s| / A + |M_t| a / J`` exceeds ``shear_strength_pa``. A bond
+    resists compression elastically and does not break in it.
 
     Parameters
     ----------
     youngs_modulus_pa : float
-        Modulus of the binder cylinder; the normal stiffness of a bond is
-        ``E A / L0`` (N/m) with ``A = pi (radius_fraction min(R1, R2))^2`` and
-        ``L0`` the centre distance when the bond formed.
+        Modulus E of the binder cylinder (Pa).
     poisson_ratio : float
-        Shear stiffness is ``k_n / (2 (1 + nu))``.
-    radius_fraction : float
-        Bond radius relative to the smaller particle.
+        Poisson ratio nu of the binder.
     tensile_strength_pa, shear_strength_pa : float
-        A bond breaks when ``k_n max(stretch, 0) / A`` or ``k_t |shear| / A``
-        exceeds these (Pa).
+        Strengths (Pa).
     damping_ratio : float
         Viscous damping of the bond springs relative to critical.
 
@@ -74,13 +89,12 @@ class BondModel:
 
     youngs_modulus_pa: float
     poisson_ratio: float
-    radius_fraction: float
     tensile_strength_pa: float
     shear_strength_pa: float
     damping_ratio: float
 
     def __post_init__(self):
-        for name in ("youngs_modulus_pa", "radius_fraction", "tensile_strength_pa", "shear_strength_pa"):
+        for name in ("youngs_modulus_pa", "tensile_strength_pa", "shear_strength_pa"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}: expected > 0, got {getattr(self, name)}")
         if not 0 <= self.poisson_ratio < 0.5:
@@ -89,7 +103,8 @@ class BondModel:
             raise ValueError(f"damping_ratio: expected >= 0, got {self.damping_ratio}")
 
 
-_DYNAMIC = ("x", "v", "w", "q", "f", "t", "x_ref", "wall_hist", "pr_hist", "bd_hist", "bd_intact", "f_head")
+_DYNAMIC = ("x", "v", "w", "q", "f", "t", "x_ref", "wall_hist", "pr_hist", "bd_hist", "bd_rot", "bd_intact",
+            "f_head")
 _STATIC = ("radius", "mass", "inertia", "inv_m", "inv_i", "kind", "fixed", "pr_i", "pr_j", "nb_start", "nb_row",
            "bd_i", "bd_j", "bd_d0", "bd_c", "bd_start", "bd_row", "par")
 
@@ -119,8 +134,9 @@ class Simulation:
         Time step as a fraction of the smallest Rayleigh time.
     dt_s : float, optional
         Explicit time step (s), overriding ``timestep_fraction``.
-    mass_scaling : float
-        Density multiplier (>= 1), see module docstring.
+    mass_scaling : float or (N,) array_like
+        Density multiplier (>= 1), for all particles or per particle, see
+        the module docstring.
     body_acceleration_m_s2 : (3,) array_like, optional
         Extra uniform acceleration, z-y-x (m/s^2), e.g. for deposition.
     background_damping_per_s : float
@@ -131,7 +147,7 @@ class Simulation:
     box_yx_um : (4,) array_like, optional
         Frictionless side walls ``(y_lo, y_hi, x_lo, x_hi)`` (µm).
     bond_model : BondModel, optional
-        Bond constants; needed before :meth:`form_bonds`.
+        Bond constants; needed before :meth:`set_bonds`.
     skin_um : float, optional
         Verlet skin; half the smallest radius by default.
     arch : {"cpu", "gpu"}
@@ -161,21 +177,22 @@ class Simulation:
         kinds = np.zeros(n, np.int32) if kinds is None else np.asarray(kinds).astype(np.int32)
         if kinds.shape != (n,) or kinds.min() < 0 or kinds.max() >= len(materials):
             raise ValueError(f"kinds: expected {n} integers in [0, {len(materials)})")
-        if not mass_scaling >= 1:
-            raise ValueError(f"mass_scaling: expected >= 1, got {mass_scaling}")
+        scaling = np.broadcast_to(np.asarray(mass_scaling, np.float64), (n,))
+        if not np.all(scaling >= 1):
+            raise ValueError(f"mass_scaling: expected a number or {n} numbers >= 1")
         if not 0 < timestep_fraction <= 1:
             raise ValueError(f"timestep_fraction: expected in (0, 1], got {timestep_fraction}")
         self.arch = ensure_taichi(arch)
         if driver not in (None, "cpu", "loops") or (driver == "cpu" and self.arch != "cpu"):
             raise ValueError(f"driver: expected 'loops', or 'cpu' on the CPU, got {driver!r}")
         self.driver = driver or ("cpu" if self.arch == "cpu" else "loops")
-        self.materials, self.mass_scaling, self.bond_model = materials, float(mass_scaling), bond_model
+        self.materials, self.bond_model = materials, bond_model
         self.n = n
         self._radius_si = r * _UM
         self._mass = None
         if dt_s is None:
-            dt_s = timestep_fraction * min(
-                materials[k].rayleigh_time_s(r[kinds == k].min(), mass_scaling) for k in np.unique(kinds))
+            dt_s = timestep_fraction * min(float(np.min(materials[k].rayleigh_time_s(r[kinds == k], scaling[kinds == k])))
+                                           for k in np.unique(kinds))
         if not dt_s > 0:
             raise ValueError(f"dt_s: expected > 0, got {dt_s}")
         self.dt_s = float(dt_s)
@@ -194,6 +211,7 @@ class Simulation:
         self._set_order(spatial_order(x, float(np.median(r))))
         o = self._order
         self._radius_si = self._radius_si[o]
+        self._scaling = scaling[o]
         self._s = {
             "x": x[o] * _UM, "v": v[o] * _UM, "w": w[o], "q": (q / np.linalg.norm(q, axis=1, keepdims=True))[o],
             "f": np.zeros((n, 3)), "t": np.zeros((n, 3)), "x_ref": x[o] * _UM, "wall_hist": np.zeros((n, 2, 3)),
@@ -218,7 +236,8 @@ class Simulation:
             self.set_box(box_yx_um)
         self.head_z_um, self.head_velocity_um_s, self.head_target_z_um = math.inf, 0.0, None
         self.time_s, self.n_steps, self.n_rebuilds = 0.0, 0, 0
-        self._set_bonds(np.zeros((0, 2), np.int64), np.zeros(0), np.zeros((0, 3)), np.zeros(0, np.int32))
+        self._set_bonds(np.zeros((0, 2), np.int64), np.zeros(0), np.zeros(0), np.zeros((0, 3)), np.zeros((0, 3)),
+                        np.zeros(0, np.int32))
         self._nb_key = np.zeros(0, np.int64)
         self._s["pr_hist"] = np.zeros((0, 3))
         self._rebuild()
@@ -334,6 +353,11 @@ class Simulation:
     def bonds_intact(self):
         """(M,) bool, whether each bond of :attr:`bonds` still holds."""
         return self._state("bd_intact")[self._public_bonds()[1]].astype(bool)
+
+    @property
+    def bond_radii_um(self):
+        """(M,) radius of each bond of :attr:`bonds` (µm)."""
+        return self._bond_radius[self._public_bonds()[1]] / _UM
 
     def _public_bonds(self):
         """The bonds in public indices (sorted), and the stored bond of each."""
@@ -466,42 +490,65 @@ class Simulation:
         par = self._s["par"]
         if par[K.P_BOTTOM_ON] == 0:
             raise ValueError("fix_touching_bottom: the simulation has no bottom wall (bottom_z_um)")
-        gap = self._state("x")[:, 0] - self._radius_si - par[K.P_BOTTOM_Z]
-        fixed = (gap <= tolerance_um * _UM).astype(np.int32)
-        self._set_static("fixed", fixed)
+        gap = self._public(self._state("x"))[:, 0] - self.radii_um * _UM - par[K.P_BOTTOM_Z]
+        return self.set_fixed(gap <= tolerance_um * _UM)
+
+    def set_fixed(self, fixed):
+        """Glue the particles ``fixed`` (bool per particle, public order) to the foil; free the rest.
+
+        Returns
+        -------
+        int
+            Number of fixed particles.
+        """
+        fixed = np.asarray(fixed, bool)
+        if fixed.shape != (self.n,):
+            raise ValueError(f"fixed: expected {self.n} booleans, got shape {fixed.shape}")
+        self._set_static("fixed", fixed[self._order].astype(np.int32))
         return int(fixed.sum())
 
-    def form_bonds(self, bonding_kinds=(1,), tolerance_um=0.05):
-        """Bond every pair within ``tolerance_um`` of contact that involves a binder particle.
+    def set_bonds(self, pairs, radii_um):
+        """Bond the particle pairs ``pairs`` with binder cylinders of radii ``radii_um``.
 
         Replaces any earlier bonds. The rest length of a bond is the centre
         distance now, so bonds form without force.
 
         Parameters
         ----------
-        bonding_kinds : sequence of int
-            Kinds that carry binder (a pair bonds if either particle is one).
-        tolerance_um : float
-            Largest gap (µm) that still bonds.
+        pairs : (M, 2) int array_like
+            Particle indices (public order), each pair once, in any order.
+        radii_um : (M,) array_like
+            Bond radius per pair (µm), > 0.
 
         Returns
         -------
         int
             Number of bonds.
         """
-        x, r = self._state("x") / _UM, self._radius_si / _UM
-        pairs = candidate_pairs(x, r, tolerance_um)
-        binder = np.isin(self._s["kind"], np.asarray(bonding_kinds))
-        pairs = pairs[binder[pairs[:, 0]] | binder[pairs[:, 1]]]
-        d0 = np.linalg.norm(x[pairs[:, 1]] - x[pairs[:, 0]], axis=1) * _UM
-        self._set_bonds(pairs, d0, np.zeros((len(pairs), 3)), np.ones(len(pairs), np.int32))
-        return len(pairs)
+        pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
+        a = np.asarray(radii_um, np.float64)
+        if a.shape != (len(pairs),) or not np.all(a > 0):
+            raise ValueError(f"radii_um: expected {len(pairs)} positive bond radii, got shape {a.shape}")
+        if len(pairs) and (pairs.min() < 0 or pairs.max() >= self.n or np.any(pairs[:, 0] == pairs[:, 1])):
+            raise ValueError(f"pairs: expected pairs of two different particle indices in [0, {self.n})")
+        rows = np.sort(self._rank[pairs], axis=1)
+        key = rows[:, 0] * self.n + rows[:, 1]
+        if len(np.unique(key)) != len(key):
+            raise ValueError("pairs: expected each pair once")
+        order = np.argsort(key)
+        rows, a = rows[order], a[order]
+        x = self._state("x")
+        d0 = np.linalg.norm(x[rows[:, 1]] - x[rows[:, 0]], axis=1)
+        m = len(rows)
+        self._set_bonds(rows, d0, a * _UM, np.zeros((m, 3)), np.zeros((m, 3)), np.ones(m, np.int32))
+        return m
 
-    def _set_bonds(self, pairs, d0, hist, intact):
-        """Store bonds ``pairs`` (i < j) and each particle's rows into them.
+    def _set_bonds(self, pairs, d0, radius, hist, rot, intact):
+        """Store bonds ``pairs`` (stored rows, i < j, sorted) and each particle's rows into them.
 
-        ``d0`` (m), ``hist`` (shear displacement as seen from the lower
-        index, m) and ``intact`` are per bond.
+        ``d0`` and ``radius`` (m), ``hist`` (shear displacement as seen from
+        the lower row, m), ``rot`` (relative rotation, likewise, rad) and
+        ``intact`` are per bond.
         """
         self._save()
         m = len(pairs)
@@ -509,34 +556,46 @@ class Simulation:
         self._s.update(bd_i=pairs[:, 0].astype(np.int32), bd_j=pairs[:, 1].astype(np.int32), bd_start=start,
                        bd_row=row, bd_d0=np.asarray(d0, np.float64).reshape(m),
                        bd_hist=np.asarray(hist, np.float64).reshape(m, 3),
+                       bd_rot=np.asarray(rot, np.float64).reshape(m, 3),
                        bd_intact=np.asarray(intact, np.int32).reshape(m))
+        self._bond_radius = np.asarray(radius, np.float64).reshape(m)
         self._s["bd_c"] = self._bond_constants()
 
     def _bond_constants(self):
-        """Per-bond stiffness, damping and breaking limits (see ``kernels.B_*``).
+        """Per-bond stiffnesses, dampings, radius and breaking limits (see ``kernels.B_*``).
 
-        Fixed while radii and masses are: computing them once saves four
-        square roots and as many divisions per bond and step.
+        Fixed while radii and masses are: computing them once saves square
+        roots and divisions per bond and step. The breaking limits are the
+        strengths as lengths: ``F_n / A + |M_b| a / I = E (stretch + a
+        bend) / L0`` and ``|F_s| / A + |M_t| a / J = G (|shear| + a twist)
+        / L0``.
         """
         b, i, j, d0 = self.bond_model, self._s["bd_i"], self._s["bd_j"], self._s["bd_d0"]
         if len(d0) == 0:
-            return np.zeros((0, 6))
+            return np.zeros((0, K.N_BOND))
         if b is None:
             raise ValueError("bond_model: expected a BondModel to form bonds, got None")
-        r, m = self._radius_si, self._mass
-        area = np.pi * (b.radius_fraction * np.minimum(r[i], r[j])) ** 2
-        kn = b.youngs_modulus_pa * area / d0
-        kt = kn / (2.0 * (1.0 + b.poisson_ratio))
+        a, m = self._bond_radius, self._mass
+        inertia = 0.4 * m * self._radius_si ** 2
+        e, g = b.youngs_modulus_pa, b.youngs_modulus_pa / (2.0 * (1.0 + b.poisson_ratio))
+        area, second = np.pi * a ** 2, np.pi * a ** 4 / 4.0
+        out = np.zeros((len(d0), K.N_BOND))
+        out[:, K.B_KN], out[:, K.B_KT] = e * area / d0, g * area / d0
+        out[:, K.B_KB], out[:, K.B_KW] = e * second / d0, g * 2.0 * second / d0
         meff = m[i] * m[j] / (m[i] + m[j])
-        gn, gt = 2.0 * b.damping_ratio * np.sqrt(kn * meff), 2.0 * b.damping_ratio * np.sqrt(kt * meff)
-        # tensile stress kn s / A > sigma and shear stress kt |h| / A > tau, as lengths
-        return np.stack([kn, kt, gn, gt, b.tensile_strength_pa * area / kn,
-                         (b.shear_strength_pa * area / kt) ** 2], axis=1).reshape(len(d0), 6)
+        ieff = inertia[i] * inertia[j] / (inertia[i] + inertia[j])
+        for k, damp, mass in ((K.B_KN, K.B_GN, meff), (K.B_KT, K.B_GT, meff), (K.B_KB, K.B_GB, ieff),
+                              (K.B_KW, K.B_GW, ieff)):
+            out[:, damp] = 2.0 * b.damping_ratio * np.sqrt(out[:, k] * mass)
+        out[:, K.B_RADIUS] = a
+        out[:, K.B_TENSION] = b.tensile_strength_pa * d0 / e
+        out[:, K.B_SHEAR] = b.shear_strength_pa * d0 / g
+        return out
 
     # ---- stepping ------------------------------------------------------------
     def _set_mass_arrays(self):
         if getattr(self, "_mass", None) is None:
-            rho = np.array([self.materials[k].density_kg_m3 for k in self._s["kind"]]) * self.mass_scaling
+            rho = np.array([m.density_kg_m3 for m in self.materials])[self._s["kind"]] * self._scaling
             self._mass = rho * (4 / 3 * np.pi) * self._radius_si ** 3
         inertia = 0.4 * self._mass * self._radius_si ** 2
         for name, values in (("radius", self._radius_si), ("mass", self._mass), ("inertia", inertia),
@@ -674,28 +733,30 @@ class Simulation:
                                                    "f_head", "kind", "fixed")}
         new._s["x_ref"] = new._s["x"]
         new._s["par"] = old["par"].copy()
-        new._radius_si, new._mass = self._radius_si[src], self._mass[src]
+        new._radius_si, new._mass, new._scaling = self._radius_si[src], self._mass[src], self._scaling[src]
         new._set_mass_arrays()
-        ends, hist, _ = _remap_pairs(old["pr_i"], old["pr_j"], old["pr_hist"], remap)
+        ends, _, (hist,) = _remap_pairs(old["pr_i"], old["pr_j"], remap, old["pr_hist"])
         new._nb_key = ends[:, 0] * new.n + ends[:, 1]
         new._s["pr_hist"] = hist
-        ends, hist, kept = _remap_pairs(old["bd_i"], old["bd_j"], old["bd_hist"], remap)
-        new._set_bonds(ends, old["bd_d0"][kept], hist, old["bd_intact"][kept])
+        ends, kept, (hist, rot) = _remap_pairs(old["bd_i"], old["bd_j"], remap, old["bd_hist"], old["bd_rot"])
+        new._set_bonds(ends, old["bd_d0"][kept], self._bond_radius[kept], hist, rot, old["bd_intact"][kept])
         new._rebuild()
         return new
 
 
-def _remap_pairs(i, j, hist, remap):
+def _remap_pairs(i, j, remap, *seen_from_first):
     """Pairs between kept particles under new row numbers, ``i < j`` and sorted.
 
-    Returns the new ends, their tangential histories (seen from the new
-    first end: negated where the ends swap) and the indices of the kept pairs.
+    Returns the new ends, the indices of the kept pairs and, for each
+    per-pair vector array in ``seen_from_first`` (tangential history,
+    relative rotation), its kept rows as seen from the new first end:
+    negated where the ends swap.
     """
     a, b = remap[i], remap[j]
     kept = np.flatnonzero((a >= 0) & (b >= 0))
     a, b = a[kept], b[kept]
     swap = a > b
     ends = np.stack([np.where(swap, b, a), np.where(swap, a, b)], axis=1)
-    h = np.where(swap[:, None], -hist[kept], hist[kept])
     order = np.lexsort((ends[:, 1], ends[:, 0]))
-    return ends[order], h[order], kept[order]
+    flipped = [np.where(swap[:, None], -h[kept], h[kept])[order] for h in seen_from_first]
+    return ends[order], kept[order], flipped
