@@ -207,3 +207,33 @@ def test_phase_summary_without_pores_and_bad_input():
         phase_summary(labels[1:], grid, 0)
     with pytest.raises(ValueError, match="step"):
         phase_summary(labels, grid, 2)
+
+
+@pytest.mark.parametrize("intact", [True, False])
+def test_scan_truth_of_a_bridge_voxel_is_the_blend_on_the_cropped_grid(intact):
+    from synthcal.binder import BridgeVoxels
+    from synthcal.scan_truth import scan_displacement
+
+    # phantom 3 x 8 x 8 voxels of 1 um, field of view its central 4 x 4 columns (offset 2)
+    grid = Grid(voxel_size_um=1.0, shape=(3, 8, 8), origin_um=(0.0, 0.0, 0.0), n_det=4, foil_top_z_um=-1.0,
+                head_z_um=(10.0, 10.0))
+    owner = np.full(grid.shape, -1)
+    owner[1, 3, 2] = 0                      # particle 0 owns one voxel, particle 1 another
+    owner[1, 3, 5] = 1
+    owner[1, 3, [0, 3, 4]] = [0, 0, 1]      # a bridge voxel's owner is the particle of its half
+    # bridge voxels (z, y, x): (1, 3, 3) and (1, 3, 4) in the field of view, (1, 3, 0) outside it
+    index = np.ravel_multi_index(([1, 1, 1], [3, 3, 3], [0, 3, 4]), grid.shape)
+    bridges = BridgeVoxels(index, bond=[0, 0, 0], weight=[0.5, 0.25, 0.75], bonds=[[0, 1]])
+    ref = ParticlePoses([[1.0, 3.0, 2.0], [1.0, 3.0, 5.0]], [[1, 0, 0, 0]] * 2)
+    a, b = np.array([0.0, 0.5, 0.0]), np.array([0.0, 0.0, 2.0])     # pure translations, um
+    cur = ParticlePoses(ref.positions_um + [a, b], ref.quaternions, bonds_intact=[intact])
+    drift = np.array([0.25, 0.0, -0.5])
+    u = scan_displacement(owner, ref, cur, grid, drift, bridges=bridges)
+    assert u.shape == (3, 3, 4, 4)
+    # reconstruction voxel (z, y, x) is phantom voxel (z, y + 2, x + 2)
+    np.testing.assert_allclose(u[:, 1, 1, 0], a + drift)
+    np.testing.assert_allclose(u[:, 1, 1, 3], b + drift)
+    blend = (lambda w: (1 - w) * a + w * b) if intact else (lambda w: a if w < 0.5 else b)
+    np.testing.assert_allclose(u[:, 1, 1, 1], blend(0.25) + drift)
+    np.testing.assert_allclose(u[:, 1, 1, 2], blend(0.75) + drift)
+    assert np.isnan(u).any(axis=0).sum() == 3 * 4 * 4 - 4
