@@ -484,7 +484,10 @@ def simulate_pillar(scenario, *, arch="cpu", progress=None):
     sim.set_bonds(coat["bonds"], coat["bond_radius_um"])
     sim.set_fixed(coat["glued"])
     report(0.1)
-    sim.run(dm.settle_time_s)
+    every = max(1, dm.record_every_steps * 10)
+    settle_steps = max(1, math.ceil(dm.settle_time_s / sim.dt_s))
+    sim.run(dm.settle_time_s, callback=lambda s: report(0.1 + 0.1 * min(1.0, s.n_steps / settle_steps)),
+            every_steps=every)
     _check(sim, "settling", box, 2 * el.thickness_um)
     slab_fraction = nmc_volume_fraction(sim.positions_um, radii, analysed_region(scenario, el.thickness_um), spacing)
     n_slab, n_bonds_slab, n_fixed_slab = sim.n, len(sim.bonds), int(np.sum(sim.fixed))
@@ -504,10 +507,13 @@ def simulate_pillar(scenario, *, arch="cpu", progress=None):
     top_before = float(np.max(before[:, 0] + sim.radii_um))
     max_move = np.zeros(1)
 
+    start, cut_steps = sim.n_steps, max(1, math.ceil(dm.cut_relax_time_s / sim.dt_s))
+
     def track(s):
         max_move[0] = max(max_move[0], float(np.max(np.linalg.norm(s.positions_um - before, axis=1))))
+        report(0.2 + 0.1 * min(1.0, (s.n_steps - start) / cut_steps))
     # dynamic relaxation: the drag brings the cut pillar to rest; it is off afterwards
-    sim.run(dm.cut_relax_time_s, callback=track, every_steps=max(1, dm.record_every_steps * 10))
+    sim.run(dm.cut_relax_time_s, callback=track, every_steps=every)
     sim.set_background_damping(dm.compression_damping_per_s)
     _check(sim, "relaxation after the cut", box, 2 * el.thickness_um)
     top_after = float(np.max(sim.positions_um[:, 0] + sim.radii_um))
@@ -540,8 +546,11 @@ def simulate_pillar(scenario, *, arch="cpu", progress=None):
     scans = [dict(inertial=None, ratio=None, force=0.0, residual=0.0)]
     for k, stage in enumerate(co.steps_um[1:], start=1):
         tolerance = 1e-3 * stage
+        previous = co.steps_um[k - 1]
         while load.stage < stage or abs(load.residual(load.force)) > tolerance:
             load.interval(stage, record)
+            report(0.3 + 0.7 * (k - 1 + 0.9 * min(1.0, (load.stage - previous) / (stage - previous)))
+                   / (len(co.steps_um) - 1))
             _check(sim, f"compression step {k}", box, 2 * el.thickness_um)
         # the hold: the force relaxes and the head follows it; then a drag brings the sample to the rest
         # the real one reaches in the paper's 30 min before the scan
