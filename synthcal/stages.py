@@ -276,7 +276,7 @@ _PHANTOM_IMAGING = tuple(f"imaging.{key}" for key in ("voxel_size_um", "field_of
                                                       "head_material", "foil_material", "drift_um"))
 
 STAGES = (
-    Stage("dem", ("particles", "electrode", "pillar", "dem", "compression", "imaging.field_of_view_um"), (),
+    Stage("dem", ("particles", "electrode", "pillar", "dem", "compression", "fracture", "imaging.field_of_view_um"), (),
           "packing and compressing the pillar", run_dem),
     Stage("phantom", ("particles.cbd_nanoporosity", "particles.mass_ratio_nmc_carbon_pvdf",
                       "particles.cbd_bridge_fraction", *_PHANTOM_IMAGING, _FORMAT), ("dem",),
