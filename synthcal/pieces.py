@@ -94,15 +94,6 @@ class Pieces:
         """(N,) number of cutting planes in use per particle."""
         return np.count_nonzero(np.any(self.planes[:, :, :3] != 0.0, axis=2), axis=1)
 
-    @property
-    def is_fragment(self):
-        """(N,) bool: the particle is a fragment (its root has broken)."""
-        return np.bincount(self.root_ids, minlength=len(self.root_ids))[self.root_ids] > 1
-
-    def take(self, rows):
-        """The pieces of particles ``rows``."""
-        return Pieces(self.root_ids[rows], self.root_offsets_um[rows], self.root_radii_um[rows], self.planes[rows])
-
     def bounding_radii_um(self, radii_um):
         """(N,) radius about each particle's centre that holds its whole piece (µm).
 
@@ -112,6 +103,13 @@ class Pieces:
         broken = self.n_planes > 0
         return np.where(broken, np.linalg.norm(self.root_offsets_um, axis=1) + self.root_radii_um,
                         np.asarray(radii_um, np.float64))
+
+
+def fracture_counts(pieces):
+    """``n_fractured_particles`` (root particles broken) and ``n_fragments`` (particles that are fragments)."""
+    counts = np.bincount(pieces.root_ids, minlength=len(pieces.root_ids))
+    return {"n_fractured_particles": int(np.count_nonzero(counts > 1)),
+            "n_fragments": int(np.count_nonzero(counts[pieces.root_ids] > 1))}
 
 
 def depth_um(body_points_um, root_radius_um, planes):

@@ -32,6 +32,7 @@ from analysis.phases import SAMPLE_PHASES, Phase
 from analysis.pores import cpsd, phase_fractions
 from synthcal.binder import BRIDGE, FILM, Binder, BridgeVoxels, classify_points_um
 from synthcal.binning import bin_particles, choose_cell_size_um
+from synthcal.pieces import Pieces, depth_um
 from synthcal.rotations import rotation_matrices_zyx
 
 _CHUNK_POINTS = 200_000
@@ -50,11 +51,15 @@ class ParticlePoses:
     bonds_intact : (M,) bool, optional
         Which binder bonds hold at this step (the DEM's ``bonds_intact``);
         None: all of them.
+    pieces : synthcal.pieces.Pieces, optional
+        Each particle's piece (the DEM's fragments of cracked particles);
+        None: every particle is a whole root particle.
     """
 
     positions_um: np.ndarray
     quaternions: np.ndarray
     bonds_intact: np.ndarray = None
+    pieces: Pieces = None
 
     def __post_init__(self):
         positions = np.array(self.positions_um, dtype=np.float64)
@@ -73,6 +78,9 @@ class ParticlePoses:
                 raise ValueError(f"bonds_intact: expected a 1-D array of flags, got shape {intact.shape}")
             intact.flags.writeable = False
             object.__setattr__(self, "bonds_intact", intact)
+        if self.pieces is not None and (not isinstance(self.pieces, Pieces) or
+                                        len(self.pieces.root_ids) != len(positions)):
+            raise ValueError(f"pieces: expected Pieces of the {len(positions)} particles")
 
     def intact(self, n_bonds):
         """(n_bonds,) bool: which bonds hold (all when ``bonds_intact`` is None)."""
@@ -84,17 +92,87 @@ class ParticlePoses:
         return self.bonds_intact
 
 
+def _pieces_of(poses):
+    """Root ids (N,), root offsets (N, 3, µm) and the split table of a step's particles (see :func:`_containing`)."""
+    n = len(poses.positions_um)
+    if poses.pieces is None:
+        return np.arange(n), np.zeros((n, 3)), None
+    p = poses.pieces
+    counts = np.bincount(p.root_ids, minlength=n)
+    roots = np.flatnonzero(counts > 1)
+    slot = np.full(len(counts), -1)
+    slot[roots] = np.arange(len(roots))
+    members = np.argsort(p.root_ids, kind="stable")
+    members = members[counts[p.root_ids[members]] > 1]
+    ranks = np.arange(len(members)) - np.searchsorted(p.root_ids[members], p.root_ids[members])
+    table = np.full((len(roots), max(1, int(counts.max(initial=1)))), -1)
+    table[slot[p.root_ids[members]], ranks] = members
+    return p.root_ids, p.root_offsets_um, (p, slot, table)
+
+
+def _containing(body_um, roots, split):
+    """Index of the particle holding each root-body point: the piece of its root it lies deepest in.
+
+    ``roots`` are the points' roots; a root that has not broken is its own
+    particle (the index of a root is always one of its pieces').
+    """
+    out = np.asarray(roots, np.int64).copy()
+    if split is None or len(out) == 0:
+        return out
+    pieces, slot, table = split
+    s = slot[out]
+    broken = np.flatnonzero(s >= 0)
+    if len(broken) == 0:
+        return out
+    cand = table[s[broken]]
+    safe = np.where(cand >= 0, cand, 0)
+    f = cand.shape[1]
+    depth = depth_um(np.repeat(body_um[broken], f, axis=0), pieces.root_radii_um[safe.ravel()],
+                     pieces.planes[safe.ravel()]).reshape(-1, f)
+    depth = np.where(cand >= 0, depth, -np.inf)
+    out[broken] = cand[np.arange(len(broken)), np.argmax(depth, axis=1)]
+    return out
+
+
 def _rigid_maps(ref, cur):
-    """Per-particle affine map of the displacement: u(p) = M p + t, M = A - I."""
+    """Per-particle affine map of the displacement of ``cur``'s particles: u(p) = M p + t, M = A - I.
+
+    A fragment that was part of a larger piece at ``ref`` moves from where
+    its material was then: its reference pose is that of the ``ref`` piece
+    holding its centre, shifted to its centre in their shared root frame.
+    """
     if not isinstance(ref, ParticlePoses) or not isinstance(cur, ParticlePoses):
         raise ValueError("ref, cur: expected ParticlePoses")
-    if len(ref.positions_um) != len(cur.positions_um):
-        raise ValueError(f"cur: expected {len(ref.positions_um)} particles like ref, "
-                         f"got {len(cur.positions_um)}")
-    a = rotation_matrices_zyx(cur.quaternions) @ np.swapaxes(rotation_matrices_zyx(ref.quaternions), 1, 2) \
-        if len(ref.positions_um) else np.zeros((0, 3, 3))
-    t = cur.positions_um - np.einsum("nij,nj->ni", a, ref.positions_um)
+    n_ref, n_cur = len(ref.positions_um), len(cur.positions_um)
+    if n_cur < n_ref or (n_cur > n_ref and cur.pieces is None):
+        raise ValueError(f"cur: expected {n_ref} particles like ref (more only as fragments, with pieces), "
+                         f"got {n_cur}")
+    if n_cur == 0:
+        return np.zeros((0, 3, 3)), np.zeros((0, 3))
+    r_ref = rotation_matrices_zyx(ref.quaternions)
+    roots, offsets, _ = _pieces_of(cur)
+    ref_roots, ref_offsets, ref_split = _pieces_of(ref)
+    j = _containing(-offsets, roots, ref_split)
+    c0 = ref.positions_um[j] + np.einsum("nab,nb->na", r_ref[j], ref_offsets[j] - offsets)
+    a = rotation_matrices_zyx(cur.quaternions) @ np.swapaxes(r_ref[j], 1, 2)
+    t = cur.positions_um - np.einsum("nij,nj->ni", a, c0)
     return a - np.eye(3), t
+
+
+def _follower(ref, cur):
+    """None when no particle has cracked between ``ref`` and ``cur``; else a function
+    ``(owner, points_um) -> the cur particle holding each reference point owned (at ref) by owner (>= 0)``."""
+    _, _, split = _pieces_of(cur)
+    if split is None or not (split[1] >= 0).any():
+        return None
+    ref_roots, ref_offsets, _ = _pieces_of(ref)
+
+    def follow(owner, points_um):
+        rot = rotation_matrices_zyx(ref.quaternions[owner])
+        body = np.einsum("nba,nb->na", rot, points_um - ref.positions_um[owner]) + ref_offsets[owner]
+        return _containing(body, ref_roots[owner], split)
+
+    return follow
 
 
 def owner_at_points_um(points_um, ref_poses, radii_um):
@@ -179,7 +257,8 @@ def true_displacement_um(points_um, ref, cur, radii_um, binder=None, arch="cpu")
     owner = owner_at_points_um(points, ref, radii_um)
     u = np.full(points.shape, np.nan)
     solid = owner >= 0
-    k = owner[solid]
+    follow = _follower(ref, cur)
+    k = owner[solid] if follow is None else follow(owner[solid], points[solid])
     u[solid] = np.einsum("nij,nj->ni", m[k], points[solid]) + t[k]
     if binder is None:
         return u
@@ -226,14 +305,21 @@ def _check_bridges(bridges, owner, cur, n_particles):
     return bridges, starts, cur.intact(len(bridges.bonds))
 
 
-def _plane_displacement(owner_plane, k, m, t, voxel_size_um, origin, bridges=None):
-    """Displacement (3, ny, nx) float64 of one z-plane, 0 where owner < 0, and its solid mask."""
+def _plane_displacement(owner_plane, k, m, t, voxel_size_um, origin, bridges=None, follow=None):
+    """Displacement (3, ny, nx) float64 of one z-plane, 0 where owner < 0, and its solid mask.
+
+    ``follow`` (:func:`_follower`): voxels of particles that have cracked
+    since the reference follow the fragment holding them.
+    """
     solid = owner_plane >= 0
     idx = np.where(solid, owner_plane, 0)
     ny, nx = owner_plane.shape
     z = origin[0] + voxel_size_um * k
     y = origin[1] + voxel_size_um * np.arange(ny)[:, None]
     x = origin[2] + voxel_size_um * np.arange(nx)[None, :]
+    if follow is not None:
+        jy, ix = np.nonzero(solid)
+        idx[jy, ix] = follow(idx[jy, ix], np.column_stack([np.full(len(jy), z), y[jy, 0], x[0, ix]]))
     mk, tk = m[idx], t[idx]
     u = np.stack([mk[..., c, 0] * z + mk[..., c, 1] * y + mk[..., c, 2] * x + tk[..., c] for c in range(3)])
     u = np.where(solid, u, 0.0)
@@ -272,11 +358,12 @@ def true_displacement_volume(owner, ref, cur, *, voxel_size_um, origin_um, bridg
     if owner.size and owner.max() >= len(m):
         raise ValueError(f"owner: index {owner.max()} out of range for {len(m)} particles")
     bridges = _check_bridges(bridges, owner, cur, len(m))
+    follow = _follower(ref, cur)
     out = np.full((3,) + owner.shape, np.nan, dtype=np.float32)
     if len(m) == 0:
         return out
     for k in range(owner.shape[0]):
-        u, solid = _plane_displacement(owner[k], k, m, t, voxel_size_um, origin, bridges)
+        u, solid = _plane_displacement(owner[k], k, m, t, voxel_size_um, origin, bridges, follow)
         out[:, k][:, solid] = u[:, solid]
     return out
 
@@ -314,6 +401,7 @@ def mean_solid_displacement_um(owner, ref, cur, boxes, *, voxel_size_um, origin_
         raise ValueError("boxes: expected z0 <= z1, y0 <= y1, x0 <= x1 in every row")
     m, t = _rigid_maps(ref, cur)
     bridges = _check_bridges(bridges, owner, cur, len(m))
+    follow = _follower(ref, cur)
     limits = np.repeat(np.asarray(owner.shape), 2)
     b = np.clip(b, 0, limits)
     sums = np.zeros((len(b), 4))
@@ -323,7 +411,7 @@ def mean_solid_displacement_um(owner, ref, cur, boxes, *, voxel_size_um, origin_
         active = np.flatnonzero((b[:, 0] <= k) & (k < b[:, 1]))
         if active.size == 0:
             continue
-        u, solid = _plane_displacement(owner[k], k, m, t, voxel_size_um, origin, bridges)
+        u, solid = _plane_displacement(owner[k], k, m, t, voxel_size_um, origin, bridges, follow)
         table = np.zeros((4, owner.shape[1] + 1, owner.shape[2] + 1))
         table[:3, 1:, 1:] = u
         table[3, 1:, 1:] = solid

@@ -132,11 +132,6 @@ class Breaker:
             raise ValueError(f"sim: expected {len(self.strengths_n)} particles, got {sim.n}")
         sim.set_strengths(self.strengths_n, self)
 
-    @property
-    def n_fragments(self):
-        """Particles that are fragments now."""
-        return int(np.count_nonzero(self.pieces.is_fragment))
-
     def _draw(self, rows):
         """Fracture forces of particles ``rows``; inf where they cannot break."""
         d = np.cbrt(6.0 / math.pi * self.volumes_um3[rows])

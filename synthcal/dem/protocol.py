@@ -67,7 +67,7 @@ from synthcal.dem import packing
 from synthcal.dem.fracture import Breaker, fracture_model
 from synthcal.dem.material import Material, ParticleKind
 from synthcal.dem.simulation import BondModel, Simulation
-from synthcal.pieces import Pieces
+from synthcal.pieces import Pieces, fracture_counts
 
 _Z90 = 1.2815515655446004  # standard normal quantile of 0.9
 _OVERFILL = 0.04           # the coating is placed this much denser than the target, then thinned
@@ -545,7 +545,7 @@ def simulate_pillar(scenario, *, arch="cpu", progress=None):
                       breakable=sim.kinds == ParticleKind.NMC)
     if scenario.fracture.enabled:
         breaker.attach(sim)
-    counts = [(0, 0)]
+    counts = [dict(n_fracture_events=0, **fracture_counts(breaker.pieces))]
     records = [_snapshot(sim, 0.0, 0.0, breaker.pieces)]
     while sim.head_force_n <= 0.0:
         sim.step(dm.record_every_steps)
@@ -577,7 +577,7 @@ def simulate_pillar(scenario, *, arch="cpu", progress=None):
         sim.set_background_damping(dm.compression_damping_per_s)
         _check(sim, f"compression step {k}", box, 2 * el.thickness_um)
         records.append(_snapshot(sim, load.travel, load.stage, breaker.pieces))
-        counts.append((breaker.n_fractured, breaker.n_fragments))
+        counts.append(dict(n_fracture_events=breaker.n_fractured, **fracture_counts(breaker.pieces)))
         last = rows[-1]
         inertial = float(load.inertial_numbers(last[6], last[1], last[2]))
         scans.append(dict(inertial=inertial if math.isfinite(inertial) else None, ratio=last[4] / last[5],
@@ -598,8 +598,9 @@ def simulate_pillar(scenario, *, arch="cpu", progress=None):
         n_particles_slab=n_slab, n_particles=sim.n, n_fixed=int(np.sum(sim.fixed)), n_fixed_slab=n_fixed_slab,
         n_loose_removed=n_loose, n_spilled=load.n_spilled, n_bonds_slab=n_bonds_slab, n_bonds=len(sim.bonds),
         n_bonds_broken=[int(np.sum(~rec.bonds_intact)) for rec in records],
-        fracture_enabled=bool(scenario.fracture.enabled), n_fractured=[c[0] for c in counts],
-        n_fragments=[c[1] for c in counts], n_particles_at_steps=[len(rec.radii_um) for rec in records],
+        fracture_enabled=bool(scenario.fracture.enabled),
+        **{key: [c[key] for c in counts] for key in counts[0]},
+        n_particles_at_steps=[len(rec.radii_um) for rec in records],
         binder_volume_per_nmc_volume=packing.binder_volume_per_nmc_volume(pa), binder_film_um=coat["film_um"],
         bond_radius_um_median=float(np.median(coat["bond_radius_um"])) if len(coat["bonds"]) else 0.0,
         bonds_per_particle=2.0 * len(records[0].bonds) / max(1, len(records[0].radii_um)),
