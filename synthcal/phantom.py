@@ -276,7 +276,7 @@ def _root_body(p, x, centres: ti.template(), rot: ti.template(), piece: ti.templ
     d = ti.Vector([x[0] - centres[p, 0], x[1] - centres[p, 1], x[2] - centres[p, 2]], ti.f32)
     b = ti.Vector([0.0, 0.0, 0.0], ti.f32)
     for a in ti.static(range(3)):
-        b[a] = rot[p, a] * d[0] + rot[p, 3 + a] * d[1] + rot[p, 6 + a] * d[2] + piece[p, a]
+        b[a] = rot[p, a] * d[0] + rot[p, 3 + a] * d[1] + rot[p, 6 + a] * d[2] - piece[p, a]
     return b
 
 

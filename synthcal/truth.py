@@ -169,7 +169,7 @@ def _follower(ref, cur):
 
     def follow(owner, points_um):
         rot = rotation_matrices_zyx(ref.quaternions[owner])
-        body = np.einsum("nba,nb->na", rot, points_um - ref.positions_um[owner]) + ref_offsets[owner]
+        body = np.einsum("nba,nb->na", rot, points_um - ref.positions_um[owner]) - ref_offsets[owner]
         return _containing(body, ref_roots[owner], split)
 
     return follow

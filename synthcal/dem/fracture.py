@@ -115,6 +115,8 @@ class Breaker:
         Volume of every particle's piece (µm^3).
     n_fractured : int
         Fracture events so far.
+    event_times_s : list of float
+        Simulated time of each fracture event (s).
     """
 
     def __init__(self, model, radii_um, rng, breakable=None):
@@ -125,6 +127,7 @@ class Breaker:
         self.breakable = np.ones(len(r), bool) if breakable is None else np.asarray(breakable, bool).copy()
         self.strengths_n = self._draw(np.arange(len(r)))
         self.n_fractured = 0
+        self.event_times_s = []
 
     def attach(self, sim):
         """Give ``sim`` (whose particles this breaker's are) the strengths and this handler."""
@@ -163,3 +166,4 @@ class Breaker:
         self.strengths_n = np.concatenate([self.strengths_n, np.zeros(k - 1)])
         self.strengths_n[frag] = self._draw(frag)
         self.n_fractured += 1
+        self.event_times_s.append(sim.n_steps * sim.dt_s)

@@ -598,7 +598,7 @@ def simulate_pillar(scenario, *, arch="cpu", progress=None):
         n_particles_slab=n_slab, n_particles=sim.n, n_fixed=int(np.sum(sim.fixed)), n_fixed_slab=n_fixed_slab,
         n_loose_removed=n_loose, n_spilled=load.n_spilled, n_bonds_slab=n_bonds_slab, n_bonds=len(sim.bonds),
         n_bonds_broken=[int(np.sum(~rec.bonds_intact)) for rec in records],
-        fracture_enabled=bool(scenario.fracture.enabled),
+        fracture_enabled=bool(scenario.fracture.enabled), fracture_times_s=breaker.event_times_s,
         **{key: [c[key] for c in counts] for key in counts[0]},
         n_particles_at_steps=[len(rec.radii_um) for rec in records],
         binder_volume_per_nmc_volume=packing.binder_volume_per_nmc_volume(pa), binder_film_um=coat["film_um"],
