@@ -32,6 +32,18 @@ particles, opens once they part; such voxels are classified at the centre.) Each
 the voxel centre, evaluated in the particle's body frame. Base coefficients
 come from :mod:`synthcal.materials` at ``energy_kev``.
 
+Fragments
+---------
+A cracked NMC particle (:mod:`synthcal.dem.fracture`) is a set of
+fragments, each a piece of its root sphere cut by planes
+(:class:`synthcal.pieces.Pieces`), rendered exactly (depth: the smallest of
+the distances to the root sphere and to each plane) with the root's texture
+in the root's body frame. The pieces fill the root sphere, so the phantom
+at the instant of fracture is the phantom before it; cracks open as the
+fragments move. Each fragment owns its voxels. The binder follows each root
+particle at the pose its first fragment (the one with the root's index)
+carries.
+
 Texture
 -------
 Generated from ``(seed, particle index)`` in each particle's body frame

@@ -11,6 +11,15 @@ particles' rigid displacements at that point, while its bond holds, and with
 the particle of its half (``w < 1/2``: ``i``) once the bond is broken. Points
 in no particle and no binder (pores) have no displacement: NaN.
 
+Fragments. A particle that cracked between the reference and the current
+step (:mod:`synthcal.dem.fracture`, pieces in :class:`ParticlePoses`) no
+longer moves as one body: a reference point it owned moves with the
+fragment whose piece holds it (the piece it lies deepest in, in the root
+particle's body frame), and each fragment's rigid map starts from where its
+material was at the reference (the pose of the reference piece that held
+its centre). The binder keeps following the particle of its index (the
+root's first fragment).
+
 On the voxel grid this is read from the phantom's ``owner`` (particle of the
 voxel centre; a bridge voxel's is the particle of its half) and its
 :class:`synthcal.binder.BridgeVoxels` (bond and weight of each bridge
@@ -394,32 +403,80 @@ def mean_solid_displacement_um(owner, ref, cur, boxes, *, voxel_size_um, origin_
     memory stays at a few planes whatever the number of boxes.
     """
     owner, origin = _check_grid(owner, voxel_size_um, origin_um)
+    b = _check_boxes(boxes, owner.shape)
+    m, t = _rigid_maps(ref, cur)
+    bridges = _check_bridges(bridges, owner, cur, len(m))
+    follow = _follower(ref, cur)
+    if len(m) == 0 or len(b) == 0:
+        return np.full((len(b), 3), np.nan)
+
+    def plane(k):
+        u, solid = _plane_displacement(owner[k], k, m, t, voxel_size_um, origin, bridges, follow)
+        return np.concatenate([u, solid[None]])
+
+    sums = _box_sums(b, owner.shape, plane, 4)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(sums[:, 3:] > 0, sums[:, :3] / sums[:, 3:], np.nan)
+
+
+def cracked_voxel_counts(owner, ref, cur, boxes):
+    """Voxels in each box whose reference owner has cracked into fragments by ``cur``.
+
+    Parameters
+    ----------
+    owner : (nz, ny, nx) int array
+        ``Phantom.owner`` of the reference step.
+    ref, cur : ParticlePoses
+    boxes : (B, 6) array_like of int
+        Half-open voxel index ranges ``(z0, z1, y0, y1, x0, x1)``, clipped to the grid.
+
+    Returns
+    -------
+    (B,) int64
+    """
+    owner = np.asarray(owner)
+    b = _check_boxes(boxes, owner.shape)
+    if cur.pieces is None or len(b) == 0:
+        return np.zeros(len(b), np.int64)
+    ref_roots = _pieces_of(ref)[0]
+    cracked = np.bincount(cur.pieces.root_ids, minlength=len(cur.pieces.root_ids)) > 1
+    if not cracked.any():
+        return np.zeros(len(b), np.int64)
+    # index -1 (no owner) reads the appended False
+    broken = np.append(cracked[ref_roots], False)
+    return np.rint(_box_sums(b, owner.shape, lambda k: broken[owner[k]][None].astype(np.float64), 1)[:, 0]
+                   ).astype(np.int64)
+
+
+def _check_boxes(boxes, shape):
+    """Boxes ``(z0, z1, y0, y1, x0, x1)`` as integers, clipped to a grid of ``shape``."""
     b = np.asarray(boxes)
     if b.ndim != 2 or b.shape[1] != 6 or not np.issubdtype(b.dtype, np.integer):
         raise ValueError(f"boxes: expected (B, 6) integers (z0, z1, y0, y1, x0, x1), got {b.shape}")
     if np.any(b[:, 1::2] < b[:, 0::2]):
         raise ValueError("boxes: expected z0 <= z1, y0 <= y1, x0 <= x1 in every row")
-    m, t = _rigid_maps(ref, cur)
-    bridges = _check_bridges(bridges, owner, cur, len(m))
-    follow = _follower(ref, cur)
-    limits = np.repeat(np.asarray(owner.shape), 2)
-    b = np.clip(b, 0, limits)
-    sums = np.zeros((len(b), 4))
-    if len(m) == 0 or len(b) == 0:
-        return np.full((len(b), 3), np.nan)
+    return np.clip(b, 0, np.repeat(np.asarray(shape), 2))
+
+
+def _box_sums(b, shape, plane_values, channels):
+    """Sums over boxes ``b`` of per-voxel values, ``plane_values(k)`` (channels, ny, nx) for z-plane k.
+
+    2-D summed-area tables built one z-plane at a time: memory stays at a
+    few planes whatever the number of boxes.
+    """
+    sums = np.zeros((len(b), channels))
+    if len(b) == 0:
+        return sums
     for k in range(int(b[:, 0].min()), int(b[:, 1].max())):
         active = np.flatnonzero((b[:, 0] <= k) & (k < b[:, 1]))
         if active.size == 0:
             continue
-        u, solid = _plane_displacement(owner[k], k, m, t, voxel_size_um, origin, bridges, follow)
-        table = np.zeros((4, owner.shape[1] + 1, owner.shape[2] + 1))
-        table[:3, 1:, 1:] = u
-        table[3, 1:, 1:] = solid
+        table = np.zeros((channels, shape[1] + 1, shape[2] + 1))
+        table[:, 1:, 1:] = plane_values(k)
         table = table.cumsum(axis=1).cumsum(axis=2)
         y0, y1, x0, x1 = b[active, 2], b[active, 3], b[active, 4], b[active, 5]
         sums[active] += (table[:, y1, x1] - table[:, y0, x1] - table[:, y1, x0] + table[:, y0, x0]).T
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(sums[:, 3:] > 0, sums[:, :3] / sums[:, 3:], np.nan)
+    return sums
 
 
 def _radii_um(phase_mask, region, voxel_size_um, arch):

@@ -31,6 +31,14 @@
    balances (the rest the real sample reaches in the paper's 30 min before
    each scan); then the state is recorded (step 0: before contact).
 
+Fracture. From the start of the compression, NMC particles crack
+(:mod:`synthcal.dem.fracture`, ``[fracture]``): a particle whose largest
+contact force passes its Weibull strength is replaced, within a time step,
+by a few rigid fragments that fill it. Particle indices of the pillar stay
+those of every step; fragments are appended. Each record holds every
+particle's piece; ``Trajectory.info`` counts fractured particles,
+fragments and fracture events per step.
+
 Quasi-static loading. The head is moved by a controller every
 ``[dem] record_every_steps`` time steps, towards the head travel at which
 the spring and the sample balance (a Newton step with the largest recent
@@ -156,7 +164,10 @@ class Trajectory:
         (``cut_height_change_rel``, ``cut_max_displacement_um``), stage,
         head and force at each step, quasi-static measures (largest
         inertial number while loading and at each step, kinetic/elastic
-        energy ratios), wall-clock time per phase.
+        energy ratios), fracture per step (``n_fractured_particles``: root
+        particles cracked, ``n_fragments``: particles that are fragments,
+        ``n_fracture_events``, ``n_particles_at_steps``) and the time of
+        each fracture event (``fracture_times_s``), wall-clock time per phase.
     """
 
     steps: tuple
