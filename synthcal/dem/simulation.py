@@ -667,6 +667,7 @@ class Simulation:
         old, n_old, old_order = self._s, self.n, self._order
         pub = {name: self._public(old[name]) for name in _PER_PARTICLE}
         rel = x - pub["x"][i]
+        # v + w x r; in z-y-x components (a left-handed basis) the cross product changes sign
         fill = dict(x=x, v=pub["v"][i] - np.cross(pub["w"][i], rel), f=np.zeros((k, 3)), t=np.zeros((k, 3)),
                     wall_hist=np.zeros((k, 2, 3)), f_head=np.zeros(k), load=np.zeros(k),
                     strength=np.full(k, np.inf))
