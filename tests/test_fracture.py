@@ -159,16 +159,16 @@ def test_split_pieces_partition_the_parent_and_hold_their_contact_spheres(radius
     assert np.abs(member.mean(axis=1) - shares).max() < 0.02
 
 
-def _one_particle_fracture(seed=5):
-    """A rotated particle at the centre of a small grid, and its three fragments at the instant of fracture."""
+def _one_particle_fracture(seed=5, radius=3.0, n_fragments=3):
+    """A rotated particle at the centre of a small grid, and its fragments at the instant of fracture."""
     rng = np.random.default_rng(seed)
     q = rng.normal(size=4)
     q /= np.linalg.norm(q)
-    centre, radius = np.array([4.0, 4.0, 4.0]), 3.0
-    planes, shares, centres_b, radii = split_piece(radius, np.tile(PAD_PLANE, (MAX_PLANES, 1)), 3, rng)
+    centre = np.array([4.0, 4.0, 4.0])
+    planes, _, centres_b, radii = split_piece(radius, np.tile(PAD_PLANE, (MAX_PLANES, 1)), n_fragments, rng)
     rot = rotation_matrices_zyx(q[None])[0]
     frag_x = centre + centres_b @ rot.T
-    pieces = Pieces(np.zeros(3, np.int64), -centres_b, np.full(3, radius), planes)
+    pieces = Pieces(np.zeros(n_fragments, np.int64), -centres_b, np.full(n_fragments, radius), planes)
     return centre, radius, q, frag_x, radii, pieces
 
 
@@ -178,16 +178,18 @@ def _image(positions, radii, quats, pieces=None):
                     texture=Texture(), pieces=pieces)
 
 
-def test_phantom_at_the_instant_of_fracture_is_the_phantom_before_it():
-    centre, radius, q, frag_x, radii, pieces = _one_particle_fracture()
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 2 ** 31), radius=st.floats(1.5, 3.5), n_fragments=st.integers(2, 4))
+def test_phantom_at_the_instant_of_fracture_is_the_phantom_before_it(seed, radius, n_fragments):
+    centre, radius, q, frag_x, radii, pieces = _one_particle_fracture(seed, radius, n_fragments)
     before = _image([centre], [radius], [q])
-    after = _image(frag_x, radii, np.tile(q, (3, 1)), pieces)
+    after = _image(frag_x, radii, np.tile(q, (n_fragments, 1)), pieces)
     assert np.mean(before.labels != after.labels) <= 0.005
     # the fragments carry the parent's texture: attenuation the same up to rounding
     nmc = float(before.mu_per_um.max())
     assert np.mean(np.abs(before.mu_per_um - after.mu_per_um) > 1e-4 * nmc) <= 0.005
     # each fragment owns its own voxels, in its share of the volume
-    owned = np.bincount(after.owner[after.owner >= 0], minlength=3)
+    owned = np.bincount(after.owner[after.owner >= 0], minlength=n_fragments)
     assert owned.sum() == np.count_nonzero(before.owner == 0)
     assert np.all(owned > 0)
 
