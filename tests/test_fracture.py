@@ -306,3 +306,12 @@ def test_truth_from_a_cracked_reference_follows_fragments_that_crack_again():
         p = pts[np.flatnonzero(which == k)[0]]
         u = true_displacement_volume(np.ones((1, 1, 1), np.int32), ref, cur, voxel_size_um=1.0, origin_um=p)
         assert np.allclose(u[:, 0, 0, 0], shift[k], atol=1e-5)
+
+
+def test_same_scenario_cracks_the_same_way(pillars):
+    cracked, _ = pillars
+    again = simulate_pillar(sc.with_overrides(sc.load(TINY_TOML), ["fracture.strength_pa=3e4"]))
+    for a, b in zip(cracked.steps, again.steps):
+        for name in ("positions_um", "quaternions", "root_ids", "root_offsets_um", "cut_planes", "bonds_intact"):
+            assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert cracked.info["fracture_times_s"] == again.info["fracture_times_s"]

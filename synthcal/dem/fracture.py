@@ -135,6 +135,10 @@ class Breaker:
             raise ValueError(f"sim: expected {len(self.strengths_n)} particles, got {sim.n}")
         sim.set_strengths(self.strengths_n, self)
 
+    def load_ratio_max(self, sim):
+        """Largest contact force over fracture force of any breakable particle of ``sim`` now (0 if none)."""
+        return float(np.max(sim.loads_n / self.strengths_n, initial=0.0))
+
     def _draw(self, rows):
         """Fracture forces of particles ``rows``; inf where they cannot break."""
         d = np.cbrt(6.0 / math.pi * self.volumes_um3[rows])

@@ -160,13 +160,16 @@ class Trajectory:
     info : dict
         Diagnostics: time step, particle and bond counts, binder film and
         bridges, the NMC volume fraction in the analysed region (target,
-        after deposition, at each step), relaxation after the cut
+        after deposition, at each step; a fragment counted as a sphere of
+        its piece's volume at its centre), relaxation after the cut
         (``cut_height_change_rel``, ``cut_max_displacement_um``), stage,
         head and force at each step, quasi-static measures (largest
         inertial number while loading and at each step, kinetic/elastic
         energy ratios), fracture per step (``n_fractured_particles``: root
         particles cracked, ``n_fragments``: particles that are fragments,
-        ``n_fracture_events``, ``n_particles_at_steps``) and the time of
+        ``n_fracture_events``, ``n_particles_at_steps``, and
+        ``fracture_load_ratio_max``, the largest contact force over fracture
+        force of any particle: how near the sample is to cracking) and the time of
         each fracture event (``fracture_times_s``), wall-clock time per phase.
     """
 
@@ -321,12 +324,13 @@ def _check(sim, where, box_um, height_um):
 
 
 def _snapshot(sim, travel_um, stage_um, pieces):
-    return Record(root_ids=pieces.root_ids, root_offsets_um=pieces.root_offsets_um, root_radii_um=pieces.root_radii_um,
-                  cut_planes=pieces.planes, travel_um=float(travel_um), stage_um=float(stage_um), head_z_um=float(sim.head_z_um),
+    return Record(travel_um=float(travel_um), stage_um=float(stage_um), head_z_um=float(sim.head_z_um),
                   time_s=float(sim.time_s), positions_um=sim.positions_um, quaternions=sim.orientations,
                   radii_um=sim.radii_um, kinds=sim.kinds, velocities_um_s=sim.velocities_um_s,
                   angular_velocities_rad_s=sim.angular_velocities_rad_s, fixed=sim.fixed,
-                  bonds=sim.bonds, bonds_intact=sim.bonds_intact, bond_radius_um=sim.bond_radii_um)
+                  bonds=sim.bonds, bonds_intact=sim.bonds_intact, bond_radius_um=sim.bond_radii_um,
+                  root_ids=pieces.root_ids, root_offsets_um=pieces.root_offsets_um,
+                  root_radii_um=pieces.root_radii_um, cut_planes=pieces.planes)
 
 
 class _Loading:
@@ -556,7 +560,10 @@ def simulate_pillar(scenario, *, arch="cpu", progress=None):
                       breakable=sim.kinds == ParticleKind.NMC)
     if scenario.fracture.enabled:
         breaker.attach(sim)
-    counts = [dict(n_fracture_events=0, **fracture_counts(breaker.pieces))]
+    counts = [dict(n_fracture_events=0, fracture_load_ratio_max=breaker.load_ratio_max(sim),
+                   **fracture_counts(breaker.pieces))]
+    # volume-equivalent radii: a fragment's contact sphere holds only part of its piece's volume
+    volume_radii = [np.cbrt(0.75 / math.pi * breaker.volumes_um3)]
     records = [_snapshot(sim, 0.0, 0.0, breaker.pieces)]
     while sim.head_force_n <= 0.0:
         sim.step(dm.record_every_steps)
@@ -588,7 +595,9 @@ def simulate_pillar(scenario, *, arch="cpu", progress=None):
         sim.set_background_damping(dm.compression_damping_per_s)
         _check(sim, f"compression step {k}", box, 2 * el.thickness_um)
         records.append(_snapshot(sim, load.travel, load.stage, breaker.pieces))
-        counts.append(dict(n_fracture_events=breaker.n_fractured, **fracture_counts(breaker.pieces)))
+        counts.append(dict(n_fracture_events=breaker.n_fractured,
+                           fracture_load_ratio_max=breaker.load_ratio_max(sim), **fracture_counts(breaker.pieces)))
+        volume_radii.append(np.cbrt(0.75 / math.pi * breaker.volumes_um3))
         last = rows[-1]
         inertial = float(load.inertial_numbers(last[6], last[1], last[2]))
         scans.append(dict(inertial=inertial if math.isfinite(inertial) else None, ratio=last[4] / last[5],
@@ -603,7 +612,8 @@ def simulate_pillar(scenario, *, arch="cpu", progress=None):
     inertial = load.inertial_numbers(table[after, 6], table[after, 1], table[after, 2])
     loaded = table[after][table[after, 5] > 0]
     regions = [analysed_region(scenario, rec.head_z_um) for rec in records]
-    fractions = [nmc_volume_fraction(rec.positions_um, rec.radii_um, reg, spacing) for rec, reg in zip(records, regions)]
+    fractions = [nmc_volume_fraction(rec.positions_um, r, reg, spacing)
+                 for rec, r, reg in zip(records, volume_radii, regions)]
     info = dict(
         dt_s=sim.dt_s, n_steps=sim.n_steps, n_rebuilds=sim.n_rebuilds,
         n_particles_slab=n_slab, n_particles=sim.n, n_fixed=int(np.sum(sim.fixed)), n_fixed_slab=n_fixed_slab,
