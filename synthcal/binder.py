@@ -575,7 +575,7 @@ def pull_through(kind, bond, owner, x, cur_c: ti.template(), ref_c: ti.template(
 
 # ---- tables the kernels read ------------------------------------------------------------------------
 
-def _dummy_rows(a, width, dtype):
+def dummy_rows(a, width, dtype):
     """Taichi ndarrays cannot be empty: one unused row stands in."""
     return np.ascontiguousarray(a, dtype=dtype) if len(a) else np.zeros((1, width) if width else 1, dtype)
 
@@ -613,13 +613,13 @@ def reference_tables(binder, origin_um, cell_dims, cell_size_um):
     rb_start, rb_items = bin_particles(middle[has], e[has], origin, cell_dims, cell_size_um)
     rb_items = with_bridge[rb_items].astype(np.int32)
     return {
-        "ref_c": _dummy_rows(binder.positions_um - origin, 3, np.float32),
-        "radii": _dummy_rows(binder.radii_um, 0, np.float32),
-        "kinds": _dummy_rows(binder.kinds, 0, np.int32),
-        "pairs": _dummy_rows(binder.bonds, 2, np.int32),
-        "bgeo": _dummy_rows(np.column_stack([n, d, a]) if len(a) else a, 5, np.float32),
-        "rp_start": rp_start, "rp_items": _dummy_rows(rp_items, 0, np.int32),
-        "rb_start": rb_start, "rb_items": _dummy_rows(rb_items, 0, np.int32),
+        "ref_c": dummy_rows(binder.positions_um - origin, 3, np.float32),
+        "radii": dummy_rows(binder.radii_um, 0, np.float32),
+        "kinds": dummy_rows(binder.kinds, 0, np.int32),
+        "pairs": dummy_rows(binder.bonds, 2, np.int32),
+        "bgeo": dummy_rows(np.column_stack([n, d, a]) if len(a) else a, 5, np.float32),
+        "rp_start": rp_start, "rp_items": dummy_rows(rp_items, 0, np.int32),
+        "rb_start": rb_start, "rb_items": dummy_rows(rb_items, 0, np.int32),
     }
 
 
@@ -664,11 +664,11 @@ def motion_tables(binder, positions_um, quaternions, bonds_intact, origin_um):
         np.linalg.norm(fwd[j] - fwd[i], axis=(1, 2)) * e
     radius = a + spread
     seg = np.column_stack([p0 - origin, p1 - origin, radius]) if len(a) else np.zeros((0, 7))
-    tables = {"cur_c": _dummy_rows(pos - origin, 3, np.float32),
-              "back": _dummy_rows(back.reshape(-1, 9), 9, np.float32),
-              "moved": _dummy_rows(moved.astype(np.int32), 0, np.int32),
-              "intact": _dummy_rows(np.asarray(bonds_intact, dtype=np.int32), 0, np.int32),
-              "seg": _dummy_rows(seg, 7, np.float32)}
+    tables = {"cur_c": dummy_rows(pos - origin, 3, np.float32),
+              "back": dummy_rows(back.reshape(-1, 9), 9, np.float32),
+              "moved": dummy_rows(moved.astype(np.int32), 0, np.int32),
+              "intact": dummy_rows(np.asarray(bonds_intact, dtype=np.int32), 0, np.int32),
+              "seg": dummy_rows(seg, 7, np.float32)}
     return tables, 0.5 * (p0 + p1), 0.5 * np.linalg.norm(p1 - p0, axis=1) + radius
 
 

@@ -32,6 +32,18 @@ particles, opens once they part; such voxels are classified at the centre.) Each
 the voxel centre, evaluated in the particle's body frame. Base coefficients
 come from :mod:`synthcal.materials` at ``energy_kev``.
 
+Fragments
+---------
+A cracked NMC particle (:mod:`synthcal.dem.fracture`) is a set of
+fragments, each a piece of its root sphere cut by planes
+(:class:`synthcal.pieces.Pieces`), rendered exactly (depth: the smallest of
+the distances to the root sphere and to each plane) with the root's texture
+in the root's body frame. The pieces fill the root sphere, so the phantom
+at the instant of fracture is the phantom before it; cracks open as the
+fragments move. Each fragment owns its voxels. The binder follows each root
+particle at the pose its first fragment (the one with the root's index)
+carries.
+
 Texture
 -------
 Generated from ``(seed, particle index)`` in each particle's body frame
@@ -63,11 +75,12 @@ import taichi as ti
 
 from analysis._taichi import ensure_taichi
 from analysis.phases import Phase
-from synthcal.binder import (NONE, Binder, BridgeVoxels, cell_of, claim, motion_tables, pull_through,
+from synthcal.binder import (NONE, Binder, BridgeVoxels, dummy_rows, cell_of, claim, motion_tables, pull_through,
                              reference_tables, row3, segment_distance)
 from synthcal.binning import bin_particles, choose_cell_size_um
 from synthcal.dem.material import ParticleKind
 from synthcal.materials import cbd_material, linear_attenuation_per_um
+from synthcal.pieces import Pieces
 from synthcal.rotations import rotation_matrices_zyx
 
 # plain ints for the taichi kernel
@@ -270,13 +283,38 @@ def _cbd_factor(key, b, h, tex: ti.template()):
 
 
 @ti.func
-def _particle_mu(p, x, centres: ti.template(), kinds: ti.template(), rot: ti.template(), key_seed, h,
-                 tex: ti.template(), mu_nmc, mu_cbd, mu_air):
+def _root_body(p, x, centres: ti.template(), rot: ti.template(), piece: ti.template()):
+    """Root-body coordinates (µm, see :mod:`synthcal.pieces`) of the point x of particle p."""
     d = ti.Vector([x[0] - centres[p, 0], x[1] - centres[p, 1], x[2] - centres[p, 2]], ti.f32)
     b = ti.Vector([0.0, 0.0, 0.0], ti.f32)
     for a in ti.static(range(3)):
-        b[a] = rot[p, a] * d[0] + rot[p, 3 + a] * d[1] + rot[p, 6 + a] * d[2]
-    key = _mix(key_seed ^ _mix(ti.cast(p, ti.u32) + ti.u32(0x9E3779B9)))
+        b[a] = rot[p, a] * d[0] + rot[p, 3 + a] * d[1] + rot[p, 6 + a] * d[2] - piece[p, a]
+    return b
+
+
+@ti.func
+def _depth(p, x, centres: ti.template(), radii: ti.template(), rot: ti.template(), piece: ti.template(),
+           n_planes: ti.template()):
+    """How deep x lies inside particle p's piece (µm, > 0 inside): its sphere, or its root sphere cut by planes."""
+    out = 0.0
+    if n_planes[p] == 0:
+        dvec = ti.Vector([x[0] - centres[p, 0], x[1] - centres[p, 1], x[2] - centres[p, 2]])
+        out = radii[p] - dvec.norm()
+    else:
+        b = _root_body(p, x, centres, rot, piece)
+        out = piece[p, 3] - b.norm()
+        for k in range(n_planes[p]):
+            c = 4 + 4 * k
+            out = ti.min(out, piece[p, c + 3] - (piece[p, c] * b[0] + piece[p, c + 1] * b[1] + piece[p, c + 2] * b[2]))
+    return out
+
+
+@ti.func
+def _particle_mu(p, x, centres: ti.template(), kinds: ti.template(), rot: ti.template(), piece: ti.template(),
+                 roots: ti.template(), key_seed, h, tex: ti.template(), mu_nmc, mu_cbd, mu_air):
+    # a fragment shows its root particle's texture, in the root's body frame
+    b = _root_body(p, x, centres, rot, piece)
+    key = _mix(key_seed ^ _mix(ti.cast(roots[p], ti.u32) + ti.u32(0x9E3779B9)))
     mu = 0.0
     if kinds[p] == 0:
         factor, pore = _nmc_factor(key, b, h, tex)
@@ -296,6 +334,12 @@ def _voxelise_slab(labels: ti.types.ndarray(dtype=ti.u8, ndim=3),
                    radii: ti.types.ndarray(dtype=ti.f32, ndim=1),
                    kinds: ti.types.ndarray(dtype=ti.i32, ndim=1),
                    rot: ti.types.ndarray(dtype=ti.f32, ndim=2),
+                   pc: ti.types.ndarray(dtype=ti.f32, ndim=2),
+                   pr: ti.types.ndarray(dtype=ti.f32, ndim=1),
+                   pk: ti.types.ndarray(dtype=ti.i32, ndim=1),
+                   piece: ti.types.ndarray(dtype=ti.f32, ndim=2),
+                   n_planes: ti.types.ndarray(dtype=ti.i32, ndim=1),
+                   roots: ti.types.ndarray(dtype=ti.i32, ndim=1),
                    cell_start: ti.types.ndarray(dtype=ti.i32, ndim=1),
                    items: ti.types.ndarray(dtype=ti.i32, ndim=1),
                    ref_c: ti.types.ndarray(dtype=ti.f32, ndim=2),
@@ -327,6 +371,7 @@ def _voxelise_slab(labels: ti.types.ndarray(dtype=ti.u8, ndim=3),
         x = h * ti.Vector([k + k0, j, i], ti.f32)
         flat = cell_of(x, cell_size, cell_dims)
         cand = ti.Vector([-1] * MAX_CANDIDATES, ti.i32)
+        cand_root = ti.Vector([-1] * MAX_CANDIDATES, ti.i32)
         n_cand = 0
         n_close = 0
         near = (ti.abs(x[0] - head_z) < 0.5 * h) or (ti.abs(x[0] - foil_z) < 0.5 * h)
@@ -334,8 +379,7 @@ def _voxelise_slab(labels: ti.types.ndarray(dtype=ti.u8, ndim=3),
         best_d = 0.0
         for t in range(cell_start[flat], cell_start[flat + 1]):
             p = items[t]
-            dvec = ti.Vector([x[0] - centres[p, 0], x[1] - centres[p, 1], x[2] - centres[p, 2]])
-            depth = radii[p] - dvec.norm()
+            depth = _depth(p, x, pc, pr, rot, piece, n_planes)
             if depth > best_d:
                 best_d = depth
                 best = p
@@ -345,8 +389,10 @@ def _voxelise_slab(labels: ti.types.ndarray(dtype=ti.u8, ndim=3),
                     near = True
             if depth > -reach and n_cand < MAX_CANDIDATES:
                 cand[n_cand] = p
+                # the binder knows the root particles, at the pose their first piece carries
+                cand_root[n_cand] = roots[p]
                 n_cand += 1
-            if has_binder and tau > 0 and kinds[p] == _KIND_NMC and ti.abs(depth + tau) < margin:
+            if has_binder and tau > 0 and pk[p] == _KIND_NMC and ti.abs(depth + tau) < margin:
                 # the film's outer surface crosses the voxel
                 near = True
         bond_cand = ti.Vector([-1] * MAX_BOND_CANDIDATES, ti.i32)
@@ -371,10 +417,10 @@ def _voxelise_slab(labels: ti.types.ndarray(dtype=ti.u8, ndim=3),
             label = ti.u8(_FOIL)
         elif best >= 0:
             own = best
-            label = ti.u8(_NMC) if kinds[best] == _KIND_NMC else ti.u8(_CBD)
+            label = ti.u8(_NMC) if pk[best] == _KIND_NMC else ti.u8(_CBD)
         elif has_binder:
             kind_c, bond_c, owner_c, w_c, x_c, near_c = claim(
-                x, tau, margin, bond_cand, n_bond, cand, n_cand, centres, ref_c, back, moved, radii, kinds,
+                x, tau, margin, bond_cand, n_bond, cand_root, n_cand, centres, ref_c, back, moved, radii, kinds,
                 pairs, bgeo, intact, seg, rp_start, rp_items, rb_start, rb_items, cell_dims, cell_size)
             if near_c:
                 near = True
@@ -397,7 +443,7 @@ def _voxelise_slab(labels: ti.types.ndarray(dtype=ti.u8, ndim=3),
             elif held != NONE:
                 value = _cbd_factor(binder_key, ref_x + origin, h, tex) * mu_cbd
             elif own >= 0:
-                value = _particle_mu(own, x, centres, kinds, rot, key_seed, h, tex, mu_nmc, mu_cbd, mu_air)
+                value = _particle_mu(own, x, pc, pk, rot, piece, roots, key_seed, h, tex, mu_nmc, mu_cbd, mu_air)
             else:
                 value = mu_air
         else:
@@ -421,8 +467,7 @@ def _voxelise_slab(labels: ti.types.ndarray(dtype=ti.u8, ndim=3),
                     slot_d = 0.0
                     for a in range(n_cand):
                         p = cand[a]
-                        dvec = ti.Vector([y[0] - centres[p, 0], y[1] - centres[p, 1], y[2] - centres[p, 2]])
-                        depth = radii[p] - dvec.norm()
+                        depth = _depth(p, y, pc, pr, rot, piece, n_planes)
                         if depth > slot_d:
                             slot_d = depth
                             slot = a
@@ -432,7 +477,7 @@ def _voxelise_slab(labels: ti.types.ndarray(dtype=ti.u8, ndim=3),
                         kind_s = NONE
                         if has_binder:
                             kind_s, bond_s, owner_s, w_s, x_s, near_s = claim(
-                                y, tau, 0.0, bond_cand, n_bond, cand, n_cand, centres, ref_c, back, moved,
+                                y, tau, 0.0, bond_cand, n_bond, cand_root, n_cand, centres, ref_c, back, moved,
                                 radii, kinds, pairs, bgeo, intact, seg, rp_start, rp_items, rb_start, rb_items,
                                 cell_dims, cell_size)
                             if kind_s != NONE:
@@ -446,7 +491,7 @@ def _voxelise_slab(labels: ti.types.ndarray(dtype=ti.u8, ndim=3),
             total = n_pore * mu_air + n_head * mu_head + n_foil * mu_foil
             for a in range(n_cand):
                 if counts[a] > 0:
-                    total += counts[a] * _particle_mu(cand[a], x, centres, kinds, rot, key_seed, h, tex,
+                    total += counts[a] * _particle_mu(cand[a], x, pc, pk, rot, piece, roots, key_seed, h, tex,
                                                       mu_nmc, mu_cbd, mu_air)
             if n_binder > 0:
                 # the binder's texture at the voxel centre's reference point, pulled back through the
@@ -478,7 +523,7 @@ def _seed_key(seed):
 def voxelise(positions_um, radii_um, kinds, quaternions, *, voxel_size_um, shape, origin_um, seed,
              head_z_um=None, foil_top_z_um=0.0, energy_kev, supersampling=3, texture=Texture(),
              head_material="diamond", foil_material="aluminium", cbd_nanoporosity=0.5,
-             binder=None, bonds_intact=None, arch="cpu", progress=None):
+             binder=None, bonds_intact=None, pieces=None, arch="cpu", progress=None):
     """Voxelise one load step (grid, phases and texture: see the module docstring).
 
     Parameters
@@ -518,6 +563,12 @@ def voxelise(positions_um, radii_um, kinds, quaternions, *, voxel_size_um, shape
     bonds_intact : (M,) array_like of bool, optional
         Which of ``binder.bonds`` hold at this step (broken bridges show as
         two halves); default all.
+    pieces : synthcal.pieces.Pieces, optional
+        Each particle's piece (fragments of cracked particles); None: whole
+        spheres of ``radii_um``. A fragment is its root sphere cut by its
+        planes, with its root's texture, and owns its voxels; the binder
+        (reference: the root particles, indices ``0 .. len(binder) - 1``)
+        follows each root at the pose its piece of that index carries.
     arch : {"cpu", "gpu"}
     progress : callable, optional
         Called with the fraction done in [0, 1].
@@ -557,16 +608,25 @@ def voxelise(positions_um, radii_um, kinds, quaternions, *, voxel_size_um, shape
     foil_z = -np.inf if foil_top_z_um is None else float(foil_top_z_um)
     if head_z <= foil_z:
         raise ValueError(f"head_z_um: expected above foil_top_z_um, got {head_z_um} <= {foil_top_z_um}")
+    if pieces is None:
+        pieces = Pieces.whole(radii)
+    elif not isinstance(pieces, Pieces) or len(pieces.root_ids) != n:
+        raise ValueError(f"pieces: expected Pieces of the {n} particles")
+    rot_zyx = rotation_matrices_zyx(quats) if n else np.zeros((0, 3, 3))
+    n_root = int(pieces.root_ids.max()) + 1 if n else 0
+    # the root particles where their pieces of the same index carry them (themselves when unbroken)
+    root_c = centres[:n_root] + np.einsum("nab,nb->na", rot_zyx[:n_root], pieces.root_offsets_um[:n_root])
     if binder is None:
-        binder = Binder(centres, quats, radii, kinds_arr, np.zeros((0, 2), np.int64), np.zeros(0), 0.0)
+        binder = Binder(root_c, quats[:n_root], pieces.root_radii_um[:n_root], kinds_arr[:n_root],
+                        np.zeros((0, 2), np.int64), np.zeros(0), 0.0)
         has_binder = 0
     elif not isinstance(binder, Binder):
         raise ValueError(f"binder: expected a Binder, got {type(binder).__name__}")
     else:
         has_binder = 1
-    if len(binder.radii_um) != n or not np.array_equal(binder.radii_um, radii) or \
-            not np.array_equal(binder.kinds, kinds_arr):
-        raise ValueError(f"binder: expected the same {n} particles (radii, kinds) as positions_um")
+    if len(binder.radii_um) != n_root or not np.array_equal(binder.radii_um, pieces.root_radii_um[:n_root]) or \
+            not np.array_equal(binder.kinds, kinds_arr[:n_root]):
+        raise ValueError(f"binder: expected the same {n_root} root particles (radii, kinds) as positions_um")
     intact = np.ones(len(binder.bonds), bool) if bonds_intact is None else np.asarray(bonds_intact, dtype=bool)
     if intact.shape != (len(binder.bonds),):
         raise ValueError(f"bonds_intact: expected ({len(binder.bonds)},) flags, one per binder bond, "
@@ -585,13 +645,13 @@ def voxelise(positions_um, radii_um, kinds, quaternions, *, voxel_size_um, shape
     extent = voxel_size_um * (np.array(shape) - 1)
     margin = 0.8660254 * voxel_size_um
     tau = binder.film_thickness_um
-    reach = radii + margin + tau
+    reach = pieces.bounding_radii_um(radii) + margin + tau
     cell_size = choose_cell_size_um(reach, extent, float(np.prod(shape)), voxel_size_um)
     cell_dims = (np.floor(extent / cell_size) + 1).astype(np.int64)
     cell_start, items = bin_particles(centres, reach, origin, cell_dims, cell_size)
     if n == 0:
         items = np.zeros(1, dtype=np.int32)
-    motion, capsule_centre, capsule_reach = motion_tables(binder, centres, quats, intact, origin)
+    motion, capsule_centre, capsule_reach = motion_tables(binder, root_c, quats[:n_root], intact, origin)
     with_bridge = np.flatnonzero(binder.bridge_radius_um > 0)
     bond_start, bond_items = bin_particles(capsule_centre[with_bridge], capsule_reach[with_bridge] + margin,
                                            origin, cell_dims, cell_size)
@@ -600,8 +660,14 @@ def voxelise(positions_um, radii_um, kinds, quaternions, *, voxel_size_um, shape
 
     ensure_taichi(arch)
     # kernel works relative to the grid origin, keeping f32 coordinates small
-    rot = np.ascontiguousarray(rotation_matrices_zyx(quats).reshape(n, 9), dtype=np.float32) \
-        if n else np.zeros((1, 9), np.float32)
+    rot = np.ascontiguousarray(rot_zyx.reshape(n, 9), dtype=np.float32) if n else np.zeros((1, 9), np.float32)
+    # per particle: root offset (3), root radius, then the planes (n_z, n_y, n_x, d) in use
+    piece = np.concatenate([pieces.root_offsets_um, pieces.root_radii_um[:, None],
+                            pieces.planes.reshape(n, -1)], axis=1).astype(np.float32)
+    particle = dict(pc=dummy_rows(centres - origin, 3, np.float32), pr=dummy_rows(radii, 0, np.float32),
+                    pk=dummy_rows(kinds_arr, 0, np.int32), piece=dummy_rows(piece, piece.shape[1], np.float32),
+                    n_planes=dummy_rows(pieces.n_planes, 0, np.int32),
+                    roots=dummy_rows(pieces.root_ids, 0, np.int32))
     labels = np.empty(shape, dtype=np.uint8)
     mu = np.empty(shape, dtype=np.float32)
     owner = np.empty(shape, dtype=np.int32)
@@ -612,7 +678,8 @@ def voxelise(positions_um, radii_um, kinds, quaternions, *, voxel_size_um, shape
         bond = np.empty((k1 - k0,) + shape[1:], dtype=np.int32)
         weight = np.empty(bond.shape, dtype=np.float32)
         _voxelise_slab(labels[k0:k1], mu[k0:k1], owner[k0:k1], bond, weight,
-                       motion["cur_c"], ref["radii"], ref["kinds"], rot, cell_start, items,
+                       motion["cur_c"], ref["radii"], ref["kinds"], rot, particle["pc"], particle["pr"],
+                       particle["pk"], particle["piece"], particle["n_planes"], particle["roots"], cell_start, items,
                        ref["ref_c"], motion["back"], motion["moved"], ref["pairs"], ref["bgeo"], motion["intact"],
                        motion["seg"], bond_start, bond_items, ref["rp_start"], ref["rp_items"], ref["rb_start"],
                        ref["rb_items"], tex, mus,

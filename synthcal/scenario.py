@@ -114,6 +114,20 @@ class Compression:
 
 
 @dataclass(frozen=True)
+class Fracture:
+    """NMC secondary particles that crack into fragments (see :mod:`synthcal.dem.fracture`)."""
+
+    enabled: bool = _f(True, "NMC particles break into fragments when a contact force passes their strength")
+    strength_pa: float = _f(1.9e8, "Weibull characteristic strength at reference_diameter_um (crushing between plates: "
+                            "sigma = 2.8 F / (pi d^2); 190 MPa at 10 um is 21 mN, the order single-particle "
+                            "compression of NMC gives, Xu et al. 2017)", lo=0.0, lo_open=True)
+    reference_diameter_um: float = _f(10.0, "diameter at which the characteristic strength applies", lo=0.0, lo_open=True)
+    weibull_modulus: float = _f(4.0, "Weibull modulus m of the strengths (size effect (d0/d)^(3/m))", lo=0.0, lo_open=True)
+    n_fragments: int = _f(3, "rigid pieces a particle breaks into (Voronoi cells of seeds inside it)", lo=2, hi=9)
+    min_diameter_um: float = _f(3.0, "pieces of smaller volume-equivalent diameter do not break again", lo=0.0, lo_open=True)
+
+
+@dataclass(frozen=True)
 class Imaging:
     """The nano-CT: geometry, source, detector, noise, drift."""
 
@@ -207,6 +221,7 @@ class Scenario:
     pillar: Pillar = field(default_factory=Pillar)
     dem: Dem = field(default_factory=Dem)
     compression: Compression = field(default_factory=Compression)
+    fracture: Fracture = field(default_factory=Fracture)
     imaging: Imaging = field(default_factory=Imaging)
     reconstruction: Reconstruction = field(default_factory=Reconstruction)
     dvc: Dvc = field(default_factory=Dvc)

@@ -96,6 +96,7 @@ def run_phantom(ctx):
     from synthcal.grid import Grid
     from synthcal.materials import binder_volume_per_nmc_volume
     from synthcal.phantom import voxelise
+    from synthcal.pieces import fracture_counts
     from synthcal.scan_truth import scan_displacement, write_displacement
     from synthcal.truth import ParticlePoses, phase_summary
     from synthcal.xray import drift_voxels
@@ -121,7 +122,8 @@ def run_phantom(ctx):
                            foil_top_z_um=grid.foil_top_z_um, energy_kev=im.energy_kev,
                            supersampling=im.supersampling, head_material=im.head_material,
                            foil_material=im.foil_material, cbd_nanoporosity=p.cbd_nanoporosity,
-                           binder=binder, bonds_intact=st.bonds_intact, arch=ctx.arch, progress=progress)
+                           binder=binder, bonds_intact=st.bonds_intact, pieces=st.pieces, arch=ctx.arch,
+                           progress=progress)
         stem, suffix, v = ctx.out / step_name(k), _suffix(s), grid.voxel_size_um
         write_volume(f"{stem}_labels{suffix}", phantom.labels, v, description=f"labels: {Phase.legend()}")
         write_volume(f"{stem}_mu{suffix}", phantom.mu_per_um, v, description="linear attenuation, 1/um")
@@ -132,14 +134,14 @@ def run_phantom(ctx):
         phantom.bridges.write(f"{stem}_bridges.npz")
         if k == 0:
             reference.update(owner=phantom.owner, bridges=phantom.bridges)
-        return phase_summary(phantom.labels, grid, k, arch=ctx.arch)
+        return {**phase_summary(phantom.labels, grid, k, arch=ctx.arch), **fracture_counts(st.pieces)}
 
     _write_json(ctx.out / "summary.json", _steps(ctx, voxelise_step))
     binder.write(ctx.out / "binder.npz")
     _write_json(ctx.out / "binder.json", {**dataclasses.asdict(census), "film_thickness_um": binder.film_thickness_um})
     grid.write(ctx.out / "grid.json")
     drift = drift_voxels(im.drift_um, im.voxel_size_um, s.n_steps)
-    poses = [ParticlePoses(st.positions_um, st.quaternions, st.bonds_intact) for st in steps]
+    poses = [ParticlePoses(st.positions_um, st.quaternions, st.bonds_intact, st.pieces) for st in steps]
     for k in range(1, s.n_steps):
         write_displacement(ctx.out / f"{step_name(k)}_displacement.zarr",
                            scan_displacement(reference["owner"], poses[0], poses[k], grid, drift[k],
@@ -276,7 +278,7 @@ _PHANTOM_IMAGING = tuple(f"imaging.{key}" for key in ("voxel_size_um", "field_of
                                                       "head_material", "foil_material", "drift_um"))
 
 STAGES = (
-    Stage("dem", ("particles", "electrode", "pillar", "dem", "compression", "imaging.field_of_view_um"), (),
+    Stage("dem", ("particles", "electrode", "pillar", "dem", "compression", "fracture", "imaging.field_of_view_um"), (),
           "packing and compressing the pillar", run_dem),
     Stage("phantom", ("particles.cbd_nanoporosity", "particles.mass_ratio_nmc_carbon_pvdf",
                       "particles.cbd_bridge_fraction", *_PHANTOM_IMAGING, _FORMAT), ("dem",),

@@ -11,6 +11,15 @@ particles' rigid displacements at that point, while its bond holds, and with
 the particle of its half (``w < 1/2``: ``i``) once the bond is broken. Points
 in no particle and no binder (pores) have no displacement: NaN.
 
+Fragments. A particle that cracked between the reference and the current
+step (:mod:`synthcal.dem.fracture`, pieces in :class:`ParticlePoses`) no
+longer moves as one body: a reference point it owned moves with the
+fragment whose piece holds it (the piece it lies deepest in, in the root
+particle's body frame), and each fragment's rigid map starts from where its
+material was at the reference (the pose of the reference piece that held
+its centre). The binder keeps following the particle of its index (the
+root's first fragment).
+
 On the voxel grid this is read from the phantom's ``owner`` (particle of the
 voxel centre; a bridge voxel's is the particle of its half) and its
 :class:`synthcal.binder.BridgeVoxels` (bond and weight of each bridge
@@ -32,6 +41,7 @@ from analysis.phases import SAMPLE_PHASES, Phase
 from analysis.pores import cpsd, phase_fractions
 from synthcal.binder import BRIDGE, FILM, Binder, BridgeVoxels, classify_points_um
 from synthcal.binning import bin_particles, choose_cell_size_um
+from synthcal.pieces import Pieces, depth_um
 from synthcal.rotations import rotation_matrices_zyx
 
 _CHUNK_POINTS = 200_000
@@ -50,11 +60,15 @@ class ParticlePoses:
     bonds_intact : (M,) bool, optional
         Which binder bonds hold at this step (the DEM's ``bonds_intact``);
         None: all of them.
+    pieces : synthcal.pieces.Pieces, optional
+        Each particle's piece (the DEM's fragments of cracked particles);
+        None: every particle is a whole root particle.
     """
 
     positions_um: np.ndarray
     quaternions: np.ndarray
     bonds_intact: np.ndarray = None
+    pieces: Pieces = None
 
     def __post_init__(self):
         positions = np.array(self.positions_um, dtype=np.float64)
@@ -73,6 +87,9 @@ class ParticlePoses:
                 raise ValueError(f"bonds_intact: expected a 1-D array of flags, got shape {intact.shape}")
             intact.flags.writeable = False
             object.__setattr__(self, "bonds_intact", intact)
+        if self.pieces is not None and (not isinstance(self.pieces, Pieces) or
+                                        len(self.pieces.root_ids) != len(positions)):
+            raise ValueError(f"pieces: expected Pieces of the {len(positions)} particles")
 
     def intact(self, n_bonds):
         """(n_bonds,) bool: which bonds hold (all when ``bonds_intact`` is None)."""
@@ -84,17 +101,87 @@ class ParticlePoses:
         return self.bonds_intact
 
 
+def _pieces_of(poses):
+    """Root ids (N,), root offsets (N, 3, µm) and the split table of a step's particles (see :func:`_containing`)."""
+    n = len(poses.positions_um)
+    if poses.pieces is None:
+        return np.arange(n), np.zeros((n, 3)), None
+    p = poses.pieces
+    counts = np.bincount(p.root_ids, minlength=n)
+    roots = np.flatnonzero(counts > 1)
+    slot = np.full(len(counts), -1)
+    slot[roots] = np.arange(len(roots))
+    members = np.argsort(p.root_ids, kind="stable")
+    members = members[counts[p.root_ids[members]] > 1]
+    ranks = np.arange(len(members)) - np.searchsorted(p.root_ids[members], p.root_ids[members])
+    table = np.full((len(roots), max(1, int(counts.max(initial=1)))), -1)
+    table[slot[p.root_ids[members]], ranks] = members
+    return p.root_ids, p.root_offsets_um, (p, slot, table)
+
+
+def _containing(body_um, roots, split):
+    """Index of the particle holding each root-body point: the piece of its root it lies deepest in.
+
+    ``roots`` are the points' roots; a root that has not broken is its own
+    particle (the index of a root is always one of its pieces').
+    """
+    out = np.asarray(roots, np.int64).copy()
+    if split is None or len(out) == 0:
+        return out
+    pieces, slot, table = split
+    s = slot[out]
+    broken = np.flatnonzero(s >= 0)
+    if len(broken) == 0:
+        return out
+    cand = table[s[broken]]
+    safe = np.where(cand >= 0, cand, 0)
+    f = cand.shape[1]
+    depth = depth_um(np.repeat(body_um[broken], f, axis=0), pieces.root_radii_um[safe.ravel()],
+                     pieces.planes[safe.ravel()]).reshape(-1, f)
+    depth = np.where(cand >= 0, depth, -np.inf)
+    out[broken] = cand[np.arange(len(broken)), np.argmax(depth, axis=1)]
+    return out
+
+
 def _rigid_maps(ref, cur):
-    """Per-particle affine map of the displacement: u(p) = M p + t, M = A - I."""
+    """Per-particle affine map of the displacement of ``cur``'s particles: u(p) = M p + t, M = A - I.
+
+    A fragment that was part of a larger piece at ``ref`` moves from where
+    its material was then: its reference pose is that of the ``ref`` piece
+    holding its centre, shifted to its centre in their shared root frame.
+    """
     if not isinstance(ref, ParticlePoses) or not isinstance(cur, ParticlePoses):
         raise ValueError("ref, cur: expected ParticlePoses")
-    if len(ref.positions_um) != len(cur.positions_um):
-        raise ValueError(f"cur: expected {len(ref.positions_um)} particles like ref, "
-                         f"got {len(cur.positions_um)}")
-    a = rotation_matrices_zyx(cur.quaternions) @ np.swapaxes(rotation_matrices_zyx(ref.quaternions), 1, 2) \
-        if len(ref.positions_um) else np.zeros((0, 3, 3))
-    t = cur.positions_um - np.einsum("nij,nj->ni", a, ref.positions_um)
+    n_ref, n_cur = len(ref.positions_um), len(cur.positions_um)
+    if n_cur < n_ref or (n_cur > n_ref and cur.pieces is None):
+        raise ValueError(f"cur: expected {n_ref} particles like ref (more only as fragments, with pieces), "
+                         f"got {n_cur}")
+    if n_cur == 0:
+        return np.zeros((0, 3, 3)), np.zeros((0, 3))
+    r_ref = rotation_matrices_zyx(ref.quaternions)
+    roots, offsets, _ = _pieces_of(cur)
+    ref_roots, ref_offsets, ref_split = _pieces_of(ref)
+    j = _containing(-offsets, roots, ref_split)
+    c0 = ref.positions_um[j] + np.einsum("nab,nb->na", r_ref[j], ref_offsets[j] - offsets)
+    a = rotation_matrices_zyx(cur.quaternions) @ np.swapaxes(r_ref[j], 1, 2)
+    t = cur.positions_um - np.einsum("nij,nj->ni", a, c0)
     return a - np.eye(3), t
+
+
+def _follower(ref, cur):
+    """None when no particle has cracked between ``ref`` and ``cur``; else a function
+    ``(owner, points_um) -> the cur particle holding each reference point owned (at ref) by owner (>= 0)``."""
+    _, _, split = _pieces_of(cur)
+    if split is None or not (split[1] >= 0).any():
+        return None
+    ref_roots, ref_offsets, _ = _pieces_of(ref)
+
+    def follow(owner, points_um):
+        rot = rotation_matrices_zyx(ref.quaternions[owner])
+        body = np.einsum("nba,nb->na", rot, points_um - ref.positions_um[owner]) - ref_offsets[owner]
+        return _containing(body, ref_roots[owner], split)
+
+    return follow
 
 
 def owner_at_points_um(points_um, ref_poses, radii_um):
@@ -179,7 +266,8 @@ def true_displacement_um(points_um, ref, cur, radii_um, binder=None, arch="cpu")
     owner = owner_at_points_um(points, ref, radii_um)
     u = np.full(points.shape, np.nan)
     solid = owner >= 0
-    k = owner[solid]
+    follow = _follower(ref, cur)
+    k = owner[solid] if follow is None else follow(owner[solid], points[solid])
     u[solid] = np.einsum("nij,nj->ni", m[k], points[solid]) + t[k]
     if binder is None:
         return u
@@ -226,14 +314,21 @@ def _check_bridges(bridges, owner, cur, n_particles):
     return bridges, starts, cur.intact(len(bridges.bonds))
 
 
-def _plane_displacement(owner_plane, k, m, t, voxel_size_um, origin, bridges=None):
-    """Displacement (3, ny, nx) float64 of one z-plane, 0 where owner < 0, and its solid mask."""
+def _plane_displacement(owner_plane, k, m, t, voxel_size_um, origin, bridges=None, follow=None):
+    """Displacement (3, ny, nx) float64 of one z-plane, 0 where owner < 0, and its solid mask.
+
+    ``follow`` (:func:`_follower`): voxels of particles that have cracked
+    since the reference follow the fragment holding them.
+    """
     solid = owner_plane >= 0
     idx = np.where(solid, owner_plane, 0)
     ny, nx = owner_plane.shape
     z = origin[0] + voxel_size_um * k
     y = origin[1] + voxel_size_um * np.arange(ny)[:, None]
     x = origin[2] + voxel_size_um * np.arange(nx)[None, :]
+    if follow is not None:
+        jy, ix = np.nonzero(solid)
+        idx[jy, ix] = follow(idx[jy, ix], np.column_stack([np.full(len(jy), z), y[jy, 0], x[0, ix]]))
     mk, tk = m[idx], t[idx]
     u = np.stack([mk[..., c, 0] * z + mk[..., c, 1] * y + mk[..., c, 2] * x + tk[..., c] for c in range(3)])
     u = np.where(solid, u, 0.0)
@@ -272,11 +367,12 @@ def true_displacement_volume(owner, ref, cur, *, voxel_size_um, origin_um, bridg
     if owner.size and owner.max() >= len(m):
         raise ValueError(f"owner: index {owner.max()} out of range for {len(m)} particles")
     bridges = _check_bridges(bridges, owner, cur, len(m))
+    follow = _follower(ref, cur)
     out = np.full((3,) + owner.shape, np.nan, dtype=np.float32)
     if len(m) == 0:
         return out
     for k in range(owner.shape[0]):
-        u, solid = _plane_displacement(owner[k], k, m, t, voxel_size_um, origin, bridges)
+        u, solid = _plane_displacement(owner[k], k, m, t, voxel_size_um, origin, bridges, follow)
         out[:, k][:, solid] = u[:, solid]
     return out
 
@@ -307,31 +403,80 @@ def mean_solid_displacement_um(owner, ref, cur, boxes, *, voxel_size_um, origin_
     memory stays at a few planes whatever the number of boxes.
     """
     owner, origin = _check_grid(owner, voxel_size_um, origin_um)
+    b = _check_boxes(boxes, owner.shape)
+    m, t = _rigid_maps(ref, cur)
+    bridges = _check_bridges(bridges, owner, cur, len(m))
+    follow = _follower(ref, cur)
+    if len(m) == 0 or len(b) == 0:
+        return np.full((len(b), 3), np.nan)
+
+    def plane(k):
+        u, solid = _plane_displacement(owner[k], k, m, t, voxel_size_um, origin, bridges, follow)
+        return np.concatenate([u, solid[None]])
+
+    sums = _box_sums(b, owner.shape, plane, 4)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(sums[:, 3:] > 0, sums[:, :3] / sums[:, 3:], np.nan)
+
+
+def cracked_voxel_counts(owner, ref, cur, boxes):
+    """Voxels in each box whose reference owner has cracked into fragments by ``cur``.
+
+    Parameters
+    ----------
+    owner : (nz, ny, nx) int array
+        ``Phantom.owner`` of the reference step.
+    ref, cur : ParticlePoses
+    boxes : (B, 6) array_like of int
+        Half-open voxel index ranges ``(z0, z1, y0, y1, x0, x1)``, clipped to the grid.
+
+    Returns
+    -------
+    (B,) int64
+    """
+    owner = np.asarray(owner)
+    b = _check_boxes(boxes, owner.shape)
+    if cur.pieces is None or len(b) == 0:
+        return np.zeros(len(b), np.int64)
+    ref_roots = _pieces_of(ref)[0]
+    cracked = np.bincount(cur.pieces.root_ids, minlength=len(cur.pieces.root_ids)) > 1
+    if not cracked.any():
+        return np.zeros(len(b), np.int64)
+    # index -1 (no owner) reads the appended False
+    broken = np.append(cracked[ref_roots], False)
+    return np.rint(_box_sums(b, owner.shape, lambda k: broken[owner[k]][None].astype(np.float64), 1)[:, 0]
+                   ).astype(np.int64)
+
+
+def _check_boxes(boxes, shape):
+    """Boxes ``(z0, z1, y0, y1, x0, x1)`` as integers, clipped to a grid of ``shape``."""
     b = np.asarray(boxes)
     if b.ndim != 2 or b.shape[1] != 6 or not np.issubdtype(b.dtype, np.integer):
         raise ValueError(f"boxes: expected (B, 6) integers (z0, z1, y0, y1, x0, x1), got {b.shape}")
     if np.any(b[:, 1::2] < b[:, 0::2]):
         raise ValueError("boxes: expected z0 <= z1, y0 <= y1, x0 <= x1 in every row")
-    m, t = _rigid_maps(ref, cur)
-    bridges = _check_bridges(bridges, owner, cur, len(m))
-    limits = np.repeat(np.asarray(owner.shape), 2)
-    b = np.clip(b, 0, limits)
-    sums = np.zeros((len(b), 4))
-    if len(m) == 0 or len(b) == 0:
-        return np.full((len(b), 3), np.nan)
+    return np.clip(b, 0, np.repeat(np.asarray(shape), 2))
+
+
+def _box_sums(b, shape, plane_values, channels):
+    """Sums over boxes ``b`` of per-voxel values, ``plane_values(k)`` (channels, ny, nx) for z-plane k.
+
+    2-D summed-area tables built one z-plane at a time: memory stays at a
+    few planes whatever the number of boxes.
+    """
+    sums = np.zeros((len(b), channels))
+    if len(b) == 0:
+        return sums
     for k in range(int(b[:, 0].min()), int(b[:, 1].max())):
         active = np.flatnonzero((b[:, 0] <= k) & (k < b[:, 1]))
         if active.size == 0:
             continue
-        u, solid = _plane_displacement(owner[k], k, m, t, voxel_size_um, origin, bridges)
-        table = np.zeros((4, owner.shape[1] + 1, owner.shape[2] + 1))
-        table[:3, 1:, 1:] = u
-        table[3, 1:, 1:] = solid
+        table = np.zeros((channels, shape[1] + 1, shape[2] + 1))
+        table[:, 1:, 1:] = plane_values(k)
         table = table.cumsum(axis=1).cumsum(axis=2)
         y0, y1, x0, x1 = b[active, 2], b[active, 3], b[active, 4], b[active, 5]
         sums[active] += (table[:, y1, x1] - table[:, y0, x1] - table[:, y1, x0] + table[:, y0, x0]).T
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(sums[:, 3:] > 0, sums[:, :3] / sums[:, 3:], np.nan)
+    return sums
 
 
 def _radii_um(phase_mask, region, voxel_size_um, arch):

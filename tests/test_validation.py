@@ -18,11 +18,11 @@ def test_perfect_result_scores_zero_and_shifted_scores_the_shift(tiny_run):
     truth, field, shape = _field_and_truth(run)
     _, _, combined = truth.dvc_truth(field["nodes"], 1, int(field["subvolume_voxels"]))
     perfect = dict(field, residual_displacement_vox=combined)
-    stats, _, _ = score_dvc(truth, perfect, 1, shape)
+    stats, _, _, _ = score_dvc(truth, perfect, 1, shape)
     assert stats["scored_nodes"] > 10
     assert stats["rms_error_voxels"] < 1e-12
     shift = np.array([0.3, -0.4, 0.0])
-    stats, _, _ = score_dvc(truth, dict(field, residual_displacement_vox=combined + shift), 1, shape)
+    stats, _, _, _ = score_dvc(truth, dict(field, residual_displacement_vox=combined + shift), 1, shape)
     assert np.isclose(stats["rms_error_voxels"], 0.5, atol=1e-9)
     assert np.allclose(stats["bias_voxels"], shift, atol=1e-9)
 

@@ -66,7 +66,7 @@ def _node_slice(nodes, values_list, y_centre):
 
 
 def node_maps(fields, labels, title, path, *, cmap="viridis", vmin=None, vmax=None,
-              vectors=None, voxel_size_um=1.0):
+              vectors=None, voxel_size_um=1.0, marked=None):
     """A scalar per node on the central x–z node plane, one panel per step.
 
     Parameters
@@ -77,6 +77,8 @@ def node_maps(fields, labels, title, path, *, cmap="viridis", vmin=None, vmax=No
         Colour bar label.
     vectors : list of (N, 3) ndarray, optional
         Displacements (voxels) drawn as arrows (x, z components).
+    marked : list of (N,) bool ndarray, optional
+        Nodes circled in black (subvolumes holding fragments of cracked particles).
     """
     fig, axes = _row(len(fields), height=3.6)
     image = None
@@ -86,9 +88,15 @@ def node_maps(fields, labels, title, path, *, cmap="viridis", vmin=None, vmax=No
             continue
         y_centre = 0.5 * (nodes[:, 1].min() + nodes[:, 1].max())
         extra = [vectors[i]] if vectors is not None else []
-        sel, (vals, *vec) = _node_slice(nodes, [values, *extra], y_centre)
+        rings = [marked[i]] if marked is not None else []
+        sel, (vals, *more) = _node_slice(nodes, [values, *rings, *extra], y_centre)
+        ring, vec = (more[0], more[1:]) if rings else (None, more)
         x_um, z_um = nodes[sel, 2] * voxel_size_um, nodes[sel, 0] * voxel_size_um
         image = ax.scatter(x_um, z_um, c=vals, cmap=cmap, vmin=vmin, vmax=vmax, s=60, marker="s")
+        if ring is not None and ring.any():
+            ax.scatter(x_um[ring], z_um[ring], s=110, marker="o", facecolors="none", edgecolors="k",
+                       linewidths=1.0, label="holds fragments")
+            ax.legend(loc="lower right", fontsize="x-small")
         if vec:
             ax.quiver(x_um, z_um, vec[0][:, 2], vec[0][:, 0], angles="xy", color="k", width=0.004)
         ax.set_title(label)

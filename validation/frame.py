@@ -10,7 +10,7 @@ analysis' own error.
 import numpy as np
 
 from analysis.dvc import Status
-from synthcal.truth import ParticlePoses, mean_solid_displacement_um, true_displacement_um
+from synthcal.truth import ParticlePoses, cracked_voxel_counts, mean_solid_displacement_um, true_displacement_um
 from validation.score import error_by_cc, error_by_region, vector_error_stats
 
 
@@ -84,6 +84,10 @@ class TruthFrame:
                                            voxel_size_um=self.v, origin_um=self.origin, bridges=self.bridges0)
         return centre, solid
 
+    def fragment_nodes(self, nodes, step, edge):
+        """(N,) bool: the node's subvolume (reference frame) holds material of particles cracked by ``step``."""
+        return cracked_voxel_counts(self.owner0, self.poses[0], self.poses[step], self.boxes(nodes, edge)) > 0
+
     def as_analysed(self, nodes, u_um, step):
         """World displacement (µm) -> what DVC on the registered volume should find (voxels)."""
         seen = np.asarray(nodes, float) + u_um / self.v + self.drift[step]
@@ -150,7 +154,7 @@ def truth_frame(run):
     trajectory = run.trajectory()
     transforms, region = run.registration()
     return TruthFrame(grid=run.grid, radii_um=trajectory.steps[0].radii_um,
-                      poses=[ParticlePoses(st.positions_um, st.quaternions, st.bonds_intact)
+                      poses=[ParticlePoses(st.positions_um, st.quaternions, st.bonds_intact, st.pieces)
                              for st in trajectory.steps],
                       owner0=np.asarray(run.owner(0)), drift_voxels=run.drift_voxels(), transforms=transforms,
                       region=region, binder=run.binder(), bridges0=run.bridges(0))
@@ -181,10 +185,15 @@ def score_dvc(truth, field, step, shape, rule="particle"):
     Returns
     -------
     stats : dict
+        ``fragments`` splits the error and the mean CC between nodes whose
+        subvolume holds fragments of cracked particles (``with``) and the
+        rest (``without``).
     truth : (N, 3) ndarray
         The truth of ``rule`` at the nodes, registered frame, voxels.
     error : (N,) ndarray
         Error norm per node (NaN where not ok or no truth).
+    fragments : (N,) bool
+        Nodes whose subvolume holds fragments (:meth:`TruthFrame.fragment_nodes`).
     """
     if rule not in RULES:
         raise ValueError(f"rule: expected one of {', '.join(RULES)}, got {rule!r}")
@@ -213,6 +222,12 @@ def score_dvc(truth, field, step, shape, rule="particle"):
     error = np.where(ok, np.linalg.norm(measured - combined, axis=1), np.nan)
     stats["error_by_cc"] = error_by_cc(error, cc)
     stats["error_by_region"] = error_by_region(error, _node_regions(nodes, truth.grid, shape, edge))
-    return stats, combined, error
+    fragments = truth.fragment_nodes(nodes, step, edge)
+    stats["fragments"] = {name: {**vector_error_stats(measured, combined, v, valid=ok & where),
+                                 "nodes": int(where.sum()),
+                                 "mean_cc": float(np.mean(cc[correlated & where])) if (correlated & where).any()
+                                 else float("nan")}
+                          for name, where in (("with", fragments), ("without", ~fragments))}
+    return stats, combined, error, fragments
 
 

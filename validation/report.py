@@ -82,7 +82,13 @@ def write_index(out_dir, *, title, scenario_toml, scores, figures, downloads=())
         step_rows.append({
             "step": step.get("step"), "DVC RMS error (µm)": dvc.get("rms_error_um"),
             "DVC RMS error (voxels)": dvc.get("rms_error_voxels"), "ok fraction": dvc.get("ok_fraction"),
-            "median CC": dvc.get("median_cc"), "strain RMS error": strain.get("rms_error"),
+            "median CC": dvc.get("median_cc"),
+            "nodes with fragments": dvc.get("fragments", {}).get("with", {}).get("nodes"),
+            "RMS error with / without fragments (voxels)": " / ".join(
+                _fmt(dvc.get("fragments", {}).get(side, {}).get("rms_error_voxels")) for side in ("with", "without")),
+            "mean CC with / without fragments": " / ".join(
+                _fmt(dvc.get("fragments", {}).get(side, {}).get("mean_cc")) for side in ("with", "without")),
+            "strain RMS error": strain.get("rms_error"),
             "registration error (voxels)": step.get("registration", {}).get("error_voxels"),
             "mean pore radius (µm)": pores.get("mean_radius_um"),
             "truth (µm)": pores.get("truth_mean_radius_um"),
@@ -160,7 +166,7 @@ def _scan_figures(run, out, labels):
 
 def _dvc_figures(run, out, labels):
     s, v = run.scenario, run.voxel_size_um
-    strains, vectors, errors, ccs, err_cc = [], [], [], [], []
+    strains, vectors, errors, ccs, err_cc, fragments = [], [], [], [], [], []
     node_truth = run.node_truth()
     for k in run.steps[1:]:
         dvc, strain = run.dvc(k), run.strain(k)
@@ -171,16 +177,20 @@ def _dvc_figures(run, out, labels):
         err = node_truth[f"{step_name(k)}_error_voxels"]
         errors.append((nodes, err))
         err_cc.append((err[ok], dvc["cc"][ok]))
+        fragments.append(node_truth[f"{step_name(k)}_fragments"])
     compressed = labels[1:]
     fg.node_maps(strains, compressed, "ε_zz (capped)", out / "strain_maps.png", cmap="coolwarm",
                  vmin=s.dvc.strain_cap, vmax=-s.dvc.strain_cap, vectors=vectors, voxel_size_um=v)
-    fg.node_maps(ccs, compressed, "correlation coefficient", out / "cc_maps.png", vmin=0, vmax=1, voxel_size_um=v)
+    fg.node_maps(ccs, compressed, "correlation coefficient", out / "cc_maps.png", vmin=0, vmax=1, voxel_size_um=v,
+                 marked=fragments)
     fg.node_maps(errors, compressed, "true error (voxels)", out / "dvc_error_maps.png", cmap="magma", vmin=0,
-                 voxel_size_um=v)
+                 voxel_size_um=v, marked=fragments)
     fg.error_vs_cc([e for e, _ in err_cc], [c for _, c in err_cc], compressed, out / "error_vs_cc.png")
     return [("strain_maps.png", "Strain ε_zz on the central node plane with the total displacement"),
-            ("cc_maps.png", "Correlation coefficient per node (central plane)"),
-            ("dvc_error_maps.png", "DVC error against the truth per node (central plane)"),
+            ("cc_maps.png", "Correlation coefficient per node (central plane; circled: subvolume holds "
+                            "fragments of cracked particles)"),
+            ("dvc_error_maps.png", "DVC error against the truth per node (central plane; circled: subvolume "
+                                   "holds fragments)"),
             ("error_vs_cc.png", "True DVC error against correlation coefficient")]
 
 

@@ -61,7 +61,7 @@ def _pore_scores(measured, truth_cpsd, truth_phases):
 def _score_step(run, truth, k, settings, shape, arch):
     """Scores of load step ``k`` and the per-node truth behind them."""
     field = run.dvc(k)
-    dvc, combined, error = score_dvc(truth, field, k, shape)
+    dvc, combined, error, fragments = score_dvc(truth, field, k, shape)
     usable = field["ok"] & np.all(np.isfinite(combined), axis=1)
     # the measured strain is of the total field: compose the truth with the same registration
     true_total = total_displacement(truth.transforms[k], field["nodes"], combined)
@@ -71,7 +71,8 @@ def _score_step(run, truth, k, settings, shape, arch):
     row = {"step": k, "stage_displacement_um": run.scenario.compression.steps_um[k], "dvc": dvc,
            "strain": tensor_rms_error(run.strain(k)["small_strain"], true_strain, valid=usable),
            "registration": truth.registration_error(k), "pores": pores, "phases": phases}
-    return row, {"displacement_voxels": combined, "error_voxels": error, "strain": true_strain}
+    return row, {"displacement_voxels": combined, "error_voxels": error, "strain": true_strain,
+                 "fragments": fragments}
 
 
 def subvolume_study(run, truth, settings, shape):
@@ -106,8 +107,10 @@ def score_run(run, *, arch="cpu", progress=None):
         table (:func:`validation.paper.paper_rows`) per mode, the scenario's
         mode first, each with the folder its analysis is in.
     node_truth : dict
-        ``step{k}_displacement_voxels``, ``step{k}_error_voxels`` and
-        ``step{k}_strain`` at the DVC nodes of step ``k`` (the scenario's mode).
+        ``step{k}_displacement_voxels``, ``step{k}_error_voxels``,
+        ``step{k}_strain`` and ``step{k}_fragments`` (the subvolume holds
+        fragments of cracked particles) at the DVC nodes of step ``k`` (the
+        scenario's mode).
     """
     compared = run.compared()
     scores, node_truth = _score_mode(run, arch, progress if compared is None else _half(progress, 0))

@@ -7,6 +7,9 @@ Layout::
                              quaternions (N,4 w,qx,qy,qz), radii_um, kinds,
                              velocities_um_s, angular_velocities_rad_s, fixed,
                              bonds (M,2), bonds_intact, bond_radius_um (M,),
+                             root_ids, root_offsets_um (N,3), root_radii_um,
+                             cut_planes (N,8,4): each particle's piece
+                             (synthcal.pieces; fragments of cracked NMC),
                              travel_um, stage_um, head_z_um, time_s
     force_displacement.csv   time_s, head_travel_um, force_n, stage_displacement_um
     energies.csv             time_s, kinetic_j, elastic_j
@@ -27,7 +30,8 @@ from analysis.io import atomic_output
 from synthcal.dem.protocol import Record, Trajectory
 
 _ARRAYS = ("positions_um", "quaternions", "radii_um", "kinds", "velocities_um_s",
-           "angular_velocities_rad_s", "fixed", "bonds", "bonds_intact", "bond_radius_um")
+           "angular_velocities_rad_s", "fixed", "bonds", "bonds_intact", "bond_radius_um",
+           "root_ids", "root_offsets_um", "root_radii_um", "cut_planes")
 _SCALARS = ("travel_um", "stage_um", "head_z_um", "time_s")
 
 

@@ -167,6 +167,8 @@ class Engine:
         self.q = f64((n_cap, 4))
         self.radius, self.mass, self.inertia, self.inv_m, self.inv_i, self.f_head, self.e_wall = (
             f64(n_cap) for _ in range(7))
+        # largest elastic normal contact force on each particle (N) and the force it breaks at (N)
+        self.load, self.strength = f64(n_cap), f64(n_cap)
         self.kind, self.fixed = i32(n_cap), i32(n_cap)
         self.wall_hist = vf((n_cap, 2))
         # contact pairs: ends, tangential history (seen from i), force on i,
@@ -174,6 +176,7 @@ class Engine:
         # on i (-that on j), elastic energy; rows: pair p as p (i) or -1-p (j)
         self.pr_i, self.pr_j, self.pr_hist = i32(c_cap), i32(c_cap), vf(c_cap)
         self.pr_f, self.pr_arm, self.pr_roll, self.pr_e = vf(c_cap), vf(c_cap), vf(c_cap), f64(c_cap)
+        self.pr_fn = f64(c_cap)  # elastic normal force (N)
         self.nb_start, self.nb_row = i32(n_cap + 1), i32(2 * c_cap)
         # bonds, likewise, plus rest length, state (shear displacement and
         # relative rotation, both seen from i) and the moment on i (-that on j)
@@ -269,6 +272,7 @@ def _make_kernels(eng):
     x, v, w, f, t, x_ref, q = eng.x, eng.v, eng.w, eng.f, eng.t, eng.x_ref, eng.q
     radius, mass, inertia, inv_m, inv_i = eng.radius, eng.mass, eng.inertia, eng.inv_m, eng.inv_i
     f_head, e_wall, kind, fixed, wall_hist = eng.f_head, eng.e_wall, eng.kind, eng.fixed, eng.wall_hist
+    load, strength, pr_fn = eng.load, eng.strength, eng.pr_fn
     pr_i, pr_j, pr_hist, pr_f, pr_arm, pr_roll, pr_e = (
         eng.pr_i, eng.pr_j, eng.pr_hist, eng.pr_f, eng.pr_arm, eng.pr_roll, eng.pr_e)
     nb_start, nb_row, bd_start, bd_row = eng.nb_start, eng.nb_row, eng.bd_start, eng.bd_row
@@ -327,6 +331,7 @@ def _make_kernels(eng):
         dist = d.norm()
         delta = ri + rj - dist
         fi, arm, h = zero3, zero3, zero3
+        fn_pair = 0.0
         if delta > 0.0:
             nrm = d / dist
             c = kind[i] * MAX_KINDS + kind[j]
@@ -335,6 +340,7 @@ def _make_kernels(eng):
             vrel = v[i] - v[j] + crs(ri * w[i] + rj * w[j], nrm)
             fn, ft, h_new, fn_el = hertz_mindlin(delta, nrm, vrel, reff, meff, pair_tab, c, pr_hist[p], dt)
             h = h_new
+            fn_pair = fn_el
             fi = fn + ft
             # the force on j is -F at -n: the same lever, the opposite rolling torque
             arm = crs(nrm, ft)
@@ -346,6 +352,7 @@ def _make_kernels(eng):
         pr_hist[p] = h
         pr_f[p] = fi
         pr_arm[p] = arm
+        pr_fn[p] = fn_pair
 
     @ti.func
     def bond(b, dt):
@@ -399,7 +406,7 @@ def _make_kernels(eng):
         fn, ft, h, fn_el = hertz_mindlin(delta, nrm, vrel, ri, mi, wall_tab, ki, wall_hist[i, s], dt)
         wall_hist[i, s] = h
         torque = crs(ri * nrm, ft) + rolling_torque(wi, nrm, ri, fn_el, wall_tab[ki, C_MUR], ii, dt)
-        return fn + ft, torque
+        return fn + ft, torque, fn_el
 
     @ti.func
     def rows_sum(i, start: ti.template(), rows: ti.template(), force: ti.template(), lever: ti.template(),
@@ -428,7 +435,10 @@ def _make_kernels(eng):
     def gather(i, dt, head_z, head_vz):
         """Total force and torque on particle ``i``: its pairs, bonds, walls, body force.
 
-        ``f_head[i]`` is the z force particle ``i`` exerts on the head (N).
+        ``f_head[i]`` is the z force particle ``i`` exerts on the head (N);
+        ``load[i]`` the largest elastic normal force of its contacts with
+        particles, foil and head (N), what breaks it (see
+        :mod:`synthcal.dem.fracture`).
         """
         xi, vi, wi = x[i], v[i], w[i]
         ri, mi, ii, ki = radius[i], mass[i], inertia[i], kind[i]
@@ -438,11 +448,18 @@ def _make_kernels(eng):
         fb, arms_b, mom_b = rows_sum(i, bd_start, bd_row, bd_f, bd_arm, bd_mom, False)
         fi += fc + fb
         tqi += ri * (arms_c + arms_b) + roll + mom_b
+        most = 0.0
+        for r in range(nb_start[i], nb_start[i + 1]):
+            p = nb_row[r]
+            if p < 0:
+                p = -1 - p
+            most = ti.max(most, pr_fn[p])
         if par[P_BOTTOM_ON] != 0.0:
             delta = ri - (xi[0] - par[P_BOTTOM_Z])
             if delta > 0.0:
                 nrm = vec3(-1.0, 0.0, 0.0)
-                fw, tw = wall(delta, nrm, vi + crs(ri * wi, nrm), ri, mi, ii, wi, ki, i, 0, dt)
+                fw, tw, fn_w = wall(delta, nrm, vi + crs(ri * wi, nrm), ri, mi, ii, wi, ki, i, 0, dt)
+                most = ti.max(most, fn_w)
                 fi += fw
                 tqi += tw
             else:
@@ -457,7 +474,8 @@ def _make_kernels(eng):
         if touch_head and delta > 0.0:
             nrm = vec3(1.0, 0.0, 0.0)
             vrel = vi - vec3(head_vz, 0.0, 0.0) + crs(ri * wi, nrm)
-            fw, tw = wall(delta, nrm, vrel, ri, mi, ii, wi, ki, i, 1, dt)
+            fw, tw, fn_w = wall(delta, nrm, vrel, ri, mi, ii, wi, ki, i, 1, dt)
+            most = ti.max(most, fn_w)
             fi += fw
             tqi += tw
             fh = -fw[0]
@@ -477,7 +495,22 @@ def _make_kernels(eng):
         f[i] = fi
         t[i] = tqi
         f_head[i] = fh
+        load[i] = most
         return fi, tqi
+
+    @ti.func
+    def overloaded(i):
+        """Squared "move" that pulls the rebuild trigger when particle ``i`` is loaded past its strength.
+
+        A batch of steps reads nothing back until it ends, and it ends at
+        the trigger: a particle past its strength ends it there, within a
+        step, so that it breaks (:mod:`synthcal.dem.fracture`) at its
+        strength and not a batch later.
+        """
+        out = 0.0
+        if load[i] > strength[i]:
+            out = ti.math.inf
+        return out
 
     @ti.kernel
     def forces_now(n: ti.i32, m: ti.i32, nb: ti.i32, dt: ti.f64, head_z: ti.f64, head_vz: ti.f64):
@@ -595,6 +628,8 @@ def _make_kernels(eng):
         for i in range(batch_i[1]):
             if go:
                 gather(i, dt, head_zs[s], head_vzs[s])
+                if load[i] > strength[i]:
+                    ti.atomic_max(disp2[0], overloaded(i))
         batch_i[4] = s + 1
         if go:
             batch_i[0] = s + 1
@@ -666,6 +701,7 @@ def _make_kernels(eng):
                 fi, tqi = gather(i, dt, head_zs[s], head_vzs[s])
                 # with go_on, the second half kick of this step and the first of the next
                 moved = ti.max(moved, advance(i, fi, tqi, 0.5 * dt * (1.0 + go_on), dt, go_on))
+                moved = ti.max(moved, overloaded(i))
             disp2[slot] = moved
             barrier(u, 2 * s + 2)
             done = s + 1

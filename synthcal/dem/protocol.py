@@ -31,6 +31,14 @@
    balances (the rest the real sample reaches in the paper's 30 min before
    each scan); then the state is recorded (step 0: before contact).
 
+Fracture. From the start of the compression, NMC particles crack
+(:mod:`synthcal.dem.fracture`, ``[fracture]``): a particle whose largest
+contact force passes its Weibull strength is replaced, within a time step,
+by a few rigid fragments that fill it. Particle indices of the pillar stay
+those of every step; fragments are appended. Each record holds every
+particle's piece; ``Trajectory.info`` counts fractured particles,
+fragments and fracture events per step.
+
 Quasi-static loading. The head is moved by a controller every
 ``[dem] record_every_steps`` time steps, towards the head travel at which
 the spring and the sample balance (a Newton step with the largest recent
@@ -64,8 +72,10 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from synthcal.dem import packing
+from synthcal.dem.fracture import Breaker, fracture_model
 from synthcal.dem.material import Material, ParticleKind
 from synthcal.dem.simulation import BondModel, Simulation
+from synthcal.pieces import Pieces, fracture_counts
 
 _Z90 = 1.2815515655446004  # standard normal quantile of 0.9
 _OVERFILL = 0.04           # the coating is placed this much denser than the target, then thinned
@@ -100,6 +110,10 @@ class Record:
     displacement since first contact; ``bonds`` are binder bridges between
     NMC particles (``bonds_intact`` false once broken, for good) with radii
     ``bond_radius_um``; ``fixed`` marks particles glued to the foil.
+    ``root_ids``, ``root_offsets_um``, ``root_radii_um`` and ``cut_planes``
+    are each particle's piece (:class:`synthcal.pieces.Pieces`): the
+    fragments of cracked particles; :attr:`pieces` gathers them. Particles
+    of an earlier step keep their index; fragments are appended.
     """
 
     travel_um: float
@@ -116,6 +130,15 @@ class Record:
     bonds: np.ndarray
     bonds_intact: np.ndarray
     bond_radius_um: np.ndarray
+    root_ids: np.ndarray
+    root_offsets_um: np.ndarray
+    root_radii_um: np.ndarray
+    cut_planes: np.ndarray
+
+    @property
+    def pieces(self):
+        """The particles' pieces, :class:`synthcal.pieces.Pieces`."""
+        return Pieces(self.root_ids, self.root_offsets_um, self.root_radii_um, self.cut_planes)
 
 
 @dataclass(frozen=True)
@@ -137,11 +160,17 @@ class Trajectory:
     info : dict
         Diagnostics: time step, particle and bond counts, binder film and
         bridges, the NMC volume fraction in the analysed region (target,
-        after deposition, at each step), relaxation after the cut
+        after deposition, at each step; a fragment counted as a sphere of
+        its piece's volume at its centre), relaxation after the cut
         (``cut_height_change_rel``, ``cut_max_displacement_um``), stage,
         head and force at each step, quasi-static measures (largest
         inertial number while loading and at each step, kinetic/elastic
-        energy ratios), wall-clock time per phase.
+        energy ratios), fracture per step (``n_fractured_particles``: root
+        particles cracked, ``n_fragments``: particles that are fragments,
+        ``n_fracture_events``, ``n_particles_at_steps``, and
+        ``fracture_load_ratio_max``, the largest contact force over fracture
+        force of any particle: how near the sample is to cracking) and the time of
+        each fracture event (``fracture_times_s``), wall-clock time per phase.
     """
 
     steps: tuple
@@ -294,12 +323,14 @@ def _check(sim, where, box_um, height_um):
         raise RuntimeError(f"DEM blew up during {where}: particles left the domain")
 
 
-def _snapshot(sim, travel_um, stage_um):
+def _snapshot(sim, travel_um, stage_um, pieces):
     return Record(travel_um=float(travel_um), stage_um=float(stage_um), head_z_um=float(sim.head_z_um),
                   time_s=float(sim.time_s), positions_um=sim.positions_um, quaternions=sim.orientations,
                   radii_um=sim.radii_um, kinds=sim.kinds, velocities_um_s=sim.velocities_um_s,
                   angular_velocities_rad_s=sim.angular_velocities_rad_s, fixed=sim.fixed,
-                  bonds=sim.bonds, bonds_intact=sim.bonds_intact, bond_radius_um=sim.bond_radii_um)
+                  bonds=sim.bonds, bonds_intact=sim.bonds_intact, bond_radius_um=sim.bond_radii_um,
+                  root_ids=pieces.root_ids, root_offsets_um=pieces.root_offsets_um,
+                  root_radii_um=pieces.root_radii_um, cut_planes=pieces.planes)
 
 
 class _Loading:
@@ -530,7 +561,16 @@ def simulate_pillar(scenario, *, arch="cpu", progress=None):
     head_radius = co.head_radius_um if co.head_radius_um > 0 else None
     sim.set_head(top_after + dm.approach_gap_um, -co.head_speed_m_s * 1e6, radius_um=head_radius,
                  center_yx_um=(0.5 * box, 0.5 * box))
-    records = [_snapshot(sim, 0.0, 0.0)]
+    # fracture from here on: particle indices of the pillar are those of every later step
+    breaker = Breaker(fracture_model(scenario.fracture), sim.radii_um, np.random.default_rng([scenario.seed, 17]),
+                      breakable=sim.kinds == ParticleKind.NMC)
+    if scenario.fracture.enabled:
+        breaker.attach(sim)
+    counts = [dict(n_fracture_events=0, fracture_load_ratio_max=breaker.load_ratio_max(sim),
+                   **fracture_counts(breaker.pieces))]
+    # volume-equivalent radii: a fragment's contact sphere holds only part of its piece's volume
+    volume_radii = [np.cbrt(0.75 / math.pi * breaker.volumes_um3)]
+    records = [_snapshot(sim, 0.0, 0.0, breaker.pieces)]
     while sim.head_force_n <= 0.0:
         sim.step(dm.record_every_steps)
         record(math.nan, co.head_speed_m_s * 1e6, sim.head_force_n)
@@ -563,7 +603,10 @@ def simulate_pillar(scenario, *, arch="cpu", progress=None):
             load.interval(stage, record)
         sim.set_background_damping(dm.compression_damping_per_s)
         _check(sim, f"compression step {k}", box, 2 * el.thickness_um)
-        records.append(_snapshot(sim, load.travel, load.stage))
+        records.append(_snapshot(sim, load.travel, load.stage, breaker.pieces))
+        counts.append(dict(n_fracture_events=breaker.n_fractured,
+                           fracture_load_ratio_max=breaker.load_ratio_max(sim), **fracture_counts(breaker.pieces)))
+        volume_radii.append(np.cbrt(0.75 / math.pi * breaker.volumes_um3))
         last = rows[-1]
         inertial = float(load.inertial_numbers(last[6], last[1], last[2]))
         scans.append(dict(inertial=inertial if math.isfinite(inertial) else None, ratio=last[4] / last[5],
@@ -578,12 +621,16 @@ def simulate_pillar(scenario, *, arch="cpu", progress=None):
     inertial = load.inertial_numbers(table[after, 6], table[after, 1], table[after, 2])
     loaded = table[after][table[after, 5] > 0]
     regions = [analysed_region(scenario, rec.head_z_um) for rec in records]
-    fractions = [nmc_volume_fraction(rec.positions_um, rec.radii_um, reg, spacing) for rec, reg in zip(records, regions)]
+    fractions = [nmc_volume_fraction(rec.positions_um, r, reg, spacing)
+                 for rec, r, reg in zip(records, volume_radii, regions)]
     info = dict(
         dt_s=sim.dt_s, n_steps=sim.n_steps, n_rebuilds=sim.n_rebuilds,
         n_particles_slab=n_slab, n_particles=sim.n, n_fixed=int(np.sum(sim.fixed)), n_fixed_slab=n_fixed_slab,
         n_loose_removed=n_loose, n_spilled=load.n_spilled, n_bonds_slab=n_bonds_slab, n_bonds=len(sim.bonds),
         n_bonds_broken=[int(np.sum(~rec.bonds_intact)) for rec in records],
+        fracture_enabled=bool(scenario.fracture.enabled), fracture_times_s=breaker.event_times_s,
+        **{key: [c[key] for c in counts] for key in counts[0]},
+        n_particles_at_steps=[len(rec.radii_um) for rec in records],
         binder_volume_per_nmc_volume=packing.binder_volume_per_nmc_volume(pa), binder_film_um=coat["film_um"],
         bond_radius_um_median=float(np.median(coat["bond_radius_um"])) if len(coat["bonds"]) else 0.0,
         bonds_per_particle=2.0 * len(records[0].bonds) / max(1, len(records[0].radii_um)),

@@ -104,9 +104,11 @@ class BondModel:
 
 
 _DYNAMIC = ("x", "v", "w", "q", "f", "t", "x_ref", "wall_hist", "pr_hist", "bd_hist", "bd_rot", "bd_intact",
-            "f_head")
-_STATIC = ("radius", "mass", "inertia", "inv_m", "inv_i", "kind", "fixed", "pr_i", "pr_j", "nb_start", "nb_row",
-           "bd_i", "bd_j", "bd_d0", "bd_c", "bd_start", "bd_row", "par")
+            "f_head", "load")
+_STATIC = ("radius", "mass", "inertia", "inv_m", "inv_i", "kind", "fixed", "strength", "pr_i", "pr_j", "nb_start",
+           "nb_row", "bd_i", "bd_j", "bd_d0", "bd_c", "bd_start", "bd_row", "par")
+# per-particle state, in the order ``subset`` and ``split`` carry it
+_PER_PARTICLE = ("x", "v", "w", "q", "f", "t", "wall_hist", "f_head", "load", "kind", "fixed", "strength")
 
 
 class Simulation:
@@ -216,7 +218,9 @@ class Simulation:
             "x": x[o] * _UM, "v": v[o] * _UM, "w": w[o], "q": (q / np.linalg.norm(q, axis=1, keepdims=True))[o],
             "f": np.zeros((n, 3)), "t": np.zeros((n, 3)), "x_ref": x[o] * _UM, "wall_hist": np.zeros((n, 2, 3)),
             "f_head": np.zeros(n), "kind": kinds[o], "fixed": np.zeros(n, np.int32),
+            "load": np.zeros(n), "strength": np.full(n, np.inf),
         }
+        self._on_overload = None
         self._set_mass_arrays()
         if len(materials) > K.MAX_KINDS:
             raise ValueError(f"material: expected at most {K.MAX_KINDS} materials, got {len(materials)}")
@@ -592,6 +596,122 @@ class Simulation:
         out[:, K.B_SHEAR] = b.shear_strength_pa * d0 / g
         return out
 
+    @property
+    def loads_n(self):
+        """(N,) largest elastic normal contact force on each particle (particles, foil, head) now (N)."""
+        return self._public(self._state("load"))
+
+    @property
+    def strengths_n(self):
+        """(N,) contact force each particle breaks at (N); inf: unbreakable."""
+        return self._public(self._s["strength"])
+
+    def set_strengths(self, strengths_n, on_overload=None):
+        """Set the force (N) each particle breaks at, and what breaking does.
+
+        Parameters
+        ----------
+        strengths_n : (N,) array_like
+            Largest elastic normal contact force (:attr:`loads_n`) each
+            particle bears (N); ``inf`` for one that does not break.
+        on_overload : callable, optional
+            Called as ``on_overload(sim, indices)`` within a step of the
+            moment particles ``indices`` (public order) pass their strength;
+            it must break them (:meth:`split`) or raise their strength.
+            Needed for any finite strength.
+        """
+        st = np.asarray(strengths_n, np.float64)
+        if st.shape != (self.n,) or not np.all(st > 0):
+            raise ValueError(f"strengths_n: expected {self.n} positive forces, got shape {st.shape}")
+        if on_overload is None and np.isfinite(st).any():
+            raise ValueError("on_overload: expected a handler for particles with finite strength")
+        self._on_overload = on_overload
+        self._set_static("strength", st[self._order])
+
+    def split(self, i, positions_um, radii_um, masses_kg):
+        """Replace particle ``i`` by rigid fragments (spheres) that move on as it did.
+
+        Fragment 0 takes index ``i``; the others are appended (indices
+        ``n, n + 1, ...``), so the indices of the other particles stay.
+        Each fragment moves with the parent's rigid motion (velocity
+        ``v + w x r``, the parent's spin) and starts with its orientation,
+        kind, glue and an infinite strength. A bond of the parent goes to
+        the fragment nearest its other end, with its stretch, shear and
+        rotation kept; contact histories of the parent are dropped.
+
+        Parameters
+        ----------
+        i : int
+            The particle (public index).
+        positions_um : (k, 3) array_like
+            Fragment centres, z-y-x (µm).
+        radii_um : (k,) array_like
+            Fragment contact radii (µm).
+        masses_kg : (k,) array_like
+            Fragment masses (kg), mass scaling included; their sum is the
+            caller's to keep.
+
+        Returns
+        -------
+        (k,) int
+            Indices of the fragments.
+        """
+        x = np.asarray(positions_um, np.float64).reshape(-1, 3) * _UM
+        k = len(x)
+        r, m = np.asarray(radii_um, np.float64) * _UM, np.asarray(masses_kg, np.float64)
+        if not 0 <= i < self.n:
+            raise ValueError(f"i: expected a particle index in [0, {self.n}), got {i}")
+        if k < 1 or r.shape != (k,) or m.shape != (k,) or not (np.all(r > 0) and np.all(m > 0)):
+            raise ValueError(f"radii_um, masses_kg: expected {k} positive values each")
+        self._save()
+        old, n_old, old_order = self._s, self.n, self._order
+        pub = {name: self._public(old[name]) for name in _PER_PARTICLE}
+        rel = x - pub["x"][i]
+        # v + w x r; in z-y-x components (a left-handed basis) the cross product changes sign
+        fill = dict(x=x, v=pub["v"][i] - np.cross(pub["w"][i], rel), f=np.zeros((k, 3)), t=np.zeros((k, 3)),
+                    wall_hist=np.zeros((k, 2, 3)), f_head=np.zeros(k), load=np.zeros(k),
+                    strength=np.full(k, np.inf))
+        for name in _PER_PARTICLE:
+            rows = fill[name] if name in fill else np.repeat(pub[name][i:i + 1], k, axis=0)
+            pub[name] = np.concatenate([pub[name], rows[1:]])
+            pub[name][i] = rows[0]
+        radius, mass, scaling = (np.concatenate([self._public(a), b[1:]]) for a, b in (
+            (self._radius_si, r), (self._mass, m), (self._scaling, np.full(k, self._public(self._scaling)[i]))))
+        radius[i], mass[i] = r[0], m[0]
+        self.n = n_old + k - 1
+        self._set_order(spatial_order(pub["x"] / _UM, float(np.median(radius)) / _UM))
+        o = self._order
+        self._s = {name: pub[name][o] for name in _PER_PARTICLE}
+        self._s.update(x_ref=self._s["x"], par=old["par"])
+        self._radius_si, self._mass, self._scaling = radius[o], mass[o], scaling[o]
+        frag = np.concatenate([[i], np.arange(n_old, self.n)])
+        remap = self._rank[old_order]  # stored row before -> stored row now
+        parent_row = int(np.flatnonzero(old_order == i)[0])
+        remap_contacts = remap.copy()
+        remap_contacts[parent_row] = -1
+        ends, _, (hist,) = _remap_pairs(old["pr_i"], old["pr_j"], remap_contacts, old["pr_hist"])
+        self._nb_key = ends[:, 0] * self.n + ends[:, 1]
+        self._s["pr_hist"] = hist
+        # a bond of the parent goes to the fragment nearest its other end; its rest length keeps its stretch
+        a, b = remap[old["bd_i"]], remap[old["bd_j"]]
+        d0 = old["bd_d0"].copy()
+        xs = self._s["x"]
+        frag_rows = self._rank[frag]
+        for end, other, old_end in ((a, b, old["bd_i"]), (b, a, old["bd_j"])):
+            at = np.flatnonzero(old_end == parent_row)
+            if len(at):
+                gap = np.linalg.norm(xs[other[at]][:, None] - xs[frag_rows][None], axis=2)
+                near = np.argmin(gap, axis=1)
+                before = np.linalg.norm(xs[other[at]] - old["x"][parent_row], axis=1)
+                d0[at] += gap[np.arange(len(at)), near] - before
+                end[at] = frag_rows[near]
+        ends, kept, (bhist, brot) = _remap_pairs(a, b, None, old["bd_hist"], old["bd_rot"])
+        self._set_bonds(ends, d0[kept], self._bond_radius[kept], bhist, brot, old["bd_intact"][kept])
+        self._set_mass_arrays()
+        self._rebuild()
+        self._forces()
+        return frag
+
     # ---- stepping ------------------------------------------------------------
     def _set_mass_arrays(self):
         if getattr(self, "_mass", None) is None:
@@ -647,7 +767,9 @@ class Simulation:
 
         Steps go to the engine in batches that read nothing back between
         steps: the engine checks the trigger itself after each step and ends
-        the batch once it has fired.
+        the batch once it has fired. A particle loaded past its strength
+        (:meth:`set_strengths`) fires it too; the batch then ends within a
+        step and the overload handler runs before the next one.
         """
         trigger = (0.4 * self.skin_um * _UM) ** 2
         left = int(n_steps)
@@ -661,6 +783,9 @@ class Simulation:
             self.n_steps += done
             left -= done
             if fired:
+                over = np.flatnonzero(self.loads_n > self.strengths_n) if self._on_overload else []
+                if len(over):
+                    self._on_overload(self, over)
                 self._rebuild()
         self.time_s = self.n_steps * self.dt_s
 
@@ -729,8 +854,7 @@ class Simulation:
         src = rows[new._order]
         remap = -np.ones(n_old, np.int64)  # stored row here -> stored row there
         remap[src] = np.arange(new.n)
-        new._s = {name: old[name][src] for name in ("x", "v", "w", "q", "f", "t", "wall_hist",
-                                                   "f_head", "kind", "fixed")}
+        new._s = {name: old[name][src] for name in _PER_PARTICLE}
         new._s["x_ref"] = new._s["x"]
         new._s["par"] = old["par"].copy()
         new._radius_si, new._mass, new._scaling = self._radius_si[src], self._mass[src], self._scaling[src]
@@ -747,12 +871,14 @@ class Simulation:
 def _remap_pairs(i, j, remap, *seen_from_first):
     """Pairs between kept particles under new row numbers, ``i < j`` and sorted.
 
-    Returns the new ends, the indices of the kept pairs and, for each
+    ``remap`` maps old rows to new ones (-1: removed); None when ``i`` and
+    ``j`` already are new rows. Returns the new ends, the indices of the
+    kept pairs and, for each
     per-pair vector array in ``seen_from_first`` (tangential history,
     relative rotation), its kept rows as seen from the new first end:
     negated where the ends swap.
     """
-    a, b = remap[i], remap[j]
+    a, b = (i, j) if remap is None else (remap[i], remap[j])
     kept = np.flatnonzero((a >= 0) & (b >= 0))
     a, b = a[kept], b[kept]
     swap = a > b
