@@ -490,15 +490,18 @@ def _radii_um(phase_mask, region, voxel_size_um, arch):
 def phase_summary(labels, grid, step, *, arch="cpu"):
     """Phase fractions and pore sizes of a phantom where the analysis looks.
 
-    The region is the field of view (the grid's ``n_det`` central columns in
-    y and x) in the sample rows of the step (``grid.sample_rows``: between
-    the foil and the head), less any head or foil voxel in those rows.
-    Pore sizes are the continuous pore size distribution of
-    :func:`analysis.pores.cpsd` (sub-voxel inscribed spheres): of the
-    inactive phase (everything but NMC: pore and CBD, what the paper
-    binarises) and of the pore phase alone. Local radii are computed on the
-    whole field of view, where NMC, head and foil bound them, and counted in
-    the region.
+    The region is the field of view, the cylinder of ``n_det`` voxels'
+    diameter on the rotation axis (what a scan reconstructs: in interior
+    tomography the pillar is wider, and the corners of the ``n_det`` square
+    hold the air around it), in the sample rows of the step
+    (``grid.sample_rows``: between the foil and the head), less any head or
+    foil voxel in those rows. Pore sizes are the continuous pore size
+    distribution of :func:`analysis.pores.cpsd` (sub-voxel inscribed
+    spheres): of the inactive phase (everything but NMC: pore and CBD, what
+    the paper binarises) and of the pore phase alone. Local radii are
+    computed inside the cylinder, where NMC, head, foil and the cylinder's
+    wall (the edge of a reconstruction) bound them, and counted in the
+    region.
 
     Parameters
     ----------
@@ -526,15 +529,17 @@ def phase_summary(labels, grid, step, *, arch="cpu"):
     off, n = grid.fov_offset_voxels, grid.n_det
     fov = labels[:, off:off + n, off:off + n]
     z0, z1 = grid.sample_rows[step]
+    j = np.arange(n) - (n - 1) / 2.0
+    cylinder = np.broadcast_to(j[:, None] ** 2 + j[None, :] ** 2 <= (n / 2.0) ** 2, fov.shape)
     region = np.zeros(fov.shape, dtype=bool)
     region[max(z0, 0):max(z1, 0)] = True
-    region &= np.isin(fov, SAMPLE_PHASES)
+    region &= cylinder & np.isin(fov, SAMPLE_PHASES)
     if not region.any():
         raise ValueError(f"labels: no sample voxels between foil and head at step {step}")
     fractions = phase_fractions(np.where(region, fov, np.uint8(Phase.PORE)), mask=region)
-    inactive_mean, inactive_median = _radii_um(np.isin(fov, (Phase.PORE, Phase.CBD)), region,
+    inactive_mean, inactive_median = _radii_um(cylinder & np.isin(fov, (Phase.PORE, Phase.CBD)), region,
                                                grid.voxel_size_um, arch)
-    pore_mean, pore_median = _radii_um(fov == Phase.PORE, region, grid.voxel_size_um, arch)
+    pore_mean, pore_median = _radii_um(cylinder & (fov == Phase.PORE), region, grid.voxel_size_um, arch)
     return {"step": int(step), "n_voxels": fractions.n_voxels, "nmc_fraction": fractions.nmc,
             "cbd_fraction": fractions.cbd, "pore_fraction": fractions.pore, "inactive_fraction": fractions.inactive,
             "inactive_mean_radius_um": inactive_mean, "inactive_median_radius_um": inactive_median,

@@ -181,7 +181,12 @@ def test_phase_summary_hand_worked(step, first_row, end_row):
     grid, labels, d = summary_case()
     # foil top 0 um lies 3.5 voxels above the first centre: row 3 (z = -0.25 um) is foil, left out
     assert grid.sample_rows[step] == (3, end_row)
-    n_region = (end_row - first_row) * 40 * 40
+    # the field of view is the cylinder of 40 voxels' diameter about y = x = 10.75 um (between columns 21
+    # and 22); the CBD junk in the corners of the 40 x 40 square lies outside it
+    y = 0.5 * np.arange(2, 42) - 10.75
+    in_cylinder = y[:, None] ** 2 + y[None, :] ** 2 <= 10.0 ** 2
+    assert in_cylinder.sum() == pytest.approx(np.pi * 20 ** 2, rel=0.01)
+    n_region = (end_row - first_row) * int(in_cylinder.sum())
     fov = (slice(first_row, end_row), slice(2, 42), slice(2, 42))
     n_pore, n_inactive = np.count_nonzero(d[fov] < 2.0), np.count_nonzero(d[fov] < 3.0)
     # the lattice counts are the spheres' volumes to a few per cent
