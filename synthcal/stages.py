@@ -89,15 +89,16 @@ def run_dem(ctx):
     write_trajectory(simulate_pillar(ctx.scenario, arch=ctx.arch, progress=ctx.progress), ctx.out)
 
 
-def _voxelise(ctx, voxelise, step, binder, foil_top_z_um, **where):
-    """The phantom (:func:`synthcal.phantom.voxelise`) of one DEM step with the scenario's materials, on the
-    grid ``where`` says (``voxel_size_um``, ``shape``, ``origin_um``, ``supersampling``, and ``progress``)."""
+def _render(ctx, render, step, binder, foil_top_z_um, **where):
+    """``render`` (:func:`synthcal.phantom.voxelise` or :func:`synthcal.phantom.attenuation_rows`) of one DEM
+    step with the scenario's materials, on the grid ``where`` says (``voxel_size_um``, ``shape``,
+    ``origin_um``, ``supersampling``, ...)."""
     s, im = ctx.scenario, ctx.scenario.imaging
-    return voxelise(step.positions_um, step.radii_um, step.kinds, step.quaternions, seed=s.seed,
-                    head_z_um=step.head_z_um, foil_top_z_um=foil_top_z_um, energy_kev=im.energy_kev,
-                    head_material=im.head_material, foil_material=im.foil_material,
-                    cbd_nanoporosity=s.particles.cbd_nanoporosity, binder=binder, bonds_intact=step.bonds_intact,
-                    arch=ctx.arch, **where)
+    return render(step.positions_um, step.radii_um, step.kinds, step.quaternions, seed=s.seed,
+                  head_z_um=step.head_z_um, foil_top_z_um=foil_top_z_um, energy_kev=im.energy_kev,
+                  head_material=im.head_material, foil_material=im.foil_material,
+                  cbd_nanoporosity=s.particles.cbd_nanoporosity, binder=binder, bonds_intact=step.bonds_intact,
+                  arch=ctx.arch, **where)
 
 
 def run_phantom(ctx):
@@ -126,9 +127,9 @@ def run_phantom(ctx):
     reference = {}
 
     def voxelise_step(k, progress):
-        phantom = _voxelise(ctx, voxelise, steps[k], binder, grid.foil_top_z_um, voxel_size_um=grid.voxel_size_um,
-                            shape=grid.shape, origin_um=grid.origin_um, supersampling=im.supersampling,
-                            progress=progress)
+        phantom = _render(ctx, voxelise, steps[k], binder, grid.foil_top_z_um, voxel_size_um=grid.voxel_size_um,
+                          shape=grid.shape, origin_um=grid.origin_um, supersampling=im.supersampling,
+                          progress=progress)
         stem, suffix, v = ctx.out / step_name(k), _suffix(s), grid.voxel_size_um
         write_volume(f"{stem}_labels{suffix}", phantom.labels, v, description=f"labels: {Phase.legend()}")
         write_volume(f"{stem}_mu{suffix}", phantom.mu_per_um, v, description="linear attenuation, 1/um")
@@ -153,33 +154,21 @@ def run_phantom(ctx):
                                              bridges=reference["bridges"]), grid.voxel_size_um, k)
 
 
-def _simulate(ctx, simulate_scan, voxelise, k, angles, motion_voxels, progress):
+def _simulate(ctx, simulate_scan, attenuation_rows, k, angles, motion_voxels, progress):
     """The scan of step ``k`` (:class:`synthcal.xray.Scan`), the same bytes whichever stage simulates it.
 
-    The object is rendered from the DEM particles and the binder slab by
-    slab on a grid ``[imaging] projection_oversampling`` times finer than the
-    reconstruction (voxel centres ``v / o`` apart, ``o`` of them across each
-    reconstruction voxel), never from the stored phantom: see :mod:`synthcal.xray`.
-    The fine voxels are themselves sub-points of the reconstruction's: a
-    surface voxel is split into ``ceil([imaging] supersampling / o)`` per edge,
-    so a reconstruction voxel is sampled at least as finely as in the phantom
-    (for the default 2 and o = 2, once per fine voxel: half the time).
-    The functions are passed in so that each stage that simulates imports them
-    itself: a stage's cache key covers the modules its ``run`` imports.
+    The object is rendered from the DEM particles and the binder, slab by
+    slab, on a grid ``[imaging] projection_oversampling`` times finer than
+    the reconstruction (:func:`synthcal.phantom.attenuation_rows`), never
+    from the stored phantom: see :mod:`synthcal.xray`. The functions are
+    passed in so that each stage that simulates imports them itself: a
+    stage's cache key covers the modules its ``run`` imports.
     """
     s, im, grid = ctx.scenario, ctx.scenario.imaging, ctx.run.grid
-    step, binder, o = ctx.run.trajectory().steps[k], ctx.run.binder(), im.projection_oversampling
-    fine_um = grid.voxel_size_um / o
-    # fine voxel (0, 0, 0) is the first of the o^3 that tile reconstruction voxel (0, 0, 0)
-    origin_um = np.asarray(grid.origin_um) - 0.5 * (grid.voxel_size_um - fine_um)
-    shape_yx = (o * grid.shape[1], o * grid.shape[2])
-
-    def render_rows(first_row, n_rows):
-        phantom = _voxelise(ctx, voxelise, step, binder, grid.foil_top_z_um, voxel_size_um=fine_um,
-                            shape=(n_rows, *shape_yx), origin_um=origin_um + (first_row * fine_um, 0.0, 0.0),
-                            supersampling=-(-im.supersampling // o))
-        return phantom.mu_per_um * np.float32(fine_um)
-
+    o = im.projection_oversampling
+    render_rows = _render(ctx, attenuation_rows, ctx.run.trajectory().steps[k], ctx.run.binder(), grid.foil_top_z_um,
+                          voxel_size_um=grid.voxel_size_um, shape=grid.shape, origin_um=grid.origin_um,
+                          oversampling=o, supersampling=im.supersampling)
     return simulate_scan(
         render_rows, grid.shape, angles, oversampling=o, motion_voxels=motion_voxels,
         incident_counts=im.incident_counts, n_det=grid.n_det, n_flats=im.n_flats, dark_counts=im.dark_counts,
@@ -190,7 +179,7 @@ def _simulate(ctx, simulate_scan, voxelise, k, angles, motion_voxels, progress):
 def run_projections(ctx):
     """Angles, drift, the motion during each scan and, unless ``[output] keep_projections = false``, every scan."""
     from analysis.io import write_volume
-    from synthcal.phantom import voxelise
+    from synthcal.phantom import attenuation_rows
     from synthcal.xray import (drift_voxels, limited_angles_deg, scan_motion_voxels, scan_velocity_voxels,
                                simulate_scan)
 
@@ -203,7 +192,7 @@ def run_projections(ctx):
     np.savetxt(ctx.out / "angles_deg.csv", angles, fmt="%.10g", header="angle_deg", comments="")
 
     def scan_step(k, progress):
-        scan = _simulate(ctx, simulate_scan, voxelise, k, angles, motion[k], progress)
+        scan = _simulate(ctx, simulate_scan, attenuation_rows, k, angles, motion[k], progress)
         for name in ("counts", "flats", "darks"):
             write_volume(ctx.out / f"{step_name(k)}_{name}{_suffix(s)}", getattr(scan, name), im.voxel_size_um,
                          description=f"{name}: (frame, row z, detector column)")
@@ -218,7 +207,7 @@ def run_reconstruct(ctx):
     """Each step's tomogram, from the stored projections or, when they are not kept, from its scan simulated here."""
     from analysis.io import write_volume
     from analysis.reconstruct import reconstruct
-    from synthcal.phantom import voxelise
+    from synthcal.phantom import attenuation_rows
     from synthcal.xray import simulate_scan
 
     s, r, v = ctx.scenario, ctx.scenario.reconstruction, ctx.scenario.imaging.voxel_size_um
@@ -228,7 +217,7 @@ def run_reconstruct(ctx):
         if s.output.keep_projections:
             projections, tail = ctx.run.projections(k), progress
         else:
-            scan = _simulate(ctx, simulate_scan, voxelise, k, angles, motion[k], lambda f: progress(0.5 * f))
+            scan = _simulate(ctx, simulate_scan, attenuation_rows, k, angles, motion[k], lambda f: progress(0.5 * f))
             projections, tail = (scan.counts, scan.flats, scan.darks), (lambda f: progress(0.5 + 0.5 * f))
         volume = reconstruct(*projections, angles, method=r.method, filter=r.filter, padding=r.padding,
                              iterations=r.sirt_iterations, arch=ctx.arch, progress=tail)
