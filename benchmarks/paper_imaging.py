@@ -46,6 +46,19 @@ projections; volume (516, 508, 508)):
 | projections | 272.9 | 275.9 | 4.81 | 0.11 |
 | reconstruct | 297.5 | 298.6 | 4.31 | 0.11 |
 
+That table predates the oversampled projections (it projected the stored
+phantom on its own grid). With them (``--slab 16``, 2 Dec 2026, the machine
+at load 8 on 2 cores, so times ~4x long): phantom 131 s / 0.89 GiB,
+projections 350 s / 1.14 GiB, reconstruct 16 s / 0.27 GiB. The projections
+stage now streams: its memory does not grow with nz except for the counts
+(801 x 516 x 508 float32 = 0.85 GB), so its extrapolated RSS is meaningless
+(~2.5 GiB expected at full height), and its time per slab includes the
+binning of all 56 k particles (this synthetic pillar's CBD spheres; the DEM
+scenarios bind NMC only) once per slab of 8 fine rows. From CPU-time rates on
+the quick scenario (render 2.4 M fine voxels, project 0.7 G ray samples per
+CPU-second), one paper scan at oversampling 2 costs ~2.6 k CPU-s (render
+~0.8 k, project ~1.7 k): ~21 min on two free cores, against ~4.5 min before.
+
 (reconstruct: normalise 3.0 s, the rest FBP). The whole chain for one load
 step takes ~11 min and at most 4.8 GiB, so it fits in 24 GiB with a wide
 margin; the peak is the forward projection, which holds the volume, its
