@@ -202,6 +202,11 @@ class Run:
         """Simulated rigid drift of each scan, (n_steps, 3) voxels."""
         return np.asarray(json.loads((self.folder("projections") / "drift_voxels.json").read_text()), float)
 
+    def motion_voxels(self):
+        """Rigid shift of the sample during each projection of each scan, (n_steps, n_angles, 3) voxels
+        (z, y, x); ``drift_voxels()[k]`` is its mean over scan k (:func:`synthcal.xray.scan_motion_voxels`)."""
+        return np.asarray(json.loads((self.folder("projections") / "motion_voxels.json").read_text()), float)
+
     def volume(self, k):
         """Reconstruction of step ``k`` (float32, 1/µm, z-y-x)."""
         return read_volume(find_volume(self.folder("reconstruct"), step_name(k)))[0]

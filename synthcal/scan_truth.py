@@ -4,7 +4,11 @@ A reconstruction voxel ``p`` (z, y, x) of the reference scan is phantom voxel
 ``p + (0, off, off)`` (:class:`synthcal.grid.Grid`). The scan of step k shows
 the material of ``p`` at ``p + u(p) / v + drift_k``, where ``u`` is the
 particles' rigid motion (:mod:`synthcal.truth`, µm) and ``drift_k`` the
-simulated drift of scan k relative to the reference scan (voxels). So the
+simulated drift of scan k relative to the reference scan (voxels): when the
+sample moves during a scan, its mean position over the scan, which is where
+the reconstruction shows it along z, and across the beam up to a shift that
+is the same in every scan at the same drift rate
+(:func:`synthcal.xray.scan_motion_voxels`). So the
 displacement a DVC between the two reconstructions should find is
 ``u(p) / v + drift_k``; in the carbon binder ``u`` is the blend of
 :mod:`synthcal.truth`. This module computes it on every voxel (NaN where the

@@ -142,7 +142,15 @@ class Imaging:
     read_noise_counts: float = _f(3.0, "detector read noise (std, counts)", lo=0.0)
     psf_sigma_px: float = _f(0.7, "detector blur (Gaussian std, pixels)", lo=0.0)
     ring_gain_sigma: float = _f(0.0, "per-pixel gain error left after flat-fielding (std, relative): rings", lo=0.0)
-    drift_um: list = _f([], "rigid drift [dz, dy, dx] per step (empty = none)")
+    drift_um: list = _f([], "rigid drift [dz, dy, dx] per step: where each scan's reconstruction shows the sample "
+                        "relative to the reference scan, its motion during the scan included (empty = none)")
+    projection_oversampling: int = _f(2, "the object is projected from a grid this many times finer than the "
+                                      "reconstruction onto pixels as fine, binned this many squared into one (the "
+                                      "paper's 2x2 binning of 64 nm pixels); 1 = the inverse crime", lo=1, hi=4)
+    scan_time_h: float = _f(12.0, "duration of one scan (motion during a scan scales with it)", lo=0.0, lo_open=True)
+    drift_rate_um_per_h: list = _f([], "thermal drift [vz, vy, vx] of the sample during every scan (empty = none)")
+    creep_um_per_h: float = _f(0.0, "speed at which the sample under load (steps >= 1) settles toward the pin (-z) "
+                               "during a scan", lo=0.0)
     head_material: str = _f("diamond", "flat head material (synthcal.materials name)")
     foil_material: str = _f("aluminium", "current collector under the pillar")
     head_margin_um: float = _f(3.0, "thickness of head included above the pillar top", lo=0.0)
@@ -365,6 +373,8 @@ def _check_consistency(s):
         raise ScenarioError(f"[imaging] drift_um: expected one [dz, dy, dx] per load step ({len(steps)}), or empty")
     if im.drift_um and any(v != 0 for v in im.drift_um[0]):
         raise ScenarioError("[imaging] drift_um: expected [0, 0, 0] for step 0 (drifts are relative to the reference scan)")
+    if im.drift_rate_um_per_h and len(im.drift_rate_um_per_h) != 3:
+        raise ScenarioError("[imaging] drift_rate_um_per_h: expected [vz, vy, vx], or empty")
     from synthcal.materials import MATERIALS  # local: materials imports xraydb
     for key in ("head_material", "foil_material"):
         name = getattr(im, key)

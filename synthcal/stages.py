@@ -89,6 +89,18 @@ def run_dem(ctx):
     write_trajectory(simulate_pillar(ctx.scenario, arch=ctx.arch, progress=ctx.progress), ctx.out)
 
 
+def _render(ctx, render, step, binder, foil_top_z_um, **where):
+    """``render`` (:func:`synthcal.phantom.voxelise` or :func:`synthcal.phantom.attenuation_rows`) of one DEM
+    step with the scenario's materials, on the grid ``where`` says (``voxel_size_um``, ``shape``,
+    ``origin_um``, ``supersampling``, ...)."""
+    s, im = ctx.scenario, ctx.scenario.imaging
+    return render(step.positions_um, step.radii_um, step.kinds, step.quaternions, seed=s.seed,
+                  head_z_um=step.head_z_um, foil_top_z_um=foil_top_z_um, energy_kev=im.energy_kev,
+                  head_material=im.head_material, foil_material=im.foil_material,
+                  cbd_nanoporosity=s.particles.cbd_nanoporosity, binder=binder, bonds_intact=step.bonds_intact,
+                  pieces=step.pieces, arch=ctx.arch, **where)
+
+
 def run_phantom(ctx):
     from analysis.io import write_volume
     from analysis.phases import Phase
@@ -116,14 +128,9 @@ def run_phantom(ctx):
     reference = {}
 
     def voxelise_step(k, progress):
-        st = steps[k]
-        phantom = voxelise(st.positions_um, st.radii_um, st.kinds, st.quaternions, voxel_size_um=grid.voxel_size_um,
-                           shape=grid.shape, origin_um=grid.origin_um, seed=s.seed, head_z_um=st.head_z_um,
-                           foil_top_z_um=grid.foil_top_z_um, energy_kev=im.energy_kev,
-                           supersampling=im.supersampling, head_material=im.head_material,
-                           foil_material=im.foil_material, cbd_nanoporosity=p.cbd_nanoporosity,
-                           binder=binder, bonds_intact=st.bonds_intact, pieces=st.pieces, arch=ctx.arch,
-                           progress=progress)
+        phantom = _render(ctx, voxelise, steps[k], binder, grid.foil_top_z_um, voxel_size_um=grid.voxel_size_um,
+                          shape=grid.shape, origin_um=grid.origin_um, supersampling=im.supersampling,
+                          progress=progress)
         stem, suffix, v = ctx.out / step_name(k), _suffix(s), grid.voxel_size_um
         write_volume(f"{stem}_labels{suffix}", phantom.labels, v, description=f"labels: {Phase.legend()}")
         write_volume(f"{stem}_mu{suffix}", phantom.mu_per_um, v, description="linear attenuation, 1/um")
@@ -148,32 +155,45 @@ def run_phantom(ctx):
                                              bridges=reference["bridges"]), grid.voxel_size_um, k)
 
 
-def _simulate(ctx, simulate_scan, k, angles, drift_voxels, progress):
+def _simulate(ctx, simulate_scan, attenuation_rows, k, angles, motion_voxels, progress):
     """The scan of step ``k`` (:class:`synthcal.xray.Scan`), the same bytes whichever stage simulates it.
 
-    ``simulate_scan`` is passed in so that each stage that simulates imports
-    it itself: a stage's cache key covers the modules its ``run`` imports.
+    The object is rendered from the DEM particles and the binder, slab by
+    slab, on a grid ``[imaging] projection_oversampling`` times finer than
+    the reconstruction (:func:`synthcal.phantom.attenuation_rows`), never
+    from the stored phantom: see :mod:`synthcal.xray`. The functions are
+    passed in so that each stage that simulates imports them itself: a
+    stage's cache key covers the modules its ``run`` imports.
     """
-    s, im = ctx.scenario, ctx.scenario.imaging
+    s, im, grid = ctx.scenario, ctx.scenario.imaging, ctx.run.grid
+    o = im.projection_oversampling
+    render_rows = _render(ctx, attenuation_rows, ctx.run.trajectory().steps[k], ctx.run.binder(), grid.foil_top_z_um,
+                          voxel_size_um=grid.voxel_size_um, shape=grid.shape, origin_um=grid.origin_um,
+                          oversampling=o, supersampling=im.supersampling)
     return simulate_scan(
-        ctx.run.attenuation(k) * np.float32(im.voxel_size_um), angles, incident_counts=im.incident_counts,
-        n_det=ctx.run.grid.n_det, n_flats=im.n_flats, dark_counts=im.dark_counts,
+        render_rows, grid.shape, angles, oversampling=o, motion_voxels=motion_voxels,
+        incident_counts=im.incident_counts, n_det=grid.n_det, n_flats=im.n_flats, dark_counts=im.dark_counts,
         read_noise_counts=im.read_noise_counts, psf_sigma_px=im.psf_sigma_px, ring_gain_sigma=im.ring_gain_sigma,
-        drift_voxels=tuple(drift_voxels), rng_seed=_step_seed(s, "projections", k), arch=ctx.arch, progress=progress)
+        rng_seed=_step_seed(s, "projections", k), arch=ctx.arch, progress=progress)
 
 
 def run_projections(ctx):
-    """Angles, drift and, unless ``[output] keep_projections = false``, every scan."""
+    """Angles, drift, the motion during each scan and, unless ``[output] keep_projections = false``, every scan."""
     from analysis.io import write_volume
-    from synthcal.xray import drift_voxels, limited_angles_deg, simulate_scan
+    from synthcal.phantom import attenuation_rows
+    from synthcal.xray import (drift_voxels, limited_angles_deg, scan_motion_voxels, scan_velocity_voxels,
+                               simulate_scan)
 
     s, im = ctx.scenario, ctx.scenario.imaging
     angles = limited_angles_deg(im.n_projections, im.half_range_deg)
     drift = drift_voxels(im.drift_um, im.voxel_size_um, s.n_steps)
+    velocity = scan_velocity_voxels(im.drift_rate_um_per_h, im.creep_um_per_h, im.scan_time_h, im.voxel_size_um,
+                                    s.n_steps)
+    motion = np.stack([scan_motion_voxels(angles, drift[k], velocity[k]) for k in range(s.n_steps)])
     np.savetxt(ctx.out / "angles_deg.csv", angles, fmt="%.10g", header="angle_deg", comments="")
 
     def scan_step(k, progress):
-        scan = _simulate(ctx, simulate_scan, k, angles, drift[k], progress)
+        scan = _simulate(ctx, simulate_scan, attenuation_rows, k, angles, motion[k], progress)
         for name in ("counts", "flats", "darks"):
             write_volume(ctx.out / f"{step_name(k)}_{name}{_suffix(s)}", getattr(scan, name), im.voxel_size_um,
                          description=f"{name}: (frame, row z, detector column)")
@@ -181,22 +201,24 @@ def run_projections(ctx):
     if s.output.keep_projections:
         _steps(ctx, scan_step)
     _write_json(ctx.out / "drift_voxels.json", drift.tolist())
+    _write_json(ctx.out / "motion_voxels.json", motion.tolist())
 
 
 def run_reconstruct(ctx):
     """Each step's tomogram, from the stored projections or, when they are not kept, from its scan simulated here."""
     from analysis.io import write_volume
     from analysis.reconstruct import reconstruct
+    from synthcal.phantom import attenuation_rows
     from synthcal.xray import simulate_scan
 
     s, r, v = ctx.scenario, ctx.scenario.reconstruction, ctx.scenario.imaging.voxel_size_um
-    angles, drift = ctx.run.angles_deg(), ctx.run.drift_voxels()
+    angles, motion = ctx.run.angles_deg(), ctx.run.motion_voxels()
 
     def reconstruct_step(k, progress):
         if s.output.keep_projections:
             projections, tail = ctx.run.projections(k), progress
         else:
-            scan = _simulate(ctx, simulate_scan, k, angles, drift[k], lambda f: progress(0.5 * f))
+            scan = _simulate(ctx, simulate_scan, attenuation_rows, k, angles, motion[k], lambda f: progress(0.5 * f))
             projections, tail = (scan.counts, scan.flats, scan.darks), (lambda f: progress(0.5 + 0.5 * f))
         volume = reconstruct(*projections, angles, method=r.method, filter=r.filter, padding=r.padding,
                              iterations=r.sirt_iterations, arch=ctx.arch, progress=tail)
@@ -283,11 +305,12 @@ STAGES = (
     Stage("phantom", ("particles.cbd_nanoporosity", "particles.mass_ratio_nmc_carbon_pvdf",
                       "particles.cbd_bridge_fraction", *_PHANTOM_IMAGING, _FORMAT), ("dem",),
           "voxelising particles into phantoms", run_phantom),
-    Stage("projections", ("imaging", _FORMAT, "output.keep_projections"), ("phantom",),
-          "simulating the nano-CT scans", run_projections),
-    # without stored projections the reconstruction simulates the scans from the phantom
-    Stage("reconstruct", (_V, "reconstruction", _FORMAT), ("projections", "phantom"), "reconstructing the tomograms",
-          run_reconstruct),
+    # the scans are rendered from the particles (and the phantom's binder) on a finer grid
+    Stage("projections", ("imaging", "particles.cbd_nanoporosity", _FORMAT, "output.keep_projections"),
+          ("dem", "phantom"), "simulating the nano-CT scans", run_projections),
+    # without stored projections the reconstruction simulates the scans as the projections stage would
+    Stage("reconstruct", (_V, "reconstruction", _FORMAT), ("projections", "dem", "phantom"),
+          "reconstructing the tomograms", run_reconstruct),
     Stage("preprocess", (_V, "dvc", _MODE, _FORMAT), ("reconstruct", "phantom"),
           "contrast matching, median filter, registration", run_preprocess),
     Stage("dvc", (_V, "dvc", _MODE), ("preprocess", "phantom"), "digital volume correlation", run_dvc),

@@ -9,7 +9,7 @@ from scipy import ndimage
 from conftest import digest, digest_in_fresh_process
 from synthcal.materials import linear_attenuation_per_um
 from analysis.phases import Phase
-from synthcal.phantom import Texture, voxelise
+from synthcal.phantom import Texture, attenuation_rows, voxelise
 
 PORE, CBD, NMC, HEAD, FOIL = Phase
 from synthcal.rotations import rotation_matrices_zyx
@@ -43,6 +43,27 @@ def test_sphere_volume_partial_volume(offset, radius_voxels):
     distance = np.linalg.norm(np.indices(ph.labels.shape).reshape(3, -1).T - centre, axis=1) * H
     inside, on_or_inside = np.sum(distance < r - 1e-5 * H), np.sum(distance <= r + 1e-5 * H)
     assert inside <= (ph.labels == NMC).sum() <= on_or_inside
+
+
+@pytest.mark.parametrize("oversampling", [1, 2, 3])
+def test_oversampled_rows_hold_the_sphere_of_the_coarse_grid_where_it_is(oversampling):
+    # A sphere (centre c, radius r, in coarse voxels) rendered o times finer, rows beyond the grid
+    # included: its attenuation per fine voxel length sums to mu * 4/3 pi r^3 (in coarse voxel
+    # units: o^2 per coarse voxel volume of fine voxel lengths) and its centroid is c, in coarse
+    # voxels, as fine voxel (f, ...) sits at coarse coordinate (f + 1/2) / o - 1/2.
+    o, n, centre, r = oversampling, 24, np.array([9.3, 12.6, 11.2]), 6.4
+    render = attenuation_rows(np.asarray([centre]) * H, [r * H], [0], IDENTITY, voxel_size_um=H, shape=(n, n, n),
+                              origin_um=[0.0, 0.0, 0.0], oversampling=o, supersampling=4, seed=5, energy_kev=5.4,
+                              texture=Texture.none(), foil_top_z_um=None)
+    rows = [render(f0, 7) for f0 in range(-7, o * n + 7, 7)]  # uneven slabs, rows below and above the grid
+    fine = np.concatenate(rows)[7:7 + o * n]
+    assert fine.shape == (o * n, o * n, o * n) and fine.dtype == np.float32
+    solid = (fine.astype(np.float64) * o / H - MU_AIR) / (MU_NMC - MU_AIR)  # solid fraction per fine voxel
+    assert solid.sum() / o ** 3 == pytest.approx(4 / 3 * np.pi * r ** 3, rel=0.01)
+    coords = [(np.arange(o * n) + 0.5) / o - 0.5] * 3
+    grids = np.meshgrid(*coords, indexing="ij")
+    np.testing.assert_allclose([(g * solid).sum() / solid.sum() for g in grids], centre, atol=0.01)
+    np.testing.assert_allclose(np.concatenate(rows)[:7], MU_AIR * H / o, rtol=1e-5)  # air beyond the grid
 
 
 def test_centre_slice_area():

@@ -71,6 +71,15 @@ def test_drift_needs_one_vector_per_step():
     assert "drift_um" in _one_line_error({"imaging": {"drift_um": [[0.0, 0.0, 0.0]]}})
 
 
+def test_drift_rate_is_one_velocity_and_oversampling_a_whole_number():
+    assert "[imaging] drift_rate_um_per_h: expected [vz, vy, vx]" in _one_line_error(
+        {"imaging": {"drift_rate_um_per_h": [0.01, 0.02]}})
+    assert "[imaging] projection_oversampling: expected an integer" in _one_line_error(
+        {"imaging": {"projection_oversampling": 1.5}})
+    assert "[imaging] projection_oversampling: expected >= 1" in _one_line_error(
+        {"imaging": {"projection_oversampling": 0}})
+
+
 def test_unknown_material():
     assert "head_material" in _one_line_error({"imaging": {"head_material": "unobtainium"}})
 

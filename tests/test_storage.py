@@ -77,7 +77,7 @@ def test_a_zarr_run_reads_like_the_tiff_run(zarr_run):
 def test_a_run_that_kept_no_projections_says_so(zarr_run):
     _, out, _, _ = zarr_run
     assert sorted(p.name for p in (out / "projections").iterdir()) == [pipeline.STAMP, "angles_deg.csv",
-                                                                      "drift_voxels.json"]
+                                                                      "drift_voxels.json", "motion_voxels.json"]
     with pytest.raises(ValueError, match=r"did not store its projections \(\[output\] keep_projections = false\)"):
         load_run(out).projections(0)
     assert (out / "report" / "index.html").is_file() and not (out / "report" / "radiographs.png").exists()
