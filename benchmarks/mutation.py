@@ -109,7 +109,7 @@ class Target:
 
 TARGETS = (
     Target("score", "validation/score.py", ("tests/test_score.py", "tests/test_score_statistics.py")),
-    Target("frame", "validation/frame.py", ("tests/test_truth_frame.py",),
+    Target("frame", "validation/frame.py", ("tests/test_truth_frame.py", "tests/test_frame_scores.py"),
            note="tests/test_validation.py left out: it needs a pipeline run (tiny_run) per mutant"),
     Target("dvc-status", "analysis/dvc/local.py", ("tests/test_dvc.py", "tests/test_dvc_status.py")),
     Target("strain", "analysis/strain.py", ("tests/test_strain.py",)),
