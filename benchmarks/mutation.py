@@ -112,7 +112,7 @@ TARGETS = (
     Target("frame", "validation/frame.py", ("tests/test_truth_frame.py", "tests/test_frame_scores.py"),
            note="tests/test_validation.py left out: it needs a pipeline run (tiny_run) per mutant"),
     Target("dvc-status", "analysis/dvc/local.py", ("tests/test_dvc.py", "tests/test_dvc_status.py")),
-    Target("strain", "analysis/strain.py", ("tests/test_strain.py",)),
+    Target("strain", "analysis/strain.py", ("tests/test_strain.py", "tests/test_strain_fit.py")),
     Target("pores", "analysis/pores.py", ("tests/test_pores.py",)),
     Target("reconstruct", "analysis/reconstruct.py", ("tests/test_reconstruct.py", "tests/test_reconstruct_filters.py",
                                                       "tests/test_reconstruct_cases.py")),
