@@ -116,11 +116,12 @@ TARGETS = (
     Target("pores", "analysis/pores.py", ("tests/test_pores.py",)),
     Target("reconstruct", "analysis/reconstruct.py", ("tests/test_reconstruct.py", "tests/test_reconstruct_filters.py",
                                                       "tests/test_reconstruct_cases.py")),
-    Target("dem-material", "synthcal/dem/material.py", ("tests/test_dem_mechanics.py",
+    Target("dem-material", "synthcal/dem/material.py", ("tests/test_dem_mechanics.py", "tests/test_dem_restitution.py",
                                                         "tests/test_dem.py::test_hertz_force_matches_theory",
                                                         "tests/test_dem.py::test_collision_restitution_half",
                                                         "tests/test_dem.py::test_bad_input_is_rejected")),
-    Target("contact-law", "synthcal/dem/kernels.py", ("tests/test_dem_mechanics.py",), tool="cosmic-ray",
+    Target("contact-law", "synthcal/dem/kernels.py", ("tests/test_dem_mechanics.py", "tests/test_dem_restitution.py"),
+           tool="cosmic-ray",
            functions=("hertz_mindlin", "rolling_torque")),
 )
 DEFAULT = tuple(t.name for t in TARGETS)
