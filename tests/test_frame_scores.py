@@ -129,6 +129,9 @@ def test_a_node_on_a_turned_particle_takes_the_particle_s_rotation_and_the_scan_
     frame = _frame()
     np.testing.assert_allclose(frame.truth_at(node, 1), [u_um / V + DRIFT[1]], atol=1e-12)
     np.testing.assert_allclose(frame.truth_at(node, 0), [[0.0, 0.0, 0.0]], atol=1e-12)
+    # several points at once, as a flat list: one row each (B's centre moves (0, 2, 0) µm)
+    np.testing.assert_allclose(frame.truth_at([*node, 5.0, 10.0, 13.0], 1),
+                               [u_um / V + DRIFT[1], MOVES_UM[1] / V + DRIFT[1]], atol=1e-12)
 
 
 def test_the_registered_truth_undoes_a_3_degree_registration_about_its_centre():
@@ -324,6 +327,10 @@ def test_node_regions_split_at_the_step_0_head_row_and_one_edge_from_the_field_o
     np.testing.assert_array_equal(regions["near_head"], [0, 1, 0, 0, 0, 0, 0, 1, 0])
     np.testing.assert_array_equal(regions["near_fov_edge"], [0, 0, 1, 1, 0, 1, 1, 0, 0])
     np.testing.assert_array_equal(regions["bulk"], [1, 0, 0, 0, 1, 0, 0, 0, 1])
+    # y and x are bounded by their own widths: 9 rows in y (y > 5 is near), 13 columns in x (x > 9 is near)
+    wide = _node_regions(np.array([[6, 4, 9], [6, 4, 10], [6, 6, 9]]), grid, (12, 9, 13), 3)
+    np.testing.assert_array_equal(wide["bulk"], [1, 0, 0])
+    np.testing.assert_array_equal(wide["near_fov_edge"], [0, 1, 1])
 
 
 # ---- score_dvc on a hand-made field -------------------------------------------------------------------
