@@ -212,3 +212,46 @@ def test_cap_clips_each_side_it_is_given_and_keeps_nan():
     assert np.isnan(cap(v, lower=-0.2, upper=0.1)[4])
     assert cap([-0.100001])[0] == -0.1 and cap([-0.0999])[0] == -0.0999   # the paper's cap is -0.10 exactly
     assert cap([-1, 2], upper=1).dtype == np.float64
+
+
+def test_float32_inputs_are_fitted_and_returned_in_double_precision():
+    # the fit of float32 numbers equals the fit of the same numbers in float64 (node differences or a
+    # solve in float32 would be off by ~1e-7 relative); the tensor functions and the cap return float64 too
+    nodes = (cube(4, 7.0) + np.random.default_rng(0).uniform(-1, 1, (64, 3))).astype(np.float32)
+    u = affine(nodes.astype(np.float64)).astype(np.float32)
+    h32 = displacement_gradient(nodes, u)
+    h64 = displacement_gradient(nodes.astype(np.float64), u.astype(np.float64))
+    assert h32.dtype == np.float64
+    np.testing.assert_allclose(h32, h64, rtol=0, atol=1e-14)
+    g32 = G.astype(np.float32)
+    for f in (small_strain, green_lagrange):
+        assert f(g32).dtype == np.float64
+    np.testing.assert_allclose(green_lagrange(g32), green_lagrange(g32.astype(np.float64)), rtol=0, atol=0)
+    assert cap(np.array([-0.3, 0.1], np.float32)).dtype == np.float64
+    assert cap(np.array([-0.3, 0.1], np.float32))[1] == float(np.float32(0.1))
+
+
+def test_a_fit_far_from_the_origin_is_as_exact_as_near_it():
+    # the fit is centred on each node: nodes 1e5 voxels out give G to rounding, as at the origin
+    # (an uncentred fit would lose ~10 digits to the conditioning of its normal equations)
+    nodes = cube(3) + 1e5
+    h = displacement_gradient(nodes, nodes @ G.T, min_neighbours=8)
+    np.testing.assert_allclose(h, np.broadcast_to(G, h.shape), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("spacing", [0.01, 1000.0])
+def test_the_degeneracy_test_does_not_depend_on_the_node_spacing(spacing):
+    # the same 3x3x3 grid in mm or in nm: all fitted, and a plane of it still NaN
+    nodes = cube(3, spacing)
+    h = displacement_gradient(nodes, affine(nodes), min_neighbours=8)
+    np.testing.assert_allclose(h, np.broadcast_to(G, h.shape), rtol=1e-9, atol=1e-12)
+    plane = nodes[nodes[:, 0] == 0]
+    assert np.all(np.isnan(displacement_gradient(plane, affine(plane), min_neighbours=4)))
+
+
+def test_an_ok_mask_of_any_dtype_counts_every_nonzero_entry():
+    nodes = cube(3)
+    ok = np.full(len(nodes), 2, np.int64)          # 2 is true; 2 & True is 0
+    ok[0] = 0
+    h = displacement_gradient(nodes, affine(nodes), ok, min_neighbours=7)
+    np.testing.assert_allclose(h[13], G, atol=1e-12)   # the centre: 26 usable neighbours and itself
