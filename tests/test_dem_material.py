@@ -29,7 +29,7 @@ def test_the_shear_modulus_is_e_over_2_1_plus_nu():
 def test_the_rayleigh_time_over_a_sphere():
     # nu = 0: T = pi R sqrt(rho / G) / 0.8766; G = 1 GPa, rho = 1000: sqrt = 1e-3 s/m; R = 10 µm
     m = Material(youngs_modulus_pa=2e9, poisson_ratio=0.0, density_kg_m3=1000.0)
-    assert m.rayleigh_time_s(10.0) == pytest.approx(math.pi * 1e-5 * 1e-3 / 0.8766, rel=1e-12)
+    assert m.rayleigh_time_s(10.0) == pytest.approx(math.pi * 1e-5 * 1e-3 / 0.8766, rel=1e-12, abs=0)
     # nu = 0.3 adds 0.1631 nu to the denominator; a mass scaling of 4 doubles sqrt(rho); arrays elementwise
     expected = math.pi * 1e-5 * math.sqrt(4 * 1000.0 / 1e9) / (0.1631 * 0.3 + 0.8766)
     np.testing.assert_allclose(SOFT.rayleigh_time_s(np.array([10.0, 20.0]), mass_scaling=4.0),
@@ -106,3 +106,15 @@ def test_the_ends_of_the_ranges_that_are_allowed():
                  rolling_friction=0.0)
     assert m.poisson_ratio == 0.0 and m.restitution == 1.0
     Material(youngs_modulus_pa=1.0, poisson_ratio=0.4999, density_kg_m3=1.0, restitution=1e-6)
+
+
+def test_the_rayleigh_time_and_the_tables_are_double_precision_whatever_the_input_type():
+    # a float32 radius or mass scaling, integer friction coefficients: float64 out, the same numbers
+    m = Material(youngs_modulus_pa=2e9, poisson_ratio=0.0, density_kg_m3=1000.0, friction=1, rolling_friction=0)
+    radius, scaling = np.array([3.3], np.float32), np.array([2.7], np.float32)
+    t = m.rayleigh_time_s(radius, mass_scaling=scaling)
+    assert t.dtype == np.float64
+    expected = math.pi * float(radius[0]) * 1e-6 * math.sqrt(1000.0 * float(scaling[0]) / 1e9) / 0.8766
+    assert t[0] == pytest.approx(expected, rel=1e-15, abs=0)
+    tables = pair_tables((m,))
+    assert tables["wall_mu"].dtype == np.float64 and tables["wall_mur"].dtype == np.float64
