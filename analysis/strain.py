@@ -44,9 +44,10 @@ def displacement_gradient(nodes, displacement, ok=None, *, radius_voxels=None, m
         raise ValueError(f"nodes: expected an (N, 3) array with N >= 2, got shape {nodes.shape}")
     if u.shape != nodes.shape:
         raise ValueError(f"displacement: expected shape {nodes.shape} like nodes, got {u.shape}")
-    ok = np.all(np.isfinite(u), axis=1) if ok is None else np.asarray(ok, dtype=bool) & np.all(np.isfinite(u), axis=1)
-    if ok.shape != (len(nodes),):
-        raise ValueError(f"ok: expected shape ({len(nodes)},), got {ok.shape}")
+    finite = np.all(np.isfinite(u), axis=1)
+    if ok is not None and np.shape(ok) != (len(nodes),):
+        raise ValueError(f"ok: expected shape ({len(nodes)},), got {np.shape(ok)}")
+    ok = finite if ok is None else np.asarray(ok, dtype=bool) & finite
     if min_neighbours < 4:
         raise ValueError(f"min_neighbours: expected >= 4, got {min_neighbours!r}")
     tree = cKDTree(nodes)
@@ -61,7 +62,8 @@ def displacement_gradient(nodes, displacement, ok=None, *, radius_voxels=None, m
     w = (found & ok[jj]).astype(np.float64)
     dx = (nodes[jj] - nodes[:, None, :]) * w[:, :, None]
     a = np.concatenate([w[:, :, None], dx], axis=2)                                  # (N, k, 4)
-    b = u[jj] * w[:, :, None]                                                         # (N, k, 3)
+    # a left-out neighbour weighs 0; its displacement (NaN at a failed DVC node) must not reach the sum
+    b = np.where(w[:, :, None] > 0, u[jj], 0.0)                                       # (N, k, 3)
     ata = a.transpose(0, 2, 1) @ a
     atb = a.transpose(0, 2, 1) @ b
     # scale-free conditioning test on the spread of the neighbours about their

@@ -1,0 +1,174 @@
+"""analysis.pores on hand-counted cases: the whole-voxel CPSD of a cubic pore, the distribution's
+axis, fractions, mean, median and porosity, the checks, the progress reports and the files (issue #19).
+
+The cube: a 5x5x5 pore (offsets -2..2 about its centre voxel) inside solid. A whole-voxel ball
+``{x : |x - c| <= r}`` fits when all its voxels are pore. r = 2 fits only at the centre; it holds the
+lattice points with |x|^2 <= 4: 1 + 6 + 12 + 8 + 6 = 33 voxels. r = 1 (a 7-voxel cross) fits at every
+voxel of the inner 3x3x3 cube; the crosses cover the points of the cube with at most one coordinate
+at +-2: 27 + 6 x 9 = 81 voxels, 48 of them outside the r = 2 ball. The 12 x 3 edge and 8 corner voxels
+(44) fit no ball of radius 1: radius 0.
+"""
+
+import csv
+
+import numpy as np
+import pytest
+
+from analysis.pores import (cpsd, cpsd_whole_voxel, phase_fractions, plot_cpsd, whole_voxel_radius,
+                            write_cpsd_csv, write_phase_fractions_csv)
+
+V = 0.5
+
+
+def _cube(n=9, lo=2):
+    pore = np.zeros((n, n, n), bool)
+    pore[lo:lo + 5, lo:lo + 5, lo:lo + 5] = True
+    return pore
+
+
+def _expected_cube_radius():
+    g = np.arange(-2, 3)
+    z, y, x = np.meshgrid(g, g, g, indexing="ij")
+    at_two = (np.abs(z) == 2).astype(int) + (np.abs(y) == 2) + (np.abs(x) == 2)
+    r = np.where(at_two <= 1, 1.0, 0.0)
+    r[z ** 2 + y ** 2 + x ** 2 <= 4] = 2.0
+    return r
+
+
+def test_the_whole_voxel_radius_of_a_cubic_pore_is_the_largest_ball_that_fits_around_each_voxel():
+    expected = _expected_cube_radius()
+    assert (np.sum(expected == 2), np.sum(expected == 1), np.sum(expected == 0)) == (33, 48, 44)
+    r = whole_voxel_radius(_cube())
+    np.testing.assert_array_equal(r[2:7, 2:7, 2:7], expected)
+    inside = np.zeros_like(r, bool)
+    inside[2:7, 2:7, 2:7] = True
+    assert np.all(r[~inside] == 0) and r.dtype == np.float32
+
+
+def test_a_pore_cut_by_the_array_border_is_not_closed_by_it():
+    # the cube pushed against the z = 0 face (array z 0..4): outside counts as pore, so the ball of radius 2
+    # centred on (0, 4, 4) fits (it reaches z = -2) and covers the bottom edge voxel (0, 2, 4)
+    assert whole_voxel_radius(_cube()[2:])[0, 2, 4] == 2.0
+    # one solid layer below instead (cube at z 1..5): (1, 2, 4) is an edge voxel of a closed cube, radius 0
+    assert whole_voxel_radius(_cube()[1:])[1, 2, 4] == 0.0
+
+
+def test_the_whole_voxel_cpsd_of_the_cube_counts_its_radii():
+    result = cpsd_whole_voxel(_cube(), V)
+    n = 125
+    np.testing.assert_allclose(result.radius_um, [0.0, 0.5, 1.0, 1.5], atol=1e-12)   # whole voxels, one past
+    np.testing.assert_allclose(result.cumulative_fraction, [1.0, 81 / n, 33 / n, 0.0], atol=1e-12)
+    assert result.mean_radius_um == pytest.approx((33 * 2 + 48 * 1) / n * V, abs=1e-12)
+    assert result.median_radius_um == 0.5            # the 63rd of 44 zeros, 48 ones, 33 twos: 1 voxel
+    assert result.porosity == pytest.approx(n / 9 ** 3, abs=1e-12)
+    assert result.n_pore_voxels == n and result.voxel_size_um == V
+
+
+def test_a_mask_picks_the_voxels_counted_and_the_region_of_the_porosity():
+    # the half z >= 4 of the cube (z offsets 0..2: 75 voxels) in the half z >= 4 of the box (405 voxels);
+    # radii still come from the whole cube: offsets z = 0: 1 at r2, 8+12... counted from the map
+    mask = np.zeros((9, 9, 9), bool)
+    mask[4:] = True
+    expected = _expected_cube_radius()[2:]
+    result = cpsd_whole_voxel(_cube(), V, mask=mask)
+    assert result.n_pore_voxels == 75
+    assert result.porosity == pytest.approx(75 / 405, abs=1e-12)
+    assert result.mean_radius_um == pytest.approx(expected.mean() * V, abs=1e-12)
+    np.testing.assert_allclose(result.cumulative_fraction[1:3], [np.mean(expected >= 1), np.mean(expected >= 2)],
+                               atol=1e-12)
+
+
+def test_the_continuous_cpsd_axis_steps_a_tenth_of_a_voxel_by_default_or_as_asked():
+    result = cpsd(_cube(), V)
+    steps = np.diff(result.radius_um)
+    np.testing.assert_allclose(steps, 0.1 * V, rtol=1e-9)
+    assert result.radius_um[0] == 0.0 and result.cumulative_fraction[0] == 1.0
+    # the axis ends one or two steps past the largest radius, where the fraction is 0
+    assert result.cumulative_fraction[-1] == 0.0 and result.cumulative_fraction[-2] == 0.0 or \
+        result.cumulative_fraction[-2] > 0.0
+    largest = result.radius_um[np.flatnonzero(result.cumulative_fraction > 0)[-1]]
+    assert result.radius_um[-1] - largest <= 2 * 0.1 * V + 1e-12
+    coarse = cpsd(_cube(), V, radius_step_um=0.2)
+    np.testing.assert_allclose(np.diff(coarse.radius_um), 0.2, rtol=1e-9)
+    assert coarse.mean_radius_um == result.mean_radius_um       # the mean does not depend on the axis
+    assert coarse.median_radius_um == result.median_radius_um
+    assert result.porosity == pytest.approx(125 / 9 ** 3) and result.n_pore_voxels == 125
+
+
+@pytest.mark.parametrize("step", [0.0, -0.1, float("nan"), float("inf"), np.array([0.1, 0.2])])
+def test_a_radius_step_that_is_not_a_positive_number_is_refused(step):
+    with pytest.raises(ValueError, match=r"^radius_step_um: expected a finite number > 0, got"):
+        cpsd(_cube(), V, radius_step_um=step)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: cpsd_whole_voxel(_cube(), 0.0), r"^voxel_size_um: expected a finite number > 0, got 0.0$"),
+    (lambda: cpsd_whole_voxel(_cube(), float("inf")), r"^voxel_size_um: expected a finite number > 0"),
+    (lambda: cpsd_whole_voxel(_cube(), [0.5]), r"^voxel_size_um: expected a finite number > 0"),
+    (lambda: cpsd(_cube(), [0.5]), r"^voxel_size_um: expected a finite number > 0"),
+    (lambda: cpsd(_cube(), float("inf")), r"^voxel_size_um: expected a finite number > 0"),
+    (lambda: cpsd_whole_voxel(_cube(), V, mask=np.zeros((9, 9, 9), bool)),
+     r"^mask: expected some pore voxels inside the analysis region, got none$"),
+    (lambda: cpsd(_cube(), V, mask=np.zeros((9, 9, 9), bool)),
+     r"^mask: expected some pore voxels inside the analysis region, got none$"),
+    (lambda: cpsd_whole_voxel(_cube(), V, mask=np.ones((9, 9, 8), bool)),
+     r"^mask: expected a bool array of shape \(9, 9, 9\), got shape \(9, 9, 8\) dtype bool$"),
+    (lambda: cpsd(_cube(), V, mask=np.ones((9, 9, 9), np.uint8)), r"^mask: expected a bool array of shape"),
+    (lambda: whole_voxel_radius(np.zeros((4, 4, 4), bool)), r"^pore_mask: expected some pore \(True\) voxels"),
+    (lambda: whole_voxel_radius(np.ones((4, 4, 4), bool)), r"^pore_mask: expected some solid \(False\) voxels"),
+    (lambda: whole_voxel_radius(np.ones((4, 4), bool)), r"^pore_mask: expected a 3-D bool array \(z, y, x\)"),
+    (lambda: phase_fractions(np.zeros((4, 4), np.uint8)), r"^labels: expected a 3-D integer array"),
+    (lambda: phase_fractions(np.full((2, 2, 2), -1, np.int8)), r"^labels: expected values .*, got -1\.\.-1$"),
+    (lambda: phase_fractions(np.full((2, 2, 2), 3, np.int8)), r"^labels: expected values .*, got 3\.\.3$"),
+    (lambda: phase_fractions(np.zeros((2, 2, 2), np.uint8), mask=np.zeros((2, 2, 2), bool)),
+     r"^mask: expected some voxels in the analysis region, got none$"),
+    (lambda: phase_fractions(np.zeros((2, 2, 2), np.uint8), mask=np.ones((2, 2, 3), bool)), r"^mask: expected a bool"),
+    (lambda: plot_cpsd({}, "unused.png"), r"^results_by_step: expected at least one CPSDResult, got none$"),
+])
+def test_bad_input_is_refused_with_a_message_naming_it(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_phase_fractions_of_labels_at_the_ends_of_the_range():
+    # 8 voxels: 4 NMC (2), 3 CBD (1), 1 pore (0); int8 labels are accepted
+    labels = np.array([2, 2, 2, 2, 1, 1, 1, 0], np.int8).reshape(2, 2, 2)
+    pf = phase_fractions(labels)
+    assert (pf.nmc, pf.cbd, pf.pore, pf.inactive, pf.n_voxels) == (0.5, 0.375, 0.125, 0.5, 8)
+    only_pore = phase_fractions(np.zeros((2, 2, 2), np.uint8))
+    assert (only_pore.nmc, only_pore.cbd, only_pore.pore, only_pore.inactive) == (0.0, 0.0, 1.0, 1.0)
+
+
+def test_progress_runs_from_above_0_to_exactly_1_and_never_back():
+    for run in (lambda p: cpsd(_cube(), V, progress=p), lambda p: cpsd_whole_voxel(_cube(), V, progress=p)):
+        seen = []
+        run(seen.append)
+        assert seen and seen[-1] == 1.0
+        assert all(0.0 < f <= 1.0 for f in seen) and seen == sorted(seen)
+    seen = []
+    cpsd(_cube(), V, progress=seen.append)
+    assert len(seen) >= 5          # local_radius reports its stages (scaled into 0..0.95), then 1.0
+    assert max(seen[:-1]) <= 0.95
+
+
+def test_the_cpsd_file_carries_the_summary_and_the_curve(tmp_path):
+    result = cpsd_whole_voxel(_cube(), V)
+    write_cpsd_csv(tmp_path / "cpsd.csv", result)
+    lines = (tmp_path / "cpsd.csv").read_text().splitlines()
+    header = dict(item.split("=") for item in lines[0].lstrip("# ").split())
+    assert float(header["mean_radius_um"]) == pytest.approx(114 / 125 * V, rel=1e-5)
+    assert float(header["median_radius_um"]) == 0.5
+    assert float(header["porosity"]) == pytest.approx(125 / 729, rel=1e-5)
+    assert float(header["voxel_size_um"]) == V
+    rows = list(csv.reader(lines[1:]))
+    assert rows[0] == ["radius_um", "cumulative_fraction"]
+    np.testing.assert_allclose(np.array(rows[1:], float), [[0, 1], [0.5, 81 / 125], [1.0, 33 / 125], [1.5, 0]],
+                               rtol=1e-5)
+
+
+def test_the_phase_file_takes_pairs_as_well_as_a_dict(tmp_path):
+    pf = phase_fractions(np.array([2, 2, 2, 2, 1, 1, 1, 0], np.uint8).reshape(2, 2, 2))
+    write_phase_fractions_csv(tmp_path / "phases.csv", [("step1", pf), ("step2", pf)])
+    rows = list(csv.reader(open(tmp_path / "phases.csv")))
+    assert rows == [["step", "nmc", "cbd", "pore", "inactive", "n_voxels"],
+                    ["step1", "0.5", "0.375", "0.125", "0.5", "8"], ["step2", "0.5", "0.375", "0.125", "0.5", "8"]]
