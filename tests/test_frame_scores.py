@@ -261,6 +261,7 @@ class _Step:
     def __init__(self, poses, radii, intact):
         self.positions_um, self.quaternions, self.radii_um, self.bonds_intact = \
             poses.positions_um, poses.quaternions, radii, intact
+        self.pieces = None      # no particle has cracked
 
 
 class _Run:
@@ -368,7 +369,7 @@ def _field(rule="particle"):
 def test_score_dvc_scores_the_ok_nodes_with_a_truth_against_the_particle_rule():
     field, truth = _field()
     assert np.all(np.isnan(truth[7])) and np.all(np.isfinite(truth[:7]))
-    stats, combined, error = score_dvc(_frame(), field, 1, (24, 21, 21))
+    stats, combined, error, _ = score_dvc(_frame(), field, 1, (24, 21, 21))
     np.testing.assert_allclose(combined, truth, atol=1e-12)
     np.testing.assert_allclose(error, [0.3, 0.4, 1.2] + [np.nan] * 5, atol=1e-12)
     rms = np.sqrt((0.3 ** 2 + 0.4 ** 2 + 1.2 ** 2) / 3)
@@ -387,7 +388,7 @@ def test_score_dvc_scores_the_ok_nodes_with_a_truth_against_the_particle_rule():
 
 def test_score_dvc_bins_errors_by_cc_and_splits_them_by_region():
     field, _ = _field()
-    stats, _, _ = score_dvc(_frame(), field, 1, (24, 21, 21))
+    stats, _, _, _ = score_dvc(_frame(), field, 1, (24, 21, 21))
     rows = {(r["cc_low"], r["cc_high"]): r for r in stats["error_by_cc"]}
     assert rows[(0.95, 1.0)]["nodes"] == 1 and rows[(0.95, 1.0)]["rms_error_voxels"] == pytest.approx(0.3)
     assert rows[(0.8, 0.9)]["nodes"] == 1 and rows[(0.8, 0.9)]["rms_error_voxels"] == pytest.approx(0.4)
@@ -402,7 +403,7 @@ def test_score_dvc_with_the_subvolume_mean_rule_scores_against_the_solid_mean_ev
     field, truth = _field("subvolume_mean")
     particle_truth = _field("particle")[1]
     assert np.linalg.norm(truth[0] - particle_truth[0]) > 0.3      # the rules differ at n0
-    stats, combined, error = score_dvc(_frame(), field, 1, (24, 21, 21), rule="subvolume_mean")
+    stats, combined, error, _ = score_dvc(_frame(), field, 1, (24, 21, 21), rule="subvolume_mean")
     np.testing.assert_allclose(combined, truth, atol=1e-12)
     np.testing.assert_allclose(error[:3], [0.3, 0.4, 1.2], atol=1e-12)
     assert stats["rms_error_voxels"] == pytest.approx(np.sqrt((0.09 + 0.16 + 1.44) / 3), abs=1e-12)
@@ -412,7 +413,7 @@ def test_score_dvc_with_the_subvolume_mean_rule_scores_against_the_solid_mean_ev
 def test_score_dvc_without_correlated_or_tried_nodes_reports_nan_cc_and_zero_ok_fraction():
     field, _ = _field()
     field = dict(field, status=np.full(8, Status.MASKED), ok=np.zeros(8, bool))
-    stats, _, error = score_dvc(_frame(), field, 1, (24, 21, 21))
+    stats, _, error, _ = score_dvc(_frame(), field, 1, (24, 21, 21))
     assert stats["ok_fraction"] == 0.0 and stats["scored_nodes"] == 0
     assert np.isnan(stats["median_cc"]) and np.isnan(stats["mean_cc"])
     assert np.all(np.isnan(error))

@@ -122,17 +122,19 @@ READ_ERROR = {"speckle": 0.02, "granular": 0.05, "phantom": 0.15}
 READ_BLUR_SIGMA = {"speckle": 0.0, "granular": 1.0, "phantom": 1.0}
 
 
+# Speckle and granular only. With the phantom texture the noise of volume_pairs is a fraction of the whole
+# volume's std (particle against pore), while the read error is normalised by the texture's std inside the
+# particle, several times smaller: hypothesis found a radius-7 particle moved 1.5 voxels that read 0.185 and
+# 0.226 (0.034-0.128 without noise over 12 texture seeds), a measure of the noise, not of the motion.
+# The phantom texture's motion is checked without noise by the phantom-pair test below.
 @settings(max_examples=10, **SLOW_DRAWS)
-@given(volume_pairs(shape=(20, 20, 20), texture=("speckle", "granular", "phantom"), max_displacement_voxels=3.0,
+@given(volume_pairs(shape=(20, 20, 20), texture=("speckle", "granular"), max_displacement_voxels=3.0,
                     max_rotation_deg=5.0, max_strain=0.03))
 def test_deformed_volume_shows_the_reference_material_where_the_truth_moved_it(pair):
     reference, deformed, truth, texture = pair
     points = _voxel_centres(reference.shape)
     u = truth(points)
     inside = np.all((points + u >= 3) & (points + u <= 16) & (points >= 3) & (points <= 16), axis=1)
-    if texture == "phantom":
-        # the truth is NaN in the pores; keep points three voxels (the blur's reach) inside the particles
-        inside &= ndi.distance_transform_edt(np.isfinite(u[:, 0]).reshape(reference.shape)).reshape(-1) > 3
     assert inside.sum() > 100
     p, u = points[inside], u[inside]
     error = _read_error(reference, deformed, p, p + u, READ_BLUR_SIGMA[texture])
