@@ -1,10 +1,37 @@
 """One place that initialises taichi, so every kernel module shares one runtime."""
 
 import os
+import time
+from pathlib import Path
 
 import taichi as ti
 
 _ARCH = None
+# taichi holds its offline-cache lock for the seconds it takes to write the cache at exit
+_STALE_LOCK_S = 600.0
+
+
+def clear_stale_cache_lock(cache_dir, max_age_s=_STALE_LOCK_S):
+    """Remove taichi's offline-cache lock if a killed process left it behind.
+
+    A process killed while taichi writes its kernel cache leaves
+    ``ticache.lock``; every later process then skips the cache and compiles
+    every kernel again (about a minute for the phantom's). A lock older than
+    ``max_age_s`` seconds is no live writer's and is removed.
+
+    Returns
+    -------
+    bool
+        Whether a stale lock was removed.
+    """
+    lock = Path(cache_dir) / "ticache.lock"
+    try:
+        if time.time() - lock.stat().st_mtime <= max_age_s:
+            return False
+        lock.unlink()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def ensure_taichi(arch="cpu"):
@@ -31,6 +58,7 @@ def ensure_taichi(arch="cpu"):
         # CUDA only: taichi's generic ti.gpu also tries Vulkan, which crashes
         # the process on machines without a GPU instead of failing cleanly.
         threads_before = _threads()
+        clear_stale_cache_lock(ti.lang.impl.default_cfg().offline_cache_file_path)
         ti.init(arch=ti.cpu if arch == "cpu" else ti.cuda, random_seed=0,
                 log_level=ti.ERROR, offline_cache=True)
         if arch == "cpu":
