@@ -97,6 +97,22 @@ def _frozen(array, dtype, shape, name):
     return a
 
 
+
+def _write_npz(path, **arrays):
+    """Write arrays to an ``.npz`` file, complete or absent (written under a temporary name)."""
+    with atomic_output(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+
+def _read_npz(path, what):
+    """The arrays of an ``.npz`` file written by :func:`_write_npz`; a missing file is a one-line error."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such {what} file")
+    with np.load(path) as data:
+        return {name: data[name] for name in data.files}
+
 @dataclass(frozen=True)
 class Binder:
     """The carbon-binder domain of a sample, in its reference configuration (load step 0).
@@ -160,22 +176,17 @@ class Binder:
 
     def write(self, path):
         """Write to an ``.npz`` file (complete or absent: written under a temporary name)."""
-        with atomic_output(path) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, positions_um=self.positions_um, quaternions=self.quaternions, radii_um=self.radii_um,
-                         kinds=self.kinds, bonds=self.bonds, bridge_radius_um=self.bridge_radius_um,
-                         film_thickness_um=np.float64(self.film_thickness_um))
+        _write_npz(path, positions_um=self.positions_um, quaternions=self.quaternions, radii_um=self.radii_um,
+                   kinds=self.kinds, bonds=self.bonds, bridge_radius_um=self.bridge_radius_um,
+                   film_thickness_um=np.float64(self.film_thickness_um))
 
     @classmethod
     def read(cls, path):
         """Read a binder written by :meth:`write`."""
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"{path}: no such binder file")
-        with np.load(path) as data:
-            return cls(**{name: data[name] for name in ("positions_um", "quaternions", "radii_um", "kinds", "bonds",
-                                                         "bridge_radius_um")},
-                       film_thickness_um=float(data["film_thickness_um"]))
+        data = _read_npz(path, "binder")
+        return cls(**{name: data[name] for name in ("positions_um", "quaternions", "radii_um", "kinds", "bonds",
+                                                     "bridge_radius_um")},
+                   film_thickness_um=float(data["film_thickness_um"]))
 
 
 @dataclass(frozen=True)
@@ -225,18 +236,13 @@ class BridgeVoxels:
 
     def write(self, path):
         """Write to an ``.npz`` file (complete or absent)."""
-        with atomic_output(path) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, index=self.index, bond=self.bond, weight=self.weight, bonds=self.bonds)
+        _write_npz(path, index=self.index, bond=self.bond, weight=self.weight, bonds=self.bonds)
 
     @classmethod
     def read(cls, path):
         """Read bridge voxels written by :meth:`write`."""
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"{path}: no such bridge-voxel file")
-        with np.load(path) as data:
-            return cls(data["index"], data["bond"], data["weight"], data["bonds"])
+        data = _read_npz(path, "bridge-voxel")
+        return cls(data["index"], data["bond"], data["weight"], data["bonds"])
 
 
 def _cap_term(r, x):
