@@ -182,6 +182,11 @@ class ChainSettings:
                    else tuple((int(a), int(b)) for a, b in registration_box))
 
     @property
+    def shape_function(self):
+        """How the DVC lets a subvolume deform: "rigid" for the paper mode's tiled cubes, else "affine"."""
+        return "rigid" if self.correlate is tiled_rigid_dvc else "affine"
+
+    @property
     def subvolumes_voxels(self):
         """The chosen edge, then the study's."""
         return (self.subvolume_voxels, *self.study_subvolumes_voxels)

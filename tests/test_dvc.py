@@ -6,7 +6,7 @@ import scipy.ndimage as ndi
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis.dvc import Status, correlate, node_grid
+from analysis.dvc import Status, correlate, node_grid, refine_nodes
 from analysis.dvc.interpolate import SplineVolume
 from analysis.strain import displacement_gradient
 from analysis.vtk import write_vtk_nodes
@@ -91,6 +91,39 @@ def test_large_displacement_found_coarse_to_fine():
                   node_spacing_voxels=8, max_displacement_voxels=10, nodes=nodes)
     assert r.ok.all()
     assert np.abs(r.displacement - np.asarray(shift)).max() < 0.02
+
+
+def test_refine_nodes_converges_from_its_start_and_skips_nodes_without_one(arch):
+    ref = texture(48)
+    shift = np.array([5.4, -6.3, 4.2])  # beyond Gauss-Newton's reach from zero: the start must be used
+    nodes = node_grid(ref.shape, 8, S, margin_voxels=7)
+    start = np.tile(np.round(shift), (len(nodes), 1))  # within half a voxel per axis of the truth
+    start[0] = np.nan
+    r = refine_nodes(ref, texture(48, Warp.translation(shift)), nodes, start, subvolume_voxels=S, arch=arch)
+    assert r.status[0] == Status.MASKED and not r.ok[0] and np.isnan(r.displacement[0]).all()
+    assert r.ok[1:].all() and np.all(r.status[1:] == Status.CONVERGED)
+    assert np.abs(r.displacement[1:] - shift).max() < 0.02
+    assert r.subvolume_voxels == S and r.displacement_gradient.shape == (len(nodes), 3, 3)
+
+
+def test_refine_nodes_does_not_search():
+    """Started 8 voxels off (five speckle radii), Gauss–Newton alone cannot reach the truth: no node
+    may end there (a search would find it, as test_large_displacement_found_coarse_to_fine shows)."""
+    ref = texture(48)
+    shift = np.array([0.4, -1.3, 2.2])
+    nodes = node_grid(ref.shape, 8, S, margin_voxels=12)
+    start = np.tile(shift + [8.0, 0.0, 0.0], (len(nodes), 1))
+    r = refine_nodes(ref, texture(48, Warp.translation(shift)), nodes, start, subvolume_voxels=S)
+    found = np.linalg.norm(r.displacement - shift, axis=1) < 0.5
+    assert not found.any()
+
+
+@pytest.mark.parametrize("start_shape, match", [((4, 3), "displacement_voxels"), ((5, 2), "displacement_voxels")])
+def test_refine_nodes_bad_start_raises(start_shape, match):
+    v = texture(48)
+    nodes = node_grid(v.shape, 8, S)[:5]
+    with pytest.raises(ValueError, match=match):
+        refine_nodes(v, v, nodes, np.zeros(start_shape), subvolume_voxels=S)
 
 
 def test_mask_skips_nodes_and_passes_refine():

@@ -196,6 +196,7 @@ def test_best_and_paper_settings_hold_their_documented_choices():
     best = best_settings(0.128, node_spacing_um=4.0, **common)
     paper = paper_settings(0.128, **common)
     assert best.mode == "best" and paper.mode == "paper"
+    assert best.shape_function == "affine" and paper.shape_function == "rigid"
     assert paper.subvolume_voxels == 63 and paper.node_spacing_voxels == 63 and best.node_spacing_voxels == 31
     # 16 -> 4 um in 2 um steps: seven edges, the chosen one among them
     assert len(paper.subvolumes_voxels) == 7

@@ -83,6 +83,8 @@ def write_index(out_dir, *, title, scenario_toml, scores, figures, downloads=())
             "step": step.get("step"), "DVC RMS error (µm)": dvc.get("rms_error_um"),
             "DVC RMS error (voxels)": dvc.get("rms_error_voxels"), "ok fraction": dvc.get("ok_fraction"),
             "median CC": dvc.get("median_cc"),
+            "best fit from the truth: RMS error (voxels) / ok": " / ".join(
+                _fmt(dvc.get("best_fit", {}).get(key)) for key in ("rms_error_voxels", "ok_fraction")),
             "nodes with fragments": dvc.get("fragments", {}).get("with", {}).get("nodes"),
             "RMS error with / without fragments (voxels)": " / ".join(
                 _fmt(dvc.get("fragments", {}).get(side, {}).get("rms_error_voxels")) for side in ("with", "without")),

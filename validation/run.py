@@ -9,6 +9,7 @@ defined" for the rules.
 import numpy as np
 
 from analysis.chain import strain_fields
+from analysis.dvc import Status, refine_nodes
 from analysis.layout import step_name
 from analysis.phases import SAMPLE_PHASES, Phase
 from analysis.pores import phase_fractions
@@ -16,7 +17,7 @@ from analysis.regions import sample_mask
 from analysis.transform import total_displacement
 from validation.frame import score_dvc, truth_frame
 from validation.paper import COLUMNS, paper_rows
-from validation.score import tensor_rms_error
+from validation.score import tensor_rms_error, vector_error_stats
 
 
 def truth_pores(run, k, settings, arch, pore_phases=(Phase.PORE,)):
@@ -62,6 +63,7 @@ def _score_step(run, truth, k, settings, shape, arch):
     """Scores of load step ``k`` and the per-node truth behind them."""
     field = run.dvc(k)
     dvc, combined, error, fragments = score_dvc(truth, field, k, shape)
+    dvc["best_fit"] = best_fit(run, field, combined, k, settings, arch)
     usable = field["ok"] & np.all(np.isfinite(combined), axis=1)
     # the measured strain is of the total field: compose the truth with the same registration
     true_total = total_displacement(truth.transforms[k], field["nodes"], combined)
@@ -73,6 +75,35 @@ def _score_step(run, truth, k, settings, shape, arch):
            "registration": truth.registration_error(k), "pores": pores, "phases": phases}
     return row, {"displacement_voxels": combined, "error_voxels": error, "strain": true_strain,
                  "fragments": fragments}
+
+
+def best_fit(run, field, truth_voxels, k, settings, arch="cpu"):
+    """The error floor of subvolume fitting: the chain's Gauss–Newton started at the true displacement.
+
+    Each node the DVC tried (not MASKED) with a truth is refined
+    (:func:`analysis.dvc.refine_nodes`) on the same registered volumes with
+    the same subvolume, shape function and ``min_cc``, starting from the
+    truth the scores use. What it gets wrong no search could get right:
+    where the images hold the motion, it converges next to the truth; where
+    the subvolume's content moves in a way its shape function cannot follow
+    (particles sliding past each other inside it), it drifts away or fails.
+
+    Returns
+    -------
+    dict
+        :func:`validation.score.vector_error_stats` of its ``ok`` nodes
+        against the same truth, ``ok_fraction`` (of the started nodes),
+        ``started_nodes`` and ``start`` (what it starts from).
+    """
+    start = np.where((field["status"] != Status.MASKED)[:, None], truth_voxels, np.nan)
+    fit = refine_nodes(run.processed(0), run.processed(k), field["nodes"], start,
+                       subvolume_voxels=int(field["subvolume_voxels"]), shape_function=settings.shape_function,
+                       min_cc=settings.min_cc, arch=arch)
+    started = np.all(np.isfinite(start), axis=1)
+    return {**vector_error_stats(fit.displacement, truth_voxels, settings.voxel_size_um, valid=fit.ok),
+            "ok_fraction": float(fit.ok[started].mean()) if started.any() else float("nan"),
+            "started_nodes": int(started.sum()),
+            "start": "the true displacement of each node (the scores' truth rule), registered frame"}
 
 
 def subvolume_study(run, truth, settings, shape):

@@ -5,10 +5,11 @@ extraction), :mod:`~analysis.dvc.search` (integer FFT-ZNCC search),
 :mod:`~analysis.dvc.interpolate` (cubic B-spline sampling, taichi),
 :mod:`~analysis.dvc.gauss_newton` (IC-GN refinement),
 :mod:`~analysis.dvc.consistency` (normalised median test against the
-neighbours) and :mod:`~analysis.dvc.local` (the driver, :func:`correlate`).
+neighbours) and :mod:`~analysis.dvc.local` (the driver, :func:`correlate`; :func:`refine_nodes`
+refines from given starting displacements).
 """
 
 from analysis.dvc.grid import node_grid
-from analysis.dvc.local import DVCResult, Status, correlate, correlate_tiled
+from analysis.dvc.local import DVCResult, Status, correlate, correlate_tiled, refine_nodes
 
-__all__ = ["correlate", "correlate_tiled", "DVCResult", "Status", "node_grid"]
+__all__ = ["correlate", "correlate_tiled", "refine_nodes", "DVCResult", "Status", "node_grid"]
