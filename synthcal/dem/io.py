@@ -28,6 +28,8 @@ import trimesh
 
 from analysis.io import atomic_output
 from synthcal.dem.protocol import Record, Trajectory
+from synthcal.pieces import piece_surface
+from synthcal.rotations import rotation_matrices_zyx
 
 _ARRAYS = ("positions_um", "quaternions", "radii_um", "kinds", "velocities_um_s",
            "angular_velocities_rad_s", "fixed", "bonds", "bonds_intact", "bond_radius_um",
@@ -38,14 +40,32 @@ _SCALARS = ("travel_um", "stage_um", "head_z_um", "time_s")
 WALL_CLOCK_KEYS = ("wall_time_s", "deposition_s", "cut_s", "compression_s")
 
 
-def particle_mesh(positions_um, radii_um, subdivisions=1):
-    """All particles as one triangle mesh (icospheres), vertices x-y-z in µm."""
+def particle_mesh(positions_um, radii_um, subdivisions=1, quaternions=None, pieces=None):
+    """All particles as one triangle mesh, vertices x-y-z in µm.
+
+    Whole particles are icospheres; fragments of cracked particles
+    (``pieces`` with their ``quaternions``) are drawn as their pieces of the
+    parent sphere (:func:`synthcal.pieces.piece_surface`), placed and turned
+    as the phantom places them.
+    """
     ico = trimesh.creation.icosphere(subdivisions=subdivisions)
-    nv = len(ico.vertices)
-    centres = np.asarray(positions_um, np.float64)[:, ::-1]
-    verts = (ico.vertices[None] * np.asarray(radii_um)[:, None, None] + centres[:, None]).reshape(-1, 3)
-    faces = (ico.faces[None] + (np.arange(len(centres)) * nv)[:, None, None]).reshape(-1, 3)
-    return trimesh.Trimesh(vertices=verts, faces=faces, process=False)
+    centres = np.asarray(positions_um, np.float64)
+    radii = np.asarray(radii_um, np.float64)
+    broken = np.zeros(len(radii), bool) if pieces is None else pieces.n_planes > 0
+    whole = np.flatnonzero(~broken)
+    verts = [(ico.vertices[None] * radii[whole, None, None] + centres[whole, None, ::-1]).reshape(-1, 3)]
+    faces = [(ico.faces[None] + (np.arange(len(whole)) * len(ico.vertices))[:, None, None]).reshape(-1, 3)]
+    n_verts = len(verts[0])
+    if broken.any():
+        rot = rotation_matrices_zyx(np.asarray(quaternions)[broken])
+        for i, r in zip(np.flatnonzero(broken), rot):
+            body, tri = piece_surface(pieces.root_radii_um[i], pieces.planes[i])
+            # root-body point b sits at c + R (root_offset + b), as in the phantom
+            world_zyx = centres[i] + (pieces.root_offsets_um[i] + body) @ r.T
+            verts.append(world_zyx[:, ::-1])
+            faces.append(tri[:, ::-1] + n_verts)  # z-y-x -> x-y-z mirrors, so the winding turns
+            n_verts += len(world_zyx)
+    return trimesh.Trimesh(vertices=np.concatenate(verts), faces=np.concatenate(faces), process=False)
 
 
 def write_trajectory(traj, folder):
@@ -62,7 +82,7 @@ def write_trajectory(traj, folder):
         (tmp / "info.json").write_text(json.dumps({"contact_z_um": traj.contact_z_um, **info}, indent=1))
         for k, rec in enumerate(traj.steps):
             np.savez(tmp / f"step_{k:03d}.npz", **{name: getattr(rec, name) for name in _SCALARS + _ARRAYS})
-            mesh = particle_mesh(rec.positions_um, rec.radii_um)
+            mesh = particle_mesh(rec.positions_um, rec.radii_um, quaternions=rec.quaternions, pieces=rec.pieces)
             mesh.export(tmp / f"particles_{k:03d}.ply")
             mesh.export(tmp / f"particles_{k:03d}.glb")
         np.savetxt(tmp / "force_displacement.csv", traj.force_displacement, delimiter=",",
