@@ -247,7 +247,9 @@ def test_two_fragments_moved_apart_rigidly_carry_their_own_truth():
 @pytest.fixture(scope="module")
 def pillars():
     tiny = sc.load(TINY_TOML)
-    return (simulate_pillar(sc.with_overrides(tiny, ["fracture.strength_pa=3e4"])),
+    # weak enough to crack under tiny's head (1 uN), strong enough that nothing cracks at the first touch,
+    # before the table records any force
+    return (simulate_pillar(sc.with_overrides(tiny, ["fracture.strength_pa=6e4"])),
             simulate_pillar(sc.with_overrides(tiny, ["fracture.enabled=false"])))
 
 
@@ -269,6 +271,7 @@ def test_head_force_drops_at_fracture_events(pillars):
     events = np.array(cracked.info["fracture_times_s"])
     rows = np.searchsorted(fd[:, 0], events)
     rows = rows[(rows > 0) & (rows + 5 <= len(fd))]
+    rows = rows[fd[rows - 1, 2] > 0]  # the head carried force when the particle broke
     drops = [fd[r:r + 5, 2].min() < fd[r - 1, 2] for r in rows]
     assert len(drops) > 0 and np.mean(drops) >= 0.5
     # the cracked pillar carries less at the same stage displacement
@@ -314,7 +317,7 @@ def test_truth_from_a_cracked_reference_follows_fragments_that_crack_again():
 
 def test_same_scenario_cracks_the_same_way(pillars):
     cracked, _ = pillars
-    again = simulate_pillar(sc.with_overrides(sc.load(TINY_TOML), ["fracture.strength_pa=3e4"]))
+    again = simulate_pillar(sc.with_overrides(sc.load(TINY_TOML), ["fracture.strength_pa=6e4"]))
     for a, b in zip(cracked.steps, again.steps):
         for name in ("positions_um", "quaternions", "root_ids", "root_offsets_um", "cut_planes", "bonds_intact"):
             assert np.array_equal(getattr(a, name), getattr(b, name)), name

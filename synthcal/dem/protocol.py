@@ -405,6 +405,7 @@ class _Loading:
         self.force = 0.0  # head force now, N
         self.force_held = 0.0  # last head force there was, N
         self.creep_um_s = 1e-7 * pa.nmc_d50_um / self.interval_s
+        self.contact_n = co.contact_pressure_pa * self.area_m2
 
     @property
     def travel(self):
@@ -415,9 +416,12 @@ class _Loading:
 
         The smaller of this force and the one an interval ago sets it, so a
         force that flickers does not drive the head by its peaks. Without
-        force (a particle under the head bounced off), the last force there
-        was (forgetting a tenth per interval) sets it: the head closes in
-        again as slowly as it was moving. At least the head creeps by a
+        force (a particle under the head bounced off or broke), the last
+        force there was (forgetting a tenth per interval, down to the force
+        of first contact) sets it: the head closes in again as slowly as it
+        was moving, and never slower than it first reached the pillar
+        (without that floor a head whose particle had cracked crept on for
+        millions of intervals). At least the head creeps by a
         ten-millionth of D50 per interval: from a bare touch the force then
         grows as fast as the inertial number allows (the first creep gives a
         force ~ stiffness x creep, and the next speed follows from it).
@@ -425,7 +429,7 @@ class _Loading:
         if force > 0:
             self.force_held, force = force, min(force, self.force_held) if self.force_held > 0 else force
         else:
-            self.force_held *= 0.9
+            self.force_held = max(0.9 * self.force_held, self.contact_n)
             force = self.force_held
         height_m = self.sim.head_z_um * 1e-6
         cap = 1e6 * self.i_max * height_m / self.d50_m * math.sqrt(force / self.area_m2 / self.rho)
@@ -625,7 +629,7 @@ def simulate_pillar(scenario, *, arch="cpu", progress=None):
     hold_steps = max(1, int(math.ceil(co.hold_time_s / load.interval_s)))
     load.touch(record, co.kinetic_to_elastic_max, 100 * hold_steps, dm.relaxation_damping_per_s)
     sim.set_background_damping(dm.compression_damping_per_s)
-    load.reach(co.contact_pressure_pa * load.area_m2, record)
+    load.reach(load.contact_n, record)
     contact_z = load.contact_z
     n_approach = len(rows)
     scans = [dict(inertial=None, ratio=None, force=0.0, residual=0.0)]
