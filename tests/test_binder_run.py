@@ -47,8 +47,11 @@ def test_truth_summary_per_step(tiny_run):
         assert row["inactive_fraction"] == pytest.approx(1.0 - row["nmc_fraction"])
         assert 0 < row["pore_mean_radius_um"] < row["inactive_mean_radius_um"]
         assert row["inactive_median_radius_um"] > 0
-    # compression packs the pillar: the region shrinks with the head
-    assert rows[-1]["n_voxels"] < rows[0]["n_voxels"]
+    # compression packs the pillar: the region shrinks with the head (tiny's compliant stage may move the
+    # head by less than a voxel row; then the region keeps its rows)
+    first, last = (stop - start for start, stop in (run.grid.sample_rows[0], run.grid.sample_rows[-1]))
+    assert last <= first
+    assert rows[-1]["n_voxels"] < rows[0]["n_voxels"] if last < first else rows[-1]["n_voxels"] == rows[0]["n_voxels"]
 
 
 def test_truth_frame_gives_binder_voxels_a_truth(tiny_run):
