@@ -140,6 +140,7 @@ Survivors judged equivalent (no result can change):
 
 import argparse
 import ast
+import fnmatch
 import json
 import os
 import re
@@ -225,7 +226,13 @@ def _env():
     return env
 
 
-def _run_mutmut(t, work, max_children, timeout_s):
+def _mutant_globs(t, functions):
+    """mutmut's names for the mutants of the top-level ``functions`` of ``t.path`` (all when empty)."""
+    module = t.path[:-len(".py")].replace("/", ".")
+    return [f"{module}.x_{f}__mutmut_*" for f in functions]
+
+
+def _run_mutmut(t, work, max_children, timeout_s, functions=()):
     lines = ["[mutmut]", "source_paths =", "    analysis", "    synthcal", "    validation",
              f"only_mutate =\n    {t.path}", "pytest_add_cli_args_test_selection ="]
     lines += [f"    {x}" for x in t.tests]
@@ -233,7 +240,9 @@ def _run_mutmut(t, work, max_children, timeout_s):
               "process_isolation = forkserver", f"timeout_multiplier = {t.timeout_multiplier}"]
     (work / "setup.cfg").write_text("\n".join(lines) + "\n")
     mutmut = [sys.executable, "-m", "mutmut"]
-    run = subprocess.run(mutmut + ["run", "--max-children", str(max_children)], cwd=work, env=_env(),
+    # a selection runs only those mutants; the others stay unchecked and are left out of the row
+    globs = _mutant_globs(t, functions)
+    run = subprocess.run(mutmut + ["run", "--max-children", str(max_children)] + globs, cwd=work, env=_env(),
                          capture_output=True, text=True, timeout=timeout_s)
     listing = subprocess.run(mutmut + ["results", "--all", "true"], cwd=work, env=_env(),
                              capture_output=True, text=True)
@@ -243,6 +252,8 @@ def _run_mutmut(t, work, max_children, timeout_s):
         if not m:
             continue
         name, status = m.group(1), m.group(2).strip()
+        if globs and not any(fnmatch.fnmatch(name, g) for g in globs):
+            continue
         if status in ("killed", "timeout"):
             out.killed += 1
             out.timeouts += status == "timeout"
@@ -327,15 +338,17 @@ def _changed_lines(diff):
     return " | ".join(ln[0] + " " + ln[1:].strip() for ln in keep)
 
 
-def run(targets, max_children=2, timeout_min=30.0, keep=False):
+def run(targets, max_children=2, timeout_min=30.0, keep=False, functions=()):
     results = []
     for t in targets:
         work = Path(tempfile.mkdtemp(prefix=f"synthcal-mutation-{t.name}-"))
         start = time.monotonic()
         try:
             _copy_tree(work)
-            runner = _run_cosmic_ray if t.tool == "cosmic-ray" else _run_mutmut
-            out = runner(t, work, max_children, timeout_min * 60)
+            if t.tool == "cosmic-ray":
+                out = _run_cosmic_ray(t, work, max_children, timeout_min * 60)
+            else:
+                out = _run_mutmut(t, work, max_children, timeout_min * 60, functions)
         except subprocess.TimeoutExpired:
             out = Outcome(t, other={f"over {timeout_min:g} min": 1})
         finally:
@@ -388,6 +401,8 @@ def main(argv=None):
     parser.add_argument("--max-children", type=int, default=2, help="parallel mutants (mutmut)")
     parser.add_argument("--timeout-min", type=float, default=30.0, help="limit per module, minutes")
     parser.add_argument("--keep", action="store_true", help="keep the working copies")
+    parser.add_argument("--functions", nargs="+", default=(), metavar="NAME",
+                        help="mutmut: mutate only these top-level functions (a partial run; say so)")
     args = parser.parse_args(argv)
     by_name = {t.name: t for t in TARGETS}
     if args.list:
@@ -398,7 +413,10 @@ def main(argv=None):
     if unknown:
         parser.error(f"unknown module(s) {unknown}; expected some of {sorted(by_name)}")
     print(HEADER, flush=True)
-    results = run([by_name[m] for m in (args.modules or DEFAULT)], args.max_children, args.timeout_min, args.keep)
+    if args.functions:
+        print(f"only the mutants of {' '.join(args.functions)}", flush=True)
+    results = run([by_name[m] for m in (args.modules or DEFAULT)], args.max_children, args.timeout_min, args.keep,
+                  args.functions)
     report(results)
     return 0
 

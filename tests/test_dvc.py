@@ -83,6 +83,25 @@ def test_affine_field_gives_its_strain(arch):
     assert np.abs(np.median(r.displacement_gradient[r.ok], axis=0) - gradient).max() < 1e-3
 
 
+
+def test_rigid_subvolumes_follow_a_stretch_by_translation_only():
+    # a 1 % stretch along z: each subvolume's best rigid match is its centre's displacement (the stretch
+    # is symmetric about the node, so it cannot pull the translation) and no rotation, so the reported
+    # gradient (the rotation less the identity) has no stretch and no symmetric part: a turn by theta
+    # leaves only theta^2 / 2 on the diagonal, and theta is itself ~0 here
+    ref = texture(48)
+    gradient = np.diag([0.01, 0.0, 0.0])
+    translation = np.array([0.3, 0.0, 0.0])
+    nodes = node_grid(ref.shape, 8, S, margin_voxels=3)
+    r = correlate(ref, texture(48, affine(translation, gradient, 48)), subvolume_voxels=S,
+                  node_spacing_voxels=8, max_displacement_voxels=3, nodes=nodes, shape_function="rigid")
+    assert r.ok.all()
+    truth = translation + (r.nodes - (np.array(ref.shape) - 1) / 2) @ gradient.T
+    assert np.abs(r.displacement - truth).max() < 0.03
+    g = r.displacement_gradient
+    assert np.abs(g[:, 0, 0]).max() < 1e-4 and np.abs(g + g.transpose(0, 2, 1)).max() < 1e-4
+
+
 def test_large_displacement_found_coarse_to_fine():
     ref = texture(64)
     shift = (9.3, -7.6, 4.2)
