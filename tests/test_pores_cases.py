@@ -113,6 +113,20 @@ def test_a_mask_picks_the_voxels_counted_and_the_region_of_the_porosity():
                                atol=1e-12)
 
 
+
+def test_the_axis_runs_past_a_largest_radius_that_only_one_voxel_has():
+    # a region of two voxels of the cube: its centre (radius 2) and a corner (radius 0). The axis must pass
+    # the single largest radius (1 um) to fall to 0: 0, 0.5, 1.0, 1.5 um with fractions 1, 1/2, 1/2, 0
+    mask = np.zeros((9, 9, 9), bool)
+    mask[4, 4, 4] = mask[2, 2, 2] = True
+    result = cpsd_whole_voxel(_cube(), V, mask=mask)
+    np.testing.assert_allclose(result.radius_um, [0.0, 0.5, 1.0, 1.5], atol=1e-12)
+    np.testing.assert_allclose(result.cumulative_fraction, [1.0, 0.5, 0.5, 0.0], atol=1e-12)
+    assert result.mean_radius_um == pytest.approx(0.5, abs=1e-12)      # (0 + 2) / 2 voxels
+    assert result.median_radius_um == pytest.approx(0.5, abs=1e-12)
+    assert result.porosity == 1.0 and result.n_pore_voxels == 2
+
+
 def test_the_continuous_cpsd_axis_steps_a_tenth_of_a_voxel_by_default_or_as_asked():
     result = cpsd(_cube(), V)
     steps = np.diff(result.radius_um)
