@@ -6,7 +6,7 @@ import scipy.ndimage as ndi
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis.dvc import Status, correlate, node_grid
+from analysis.dvc import Status, correlate, correlate_tiled, node_grid
 from analysis.dvc.interpolate import SplineVolume
 from analysis.strain import displacement_gradient
 from analysis.vtk import write_vtk_nodes
@@ -100,6 +100,30 @@ def test_rigid_subvolumes_follow_a_stretch_by_translation_only():
     assert np.abs(r.displacement - truth).max() < 0.03
     g = r.displacement_gradient
     assert np.abs(g[:, 0, 0]).max() < 1e-4 and np.abs(g + g.transpose(0, 2, 1)).max() < 1e-4
+
+
+
+def test_tiled_dvc_is_rigid_cubes_side_by_side_with_the_callers_settings():
+    # the stretch of the test above on 15-voxel tiles: nodes 15 voxels apart on every axis, each cube's
+    # translation is its centre's displacement, its gradient a rotation (none here), not the stretch
+    ref = texture(48)
+    gradient = np.diag([0.01, 0.0, 0.0])
+    translation = np.array([0.3, 0.0, 0.0])
+    deformed = texture(48, affine(translation, gradient, 48))
+    seen = []
+    r = correlate_tiled(ref, deformed, subvolume_voxels=15, max_displacement_voxels=2, progress=seen.append)
+    assert r.subvolume_voxels == 15 and r.ok.all() and seen[-1] == 1.0
+    for axis in range(3):
+        assert np.unique(np.diff(np.unique(r.nodes[:, axis]))).tolist() == [15]
+    truth = translation + (r.nodes - (np.array(ref.shape) - 1) / 2) @ gradient.T
+    assert np.abs(r.displacement - truth).max() < 0.03
+    assert np.abs(r.displacement_gradient[:, 0, 0]).max() < 1e-4
+    # a rigid cube cannot match a stretched one exactly, so no CC reaches 1; the mask is the caller's too
+    strict = correlate_tiled(ref, deformed, subvolume_voxels=15, max_displacement_voxels=2, min_cc=1.0)
+    assert np.all(strict.status == Status.LOW_CC)
+    none = correlate_tiled(ref, deformed, subvolume_voxels=15, max_displacement_voxels=2,
+                           mask=np.zeros(ref.shape, bool))
+    assert np.all(none.status == Status.MASKED)
 
 
 def test_large_displacement_found_coarse_to_fine():
