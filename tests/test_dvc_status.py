@@ -229,3 +229,31 @@ def test_the_iteration_budget_and_the_tolerance_are_the_callers():
     assert default.ok.all() and loose.ok.all()
     assert np.all(loose.iterations < default.iterations)
     assert np.abs(default.displacement - (0.25, -0.2, 0.15)).max() < 5e-3
+
+
+_V = np.zeros((24, 24, 24), np.float32)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(shape_function="translation"), r"^shape_function: expected 'affine' or 'rigid', got 'translation'$"),
+    (dict(reference=np.zeros((4, 4), np.float32)),
+     r"^reference: expected a real 3D array \(z, y, x\), got shape \(4, 4\) dtype float32$"),
+    (dict(deformed=_V.astype(np.complex64)),
+     r"^deformed: expected a real 3D array \(z, y, x\), got shape \(24, 24, 24\) dtype complex64$"),
+    (dict(deformed=_V[:, :, :20]), r"^deformed: expected shape \(24, 24, 24\) like reference, got \(24, 24, 20\)$"),
+    (dict(max_displacement_voxels=float("nan")), r"^max_displacement_voxels: expected >= 0, got nan$"),
+    (dict(nodes=np.array([[12, 12]])), r"^nodes: expected an \(N, 3\) array of integer positions \(z, y, x\)$"),
+    (dict(nodes=np.array([12, 12, 12])), r"^nodes: expected an \(N, 3\) array of integer positions"),
+    (dict(nodes=np.array([[12, 12, 12.5]])), r"^nodes: expected an \(N, 3\) array of integer positions"),
+])
+def test_bad_input_is_refused_with_a_message_naming_it(kwargs, message):
+    args = dict(reference=_V, deformed=_V, subvolume_voxels=S, node_spacing_voxels=8, max_displacement_voxels=2)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        correlate(**args)
+
+
+def test_no_search_at_all_is_a_valid_request():
+    # identical volumes: the match is where the node is, so a search of 0 voxels (no shift tried) finds it
+    r = _correlate(texture(0), texture(0), _nodes((24,), (24,), (16, 32)), max_displacement_voxels=0)
+    assert r.ok.all() and np.abs(r.displacement).max() < 1e-6
