@@ -140,9 +140,12 @@ def test_mask_skips_nodes_and_passes_refine():
     ref = texture(48)
     mask = np.zeros(ref.shape, dtype=bool)
     mask[:, :, :24] = True
+    seen = []
     r = correlate(ref, texture(48, Warp.translation((0.5, 0.5, -0.5))), subvolume_voxels=S,
                   node_spacing_voxels=6, max_displacement_voxels=2, mask=mask, passes=(25,),
-                  nodes=node_grid(ref.shape, 6, S, margin_voxels=1))
+                  nodes=node_grid(ref.shape, 6, S, margin_voxels=1), progress=seen.append)
+    # two passes of two stages each report 1/4, 2/4, 3/4, 1
+    assert seen == [0.25, 0.5, 0.75, 1.0]
     left = r.nodes[:, 2] < 20
     right = r.nodes[:, 2] > 28
     assert np.all(r.status[right] == Status.MASKED) and not r.ok[right].any()

@@ -245,6 +245,8 @@ _V = np.zeros((24, 24, 24), np.float32)
     (dict(nodes=np.array([[12, 12]])), r"^nodes: expected an \(N, 3\) array of integer positions \(z, y, x\)$"),
     (dict(nodes=np.array([12, 12, 12])), r"^nodes: expected an \(N, 3\) array of integer positions"),
     (dict(nodes=np.array([[12, 12, 12.5]])), r"^nodes: expected an \(N, 3\) array of integer positions"),
+    (dict(mask=np.ones((24, 24, 20), bool)),
+     r"^mask: expected a boolean array of shape \(24, 24, 24\), got \(24, 24, 20\)$"),
 ])
 def test_bad_input_is_refused_with_a_message_naming_it(kwargs, message):
     args = dict(reference=_V, deformed=_V, subvolume_voxels=S, node_spacing_voxels=8, max_displacement_voxels=2)
@@ -257,3 +259,6 @@ def test_no_search_at_all_is_a_valid_request():
     # identical volumes: the match is where the node is, so a search of 0 voxels (no shift tried) finds it
     r = _correlate(texture(0), texture(0), _nodes((24,), (24,), (16, 32)), max_displacement_voxels=0)
     assert r.ok.all() and np.abs(r.displacement).max() < 1e-6
+    # node positions given as whole floats come back as integers, and so do the iteration counts
+    f = _correlate(texture(0), texture(0), _nodes((24.0,), (24.0,), (16.0, 32.0)), max_displacement_voxels=0)
+    assert f.nodes.dtype == np.int64 and f.iterations.dtype == np.int64
