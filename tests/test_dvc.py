@@ -6,7 +6,7 @@ import scipy.ndimage as ndi
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis.dvc import Status, correlate, node_grid, refine_nodes
+from analysis.dvc import Status, correlate, correlate_tiled, node_grid, refine_nodes
 from analysis.dvc.interpolate import SplineVolume
 from analysis.strain import displacement_gradient
 from analysis.vtk import write_vtk_nodes
@@ -83,6 +83,49 @@ def test_affine_field_gives_its_strain(arch):
     assert np.abs(np.median(r.displacement_gradient[r.ok], axis=0) - gradient).max() < 1e-3
 
 
+
+def test_rigid_subvolumes_follow_a_stretch_by_translation_only():
+    # a 1 % stretch along z: each subvolume's best rigid match is its centre's displacement (the stretch
+    # is symmetric about the node, so it cannot pull the translation) and no rotation, so the reported
+    # gradient (the rotation less the identity) has no stretch and no symmetric part: a turn by theta
+    # leaves only theta^2 / 2 on the diagonal, and theta is itself ~0 here
+    ref = texture(48)
+    gradient = np.diag([0.01, 0.0, 0.0])
+    translation = np.array([0.3, 0.0, 0.0])
+    nodes = node_grid(ref.shape, 8, S, margin_voxels=3)
+    r = correlate(ref, texture(48, affine(translation, gradient, 48)), subvolume_voxels=S,
+                  node_spacing_voxels=8, max_displacement_voxels=3, nodes=nodes, shape_function="rigid")
+    assert r.ok.all()
+    truth = translation + (r.nodes - (np.array(ref.shape) - 1) / 2) @ gradient.T
+    assert np.abs(r.displacement - truth).max() < 0.03
+    g = r.displacement_gradient
+    assert np.abs(g[:, 0, 0]).max() < 1e-4 and np.abs(g + g.transpose(0, 2, 1)).max() < 1e-4
+
+
+
+def test_tiled_dvc_is_rigid_cubes_side_by_side_with_the_callers_settings():
+    # the stretch of the test above on 15-voxel tiles: nodes 15 voxels apart on every axis, each cube's
+    # translation is its centre's displacement, its gradient a rotation (none here), not the stretch
+    ref = texture(48)
+    gradient = np.diag([0.01, 0.0, 0.0])
+    translation = np.array([0.3, 0.0, 0.0])
+    deformed = texture(48, affine(translation, gradient, 48))
+    seen = []
+    r = correlate_tiled(ref, deformed, subvolume_voxels=15, max_displacement_voxels=2, progress=seen.append)
+    assert r.subvolume_voxels == 15 and r.ok.all() and seen[-1] == 1.0
+    for axis in range(3):
+        assert np.unique(np.diff(np.unique(r.nodes[:, axis]))).tolist() == [15]
+    truth = translation + (r.nodes - (np.array(ref.shape) - 1) / 2) @ gradient.T
+    assert np.abs(r.displacement - truth).max() < 0.03
+    assert np.abs(r.displacement_gradient[:, 0, 0]).max() < 1e-4
+    # a rigid cube cannot match a stretched one exactly, so no CC reaches 1; the mask is the caller's too
+    strict = correlate_tiled(ref, deformed, subvolume_voxels=15, max_displacement_voxels=2, min_cc=1.0)
+    assert np.all(strict.status == Status.LOW_CC)
+    none = correlate_tiled(ref, deformed, subvolume_voxels=15, max_displacement_voxels=2,
+                           mask=np.zeros(ref.shape, bool))
+    assert np.all(none.status == Status.MASKED)
+
+
 def test_large_displacement_found_coarse_to_fine():
     ref = texture(64)
     shift = (9.3, -7.6, 4.2)
@@ -130,9 +173,12 @@ def test_mask_skips_nodes_and_passes_refine():
     ref = texture(48)
     mask = np.zeros(ref.shape, dtype=bool)
     mask[:, :, :24] = True
+    seen = []
     r = correlate(ref, texture(48, Warp.translation((0.5, 0.5, -0.5))), subvolume_voxels=S,
                   node_spacing_voxels=6, max_displacement_voxels=2, mask=mask, passes=(25,),
-                  nodes=node_grid(ref.shape, 6, S, margin_voxels=1))
+                  nodes=node_grid(ref.shape, 6, S, margin_voxels=1), progress=seen.append)
+    # two passes of two stages each report 1/4, 2/4, 3/4, 1
+    assert seen == [0.25, 0.5, 0.75, 1.0]
     left = r.nodes[:, 2] < 20
     right = r.nodes[:, 2] > 28
     assert np.all(r.status[right] == Status.MASKED) and not r.ok[right].any()

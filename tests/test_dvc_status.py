@@ -7,12 +7,14 @@ which status is worked out by hand from the node positions.
 
 import functools
 import math
+import types
 
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
 
 from analysis.dvc import Status, correlate
+from analysis.dvc.local import _Pass
 
 S, H, N = 17, 8, 48   # subvolume edge, its half (offsets -H .. +H), volume edge
 
@@ -152,3 +154,111 @@ def test_subvolumes_with_less_than_min_mask_fraction_inside_are_masked(fraction,
     mask[:, :, :24] = True
     r = _correlate(ref, ref, _nodes((24,), (24,), (24,)), mask=mask, min_mask_fraction=fraction)
     assert r.status.tolist() == [status]
+
+
+def _translated(position):
+    """(1, 3, 4) warp: the identity plus a move of the node's centre to ``position`` (z, y, x)."""
+    w = np.zeros((1, 3, 4))
+    w[0, :, :3] = np.eye(3)
+    w[0, :, 3] = position
+    return w
+
+
+# The limit itself, worked by hand on a 48 x 40 x 56 volume (edges differ, so an axis cannot stand in
+# for another): a subvolume point is outside below -0.5 or above edge - 0.5 (47.5, 39.5, 55.5), and
+# an edge-17 subvolume spans offsets -8 .. +8 about its centre, an edge-16 one -8 .. +7.
+@pytest.mark.parametrize("edge, centre, outside", [
+    (17, (24.0, 20.0, 28.0), False),
+    (17, (39.5, 20.0, 28.0), False),     # top corner at 47.5: on the limit is inside
+    (17, (39.75, 20.0, 28.0), True),     # 47.75
+    (17, (38.75, 20.0, 28.0), False),    # 46.75, a quarter voxel from a limit one voxel lower
+    (17, (24.0, 7.5, 28.0), False),      # bottom corner at -0.5: on the limit is inside
+    (17, (24.0, 7.25, 28.0), True),      # -0.75
+    (17, (24.0, 31.5, 28.0), False),     # y: 39.5 on the limit of the 40-voxel edge
+    (17, (24.0, 31.75, 28.0), True),
+    (17, (24.0, 20.0, 47.5), False),     # x: 55.5
+    (17, (24.0, 20.0, 47.75), True),
+    (16, (40.5, 20.0, 28.0), False),     # edge 16 reaches only +7 up: 47.5
+    (16, (40.75, 20.0, 28.0), True),
+    (16, (24.0, 7.5, 28.0), False),      # and -8 down: -0.5
+    (16, (24.0, 7.25, 28.0), True),
+])
+def test_a_warp_is_outside_when_a_subvolume_corner_passes_half_a_voxel_beyond_the_volume(edge, centre, outside):
+    step = types.SimpleNamespace(s=edge, shape=np.array([48, 40, 56]))
+    assert _Pass._outside(step, _translated(centre)).tolist() == [outside]
+
+
+def test_a_turned_subvolume_reaches_out_with_its_corners_not_its_faces():
+    # a turn by 45 degrees in the z-y plane: the corner (dz, dy) = (8, -8) goes to z offset
+    # 8 cos 45 + 8 sin 45 = 8 sqrt(2) = 11.31, past the 8 of the unturned faces
+    c = math.cos(math.pi / 4)
+    turn = np.array([[c, -c, 0.0], [c, c, 0.0], [0.0, 0.0, 1.0]])
+    step = types.SimpleNamespace(s=17, shape=np.array([48, 40, 56]))
+    warps = np.concatenate([_translated((z, 20.0, 28.0)) for z in (36.0, 36.5)])
+    warps[:, :, :3] = turn
+    # 36 + 11.31 = 47.31 is inside, 36.5 + 11.31 = 47.81 is not (an unturned cube would be at 44, 44.5)
+    assert _Pass._outside(step, warps).tolist() == [False, True]
+    # the same turn about the other side: the corner (8, 8) reaches out instead
+    warps[:, :, :3] = turn.T
+    assert _Pass._outside(step, warps).tolist() == [False, True]
+    # a turn that brings one body diagonal d of the cube (signs (+-1, +-1, +-1) / sqrt(3)) onto the z axis:
+    # only the corner 8 sqrt(3) d reaches z offset 8 sqrt(3) = 13.86; every other corner stays at 4.62 or less
+    for signs in np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1], indexing="ij")).reshape(3, -1).T:
+        d = signs / math.sqrt(3)
+        v = d - (1.0, 0.0, 0.0)
+        mirror = np.eye(3) - 2 * np.outer(v, v) / (v @ v)          # swaps d and z
+        warps = np.concatenate([_translated((z, 20.0, 28.0)) for z in (33.5, 33.75)])
+        warps[:, :, :3] = np.diag([1.0, 1.0, -1.0]) @ mirror       # and x mirrored back: a turn
+        assert np.isclose(np.linalg.det(warps[0, :, :3]), 1.0) and np.allclose(warps[0, 0, :3], d)
+        # 33.5 + 13.86 = 47.36 is inside, 33.75 + 13.86 = 47.61 is not
+        assert _Pass._outside(step, warps).tolist() == [False, True], signs
+
+
+def test_the_iteration_budget_and_the_tolerance_are_the_callers():
+    # a shift of (0.25, -0.2, 0.15) voxel from the integer start 0: the first Gauss-Newton update moves the
+    # subvolume by about 0.35 voxel, so one iteration cannot pass the default 5e-3 voxel test (MAX_ITERATIONS,
+    # not ok), while a 0.5 voxel tolerance is met as soon as the update is smaller than 0.5, some
+    # iterations before the default tolerance is met
+    ref = texture(0)
+    deformed = fourier_shift(ref, (0.25, -0.2, 0.15))
+    nodes = _nodes((16, 32), (16, 32), (16, 32))
+    one = _correlate(ref, deformed, nodes, max_iterations=1)
+    assert np.all(one.status == Status.MAX_ITERATIONS) and not one.ok.any() and np.all(one.iterations == 1)
+    default = _correlate(ref, deformed, nodes)
+    loose = _correlate(ref, deformed, nodes, tolerance_voxels=0.5)
+    assert default.ok.all() and loose.ok.all()
+    assert np.all(loose.iterations < default.iterations)
+    assert np.abs(default.displacement - (0.25, -0.2, 0.15)).max() < 5e-3
+
+
+_V = np.zeros((24, 24, 24), np.float32)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(shape_function="translation"), r"^shape_function: expected 'affine' or 'rigid', got 'translation'$"),
+    (dict(reference=np.zeros((4, 4), np.float32)),
+     r"^reference: expected a real 3D array \(z, y, x\), got shape \(4, 4\) dtype float32$"),
+    (dict(deformed=_V.astype(np.complex64)),
+     r"^deformed: expected a real 3D array \(z, y, x\), got shape \(24, 24, 24\) dtype complex64$"),
+    (dict(deformed=_V[:, :, :20]), r"^deformed: expected shape \(24, 24, 24\) like reference, got \(24, 24, 20\)$"),
+    (dict(max_displacement_voxels=float("nan")), r"^max_displacement_voxels: expected >= 0, got nan$"),
+    (dict(nodes=np.array([[12, 12]])), r"^nodes: expected an \(N, 3\) array of integer positions \(z, y, x\)$"),
+    (dict(nodes=np.array([12, 12, 12])), r"^nodes: expected an \(N, 3\) array of integer positions"),
+    (dict(nodes=np.array([[12, 12, 12.5]])), r"^nodes: expected an \(N, 3\) array of integer positions"),
+    (dict(mask=np.ones((24, 24, 20), bool)),
+     r"^mask: expected a boolean array of shape \(24, 24, 24\), got \(24, 24, 20\)$"),
+])
+def test_bad_input_is_refused_with_a_message_naming_it(kwargs, message):
+    args = dict(reference=_V, deformed=_V, subvolume_voxels=S, node_spacing_voxels=8, max_displacement_voxels=2)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        correlate(**args)
+
+
+def test_no_search_at_all_is_a_valid_request():
+    # identical volumes: the match is where the node is, so a search of 0 voxels (no shift tried) finds it
+    r = _correlate(texture(0), texture(0), _nodes((24,), (24,), (16, 32)), max_displacement_voxels=0)
+    assert r.ok.all() and np.abs(r.displacement).max() < 1e-6
+    # node positions given as whole floats come back as integers, and so do the iteration counts
+    f = _correlate(texture(0), texture(0), _nodes((24.0,), (24.0,), (16.0, 32.0)), max_displacement_voxels=0)
+    assert f.nodes.dtype == np.int64 and f.iterations.dtype == np.int64

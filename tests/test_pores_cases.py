@@ -53,6 +53,41 @@ def test_a_pore_cut_by_the_array_border_is_not_closed_by_it():
     assert whole_voxel_radius(_cube()[1:])[1, 2, 4] == 0.0
 
 
+
+def _whole_voxel_radius_by_definition(pore):
+    """The whole-voxel radius of every voxel straight from its definition, by brute force.
+
+    A ball {x : |x - c|^2 <= r^2} (r a whole number of voxels, c any voxel of the array) fits
+    when every solid voxel s has |s - c|^2 > r^2 (outside the array is pore); a pore voxel takes
+    the largest r of the fitting balls that hold it. No distance transform, no square root.
+    """
+    points = np.argwhere(np.ones(pore.shape, bool))
+    solid = np.argwhere(~pore)
+    d2 = ((points[:, None, :] - solid[None, :, :]) ** 2).sum(axis=2).min(axis=1)   # nearest solid, squared
+    fits = np.zeros(len(points), dtype=np.int64)     # largest r with r^2 < d2 (pore voxels have d2 >= 1)
+    while np.any((fits + 1) ** 2 < d2):
+        fits += (fits + 1) ** 2 < d2
+    inside = d2 > 0
+    between = ((points[:, None, :] - points[None, inside, :]) ** 2).sum(axis=2)    # voxel x, centre c
+    held = between <= fits[inside][None, :] ** 2
+    radius = np.where(held, fits[inside][None, :], -1).max(axis=1)
+    return np.where(pore.ravel(), radius, 0).reshape(pore.shape).astype(np.float32), d2.reshape(pore.shape)
+
+
+def test_the_whole_voxel_radius_of_a_pore_between_scattered_grains_is_its_definition():
+    # a 6 x 7 x 9 box (three different edges, so no axis can stand in for another) with 40 solid voxels:
+    # among the pore voxels the nearest solid voxel lies at squared distances 1, 2, 3, 4, 5 ..., so both
+    # the whole-voxel radius's steps (r = 1 from d^2 = 2, r = 2 from d^2 = 5) and the corners where
+    # no face touches the solid occur, unlike in the cube above (d^2 only 1, 4, 9)
+    pore = np.ones((6, 7, 9), bool)
+    rng = np.random.default_rng(19)
+    pore[tuple(rng.integers(0, (6, 7, 9), size=(40, 3)).T)] = False
+    expected, d2 = _whole_voxel_radius_by_definition(pore)
+    assert {1, 2, 3, 4, 5} <= set(np.unique(d2[pore]).tolist())
+    assert {0.0, 1.0, 2.0} <= set(np.unique(expected[pore]).tolist())
+    np.testing.assert_array_equal(whole_voxel_radius(pore), expected)
+
+
 def test_the_whole_voxel_cpsd_of_the_cube_counts_its_radii():
     result = cpsd_whole_voxel(_cube(), V)
     n = 125
@@ -76,6 +111,20 @@ def test_a_mask_picks_the_voxels_counted_and_the_region_of_the_porosity():
     assert result.mean_radius_um == pytest.approx(expected.mean() * V, abs=1e-12)
     np.testing.assert_allclose(result.cumulative_fraction[1:3], [np.mean(expected >= 1), np.mean(expected >= 2)],
                                atol=1e-12)
+
+
+
+def test_the_axis_runs_past_a_largest_radius_that_only_one_voxel_has():
+    # a region of two voxels of the cube: its centre (radius 2) and a corner (radius 0). The axis must pass
+    # the single largest radius (1 um) to fall to 0: 0, 0.5, 1.0, 1.5 um with fractions 1, 1/2, 1/2, 0
+    mask = np.zeros((9, 9, 9), bool)
+    mask[4, 4, 4] = mask[2, 2, 2] = True
+    result = cpsd_whole_voxel(_cube(), V, mask=mask)
+    np.testing.assert_allclose(result.radius_um, [0.0, 0.5, 1.0, 1.5], atol=1e-12)
+    np.testing.assert_allclose(result.cumulative_fraction, [1.0, 0.5, 0.5, 0.0], atol=1e-12)
+    assert result.mean_radius_um == pytest.approx(0.5, abs=1e-12)      # (0 + 2) / 2 voxels
+    assert result.median_radius_um == pytest.approx(0.5, abs=1e-12)
+    assert result.porosity == 1.0 and result.n_pore_voxels == 2
 
 
 def test_the_continuous_cpsd_axis_steps_a_tenth_of_a_voxel_by_default_or_as_asked():
