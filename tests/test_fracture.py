@@ -247,7 +247,7 @@ def test_two_fragments_moved_apart_rigidly_carry_their_own_truth():
 @pytest.fixture(scope="module")
 def pillars():
     tiny = sc.load(TINY_TOML)
-    # weak enough to crack under tiny's head (1 uN), strong enough that nothing cracks at the first touch,
+    # weak enough to crack under tiny's head (about 10 uN), strong enough that nothing cracks at the first touch,
     # before the table records any force
     return (simulate_pillar(sc.with_overrides(tiny, ["fracture.strength_pa=6e4"])),
             simulate_pillar(sc.with_overrides(tiny, ["fracture.enabled=false"])))
