@@ -14,7 +14,8 @@ import pytest
 import scipy.ndimage as ndi
 
 from analysis.dvc import Status, correlate
-from analysis.dvc.local import _Pass
+from analysis.dvc.consistency import lattice_neighbours
+from analysis.dvc.local import _Pass, _outliers
 
 S, H, N = 17, 8, 48   # subvolume edge, its half (offsets -H .. +H), volume edge
 
@@ -262,3 +263,35 @@ def test_no_search_at_all_is_a_valid_request():
     # node positions given as whole floats come back as integers, and so do the iteration counts
     f = _correlate(texture(0), texture(0), _nodes((24.0,), (24.0,), (16.0, 32.0)), max_displacement_voxels=0)
     assert f.nodes.dtype == np.int64 and f.iterations.dtype == np.int64
+
+
+def _warps_at(nodes, displacement):
+    warps = np.zeros((len(nodes), 3, 4))
+    warps[:, :, :3] = np.eye(3)
+    warps[:, :, 3] = nodes + displacement
+    return warps
+
+
+def test_a_lone_success_among_exactly_three_failed_neighbours_is_an_outlier():
+    """Two lone ok nodes far apart: one has exactly MIN_NEIGHBOURS (3) correlated, failed lattice
+    neighbours and no ok one, so it is flagged; the other has no neighbour at all and stays untested."""
+    lone = np.array([[8, 8, 8], [16, 8, 8], [8, 16, 8], [8, 8, 16]])
+    far = np.array([[80, 80, 80]])
+    nodes = np.concatenate([lone, far])
+    neighbours = lattice_neighbours(nodes)
+    ok = np.array([True, False, False, False, True])
+    status = np.array([Status.CONVERGED, Status.MAX_ITERATIONS, Status.LOW_CC, Status.MAX_ITERATIONS,
+                       Status.CONVERGED])
+    flagged = _outliers(nodes, neighbours, _warps_at(nodes, np.zeros((5, 3))), ok, status)
+    assert flagged.tolist() == [True, False, False, False, False]
+    # with one failed neighbour OUTSIDE (where a neighbour's match went, not a sign of a false peak)
+    # only two count: too few to judge
+    status[3] = Status.OUTSIDE
+    flagged = _outliers(nodes, neighbours, _warps_at(nodes, np.zeros((5, 3))), ok, status)
+    assert not flagged.any()
+
+
+def test_boolean_volumes_are_refused():
+    v = np.zeros((32, 32, 32), bool)
+    with pytest.raises(ValueError, match="reference: expected a real 3D array"):
+        correlate(v, v, subvolume_voxels=17, node_spacing_voxels=8, max_displacement_voxels=2)
