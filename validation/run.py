@@ -59,11 +59,12 @@ def _pore_scores(measured, truth_cpsd, truth_phases):
     return pores, phases
 
 
-def _score_step(run, truth, k, settings, shape, arch):
-    """Scores of load step ``k`` and the per-node truth behind them."""
+def _score_step(run, truth, k, settings, shape, arch, reference):
+    """Scores of load step ``k`` and the per-node truth behind them (``reference``: the processed
+    reference scan, read once for every step)."""
     field = run.dvc(k)
     dvc, combined, error, fragments = score_dvc(truth, field, k, shape)
-    dvc["best_fit"] = best_fit(run, field, combined, k, settings, arch)
+    dvc["best_fit"] = best_fit(reference, run.processed(k), field, combined, settings, arch)
     usable = field["ok"] & np.all(np.isfinite(combined), axis=1)
     # the measured strain is of the total field: compose the truth with the same registration
     true_total = total_displacement(truth.transforms[k], field["nodes"], combined)
@@ -77,7 +78,7 @@ def _score_step(run, truth, k, settings, shape, arch):
                  "fragments": fragments}
 
 
-def best_fit(run, field, truth_voxels, k, settings, arch="cpu"):
+def best_fit(reference, deformed, field, truth_voxels, settings, arch="cpu"):
     """The error floor of subvolume fitting: the chain's Gauss–Newton started at the true displacement.
 
     Each node the DVC tried (not MASKED) with a truth is refined
@@ -88,6 +89,17 @@ def best_fit(run, field, truth_voxels, k, settings, arch="cpu"):
     the subvolume's content moves in a way its shape function cannot follow
     (particles sliding past each other inside it), it drifts away or fails.
 
+    Parameters
+    ----------
+    reference, deformed : ndarray
+        The processed (registered) volumes the DVC correlated.
+    field : dict
+        The DVC's node field (``nodes``, ``status``, ``subvolume_voxels``).
+    truth_voxels : (N, 3) ndarray
+        The truth at the nodes, registered frame, voxels.
+    settings : ChainSettings
+    arch : {"cpu", "gpu"}
+
     Returns
     -------
     dict
@@ -96,7 +108,7 @@ def best_fit(run, field, truth_voxels, k, settings, arch="cpu"):
         ``started_nodes`` and ``start`` (what it starts from).
     """
     start = np.where((field["status"] != Status.MASKED)[:, None], truth_voxels, np.nan)
-    fit = refine_nodes(run.processed(0), run.processed(k), field["nodes"], start,
+    fit = refine_nodes(reference, deformed, field["nodes"], start,
                        subvolume_voxels=int(field["subvolume_voxels"]), shape_function=settings.shape_function,
                        min_cc=settings.min_cc, arch=arch)
     started = np.all(np.isfinite(start), axis=1)
@@ -167,8 +179,9 @@ def _score_mode(run, arch, progress):
     truth = truth_frame(run)
     shape = run.grid.recon_shape
     steps, node_truth = [], {}
+    reference = run.processed(0)
     for k in run.steps[1:]:
-        row, arrays = _score_step(run, truth, k, settings, shape, arch)
+        row, arrays = _score_step(run, truth, k, settings, shape, arch, reference)
         steps.append(row)
         node_truth.update({f"{step_name(k)}_{name}": value for name, value in arrays.items()})
         if progress:

@@ -300,12 +300,10 @@ def build_coating(scenario, rng):
     for _ in range(_BUILD_ATTEMPTS):
         keep = packing.thin_to_fraction(inside, aim_um3, rng)
         coat = _dried_coating(placed[keep], placed_radii[keep], pa, box)
-        pillar = in_pillar(scenario, coat["positions_um"])
-        held = np.zeros(len(pillar), bool)
-        held[pillar] = held_by_binder(int(pillar.sum()), _sub_bonds(coat["bonds"], pillar), coat["glued"][pillar])
-        miss_um3 = packing.region_volumes_um3(coat["positions_um"][held], coat["radii_um"][held], region,
-                                              spacing).sum() - target_um3
-        coat["predicted_nmc_volume_fraction"] = (target_um3 + miss_um3) / region.volume_um3
+        held = cut_pillar(scenario, coat["positions_um"], coat["bonds"], coat["glued"])
+        coat["predicted_nmc_volume_fraction"] = nmc_volume_fraction(coat["positions_um"][held],
+                                                                    coat["radii_um"][held], region, spacing)
+        miss_um3 = (coat["predicted_nmc_volume_fraction"] - el.nmc_volume_fraction) * region.volume_um3
         if best is None or abs(miss_um3) < abs(best[0]):
             best = (miss_um3, coat)
         if abs(miss_um3) <= _FRACTION_TOLERANCE * region.volume_um3:
@@ -325,20 +323,34 @@ def _dried_coating(positions_um, radii_um, particles, box_um):
                 glued=packing.glued_to_foil(x, radii_um, film), binder_um3=binder)
 
 
-def _sub_bonds(bonds, kept):
-    """Bonds between kept particles, renumbered to the kept ones' order."""
-    new_index = np.cumsum(kept) - 1
-    bonds = np.asarray(bonds, np.int64).reshape(-1, 2)
-    both = kept[bonds[:, 0]] & kept[bonds[:, 1]]
-    return new_index[bonds[both]]
-
-
 def in_pillar(scenario, positions_um):
     """Particles whose centre lies inside the milled pillar (a cylinder on the slab's axis)."""
     c = 0.5 * scenario.electrode.slab_width_um
     r = 0.5 * scenario.pillar.diameter_um
     x = np.asarray(positions_um)
     return (x[:, 1] - c) ** 2 + (x[:, 2] - c) ** 2 <= r ** 2
+
+
+def cut_pillar(scenario, positions_um, bonds, glued):
+    """Particles the milled pillar keeps: inside it (:func:`in_pillar`) and tied to the foil by
+    bonds inside it (:func:`held_by_binder`); the rest falls off.
+
+    Parameters
+    ----------
+    scenario : synthcal.scenario.Scenario
+    positions_um : (N, 3) float array
+    bonds : (M, 2) int array
+        Intact bonds.
+    glued : (N,) bool array
+        Particles glued to the foil.
+
+    Returns
+    -------
+    (N,) bool array
+    """
+    inside = in_pillar(scenario, positions_um)
+    bonds = np.asarray(bonds, np.int64).reshape(-1, 2)
+    return inside & held_by_binder(len(inside), bonds[inside[bonds].all(axis=1)], np.asarray(glued, bool) & inside)
 
 
 def mass_scaling(scenario, radii_um):
@@ -578,10 +590,9 @@ def simulate_pillar(scenario, *, arch="cpu", progress=None):
 
     # 2. the cut
     x = sim.positions_um
-    sim = sim.subset(in_pillar(scenario, x))
-    held = held_by_binder(sim.n, sim.bonds[sim.bonds_intact], sim.fixed)
-    n_loose = int(np.sum(~held))
-    sim = sim.subset(held)
+    keep = cut_pillar(scenario, x, sim.bonds[sim.bonds_intact], sim.fixed)
+    n_loose = int(np.sum(in_pillar(scenario, x)) - np.sum(keep))
+    sim = sim.subset(keep)
     sim.set_box(None)
     before = sim.positions_um
     top_before = float(np.max(before[:, 0] + sim.radii_um))
