@@ -150,6 +150,10 @@ def main(argv=None):
     except (ScenarioError, ValueError) as exc:
         print(f"synthcal: error: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:
+        # a stage that failed (e.g. the DEM blew up): its output folder was never completed
+        print(f"synthcal: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("synthcal: interrupted; run the same command again to resume", file=sys.stderr)
         return 130

@@ -178,3 +178,17 @@ def test_failed_nodes_stay_nan_in_every_output_with_their_status(tiny_run):
     assert np.all(np.isnan(vectors[failed])) and np.all(np.isfinite(vectors[~failed]))
     status = _vtk_block(data, b"SCALARS status float 1\nLOOKUP_TABLE default\n", n, 1)[:, 0]
     assert np.array_equal(status, field["status"].astype(np.float32))
+
+
+def test_a_failed_stage_is_one_line_error(monkeypatch, capsys, tmp_path):
+    """A stage that fails at run time (the DEM blowing up) ends the command with one line, not a traceback."""
+    from synthcal import cli
+
+    def blow_up(*args, **kwargs):
+        raise RuntimeError("DEM blew up during compression step 1: particles left the domain")
+
+    monkeypatch.setattr(pipeline, "run", blow_up)
+    assert cli.main(["run", str(TINY), "--out", str(tmp_path / "run")]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1] == "synthcal: error: DEM blew up during compression step 1: particles left the domain"
+    assert "Traceback" not in "\n".join(lines)
