@@ -416,6 +416,11 @@ def main():
         print(f"{name:14s} ratio     speed x{t_sp / t_sy:.1f} (wall), x{c_sp / c_sy:.1f} (cpu); RMS synthcal/spam "
               f"{rms['synthcal'] / rms['spam']:.2f} on {both.sum()} nodes; search +-{search} vox; {_load()}",
               flush=True)
+        alone = [(code, sel.sum(), _rms(d[sel], true[sel])) for code, sel, d in
+                 (("synthcal", ok_sy & ~ok_sp, d_sy), ("spam", ok_sp & ~ok_sy, d_sp)) if sel.any()]
+        if alone:
+            print(f"{name:14s} ok in one code only: " + "; ".join(f"{code} {n} nodes, RMS {r:.4f} vox"
+                                                                  for code, n, r in alone), flush=True)
     wall = min(rows, key=lambda r: r[1])
     cpu = min(rows, key=lambda r: r[2])
     acc = max(rows, key=lambda r: r[3])
@@ -495,6 +500,10 @@ def profile(name, ref, defo, nodes, search_voxels):
     print(f"Gauss-Newton: {counts['node-iterations']} node-iterations in all passes = "
           f"{counts['node-iterations'] / len(nodes):.1f} per node; final pass {r.iterations[live].mean():.1f} "
           f"per node (median {np.median(r.iterations[live]):.0f}, max {r.iterations.max()}); ok {100 * r.ok.mean():.1f} %")
+    for st in np.unique(r.status):
+        sel = r.status == st
+        print(f"  final pass, status {dvc_local.Status(st).name:14s} {sel.sum():5d} nodes, "
+              f"{r.iterations[sel].sum():6d} node-iterations ({r.iterations[sel].mean():.1f} per node)")
     print("cProfile, top 8 by own time:")
     pstats.Stats(prof, stream=sys.stdout).sort_stats("tottime").print_stats(8)
 
