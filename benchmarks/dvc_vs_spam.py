@@ -37,29 +37,129 @@ symmetric strain tensor, and A s(X) a smooth non-affine field of amplitude
 A voxels (each component a sine of wavelength ``SINE_WAVELENGTH_VOXELS``
 along another axis: u_z along y, u_y along x, u_x along z). The truth at a
 node is u(node) (the point value; for the sine field an affine subvolume of
-17 voxels cannot follow the curvature, a bias of up to ~0.07 voxel that
-both codes share). Grey-level noise: white gaussian of ``noise`` times the
+17 voxels cannot follow the curvature: u(node) and the subvolume mean of u
+differ by 0.08 voxel RMS, a bias both codes share). Grey-level noise: white gaussian of ``noise`` times the
 texture's standard deviation, independent in both volumes.
 
 Both codes get the same volume pairs, the same node grid (``node_grid``,
 nodes every 8 voxels, 4 voxels from the faces) and the same 17^3
 subvolumes (spam ``hws=8``), on 2 processes/threads. spam's ``ldic`` does
 no integer search: it is given the truth at each node rounded to whole
-voxels as its initial guess (generous to spam). synthcal does its own FFT
-integer search from zero, with ``max_displacement_voxels`` = the largest
-true displacement component of the case rounded up, plus 2; its time
-includes that search. Nodes whose deformed subvolume leaves the volume
-fail in both codes (mostly in the 12- and 20-voxel cases). RMS error is the
-Euclidean displacement error against the truth, voxels, over the nodes
-trusted by both codes (synthcal ``ok``, spam ``returnStatus == 2``); each
-code's ok fraction is printed. Times are the best of ``REPEATS`` runs of
-each code: wall clock, and CPU seconds (all threads and worker processes),
-which is steadier when other jobs share the cores. The worst-case row takes
-the lowest speed ratios (spam time / synthcal time) and the highest RMS
-ratio (synthcal / spam) over the cases. Afterwards, the case where synthcal
-is slowest is run once more with timers around its stages.
+voxels as its initial guess (generous to spam: up to 20 voxels of search it
+does not pay for). synthcal does its own FFT integer search from zero, with
+``max_displacement_voxels`` = the largest true displacement component of
+the case rounded up, plus 2; its time includes that search. RMS error is
+the Euclidean displacement error, voxels, over the nodes trusted by both
+codes (synthcal ``ok``, spam ``returnStatus == 2``): "RMS vox" against the
+truth u(node), "RMS cube" against the mean of u over the node's subvolume
+(the same for affine fields; for the sine it removes the shape-function
+bias and leaves the measurement error). Each code's ok fraction is printed,
+and the nodes trusted by one code only, with their RMS. Times are the best
+of ``REPEATS`` runs of each code: wall clock, and CPU seconds (all threads
+and worker processes), which is steadier when other jobs share the cores.
+The worst-case row takes the lowest speed ratios (spam time / synthcal
+time) and the highest RMS ratio (synthcal / spam) over the cases.
+Afterwards the case where synthcal is slowest is run once more with timers
+around its stages (and cProfile).
 
-Latest table: see the end of this docstring (the script prints it).
+Latest table (2-core x86_64 VM, shared with two other jobs, a DEM and
+mutation testing; load average 5-5.5 throughout; python 3.11.7, numpy
+2.4.6, scipy 1.17.1, taichi 1.7.4, spam 0.9.1; REPEATS = 3)::
+
+    Run of 2026-12-02 08:07 UTC, x86_64 2 cpus, load average 4.6 5.1 3.9
+    2197 nodes, subvolume 17^3, spacing 8, volume (128, 128, 128), 2 processes/threads, best of 3; spam starts from the truth rounded to voxels, synthcal searches
+    case           code       ms/node  nodes/s nodes/cpu-s  RMS vox RMS cube   ok %
+    gauss-shift    synthcal      1.40      716         964   0.0017   0.0017  100.0
+    gauss-shift    spam          5.81      172         162   0.0160   0.0160  100.0
+    gauss-shift    ratio     speed x4.2 (wall), x5.9 (cpu); RMS synthcal/spam 0.11 on 2197 nodes; search +-5 vox; load average 5.1 5.1 4.0
+    gauss-affine   synthcal      1.82      548         958   0.0017   0.0017  100.0
+    gauss-affine   spam          5.59      179         168   0.0149   0.0149  100.0
+    gauss-affine   ratio     speed x3.1 (wall), x5.7 (cpu); RMS synthcal/spam 0.11 on 2197 nodes; search +-4 vox; load average 5.0 5.1 4.1
+    speckle-5%     synthcal      1.73      578         876   0.0031   0.0031  100.0
+    speckle-5%     spam          5.57      179         169   0.0188   0.0188  100.0
+    speckle-5%     ratio     speed x3.2 (wall), x5.2 (cpu); RMS synthcal/spam 0.16 on 2197 nodes; search +-11 vox; load average 5.1 5.1 4.1
+    speckle-sine   synthcal      1.66      604         926   0.0825   0.0082  100.0
+    speckle-sine   spam          5.15      194         169   0.0721   0.0252  100.0
+    speckle-sine   ratio     speed x3.1 (wall), x5.5 (cpu); RMS synthcal/spam 1.14 on 2197 nodes; search +-4 vox; load average 5.3 5.1 4.2
+    grains-20vox   synthcal      7.86      127         215   0.0122   0.0122   78.1
+    grains-20vox   spam         10.05      100         109   0.0305   0.0305   91.1
+    grains-20vox   ratio     speed x1.3 (wall), x2.0 (cpu); RMS synthcal/spam 0.40 on 1716 nodes; search +-22 vox; load average 5.5 5.1 4.3
+    grains-20vox   ok in one code only: spam 285 nodes, RMS 0.1596 vox
+    grains-8%      synthcal      1.88      533         866   0.0117   0.0117  100.0
+    grains-8%      spam          4.83      207         188   0.0216   0.0216  100.0
+    grains-8%      ratio     speed x2.6 (wall), x4.6 (cpu); RMS synthcal/spam 0.54 on 2197 nodes; search +-9 vox; load average 5.1 5.1 4.4
+    phantom-sine   synthcal      1.77      565         796   0.0851   0.0156  100.0
+    phantom-sine   spam          5.93      169         158   0.0831   0.0452  100.0
+    phantom-sine   ratio     speed x3.4 (wall), x5.0 (cpu); RMS synthcal/spam 1.02 on 2197 nodes; search +-5 vox; load average 5.4 5.1 4.4
+    phantom-12vox  synthcal      4.15      241         398   0.0153   0.0153   85.2
+    phantom-12vox  spam          7.16      140         139   0.0477   0.0477   99.3
+    phantom-12vox  ratio     speed x1.7 (wall), x2.9 (cpu); RMS synthcal/spam 0.32 on 1872 nodes; search +-17 vox; load average 5.5 5.2 4.5
+    phantom-12vox  ok in one code only: spam 309 nodes, RMS 0.0966 vox
+    worst case     ratio     speed x1.3 (wall, grains-20vox), x2.0 (cpu, grains-20vox); RMS synthcal/spam 1.14 (speckle-sine)
+    Ended 2026-12-02 08:18 UTC, load average 5.5 5.2 4.5
+
+The run before it (07:56-08:06 UTC, load average 3.5-6.7, an earlier
+revision of this script without the RMS cube column) gave the same RMS and ok fractions and speed
+ratios x2.4-x3.6 wall, x4.7-x6.6 CPU on the six small-displacement cases,
+x1.6 / x3.2 on phantom-12vox, and x0.9 wall / x1.9 CPU on grains-20vox:
+there synthcal was slower than spam by the wall clock.
+
+What it says, worst case first:
+
+* Speed. The worst case is the 20-voxel shift (grains-20vox): synthcal x0.9-
+  x1.3 faster than spam by the wall clock (slower in one run of two), x1.9-
+  x2.0 by CPU time; then the 12-voxel shift, x1.6-x1.7 wall, x2.9-x3.2 CPU.
+  synthcal pays there for nodes whose match leaves the volume (see the
+  profile below) and for its own +-17..22-voxel search, which spam is
+  spared. On
+  the six cases with displacements up to 11 voxels synthcal is x2.4-x4.2
+  faster by the wall clock and x4.6-x6.6 by CPU time. Under this load
+  synthcal gets fewer CPU-seconds per wall second (0.57-0.74) than spam's
+  two worker processes (0.92-1.15), so the wall ratios are the lower ones;
+  the CPU ratios are the steadier measure here.
+* Accuracy. On the nodes both codes trust, synthcal's RMS is 0.11-0.54 of
+  spam's for every affine field, on every texture (spam's trilinear
+  interpolation bias). The worst RMS ratio is the non-affine sine field:
+  1.14 (speckle) and 1.02 (phantom) against the point truth u(node), whose
+  error there is dominated by the curvature bias that a 17^3 affine
+  subvolume cannot avoid (0.08 voxel RMS). spam lands closer to u(node),
+  not because it measures better: against the subvolume mean of u, what
+  an affine subvolume can measure, the ratios are 0.33 and 0.35.
+* Coverage. Where the match leaves the volume (12- and 20-voxel shifts)
+  synthcal marks the node OUTSIDE and does not trust it: 85.2 % and 78.1 %
+  ok, against spam's 99.3 % and 91.1 %. spam's extra nodes (309 and 285)
+  come from subvolumes cut at the volume's face and are 2-5x less accurate
+  (RMS 0.10 and 0.16 voxel) than its nodes in common with synthcal. All
+  other cases: 100 % ok in both.
+
+Profile of the slowest case (grains-20vox, one run under cProfile, 17.1 s
+wall, 9.4 CPU-s, load average 5)::
+
+    stage                                     wall s  wall %   cpu s  calls
+    B-spline interpolation + sums (taichi)     12.04    70.5    6.08    408
+    FFT integer search                          2.92    17.1    2.10      2
+    Gauss-Newton (excl. interpolation)          1.05     6.2    0.58      8
+    reference subvolumes + gradients            0.81     4.8    0.48      8
+    B-spline prefilter of deformed              0.11     0.7    0.06      1
+    subvolume extraction (deformed)             0.09     0.5    0.07      8
+    neighbour guesses                           0.02     0.1    0.02      2
+    neighbour median test                       0.01     0.1    0.01      1
+    rest (outlier loop, bookkeeping)            0.02     0.1
+    Gauss-Newton: 35236 node-iterations in all passes = 16.0 per node; final pass 11.3 per node (median 4, max 50)
+      final pass, status CONVERGED       1716 nodes,   6363 node-iterations (3.7 per node)
+      final pass, status OUTSIDE          481 nodes,  18506 node-iterations (38.5 per node)
+
+The interpolation kernel (one Gauss–Newton iteration of a batch of nodes
+per call) takes 70 % of the time, and most of it goes to the 481 nodes
+(22 %) whose match leaves the volume: they iterate 38.5 times on average
+(up to ``max_iterations`` = 50) before being marked OUTSIDE, and are tried
+twice (first pass, then the retry of failed nodes), whereas the converged
+nodes need 3.7. Their final pass alone is 18506 of the 35236
+node-iterations; most of the other 10367 (first attempts) went to the same
+nodes. The +-22-voxel search (coarse-to-fine, two calls) is 17 %. On the
+cases with displacements up to 11 voxels there are no such nodes and
+synthcal runs at 1.3-2.3 ms per node (both runs). (Measured only; the DVC
+code is unchanged.)
 """
 
 import contextlib
