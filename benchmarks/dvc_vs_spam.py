@@ -63,60 +63,69 @@ Afterwards the case where synthcal is slowest is run once more with timers
 around its stages (and cProfile).
 
 Latest table (2-core x86_64 VM, shared with two other jobs, a DEM and
-mutation testing; load average 5-5.5 throughout; python 3.11.7, numpy
-2.4.6, scipy 1.17.1, taichi 1.7.4, spam 0.9.1; REPEATS = 3)::
+mutation testing; load average 2.9-5.6; python 3.11.7, numpy 2.4.6,
+scipy 1.17.1, taichi 1.7.4, spam 0.9.1; REPEATS = 3)::
 
-    Run of 2026-12-02 08:07 UTC, x86_64 2 cpus, load average 4.6 5.1 3.9
+    Run of 2026-12-02 08:19 UTC, x86_64 2 cpus, load average 2.9 4.4 4.3
     2197 nodes, subvolume 17^3, spacing 8, volume (128, 128, 128), 2 processes/threads, best of 3; spam starts from the truth rounded to voxels, synthcal searches
     case           code       ms/node  nodes/s nodes/cpu-s  RMS vox RMS cube   ok %
-    gauss-shift    synthcal      1.40      716         964   0.0017   0.0017  100.0
-    gauss-shift    spam          5.81      172         162   0.0160   0.0160  100.0
-    gauss-shift    ratio     speed x4.2 (wall), x5.9 (cpu); RMS synthcal/spam 0.11 on 2197 nodes; search +-5 vox; load average 5.1 5.1 4.0
-    gauss-affine   synthcal      1.82      548         958   0.0017   0.0017  100.0
-    gauss-affine   spam          5.59      179         168   0.0149   0.0149  100.0
-    gauss-affine   ratio     speed x3.1 (wall), x5.7 (cpu); RMS synthcal/spam 0.11 on 2197 nodes; search +-4 vox; load average 5.0 5.1 4.1
-    speckle-5%     synthcal      1.73      578         876   0.0031   0.0031  100.0
-    speckle-5%     spam          5.57      179         169   0.0188   0.0188  100.0
-    speckle-5%     ratio     speed x3.2 (wall), x5.2 (cpu); RMS synthcal/spam 0.16 on 2197 nodes; search +-11 vox; load average 5.1 5.1 4.1
-    speckle-sine   synthcal      1.66      604         926   0.0825   0.0082  100.0
-    speckle-sine   spam          5.15      194         169   0.0721   0.0252  100.0
-    speckle-sine   ratio     speed x3.1 (wall), x5.5 (cpu); RMS synthcal/spam 1.14 on 2197 nodes; search +-4 vox; load average 5.3 5.1 4.2
-    grains-20vox   synthcal      7.86      127         215   0.0122   0.0122   78.1
-    grains-20vox   spam         10.05      100         109   0.0305   0.0305   91.1
-    grains-20vox   ratio     speed x1.3 (wall), x2.0 (cpu); RMS synthcal/spam 0.40 on 1716 nodes; search +-22 vox; load average 5.5 5.1 4.3
+    gauss-shift    synthcal      1.36      734         909   0.0017   0.0017  100.0
+    gauss-shift    spam          5.66      177         166   0.0160   0.0160  100.0
+    gauss-shift    ratio     speed x4.2 (wall), x5.5 (cpu); RMS synthcal/spam 0.11 on 2197 nodes; search +-5 vox; load average 3.5 4.3 4.3
+    gauss-affine   synthcal      0.93     1072        1089   0.0017   0.0017  100.0
+    gauss-affine   spam          5.22      191         172   0.0149   0.0149  100.0
+    gauss-affine   ratio     speed x5.6 (wall), x6.3 (cpu); RMS synthcal/spam 0.11 on 2197 nodes; search +-4 vox; load average 4.0 4.3 4.3
+    speckle-5%     synthcal      0.84     1192        1198   0.0031   0.0031  100.0
+    speckle-5%     spam          4.52      221         195   0.0188   0.0188  100.0
+    speckle-5%     ratio     speed x5.4 (wall), x6.1 (cpu); RMS synthcal/spam 0.16 on 2197 nodes; search +-11 vox; load average 3.8 4.2 4.2
+    speckle-sine   synthcal      1.47      681         957   0.0825   0.0082  100.0
+    speckle-sine   spam          5.06      198         179   0.0721   0.0252  100.0
+    speckle-sine   ratio     speed x3.4 (wall), x5.4 (cpu); RMS synthcal/spam 1.14 on 2197 nodes; search +-4 vox; load average 5.0 4.4 4.3
+    grains-20vox   synthcal      7.42      135         255   0.0122   0.0122   78.1
+    grains-20vox   spam         11.28       89         110   0.0305   0.0305   91.1
+    grains-20vox   ratio     speed x1.5 (wall), x2.3 (cpu); RMS synthcal/spam 0.40 on 1716 nodes; search +-22 vox; load average 4.8 4.5 4.3
     grains-20vox   ok in one code only: spam 285 nodes, RMS 0.1596 vox
-    grains-8%      synthcal      1.88      533         866   0.0117   0.0117  100.0
-    grains-8%      spam          4.83      207         188   0.0216   0.0216  100.0
-    grains-8%      ratio     speed x2.6 (wall), x4.6 (cpu); RMS synthcal/spam 0.54 on 2197 nodes; search +-9 vox; load average 5.1 5.1 4.4
-    phantom-sine   synthcal      1.77      565         796   0.0851   0.0156  100.0
-    phantom-sine   spam          5.93      169         158   0.0831   0.0452  100.0
-    phantom-sine   ratio     speed x3.4 (wall), x5.0 (cpu); RMS synthcal/spam 1.02 on 2197 nodes; search +-5 vox; load average 5.4 5.1 4.4
-    phantom-12vox  synthcal      4.15      241         398   0.0153   0.0153   85.2
-    phantom-12vox  spam          7.16      140         139   0.0477   0.0477   99.3
-    phantom-12vox  ratio     speed x1.7 (wall), x2.9 (cpu); RMS synthcal/spam 0.32 on 1872 nodes; search +-17 vox; load average 5.5 5.2 4.5
+    grains-8%      synthcal      1.46      686         946   0.0117   0.0117  100.0
+    grains-8%      spam          7.24      138         156   0.0216   0.0216  100.0
+    grains-8%      ratio     speed x5.0 (wall), x6.1 (cpu); RMS synthcal/spam 0.54 on 2197 nodes; search +-9 vox; load average 5.6 4.7 4.4
+    phantom-sine   synthcal      1.42      704         801   0.0851   0.0156  100.0
+    phantom-sine   spam          5.67      176         133   0.0831   0.0452  100.0
+    phantom-sine   ratio     speed x4.0 (wall), x6.0 (cpu); RMS synthcal/spam 1.02 on 2197 nodes; search +-5 vox; load average 5.1 4.7 4.5
+    phantom-12vox  synthcal      2.80      357         389   0.0153   0.0153   85.2
+    phantom-12vox  spam          7.58      132         131   0.0477   0.0477   99.3
+    phantom-12vox  ratio     speed x2.7 (wall), x3.0 (cpu); RMS synthcal/spam 0.32 on 1872 nodes; search +-17 vox; load average 4.7 4.7 4.5
     phantom-12vox  ok in one code only: spam 309 nodes, RMS 0.0966 vox
-    worst case     ratio     speed x1.3 (wall, grains-20vox), x2.0 (cpu, grains-20vox); RMS synthcal/spam 1.14 (speckle-sine)
-    Ended 2026-12-02 08:18 UTC, load average 5.5 5.2 4.5
+    worst case     ratio     speed x1.5 (wall, grains-20vox), x2.3 (cpu, grains-20vox); RMS synthcal/spam 1.14 (speckle-sine)
+    Ended 2026-12-02 08:29 UTC, load average 4.7 4.7 4.5
 
-The run before it (07:56-08:06 UTC, load average 3.5-6.7, an earlier
-revision of this script without the RMS cube column) gave the same RMS and ok fractions and speed
-ratios x2.4-x3.6 wall, x4.7-x6.6 CPU on the six small-displacement cases,
-x1.6 / x3.2 on phantom-12vox, and x0.9 wall / x1.9 CPU on grains-20vox:
-there synthcal was slower than spam by the wall clock.
+The two runs before it (07:56-08:06 UTC at load average 3.5-6.7, an
+earlier revision of this script without the RMS cube column; 08:07-08:18
+UTC at load average 4.6-5.5, this script) gave the same RMS and ok
+fractions and these speed ratios (wall, CPU)::
+
+    case            07:56 run       08:07 run       08:19 run (above)
+    gauss-shift     x2.5, x4.7      x4.2, x5.9      x4.2, x5.5
+    gauss-affine    x3.0, x6.0      x3.1, x5.7      x5.6, x6.3
+    speckle-5%      x3.6, x6.6      x3.2, x5.2      x5.4, x6.1
+    speckle-sine    x2.7, x4.9      x3.1, x5.5      x3.4, x5.4
+    grains-20vox    x0.9, x1.9      x1.3, x2.0      x1.5, x2.3
+    grains-8%       x3.2, x4.9      x2.6, x4.6      x5.0, x6.1
+    phantom-sine    x2.4, x4.9      x3.4, x5.0      x4.0, x6.0
+    phantom-12vox   x1.6, x3.2      x1.7, x2.9      x2.7, x3.0
 
 What it says, worst case first:
 
-* Speed. The worst case is the 20-voxel shift (grains-20vox): synthcal x0.9-
-  x1.3 faster than spam by the wall clock (slower in one run of two), x1.9-
-  x2.0 by CPU time; then the 12-voxel shift, x1.6-x1.7 wall, x2.9-x3.2 CPU.
-  synthcal pays there for nodes whose match leaves the volume (see the
-  profile below) and for its own +-17..22-voxel search, which spam is
-  spared. On
-  the six cases with displacements up to 11 voxels synthcal is x2.4-x4.2
-  faster by the wall clock and x4.6-x6.6 by CPU time. Under this load
-  synthcal gets fewer CPU-seconds per wall second (0.57-0.74) than spam's
-  two worker processes (0.92-1.15), so the wall ratios are the lower ones;
-  the CPU ratios are the steadier measure here.
+* Speed. The worst case is the 20-voxel shift (grains-20vox): synthcal
+  x0.9-x1.5 spam's speed by the wall clock (slower than spam in one run of
+  three), x1.9-x2.3 by CPU time; then the 12-voxel shift, x1.6-x2.7 wall,
+  x2.9-x3.2 CPU. synthcal pays there for nodes whose match leaves the
+  volume (see the profile below) and for its own +-17..22-voxel search,
+  which spam is spared. On the six cases with displacements up to 11
+  voxels synthcal is x2.4-x5.6 faster by the wall clock and x4.6-x6.6 by
+  CPU time. Under load synthcal gets fewer CPU-seconds per wall second
+  (0.53-0.99 over the runs) than spam's two worker processes (0.8-1.3), so
+  the wall ratios are the lower and the more variable ones; the CPU ratios
+  are the steadier measure here.
 * Accuracy. On the nodes both codes trust, synthcal's RMS is 0.11-0.54 of
   spam's for every affine field, on every texture (spam's trilinear
   interpolation bias). The worst RMS ratio is the non-affine sine field:
@@ -132,20 +141,21 @@ What it says, worst case first:
   (RMS 0.10 and 0.16 voxel) than its nodes in common with synthcal. All
   other cases: 100 % ok in both.
 
-Profile of the slowest case (grains-20vox, one run under cProfile, 17.1 s
-wall, 9.4 CPU-s, load average 5)::
+Profile of the slowest case (grains-20vox, one run under cProfile, 14.5 s
+wall, 9.4 CPU-s, load average 4.2; 17.1 s wall and the same split in the
+08:07 run)::
 
     stage                                     wall s  wall %   cpu s  calls
-    B-spline interpolation + sums (taichi)     12.04    70.5    6.08    408
-    FFT integer search                          2.92    17.1    2.10      2
-    Gauss-Newton (excl. interpolation)          1.05     6.2    0.58      8
-    reference subvolumes + gradients            0.81     4.8    0.48      8
-    B-spline prefilter of deformed              0.11     0.7    0.06      1
-    subvolume extraction (deformed)             0.09     0.5    0.07      8
-    neighbour guesses                           0.02     0.1    0.02      2
-    neighbour median test                       0.01     0.1    0.01      1
-    rest (outlier loop, bookkeeping)            0.02     0.1
-    Gauss-Newton: 35236 node-iterations in all passes = 16.0 per node; final pass 11.3 per node (median 4, max 50)
+    B-spline interpolation + sums (taichi)     10.21    70.5    6.49    408
+    FFT integer search                          2.64    18.2    1.77      2
+    reference subvolumes + gradients            0.79     5.5    0.46      8
+    Gauss-Newton (excl. interpolation)          0.54     3.8    0.46      8
+    subvolume extraction (deformed)             0.12     0.8    0.08      8
+    B-spline prefilter of deformed              0.06     0.4    0.06      1
+    neighbour guesses                           0.04     0.3    0.02      2
+    neighbour median test                       0.03     0.2    0.03      1
+    rest (outlier loop, bookkeeping)            0.05     0.3
+    Gauss-Newton: 35236 node-iterations in all passes = 16.0 per node; final pass 11.3 per node (median 4, max 50); ok 78.1 %
       final pass, status CONVERGED       1716 nodes,   6363 node-iterations (3.7 per node)
       final pass, status OUTSIDE          481 nodes,  18506 node-iterations (38.5 per node)
 
@@ -156,9 +166,9 @@ per call) takes 70 % of the time, and most of it goes to the 481 nodes
 twice (first pass, then the retry of failed nodes), whereas the converged
 nodes need 3.7. Their final pass alone is 18506 of the 35236
 node-iterations; most of the other 10367 (first attempts) went to the same
-nodes. The +-22-voxel search (coarse-to-fine, two calls) is 17 %. On the
-cases with displacements up to 11 voxels there are no such nodes and
-synthcal runs at 1.3-2.3 ms per node (both runs). (Measured only; the DVC
+nodes. The +-22-voxel search (coarse-to-fine, two calls) is 17-18 %. On
+the cases with displacements up to 11 voxels there are no such nodes and
+synthcal takes 0.8-2.3 ms per node (three runs). (Measured only; the DVC
 code is unchanged.)
 """
 
