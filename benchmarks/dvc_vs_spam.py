@@ -20,7 +20,8 @@ noise 1-5 %, displacements 0-20 voxels, affine fields and a non-affine one.
   crop of the step-0 reconstruction of ``scenarios/quick.toml`` (NMC
   particles with primary grains and pores, binder, pores, reconstruction
   noise and artefacts). The run is made once, by ``synthcal run ...
-  --until reconstruct``, into ``PHANTOM_RUN`` (a few minutes).
+  --until reconstruct``, into ``PHANTOM_RUN`` (a few minutes; the folder
+  ``SYNTHCAL_BENCH_RUN`` names, if set, else one in the temp directory).
 
 ``speckle`` and ``grains`` are analytic: the deformed volume is the texture
 evaluated exactly at the reference point of each voxel centre, so no image
