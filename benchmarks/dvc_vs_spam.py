@@ -1,121 +1,459 @@
 """Local DVC speed and accuracy: ``analysis.dvc.correlate`` against spam's ``ldic``.
 
-Run (spam lives in its own venv, with synthcal editable)::
+Run (spam lives in its own venv, with synthcal editable; spam is not a
+dependency of synthcal)::
 
     python -m venv /tmp/venv-dvc && /tmp/venv-dvc/bin/pip install spam -e .
-    /tmp/venv-dvc/bin/python benchmarks/dvc_vs_spam.py
+    SYNTHCAL_DEM_THREADS=1 /tmp/venv-dvc/bin/python benchmarks/dvc_vs_spam.py
 
-Both codes get the same volume pairs with a known displacement field (a
-subvoxel shift; an affine field with ~1 % strain), the same node grid
-(``spam.DIC.makeGrid``-like spacing, via ``analysis.dvc.node_grid``) and the same
-17^3 subvolumes (spam ``hws=8``), on 2 processes/threads. spam's ``ldic`` does
-no integer search: it is given the truth rounded to whole voxels as its
-initial guess (generous to spam); synthcal's time includes its own FFT
-integer search. RMS error is the Euclidean displacement error against the
-truth, voxels, over nodes trusted by both codes. Times are the best of
-``REPEATS`` runs of each code: wall clock, and CPU seconds (all threads and
-worker processes), which is steadier when other jobs share the cores.
+Cases (the table ``CASES`` below): four textures, strains 0-8 %, grey-level
+noise 1-5 %, displacements 0-20 voxels, affine fields and a non-affine one.
 
-Latest table (2-core x86_64 VM, shared with other jobs; spam 0.9.1):
+* ``gauss``: gaussian-filtered white noise (sigma 1.5 voxels), the classic,
+  flattering texture.
+* ``speckle``: gaussian spots (sigma 1 voxel, one per 24 voxels^3, random
+  brightness) on a dark background, as sprayed on a sample for DIC.
+* ``grains``: Voronoi grains (one per ~216 voxels^3, Poisson seeds) with
+  random grey levels, 0.6-voxel soft boundaries and darker grain
+  boundaries: a polycrystal, with flat areas and sharp edges.
+* ``phantom``: the project's own phantom as the scanner sees it, a 128^3
+  crop of the step-0 reconstruction of ``scenarios/quick.toml`` (NMC
+  particles with primary grains and pores, binder, pores, reconstruction
+  noise and artefacts). The run is made once, by ``synthcal run ...
+  --until reconstruct``, into ``PHANTOM_RUN`` (a few minutes; the folder
+  ``SYNTHCAL_BENCH_RUN`` names, if set, else one in the temp directory).
 
-Run of 2026-11-26 10:10 UTC, load average ~2.7 (two other jobs on the 2 cores):
+``speckle`` and ``grains`` are analytic: the deformed volume is the texture
+evaluated exactly at the reference point of each voxel centre, so no image
+interpolation enters the truth. ``gauss`` and ``phantom`` are sampled
+images: the deformed volume is the reference interpolated by a quintic
+B-spline (from a larger master volume, so no mirror padding enters). That
+interpolation is closer to synthcal's cubic B-spline than to spam's
+trilinear one: on those two textures the comparison leans towards
+synthcal's accuracy; the analytic textures do not.
 
-    2197 nodes, subvolume 17^3, volume (128, 128, 128), noise 0.02, cpus 2
-    case     code        nodes/s  nodes/cpu-s   RMS vox   ok %
-    shift    synthcal        742          943    0.0018  100.0
-    shift    spam            139          129    0.0155  100.0
-    shift    ratio     speed x5.4 (wall), x7.3 (cpu); RMS synthcal/spam 0.12
-    affine   synthcal        628          953    0.0018  100.0
-    affine   spam            103          137    0.0146  100.0
-    affine   ratio     speed x6.1 (wall), x7.0 (cpu); RMS synthcal/spam 0.12
+Displacement field of a case (reference coordinates X, voxels, c the volume
+centre): ``u(X) = t + E (X - c) + A s(X)``, t the translation, E the
+symmetric strain tensor, and A s(X) a smooth non-affine field of amplitude
+A voxels (each component a sine of wavelength ``SINE_WAVELENGTH_VOXELS``
+along another axis: u_z along y, u_y along x, u_x along z). The truth at a
+node is u(node) (the point value; for the sine field an affine subvolume of
+17 voxels cannot follow the curvature: u(node) and the subvolume mean of u
+differ by 0.08 voxel RMS, a bias both codes share). Grey-level noise: white gaussian of ``noise`` times the
+texture's standard deviation, independent in both volumes.
 
-Earlier, two consecutive runs at load average ~5 on the 2 cores:
+Both codes get the same volume pairs, the same node grid (``node_grid``,
+nodes every 8 voxels, 4 voxels from the faces) and the same 17^3
+subvolumes (spam ``hws=8``), on 2 processes/threads. spam's ``ldic`` does
+no integer search: it is given the truth at each node rounded to whole
+voxels as its initial guess (generous to spam: up to 20 voxels of search it
+does not pay for). synthcal does its own FFT integer search from zero, with
+``max_displacement_voxels`` = the largest true displacement component of
+the case rounded up, plus 2; its time includes that search. RMS error is
+the Euclidean displacement error, voxels, over the nodes trusted by both
+codes (synthcal ``ok``, spam ``returnStatus == 2``): "RMS vox" against the
+truth u(node), "RMS cube" against the mean of u over the node's subvolume
+(the same for affine fields; for the sine it removes the shape-function
+bias and leaves the measurement error). Each code's ok fraction is printed,
+and the nodes trusted by one code only, with their RMS. Times are the best
+of ``REPEATS`` runs of each code: wall clock, and CPU seconds (all threads
+and worker processes), which is steadier when other jobs share the cores.
+The worst-case row takes the lowest speed ratios (spam time / synthcal
+time) and the highest RMS ratio (synthcal / spam) over the cases.
+Afterwards the case where synthcal is slowest is run once more with timers
+around its stages (and cProfile).
 
-    2197 nodes, subvolume 17^3, volume (128, 128, 128), noise 0.02, cpus 2
-    case     code        nodes/s  nodes/cpu-s   RMS vox   ok %
-    shift    synthcal       1018         1022    0.0018  100.0
-    shift    spam            135          143    0.0155  100.0
-    shift    ratio     speed x7.5 (wall), x7.2 (cpu); RMS synthcal/spam 0.12
-    affine   synthcal       1004         1042    0.0018  100.0
-    affine   spam            136          134    0.0146  100.0
-    affine   ratio     speed x7.4 (wall), x7.8 (cpu); RMS synthcal/spam 0.12
+Latest table (2-core x86_64 VM, shared with two other jobs, a DEM and
+mutation testing; load average 2.9-5.6; python 3.11.7, numpy 2.4.6,
+scipy 1.17.1, taichi 1.7.4, spam 0.9.1; REPEATS = 3)::
 
-    2197 nodes, subvolume 17^3, volume (128, 128, 128), noise 0.02, cpus 2
-    case     code        nodes/s  nodes/cpu-s   RMS vox   ok %
-    shift    synthcal        550          936    0.0018  100.0
-    shift    spam            141          137    0.0155  100.0
-    shift    ratio     speed x3.9 (wall), x6.8 (cpu); RMS synthcal/spam 0.12
-    affine   synthcal        666          851    0.0018  100.0
-    affine   spam            168          147    0.0146  100.0
-    affine   ratio     speed x4.0 (wall), x5.8 (cpu); RMS synthcal/spam 0.12
+    Run of 2026-12-02 08:19 UTC, x86_64 2 cpus, load average 2.9 4.4 4.3
+    2197 nodes, subvolume 17^3, spacing 8, volume (128, 128, 128), 2 processes/threads, best of 3; spam starts from the truth rounded to voxels, synthcal searches
+    case           code       ms/node  nodes/s nodes/cpu-s  RMS vox RMS cube   ok %
+    gauss-shift    synthcal      1.36      734         909   0.0017   0.0017  100.0
+    gauss-shift    spam          5.66      177         166   0.0160   0.0160  100.0
+    gauss-shift    ratio     speed x4.2 (wall), x5.5 (cpu); RMS synthcal/spam 0.11 on 2197 nodes; search +-5 vox; load average 3.5 4.3 4.3
+    gauss-affine   synthcal      0.93     1072        1089   0.0017   0.0017  100.0
+    gauss-affine   spam          5.22      191         172   0.0149   0.0149  100.0
+    gauss-affine   ratio     speed x5.6 (wall), x6.3 (cpu); RMS synthcal/spam 0.11 on 2197 nodes; search +-4 vox; load average 4.0 4.3 4.3
+    speckle-5%     synthcal      0.84     1192        1198   0.0031   0.0031  100.0
+    speckle-5%     spam          4.52      221         195   0.0188   0.0188  100.0
+    speckle-5%     ratio     speed x5.4 (wall), x6.1 (cpu); RMS synthcal/spam 0.16 on 2197 nodes; search +-11 vox; load average 3.8 4.2 4.2
+    speckle-sine   synthcal      1.47      681         957   0.0825   0.0082  100.0
+    speckle-sine   spam          5.06      198         179   0.0721   0.0252  100.0
+    speckle-sine   ratio     speed x3.4 (wall), x5.4 (cpu); RMS synthcal/spam 1.14 on 2197 nodes; search +-4 vox; load average 5.0 4.4 4.3
+    grains-20vox   synthcal      7.42      135         255   0.0122   0.0122   78.1
+    grains-20vox   spam         11.28       89         110   0.0305   0.0305   91.1
+    grains-20vox   ratio     speed x1.5 (wall), x2.3 (cpu); RMS synthcal/spam 0.40 on 1716 nodes; search +-22 vox; load average 4.8 4.5 4.3
+    grains-20vox   ok in one code only: spam 285 nodes, RMS 0.1596 vox
+    grains-8%      synthcal      1.46      686         946   0.0117   0.0117  100.0
+    grains-8%      spam          7.24      138         156   0.0216   0.0216  100.0
+    grains-8%      ratio     speed x5.0 (wall), x6.1 (cpu); RMS synthcal/spam 0.54 on 2197 nodes; search +-9 vox; load average 5.6 4.7 4.4
+    phantom-sine   synthcal      1.42      704         801   0.0851   0.0156  100.0
+    phantom-sine   spam          5.67      176         133   0.0831   0.0452  100.0
+    phantom-sine   ratio     speed x4.0 (wall), x6.0 (cpu); RMS synthcal/spam 1.02 on 2197 nodes; search +-5 vox; load average 5.1 4.7 4.5
+    phantom-12vox  synthcal      2.80      357         389   0.0153   0.0153   85.2
+    phantom-12vox  spam          7.58      132         131   0.0477   0.0477   99.3
+    phantom-12vox  ratio     speed x2.7 (wall), x3.0 (cpu); RMS synthcal/spam 0.32 on 1872 nodes; search +-17 vox; load average 4.7 4.7 4.5
+    phantom-12vox  ok in one code only: spam 309 nodes, RMS 0.0966 vox
+    worst case     ratio     speed x1.5 (wall, grains-20vox), x2.3 (cpu, grains-20vox); RMS synthcal/spam 1.14 (speckle-sine)
+    Ended 2026-12-02 08:29 UTC, load average 4.7 4.7 4.5
 
-Wall-clock ratios swing between x4 and x7.5 with the other jobs' load;
-CPU-time ratios stay at x6-x8. spam 0.9.1 ldic uses its default trilinear
-interpolation; its RMS is the usual trilinear bias.
+The two runs before it (07:56-08:06 UTC at load average 3.5-6.7, an
+earlier revision of this script without the RMS cube column; 08:07-08:18
+UTC at load average 4.6-5.5, this script) gave the same RMS and ok
+fractions and these speed ratios (wall, CPU)::
+
+    case            07:56 run       08:07 run       08:19 run (above)
+    gauss-shift     x2.5, x4.7      x4.2, x5.9      x4.2, x5.5
+    gauss-affine    x3.0, x6.0      x3.1, x5.7      x5.6, x6.3
+    speckle-5%      x3.6, x6.6      x3.2, x5.2      x5.4, x6.1
+    speckle-sine    x2.7, x4.9      x3.1, x5.5      x3.4, x5.4
+    grains-20vox    x0.9, x1.9      x1.3, x2.0      x1.5, x2.3
+    grains-8%       x3.2, x4.9      x2.6, x4.6      x5.0, x6.1
+    phantom-sine    x2.4, x4.9      x3.4, x5.0      x4.0, x6.0
+    phantom-12vox   x1.6, x3.2      x1.7, x2.9      x2.7, x3.0
+
+What it says, worst case first:
+
+* Speed. The worst case is the 20-voxel shift (grains-20vox): synthcal
+  x0.9-x1.5 spam's speed by the wall clock (slower than spam in one run of
+  three), x1.9-x2.3 by CPU time; then the 12-voxel shift, x1.6-x2.7 wall,
+  x2.9-x3.2 CPU. synthcal pays there for nodes whose match leaves the
+  volume (see the profile below) and for its own +-17..22-voxel search,
+  which spam is spared. On the six cases with displacements up to 11
+  voxels synthcal is x2.4-x5.6 faster by the wall clock and x4.6-x6.6 by
+  CPU time. Under load synthcal gets fewer CPU-seconds per wall second
+  (0.53-0.99 over the runs) than spam's two worker processes (0.8-1.3), so
+  the wall ratios are the lower and the more variable ones; the CPU ratios
+  are the steadier measure here.
+* Accuracy. On the nodes both codes trust, synthcal's RMS is 0.11-0.54 of
+  spam's for every affine field, on every texture (spam's trilinear
+  interpolation bias). The worst RMS ratio is the non-affine sine field:
+  1.14 (speckle) and 1.02 (phantom) against the point truth u(node), whose
+  error there is dominated by the curvature bias that a 17^3 affine
+  subvolume cannot avoid (0.08 voxel RMS). spam lands closer to u(node),
+  not because it measures better: against the subvolume mean of u, what
+  an affine subvolume can measure, the ratios are 0.33 and 0.35.
+* Coverage. Where the match leaves the volume (12- and 20-voxel shifts)
+  synthcal marks the node OUTSIDE and does not trust it: 85.2 % and 78.1 %
+  ok, against spam's 99.3 % and 91.1 %. spam's extra nodes (309 and 285)
+  come from subvolumes cut at the volume's face and are 2-5x less accurate
+  (RMS 0.10 and 0.16 voxel) than its nodes in common with synthcal. All
+  other cases: 100 % ok in both.
+
+Profile of the slowest case (grains-20vox, one run under cProfile, 14.5 s
+wall, 9.4 CPU-s, load average 4.2; 17.1 s wall and the same split in the
+08:07 run)::
+
+    stage                                     wall s  wall %   cpu s  calls
+    B-spline interpolation + sums (taichi)     10.21    70.5    6.49    408
+    FFT integer search                          2.64    18.2    1.77      2
+    reference subvolumes + gradients            0.79     5.5    0.46      8
+    Gauss-Newton (excl. interpolation)          0.54     3.8    0.46      8
+    subvolume extraction (deformed)             0.12     0.8    0.08      8
+    B-spline prefilter of deformed              0.06     0.4    0.06      1
+    neighbour guesses                           0.04     0.3    0.02      2
+    neighbour median test                       0.03     0.2    0.03      1
+    rest (outlier loop, bookkeeping)            0.05     0.3
+    Gauss-Newton: 35236 node-iterations in all passes = 16.0 per node; final pass 11.3 per node (median 4, max 50); ok 78.1 %
+      final pass, status CONVERGED       1716 nodes,   6363 node-iterations (3.7 per node)
+      final pass, status OUTSIDE          481 nodes,  18506 node-iterations (38.5 per node)
+
+The interpolation kernel (one Gauss–Newton iteration of a batch of nodes
+per call) takes 70 % of the time, and most of it goes to the 481 nodes
+(22 %) whose match leaves the volume: they iterate 38.5 times on average
+(up to ``max_iterations`` = 50) before being marked OUTSIDE, and are tried
+twice (first pass, then the retry of failed nodes), whereas the converged
+nodes need 3.7. Their final pass alone is 18506 of the 35236
+node-iterations; most of the other 10367 (first attempts) went to the same
+nodes. The +-22-voxel search (coarse-to-fine, two calls) is 17-18 %. On
+the cases with displacements up to 11 voxels there are no such nodes and
+synthcal takes 0.8-2.3 ms per node (three runs). (Measured only; the DVC
+code is unchanged.)
 """
 
+import contextlib
+import cProfile
 import os
+import platform
+import pstats
 import resource
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
+import scipy
 import scipy.ndimage as ndi
+from scipy.spatial import cKDTree
+from scipy.special import erfc
 
+import analysis.dvc.local as dvc_local
 from analysis.dvc import correlate, node_grid
+from analysis.dvc.interpolate import SplineVolume
 
 SHAPE = (128, 128, 128)
 SUBVOLUME = 17
 SPACING = 8
-NOISE = 0.02          # grey-level noise std, relative to the texture std
-REPEATS = 3           # best of, against the noise of a shared machine
+MARGIN_VOXELS = 4           # nodes this far from the faces, at least
+REPEATS = 3                 # best of, against the noise of a shared machine
+MASTER_PAD_VOXELS = 24      # sampled textures: master volume this much larger on each side
+SINE_WAVELENGTH_VOXELS = 64.0
+SINE_PHASE_RAD = (0.3, 1.1, 2.0)
+PHANTOM_SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "quick.toml"
+PHANTOM_RUN = Path(os.environ.get("SYNTHCAL_BENCH_RUN", Path(tempfile.gettempdir()) / "synthcal-dvc-bench-quick"))
+
+# name, texture, translation t (z, y, x) voxels, strain E (zz, yy, xx, yz, zx, xy) %, sine amplitude A voxels,
+# noise (fraction of the texture std)
+CASES = (
+    ("gauss-shift",    "gauss",   (2.3, -1.7, 0.45),   (0, 0, 0, 0, 0, 0),               0.0, 0.02),
+    ("gauss-affine",   "gauss",   (0.6, 1.2, -0.8),    (-1.0, 0.4, 0.5, -0.1, 0.0, 0.15), 0.0, 0.02),
+    ("speckle-5%",     "speckle", (5.3, -3.6, 2.2),    (-5.0, 2.0, 2.0, 1.0, -0.5, 0.5), 0.0, 0.03),
+    ("speckle-sine",   "speckle", (0.4, -0.3, 0.7),    (0, 0, 0, 0, 0, 0),               0.6, 0.05),
+    ("grains-20vox",   "grains",  (18.6, -11.3, 6.4),  (-1.0, 0.5, 0.5, 0, 0, 0),        0.0, 0.01),
+    ("grains-8%",      "grains",  (-2.2, 1.4, 3.1),    (-8.0, 3.0, 3.0, 1.5, 0.0, -1.0), 0.0, 0.01),
+    ("phantom-sine",   "phantom", (1.4, 0.7, -2.2),    (-0.5, 0.2, 0.2, 0, 0, 0),        0.6, 0.02),
+    ("phantom-12vox",  "phantom", (12.4, -7.7, 3.3),   (-4.0, 1.5, 1.5, 0.5, 0.0, 0.0),  0.0, 0.05),
+)
 
 
-def texture(shape, seed):
+def strain_tensor(components_percent):
+    """Symmetric 3x3 strain (z, y, x) from (zz, yy, xx, yz, zx, xy) in %, dimensionless."""
+    zz, yy, xx, yz, zx, xy = np.asarray(components_percent, dtype=np.float64) / 100.0
+    return np.array([[zz, yz, zx],
+                     [yz, yy, xy],
+                     [zx, xy, xx]])
+
+
+def displacement(points_voxels, translation_voxels, strain, sine_amplitude_voxels):
+    """u(X) of a case at reference points.
+
+    Parameters
+    ----------
+    points_voxels : numpy.ndarray
+        (3, N) reference positions (z, y, x), voxels.
+    translation_voxels : array_like
+        (3,) t, voxels.
+    strain : numpy.ndarray
+        (3, 3) symmetric E, dimensionless.
+    sine_amplitude_voxels : float
+        A; u_z varies along y, u_y along x, u_x along z.
+
+    Returns
+    -------
+    numpy.ndarray
+        (3, N) displacement (z, y, x), voxels.
+    """
+    c = (np.array(SHAPE, dtype=np.float64) - 1) / 2
+    rel = points_voxels - c[:, None]
+    u = np.asarray(translation_voxels, dtype=np.float64)[:, None] + strain @ rel
+    if sine_amplitude_voxels:
+        k = 2 * np.pi / SINE_WAVELENGTH_VOXELS
+        along = rel[[1, 2, 0]]
+        u = u + sine_amplitude_voxels * np.sin(k * along + np.asarray(SINE_PHASE_RAD)[:, None])
+    return u
+
+
+def reference_points(x_voxels, field, iterations=30):
+    """X with X + u(X) = x, by fixed-point iteration (|grad u| < 0.1 here, so it contracts fast).
+
+    Parameters
+    ----------
+    x_voxels : numpy.ndarray
+        (3, N) deformed positions, voxels.
+    field : callable
+        u(X), (3, N) -> (3, N), voxels.
+
+    Returns
+    -------
+    numpy.ndarray
+        (3, N) reference positions, voxels.
+    """
+    x_ref = x_voxels - field(x_voxels)
+    for _ in range(iterations):
+        new = x_voxels - field(x_ref)
+        step = np.abs(new - x_ref).max()
+        x_ref = new
+        if step < 1e-7:
+            break
+    return x_ref
+
+
+def speckle_sampler(seed, spots_per_voxel=1 / 24, sigma_voxels=1.0):
+    """Analytic speckle: sum of gaussian spots, evaluated at any point (voxels)."""
     rng = np.random.default_rng(seed)
-    v = ndi.gaussian_filter(rng.normal(size=shape), 1.5)
-    return (v / v.std()).astype(np.float32)
+    low, high = -2 * MASTER_PAD_VOXELS, np.array(SHAPE) + 2 * MASTER_PAD_VOXELS
+    n = rng.poisson(np.prod(high - low) * spots_per_voxel)
+    centres = rng.uniform(low, high, size=(n, 3))
+    brightness = rng.uniform(0.6, 1.0, size=n)
+    tree = cKDTree(centres)
+    reach = 3.5 * sigma_voxels
+
+    def sample(points_voxels):
+        out = np.empty(points_voxels.shape[1])
+        for start in range(0, len(out), 1 << 18):
+            p = points_voxels[:, start:start + (1 << 18)].T
+            d, j = tree.query(p, k=16, distance_upper_bound=reach, workers=2)
+            near = np.isfinite(d)
+            w = np.where(near, np.exp(-0.5 * (np.where(near, d, 0.0) / sigma_voxels) ** 2), 0.0)
+            out[start:start + len(p)] = (w * brightness[np.minimum(j, n - 1)]).sum(axis=1)
+        return out
+
+    return sample
 
 
-def warp(reference, translation, gradient):
-    """Deformed volume for u(X) = t + G (X - c): samples reference at X(x)."""
-    c = (np.array(reference.shape) - 1) / 2
-    inv = np.linalg.inv(np.eye(3) + gradient)
-    grid = np.indices(reference.shape, dtype=np.float64).reshape(3, -1)
-    x_ref = c[:, None] + inv @ (grid - c[:, None] - np.asarray(translation)[:, None])
-    return ndi.map_coordinates(reference, x_ref, order=5, mode="mirror").reshape(reference.shape).astype(np.float32)
+def grain_sampler(seed, voxels_per_grain=216.0, edge_voxels=0.6, boundary_dip=0.3):
+    """Analytic Voronoi grains with random grey levels, soft edges and darker boundaries."""
+    rng = np.random.default_rng(seed)
+    low, high = -2 * MASTER_PAD_VOXELS, np.array(SHAPE) + 2 * MASTER_PAD_VOXELS
+    n = rng.poisson(np.prod(high - low) / voxels_per_grain)
+    seeds = rng.uniform(low, high, size=(n, 3))
+    grey = rng.uniform(0.0, 1.0, size=n)
+    tree = cKDTree(seeds)
+
+    def sample(points_voxels):
+        out = np.empty(points_voxels.shape[1])
+        for start in range(0, len(out), 1 << 18):
+            p = points_voxels[:, start:start + (1 << 18)].T
+            d, j = tree.query(p, k=2, workers=2)
+            gap = np.linalg.norm(seeds[j[:, 1]] - seeds[j[:, 0]], axis=1)
+            to_boundary = (d[:, 1] ** 2 - d[:, 0] ** 2) / (2 * gap)   # distance to the bisector plane
+            g1, g2 = grey[j[:, 0]], grey[j[:, 1]]
+            value = g1 + (g2 - g1) * 0.5 * erfc(to_boundary / (np.sqrt(2) * edge_voxels))
+            out[start:start + len(p)] = value - boundary_dip * np.exp(-0.5 * (to_boundary / edge_voxels) ** 2)
+        return out
+
+    return sample
 
 
-def truth(nodes, shape, translation, gradient):
-    c = (np.array(shape) - 1) / 2
-    return np.asarray(translation) + (nodes - c) @ np.asarray(gradient).T
+def image_sampler(master, offset_voxels):
+    """Quintic B-spline interpolation of a master volume whose voxel ``offset_voxels`` is the volume's (0, 0, 0)."""
+    coef = ndi.spline_filter(master.astype(np.float64), order=5, mode="mirror")
+    offset_voxels = np.reshape(np.asarray(offset_voxels, dtype=np.float64), (-1, 1))
+
+    def sample(points_voxels):
+        return ndi.map_coordinates(coef, points_voxels + offset_voxels, order=5, mode="mirror", prefilter=False)
+
+    return sample
 
 
-def run_spam(ref, defo, nodes, guess):
+def gauss_sampler(seed):
+    """Gaussian-filtered white noise (sigma 1.5 voxels) on a padded master volume."""
+    rng = np.random.default_rng(seed)
+    master = ndi.gaussian_filter(rng.normal(size=tuple(np.array(SHAPE) + 2 * MASTER_PAD_VOXELS)), 1.5)
+    return image_sampler(master, MASTER_PAD_VOXELS)
+
+
+def phantom_sampler():
+    """The step-0 reconstruction of the quick scenario, around a central 128^3 crop (run once, then cached)."""
+    from synthcal.dataset import load_run
+
+    if not (PHANTOM_RUN / "volumes").exists() or not any((PHANTOM_RUN / "volumes").iterdir()):
+        print(f"# making the phantom: synthcal run {PHANTOM_SCENARIO.name} --until reconstruct -> {PHANTOM_RUN}",
+              flush=True)
+        subprocess.run([sys.executable, "-m", "synthcal.cli", "run", str(PHANTOM_SCENARIO), "--out", str(PHANTOM_RUN),
+                        "--until", "reconstruct"], check=True, stdout=subprocess.DEVNULL)
+    volume = load_run(PHANTOM_RUN).volume(0).astype(np.float64)
+    corner = (np.array(volume.shape) - np.array(SHAPE)) // 2
+    if np.any(corner < 0):
+        raise ValueError(f"reconstruction {volume.shape} smaller than {SHAPE}")
+    pad = np.minimum(corner, MASTER_PAD_VOXELS)
+    master = volume[tuple(slice(a - p, a + s + p) for a, p, s in zip(corner, pad, SHAPE))]
+    return image_sampler(master, pad)
+
+
+def volume_pair(sample, field, noise, rng):
+    """Reference and deformed float32 volumes of one case: the texture at x and at X(x), normalised, plus noise.
+
+    Parameters
+    ----------
+    sample : callable
+        Texture at (3, N) points, voxels.
+    field : callable
+        u(X), voxels.
+    noise : float
+        Noise std as a fraction of the reference texture's std.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    reference, deformed : numpy.ndarray
+    """
+    grid = np.indices(SHAPE, dtype=np.float64).reshape(3, -1)
+    ref = sample(grid)
+    defo = sample(reference_points(grid, field))
+    mean, std = ref.mean(), ref.std()
+    out = []
+    for v in (ref, defo):
+        v = (v - mean) / std + noise * rng.normal(size=v.shape)
+        out.append(v.reshape(SHAPE).astype(np.float32))
+    return out[0], out[1]
+
+
+def cube_mean_truth(field, nodes):
+    """Mean of u over each node's 17^3 subvolume: what an affine subvolume can measure at best, voxels.
+
+    On a symmetric cube the least-squares affine fit of u has the cube mean
+    as its value at the centre; it equals u(node) for affine fields and
+    differs by the curvature bias for the sine field.
+    """
+    h = np.arange(SUBVOLUME) - SUBVOLUME // 2
+    offsets = np.stack(np.meshgrid(h, h, h, indexing="ij"), axis=0).reshape(3, -1).astype(np.float64)
+    out = np.empty((len(nodes), 3))
+    for start in range(0, len(nodes), 128):
+        sel = nodes[start:start + 128].astype(np.float64)
+        points = (sel.T[:, :, None] + offsets[:, None, :]).reshape(3, -1)
+        out[start:start + 128] = field(points).reshape(3, len(sel), -1).mean(axis=2).T
+    return out
+
+
+def _rms(d, true):
+    return np.sqrt(np.mean(np.sum((d - true) ** 2, axis=1))) if len(d) else np.nan
+
+
+def run_spam(ref, defo, nodes, guess_voxels):
     import spam.DIC
     phi = np.zeros((len(nodes), 4, 4))
     phi[:] = np.eye(4)
-    phi[:, :3, 3] = np.round(guess)
+    phi[:, :3, 3] = np.round(guess_voxels)
     times, cpus = [], []
     for _ in range(REPEATS):
         t, c = time.perf_counter(), _cpu_seconds()
-        out = spam.DIC.ldic(ref, defo, nodes, np.array([SUBVOLUME // 2] * 3), processes=2, PhiField=phi)
+        with _quiet():
+            out = spam.DIC.ldic(ref, defo, nodes, np.array([SUBVOLUME // 2] * 3), processes=2, PhiField=phi)
         times.append(time.perf_counter() - t)
         cpus.append(_cpu_seconds() - c)
     phi_out, rs = out[0], out[1]
     return phi_out[:, :3, 3], rs == 2, min(times), min(cpus)
 
 
-def run_synthcal(ref, defo, nodes):
-    correlate(ref[:48, :48, :48], defo[:48, :48, :48], subvolume_voxels=SUBVOLUME,
-              node_spacing_voxels=SPACING, max_displacement_voxels=4)   # compile the kernels
+def run_synthcal(ref, defo, nodes, search_voxels):
     times, cpus = [], []
     for _ in range(REPEATS):
         t, c = time.perf_counter(), _cpu_seconds()
         r = correlate(ref, defo, subvolume_voxels=SUBVOLUME, node_spacing_voxels=SPACING,
-                      max_displacement_voxels=4, nodes=nodes)
+                      max_displacement_voxels=search_voxels, nodes=nodes)
         times.append(time.perf_counter() - t)
         cpus.append(_cpu_seconds() - c)
     return r.displacement, r.ok, min(times), min(cpus)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence stdout at the file-descriptor level (spam's progress bars and summary tables)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 1)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 def _cpu_seconds():
@@ -125,32 +463,160 @@ def _cpu_seconds():
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def _versions():
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "absent"
+
+    return (f"python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
+            f"taichi {of('taichi')}, spam {of('spam')}")
+
+
+def _load():
+    return "load average " + " ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+def make_case(texture, translation_voxels, strain_percent, sine_amplitude_voxels, noise, seed, samplers):
+    """Volumes, truth at the nodes and synthcal's search radius of one ``CASES`` row."""
+    if texture not in samplers:
+        samplers[texture] = {"gauss": lambda: gauss_sampler(1), "speckle": lambda: speckle_sampler(2),
+                             "grains": lambda: grain_sampler(3), "phantom": phantom_sampler}[texture]()
+    strain = strain_tensor(strain_percent)
+
+    def field(points):
+        return displacement(points, translation_voxels, strain, sine_amplitude_voxels)
+
+    rng = np.random.default_rng(seed)
+    ref, defo = volume_pair(samplers[texture], field, noise, rng)
+    return ref, defo, field
+
+
 def main():
-    rng = np.random.default_rng(7)
-    ref0 = texture(SHAPE, 1)
-    cases = {
-        "shift": (np.array([2.3, -1.7, 0.45]), np.zeros((3, 3))),
-        "affine": (np.array([0.6, 1.2, -0.8]), np.array([[-0.010, 0.002, 0.0],
-                                                           [0.001, 0.004, -0.003],
-                                                           [0.0, 0.002, 0.005]])),
-    }
-    nodes = node_grid(SHAPE, SPACING, SUBVOLUME, margin_voxels=4)
-    print(f"{len(nodes)} nodes, subvolume {SUBVOLUME}^3, volume {SHAPE}, noise {NOISE}, cpus {os.cpu_count()}")
-    print(f"{'case':8s} {'code':9s} {'nodes/s':>9s} {'nodes/cpu-s':>12s} {'RMS vox':>9s} {'ok %':>6s}")
-    for name, (t, g) in cases.items():
-        ref = ref0 + NOISE * rng.normal(size=SHAPE).astype(np.float32)
-        defo = warp(ref0, t, g) + NOISE * rng.normal(size=SHAPE).astype(np.float32)
-        true = truth(nodes, SHAPE, t, g)
-        d_sy, ok_sy, t_sy, c_sy = run_synthcal(ref, defo, nodes)
+    os.environ.setdefault("SYNTHCAL_DEM_THREADS", "1")
+    nodes = node_grid(SHAPE, SPACING, SUBVOLUME, margin_voxels=MARGIN_VOXELS)
+    start = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    print(f"Run of {start}, {platform.machine()} {os.cpu_count()} cpus, {_load()}; {_versions()}")
+    print(f"{len(nodes)} nodes, subvolume {SUBVOLUME}^3, spacing {SPACING}, volume {SHAPE}, 2 processes/threads, "
+          f"best of {REPEATS}; spam starts from the truth rounded to voxels, synthcal searches")
+    head = (f"{'case':14s} {'code':9s} {'ms/node':>8s} {'nodes/s':>8s} {'nodes/cpu-s':>11s} {'RMS vox':>8s} "
+            f"{'RMS cube':>8s} {'ok %':>6s}")
+    print(head)
+    samplers = {}
+    # compile the taichi kernels outside the timings
+    warm = np.random.default_rng(0).normal(size=(48, 48, 48)).astype(np.float32)
+    correlate(warm, warm, subvolume_voxels=SUBVOLUME, node_spacing_voxels=SPACING, max_displacement_voxels=4)
+    rows = []
+    for i, (name, texture, t, e, a, noise) in enumerate(CASES):
+        ref, defo, field = make_case(texture, t, e, a, noise, 100 + i, samplers)
+        true = field(nodes.T.astype(np.float64)).T
+        search = int(np.ceil(np.abs(true).max())) + 2
+        d_sy, ok_sy, t_sy, c_sy = run_synthcal(ref, defo, nodes, search)
         d_sp, ok_sp, t_sp, c_sp = run_spam(ref, defo, nodes, true)
         both = ok_sy & ok_sp
-        rms = {k: np.sqrt(np.mean(np.sum((d[both] - true[both]) ** 2, axis=1))) for k, d in
-               (("synthcal", d_sy), ("spam", d_sp))}
+        mean = cube_mean_truth(field, nodes)
+        rms = {k: _rms(d[both], true[both]) for k, d in (("synthcal", d_sy), ("spam", d_sp))}
+        rms_mean = {k: _rms(d[both], mean[both]) for k, d in (("synthcal", d_sy), ("spam", d_sp))}
         for code, dt, cpu, ok in (("synthcal", t_sy, c_sy, ok_sy), ("spam", t_sp, c_sp, ok_sp)):
-            print(f"{name:8s} {code:9s} {len(nodes) / dt:9.0f} {len(nodes) / cpu:12.0f} {rms[code]:9.4f} "
-                  f"{100 * ok.mean():6.1f}")
-        print(f"{name:8s} ratio     speed x{t_sp / t_sy:.1f} (wall), x{c_sp / c_sy:.1f} (cpu); "
-              f"RMS synthcal/spam {rms['synthcal'] / rms['spam']:.2f}")
+            print(f"{name:14s} {code:9s} {1e3 * dt / len(nodes):8.2f} {len(nodes) / dt:8.0f} {len(nodes) / cpu:11.0f} "
+                  f"{rms[code]:8.4f} {rms_mean[code]:8.4f} {100 * ok.mean():6.1f}")
+        rows.append((name, t_sp / t_sy, c_sp / c_sy, rms["synthcal"] / rms["spam"], t_sy, search))
+        print(f"{name:14s} ratio     speed x{t_sp / t_sy:.1f} (wall), x{c_sp / c_sy:.1f} (cpu); RMS synthcal/spam "
+              f"{rms['synthcal'] / rms['spam']:.2f} on {both.sum()} nodes; search +-{search} vox; {_load()}",
+              flush=True)
+        alone = [(code, sel.sum(), _rms(d[sel], true[sel])) for code, sel, d in
+                 (("synthcal", ok_sy & ~ok_sp, d_sy), ("spam", ok_sp & ~ok_sy, d_sp)) if sel.any()]
+        if alone:
+            print(f"{name:14s} ok in one code only: " + "; ".join(f"{code} {n} nodes, RMS {r:.4f} vox"
+                                                                  for code, n, r in alone), flush=True)
+    wall = min(rows, key=lambda r: r[1])
+    cpu = min(rows, key=lambda r: r[2])
+    acc = max(rows, key=lambda r: r[3])
+    print(f"{'worst case':14s} ratio     speed x{wall[1]:.1f} (wall, {wall[0]}), x{cpu[2]:.1f} (cpu, {cpu[0]}); "
+          f"RMS synthcal/spam {acc[3]:.2f} ({acc[0]})")
+    print(f"Ended {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {_load()}")
+    slowest = max(rows, key=lambda r: r[4])
+    i = [c[0] for c in CASES].index(slowest[0])
+    name, texture, t, e, a, noise = CASES[i]
+    ref, defo, _ = make_case(texture, t, e, a, noise, 100 + i, samplers)
+    profile(name, ref, defo, nodes, slowest[5])
+
+
+def profile(name, ref, defo, nodes, search_voxels):
+    """Where synthcal's time goes on one case: timers around its stages, Gauss–Newton iterations per node.
+
+    The stages are timed by wrapping the functions that ``analysis.dvc.local``
+    calls (nested ones are not double counted: the Gauss–Newton time
+    excludes the interpolation inside it, which is timed on its own).
+    """
+    timers = {}
+    counts = {"node-iterations": 0}
+    stack = []
+
+    def timed(label, fn):
+        def wrapper(*args, **kwargs):
+            t, c = time.perf_counter(), time.process_time()
+            stack.append([0.0, 0.0])
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                dt, dc = time.perf_counter() - t, time.process_time() - c
+                inner = stack.pop()
+                tot = timers.setdefault(label, [0.0, 0.0, 0])
+                tot[0] += dt - inner[0]
+                tot[1] += dc - inner[1]
+                tot[2] += 1
+                if stack:
+                    stack[-1][0] += dt
+                    stack[-1][1] += dc
+        return wrapper
+
+    sums = SplineVolume.correlation_sums
+
+    def counted_sums(self, warps, *args, **kwargs):
+        counts["node-iterations"] += len(warps)
+        return sums(self, warps, *args, **kwargs)
+
+    patched = {"integer_search": "FFT integer search", "extract_cubes": "subvolume extraction (deformed)",
+               "cube_terms": "reference subvolumes + gradients", "refine": "Gauss-Newton (excl. interpolation)",
+               "median_test": "neighbour median test", "SplineVolume": "B-spline prefilter of deformed",
+               "_neighbour_guess": "neighbour guesses"}
+    saved = {k: getattr(dvc_local, k) for k in patched}
+    try:
+        for k, label in patched.items():
+            setattr(dvc_local, k, timed(label, saved[k]))
+        SplineVolume.correlation_sums = timed("B-spline interpolation + sums (taichi)", counted_sums)
+        t, c = time.perf_counter(), time.process_time()
+        prof = cProfile.Profile()
+        prof.enable()
+        r = correlate(ref, defo, subvolume_voxels=SUBVOLUME, node_spacing_voxels=SPACING,
+                      max_displacement_voxels=search_voxels, nodes=nodes)
+        prof.disable()
+        wall, cpu = time.perf_counter() - t, time.process_time() - c
+    finally:
+        for k in patched:
+            setattr(dvc_local, k, saved[k])
+        SplineVolume.correlation_sums = sums
+    print(f"\nProfile of synthcal on the slowest case, {name} (search +-{search_voxels} vox, one run, profiled): "
+          f"{wall:.2f} s wall, {cpu:.2f} CPU-s; {_load()}")
+    print(f"{'stage':40s} {'wall s':>7s} {'wall %':>7s} {'cpu s':>7s} {'calls':>6s}")
+    for label, (dt, dc, n) in sorted(timers.items(), key=lambda kv: -kv[1][0]):
+        print(f"{label:40s} {dt:7.2f} {100 * dt / wall:7.1f} {dc:7.2f} {n:6d}")
+    other = wall - sum(v[0] for v in timers.values())
+    print(f"{'rest (outlier loop, bookkeeping)':40s} {other:7.2f} {100 * other / wall:7.1f}")
+    live = r.status != 2
+    print(f"Gauss-Newton: {counts['node-iterations']} node-iterations in all passes = "
+          f"{counts['node-iterations'] / len(nodes):.1f} per node; final pass {r.iterations[live].mean():.1f} "
+          f"per node (median {np.median(r.iterations[live]):.0f}, max {r.iterations.max()}); ok {100 * r.ok.mean():.1f} %")
+    for st in np.unique(r.status):
+        sel = r.status == st
+        print(f"  final pass, status {dvc_local.Status(st).name:14s} {sel.sum():5d} nodes, "
+              f"{r.iterations[sel].sum():6d} node-iterations ({r.iterations[sel].mean():.1f} per node)")
+    print("cProfile, top 8 by own time:")
+    pstats.Stats(prof, stream=sys.stdout).sort_stats("tottime").print_stats(8)
 
 
 if __name__ == "__main__":
