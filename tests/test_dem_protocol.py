@@ -11,7 +11,8 @@ from conftest import digest, digest_in_fresh_process
 from synthcal import scenario as sc
 from synthcal.dem.io import read_trajectory, write_trajectory
 from synthcal.dem.material import ParticleKind
-from synthcal.dem.protocol import analysed_region, held_by_binder, mass_scaling, nmc_diameters_um, simulate_pillar
+from synthcal.dem.protocol import (analysed_region, held_by_binder, mass_scaling, nmc_diameters_um, simulate_pillar,
+                                   spilled)
 
 from conftest import TINY as TINY_TOML
 
@@ -226,3 +227,21 @@ def test_bad_protocol_is_rejected_by_the_scenario():
                                  "imaging.drift_um=[]"])
     with pytest.raises(sc.ScenarioError, match="mass_ratio"):  # no binder: nothing holds the pillar
         sc.with_overrides(TINY, ["particles.mass_ratio_nmc_carbon_pvdf=[90.0, 0.0, 0.0]"])
+
+
+def test_loose_particles_and_loose_bonded_clusters_spill_but_hanging_ones_do_not():
+    """Footprint of radius 10 um about (50, 50): which particles outside it are glued, worked out by hand."""
+    x = np.array([[5.0, 50.0, 50.0],     # 0 inside
+                  [5.0, 50.0, 62.0],     # 1 outside, bonded to 0: hangs on the pillar
+                  [5.0, 50.0, 65.0],     # 2 outside, bonded to 1: hangs through 1
+                  [5.0, 30.0, 50.0],     # 3 outside, bonded to 4 only: a loose pair
+                  [5.0, 28.0, 50.0],     # 4 outside, bonded to 3
+                  [5.0, 70.0, 70.0],     # 5 outside, alone
+                  [5.0, 20.0, 20.0]])    # 6 outside, alone, already glued
+    bonds = np.array([[0, 1], [1, 2], [3, 4]])
+    fixed = np.array([False] * 6 + [True])
+    out = spilled(x, bonds, fixed, (50.0, 50.0), 10.0)
+    assert out.tolist() == [False, False, False, True, True, True, False]
+    # with the bond 1-2 broken, 2 is loose
+    assert spilled(x, bonds[[0, 2]], fixed, (50.0, 50.0), 10.0).tolist() == [False, False, True, True, True, True, False]
+    assert not spilled(x[:1], np.zeros((0, 2), int), fixed[:1], (50.0, 50.0), 10.0).any()

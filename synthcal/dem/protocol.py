@@ -232,6 +232,13 @@ def nmc_volume_fraction(positions_um, radii_um, region, spacing_um):
     return float(packing.region_volumes_um3(positions_um, radii_um, region, spacing_um).sum() / region.volume_um3)
 
 
+def _bond_clusters(n_nodes, edges):
+    """Connected-component label of each of ``n_nodes`` nodes linked by ``edges`` ((M, 2) ints)."""
+    edges = np.asarray(edges, np.int64).reshape(-1, 2)
+    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n_nodes, n_nodes))
+    return connected_components(graph, directed=False)[1]
+
+
 def held_by_binder(n, bonds, fixed):
     """Particles linked to the foil through bonds (the rest falls off the cut pillar).
 
@@ -251,9 +258,43 @@ def held_by_binder(n, bonds, fixed):
     foil = np.full(int(np.sum(fixed)), n)
     edges = np.concatenate([np.asarray(bonds, np.int64).reshape(-1, 2),
                             np.stack([np.flatnonzero(fixed), foil], axis=1)])
-    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n + 1, n + 1))
-    _, label = connected_components(graph, directed=False)
+    label = _bond_clusters(n + 1, edges)
     return label[:n] == label[n]
+
+
+def spilled(positions_um, bonds, fixed, centre_yx_um, footprint_um):
+    """Particles that broke loose and left the pillar's footprint: to be glued where they are.
+
+    A particle outside the footprint (a circle of radius ``footprint_um``
+    about the pillar axis) has spilled unless a chain of intact bonds still
+    ties it to a particle inside (it hangs on the pillar's side). A loose
+    cluster (two particles still bonded to each other, a fragment pair)
+    spills as a whole: the compression has no gravity, so left free it
+    drifts on for ever.
+
+    Parameters
+    ----------
+    positions_um : (n, 3) float array
+        Centres, z-y-x.
+    bonds : (M, 2) int array
+        Intact bonds.
+    fixed : (n,) bool array
+        Already glued (never reported again).
+    centre_yx_um : (float, float)
+    footprint_um : float
+
+    Returns
+    -------
+    (n,) bool array
+    """
+    x = np.asarray(positions_um, np.float64)
+    out = np.hypot(x[:, 1] - centre_yx_um[0], x[:, 2] - centre_yx_um[1]) > footprint_um
+    if not out.any():
+        return out
+    label = _bond_clusters(len(x), bonds)
+    anchored = np.zeros(label.max() + 1, bool)
+    anchored[label[~out]] = True
+    return out & ~anchored[label] & ~np.asarray(fixed, bool)
 
 
 def build_coating(scenario, rng):
@@ -523,19 +564,13 @@ class _Loading:
         return move, force
 
     def _spill(self):
-        """Glue where they are the particles that broke loose and left the pillar's footprint.
+        """Glue where they are the particles that broke loose and left the pillar's footprint (:func:`spilled`).
 
         They fell off the pillar onto the milled base around it; left free
         they would roll away over the endless foil plane.
         """
         sim = self.sim
-        x = sim.positions_um
-        out = np.hypot(x[:, 1] - self.centre[0], x[:, 2] - self.centre[1]) > self.footprint_um
-        if not out.any():
-            return
-        bonded = np.zeros(sim.n, bool)
-        bonded[sim.bonds[sim.bonds_intact].ravel()] = True
-        new = out & ~bonded & ~sim.fixed
+        new = spilled(sim.positions_um, sim.bonds[sim.bonds_intact], sim.fixed, self.centre, self.footprint_um)
         if new.any():
             sim.set_fixed(sim.fixed | new)
             self.n_spilled += int(new.sum())
