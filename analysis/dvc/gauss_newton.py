@@ -220,11 +220,8 @@ def refine(spline, terms, offsets, warps0, *, shape_function="affine",
             gone = streak_a > outside_patience
             if gone.any():
                 left[active[gone]] = True
-                keep = ~gone
-                active, fn_a, gs_a, hinv_a, w_a = active[keep], fn_a[keep], gs_a[keep], hinv_a[keep], w_a[keep]
-                sd_sum_a, sd_fn_a, streak_a = sd_sum_a[keep], sd_fn_a[keep], streak_a[keep]
-                if g_a is not None:
-                    g_a = g_a[keep]
+                active, fn_a, gs_a, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a, g_a = _compact(
+                    ~gone, active, fn_a, gs_a, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a, g_a)
         if len(active) == 0:
             break
         given = g_a if (it == 0 and g_a is not None) else None
@@ -247,13 +244,15 @@ def refine(spline, terms, offsets, warps0, *, shape_function="affine",
         if done.any():
             # a converged node's cc is from the warp before its last, sub-tolerance update
             converged[active[done]] = True
-            keep = ~done
-            active, fn_a, gs_a, hinv_a, w_a = active[keep], fn_a[keep], gs_a[keep], hinv_a[keep], w_a[keep]
-            sd_sum_a, sd_fn_a, streak_a = sd_sum_a[keep], sd_fn_a[keep], streak_a[keep]
-            if g_a is not None:
-                g_a = g_a[keep]
+            active, fn_a, gs_a, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a, g_a = _compact(
+                ~done, active, fn_a, gs_a, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a, g_a)
     return Refinement(warps=warps, cc=cc, iterations=iterations, converged=converged, textured=textured,
                       left=left)
+
+
+def _compact(keep, *arrays):
+    """The active-node working arrays with only the rows ``keep`` (None stays None)."""
+    return [None if a is None else a[keep] for a in arrays]
 
 
 def _compose_inverse(warps, dm, shape_function):
