@@ -190,8 +190,9 @@ of all eight cases back to back: 0 (stop at the first outside warp) and 1
 (one iteration outside allowed) both give the old code's results bit for
 bit on every case, and 0 does fewer iterations (final pass, grains-20vox
 6522 against 7003 node-iterations, phantom-12vox 10386 against 10699;
-24869 and 15667 before). On the pipeline's quick run as well, 1 kept no
-node that 0 lost. So 0.
+24869 and 15667 before). On the pipeline's quick run (edge 17, step 1)
+1 lost the same false match as 0 (a node converged 50 voxels off the
+field after its path had crossed the volume's face, now OUTSIDE). So 0.
 
 What still fails to converge: over all passes of grains-20vox, 30 nodes
 end at ``max_iterations`` (1500 of the 8581 node-iterations; their CC
