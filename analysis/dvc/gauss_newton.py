@@ -74,6 +74,10 @@ class Refinement:
         (B,) bool, the last update was below tolerance.
     textured : numpy.ndarray
         (B,) bool, the reference points are not flat (Hessian invertible).
+    left : numpy.ndarray
+        (B,) bool, stopped because the warp left the volume (``refine``'s
+        ``outside`` test); its ``warps`` is that outside warp, its ``cc`` is
+        from the last warp sampled.
     """
 
     warps: np.ndarray
@@ -81,6 +85,7 @@ class Refinement:
     iterations: np.ndarray
     converged: np.ndarray
     textured: np.ndarray
+    left: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -144,7 +149,8 @@ def reference_terms(f, grad_f, offsets):
 
 
 def refine(spline, terms, offsets, warps0, *, shape_function="affine",
-           max_iterations=50, tolerance_voxels=1e-3, exact_first=None, cube_edge=None):
+           max_iterations=50, tolerance_voxels=1e-3, exact_first=None, cube_edge=None, outside=None,
+           outside_patience=0):
     """Refine initial warps of a batch of nodes by IC-GN.
 
     Parameters
@@ -169,6 +175,16 @@ def refine(spline, terms, offsets, warps0, *, shape_function="affine",
     cube_edge : int, optional
         Set when ``offsets`` is the cube of :func:`analysis.dvc.grid.subvolume_offsets`
         of this edge (faster sampling).
+    outside : callable, optional
+        ``outside(warps)`` -> (m,) bool for (m, 3, 4) warps: the warped
+        subvolume leaves the deformed volume. A node whose warp it flags for
+        more than ``outside_patience`` iterations in a row stops there, like a
+        converged node, and is reported in ``Refinement.left``: its match is
+        not in the volume, and iterating on (padded) samples outside it only
+        runs to ``max_iterations``. None: no such test.
+    outside_patience : int
+        Iterations a node may spend outside before it stops (0: stop as soon
+        as the warp is outside, before sampling it).
 
     Returns
     -------
@@ -190,13 +206,22 @@ def refine(spline, terms, offsets, warps0, *, shape_function="affine",
     cc = np.zeros(B)
     iterations = np.zeros(B, dtype=np.int64)
     converged = np.zeros(B, dtype=bool)
-    # working copies hold only the active nodes; they are compacted when some converge
+    left = np.zeros(B, dtype=bool)
+    # working copies hold only the active nodes; they are compacted when some converge or leave
     active = np.flatnonzero(textured)
     fn_a, gs_a, hinv_a, w_a = fn[active], gs[active], hinv[active], warps[active]
     g_a = None if exact_first is None else np.asarray(exact_first, dtype=np.float32)[active]
     # the per-point residual enters only through sums (see ReferenceTerms)
     sd_sum_a, sd_fn_a = sd_sum[active], sd_fn[active]
+    streak_a = np.zeros(len(active), dtype=np.int64)   # consecutive iterations outside
     for it in range(max_iterations + 1):
+        if outside is not None and len(active):
+            streak_a = np.where(outside(w_a), streak_a + 1, 0)
+            gone = streak_a > outside_patience
+            if gone.any():
+                left[active[gone]] = True
+                active, fn_a, gs_a, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a, g_a = _compact(
+                    ~gone, active, fn_a, gs_a, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a, g_a)
         if len(active) == 0:
             break
         given = g_a if (it == 0 and g_a is not None) else None
@@ -219,12 +244,15 @@ def refine(spline, terms, offsets, warps0, *, shape_function="affine",
         if done.any():
             # a converged node's cc is from the warp before its last, sub-tolerance update
             converged[active[done]] = True
-            keep = ~done
-            active, fn_a, gs_a, hinv_a, w_a = active[keep], fn_a[keep], gs_a[keep], hinv_a[keep], w_a[keep]
-            sd_sum_a, sd_fn_a = sd_sum_a[keep], sd_fn_a[keep]
-            if g_a is not None:
-                g_a = g_a[keep]
-    return Refinement(warps=warps, cc=cc, iterations=iterations, converged=converged, textured=textured)
+            active, fn_a, gs_a, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a, g_a = _compact(
+                ~done, active, fn_a, gs_a, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a, g_a)
+    return Refinement(warps=warps, cc=cc, iterations=iterations, converged=converged, textured=textured,
+                      left=left)
+
+
+def _compact(keep, *arrays):
+    """The active-node working arrays with only the rows ``keep`` (None stays None)."""
+    return [None if a is None else a[keep] for a in arrays]
 
 
 def _compose_inverse(warps, dm, shape_function):

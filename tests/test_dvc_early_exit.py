@@ -1,0 +1,89 @@
+"""Gauss–Newton stops a node as soon as its warped subvolume leaves the volume.
+
+Volumes are the 48^3 periodic texture of ``test_dvc_status`` moved by a
+Fourier shift, subvolume edge 17 (offsets -8 .. +8). A subvolume point is
+outside when it passes -0.5 or 47.5 (``_Pass._outside``). With the shift
+(1.7, -1.3, 0.4) the match of a node at z = 38 reaches z = 38 + 8 + 1.7 =
+47.7 (outside), of a node at y = 8 reaches y = 8 - 8 - 1.3 = -1.3
+(outside); at z = 36, y = 10 the match stays inside (45.7 and 0.7).
+Without the stop such nodes iterate on the padding beyond the volume, most
+of them to the iteration limit (50).
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from analysis.dvc import Status, refine_nodes
+from analysis.dvc.gauss_newton import refine, reference_terms
+from analysis.dvc.grid import subvolume_offsets
+from analysis.dvc.interpolate import SplineVolume
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_dvc_status import S, _nodes, fourier_shift, texture  # noqa: E402
+
+SHIFT = np.array([1.7, -1.3, 0.4])
+LIMIT = 50
+
+
+def _refined(nodes, start):
+    ref = texture(0).astype(np.float32)
+    return refine_nodes(ref, fourier_shift(texture(0), SHIFT), nodes, np.tile(start, (len(nodes), 1)),
+                        subvolume_voxels=S, max_iterations=LIMIT)
+
+
+def test_a_node_whose_match_leaves_the_volume_stops_within_two_iterations_and_is_outside():
+    # started from no displacement (where a search that found nothing better leaves it): Gauss–Newton
+    # heads for the match 1.7 voxel up z, past the limit 47.5 for z = 38, 39, and 1.3 voxel down y,
+    # past -0.5 for y = 8; one or two steps get it there and the node must stop
+    nodes = np.vstack([_nodes((38, 39), (8, 10, 24), (24,)), [(24, 8, 24)]])
+    r = _refined(nodes, np.zeros(3))
+    assert np.all(r.status == Status.OUTSIDE) and not r.ok.any()
+    assert np.all(r.cc == 0.0) and np.all(np.isnan(r.displacement))
+    assert r.iterations.max() <= 2, r.iterations
+
+
+def test_a_node_started_outside_does_not_iterate():
+    # started at the true shift the subvolume is already past the limit: no iteration at all
+    nodes = _nodes((38, 39), (10, 24), (24,))
+    r = _refined(nodes, SHIFT)
+    assert np.all(r.status == Status.OUTSIDE) and np.all(r.iterations == 0)
+
+
+def test_nodes_near_the_edge_that_stay_inside_converge_to_the_shift():
+    # z = 36: the top corner ends at 45.7; y = 10: the bottom one at 0.7; x = 31: 31 + 8 + 0.4 = 39.4
+    nodes = np.vstack([_nodes((36,), (10, 24), (24, 31)), [(9, 10, 12)]])
+    r = _refined(nodes, np.zeros(3))
+    assert np.all(r.status == Status.CONVERGED) and r.ok.all()
+    assert np.abs(r.displacement - SHIFT).max() < 0.02
+    assert r.iterations.max() < 10
+
+
+def _one_node():
+    """refine's inputs for one node at the volume centre of the unshifted texture, started 0.4 voxel off."""
+    v = texture(0).astype(np.float32)
+    offsets = subvolume_offsets(S).astype(np.float64)
+    centre = np.array([24.0, 24.0, 24.0])
+    idx = tuple(np.round(centre + offsets).astype(int).T)
+    grad = np.stack(np.gradient(v), axis=-1)
+    terms = reference_terms(v[idx][None], grad[idx][None], offsets)
+    w0 = np.zeros((1, 3, 4))
+    w0[0, :, :3] = np.eye(3)
+    w0[0, :, 3] = centre + (0.4, 0.0, 0.0)
+    return SplineVolume(v), terms, offsets, w0
+
+
+def test_refine_stops_after_the_given_patience_and_reports_left():
+    spline, terms, offsets, w0 = _one_node()
+    always = lambda w: np.ones(len(w), dtype=bool)  # noqa: E731
+    for patience, iterations in ((0, 0), (1, 1), (3, 3)):
+        # outside on every warp: it stops before sampling the (patience + 1)-th outside warp
+        r = refine(spline, terms, offsets, w0, max_iterations=LIMIT, outside=always, outside_patience=patience)
+        assert r.left.tolist() == [True] and r.iterations.tolist() == [iterations] and not r.converged[0]
+    never = lambda w: np.zeros(len(w), dtype=bool)  # noqa: E731
+    for outside in (None, never):
+        # the match is the node itself (no shift): it converges there, and did not leave
+        r = refine(spline, terms, offsets, w0, max_iterations=LIMIT, outside=outside)
+        assert r.converged.tolist() == [True] and r.left.tolist() == [False]
+        assert np.abs(r.warps[0, :, 3] - 24.0).max() < 0.01
