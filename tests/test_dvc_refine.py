@@ -64,10 +64,10 @@ def _cube_by_definition(volume, node, s):
 def _assert_terms(got, b, want):
     fn, grad, hess, sd_sum, sd_fn, textured = want
     assert bool(got.textured[b]) == textured
-    np.testing.assert_allclose(got.fn[b], fn, rtol=0, atol=1e-6)
-    np.testing.assert_allclose(got.grad[b], grad, rtol=0, atol=1e-5 * max(1.0, np.abs(grad).max()))
+    np.testing.assert_allclose(got.fn[b], fn, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(got.grad[b], grad, rtol=0, atol=1e-7 * max(1.0, np.abs(grad).max()))
     for value, expected in ((got.hess_packed[b], hess), (got.sd_sum[b], sd_sum), (got.sd_fn[b], sd_fn)):
-        np.testing.assert_allclose(value, expected, rtol=0, atol=1e-4 * max(1.0, np.abs(expected).max()))
+        np.testing.assert_allclose(value, expected, rtol=0, atol=2e-6 * max(1.0, np.abs(expected).max()))
 
 
 @pytest.mark.parametrize("s", [5, 6])
@@ -155,9 +155,9 @@ def _rotation(axis, angle_rad):
 def test_translation_refinement_finds_a_subvoxel_shift_and_keeps_the_identity():
     b = np.array([0.3, -0.45, 0.2])
     res, truth, _, _, _ = _refine(np.eye(3), b, "translation")
-    np.testing.assert_allclose(res.warps[:, :, 3], truth[:, :, 3], atol=0.01)
+    np.testing.assert_allclose(res.warps[:, :, 3], truth[:, :, 3], atol=1e-3)
     np.testing.assert_array_equal(res.warps[:, :, :3], np.broadcast_to(np.eye(3), (3, 3, 3)))
-    assert res.converged.all() and res.textured.all() and (res.cc > 0.999).all()
+    assert res.converged.all() and res.textured.all() and (res.cc > 0.99999).all()
     assert np.all((res.iterations >= 1) & (res.iterations < 50))
 
 
@@ -165,21 +165,21 @@ def test_affine_refinement_finds_the_displacement_gradient():
     a = np.eye(3) + np.array([[0.02, -0.01, 0.005], [0.01, -0.015, 0.0], [-0.005, 0.01, 0.01]])
     b = np.array([0.4, 0.1, -0.3])
     res, truth, _, _, _ = _refine(a, b, "affine")
-    np.testing.assert_allclose(res.warps[:, :, :3], truth[:, :, :3], atol=2e-3)
-    np.testing.assert_allclose(res.warps[:, :, 3], truth[:, :, 3], atol=0.02)
-    assert res.converged.all() and (res.cc > 0.999).all()
+    np.testing.assert_allclose(res.warps[:, :, :3], truth[:, :, :3], atol=2e-4)
+    np.testing.assert_allclose(res.warps[:, :, 3], truth[:, :, 3], atol=1e-3)
+    assert res.converged.all() and (res.cc > 0.99999).all()
 
 
 def test_rigid_refinement_finds_a_rotation_and_keeps_it_a_rotation():
     a = _rotation((1.0, 2.0, -1.5), np.radians(3.0))
     b = np.array([-0.2, 0.35, 0.1])
     res, truth, _, _, _ = _refine(a, b, "rigid")
-    np.testing.assert_allclose(res.warps[:, :, :3], truth[:, :, :3], atol=2e-3)
-    np.testing.assert_allclose(res.warps[:, :, 3], truth[:, :, 3], atol=0.02)
+    np.testing.assert_allclose(res.warps[:, :, :3], truth[:, :, :3], atol=2e-4)
+    np.testing.assert_allclose(res.warps[:, :, 3], truth[:, :, 3], atol=1e-3)
     for r in res.warps[:, :, :3]:
         np.testing.assert_allclose(r @ r.T, np.eye(3), atol=1e-12)
         assert np.linalg.det(r) == pytest.approx(1.0, abs=1e-12)
-    assert res.converged.all() and (res.cc > 0.999).all()
+    assert res.converged.all() and (res.cc > 0.99999).all()
 
 
 def _pearson(a, b):
@@ -250,7 +250,7 @@ def test_the_general_sampler_refines_like_the_cube_sampler():
     general = refine(SplineVolume(deformed), cube_terms(reference, NODES, S), subvolume_offsets(S).astype(float),
                      start, shape_function="affine")
     np.testing.assert_allclose(general.warps, cube.warps, atol=1e-4)
-    np.testing.assert_allclose(general.warps[:, :, 3], truth[:, :, 3], atol=0.02)
+    np.testing.assert_allclose(general.warps[:, :, 3], truth[:, :, 3], atol=1e-3)
 
 
 # ---- the pieces -----------------------------------------------------------------------------------------
