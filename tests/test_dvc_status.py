@@ -291,6 +291,22 @@ def test_a_lone_success_among_exactly_three_failed_neighbours_is_an_outlier():
     assert not flagged.any()
 
 
+def test_a_success_confirmed_only_by_node_0_is_no_outlier():
+    """Node 2 has one ok lattice neighbour, node 0, and three failed ones (node 1 among them): one
+    confirming neighbour is enough, so nothing is flagged (node 0 is a neighbour like any other)."""
+    nodes = np.array([[8, 8, 16], [16, 8, 8], [8, 8, 8], [8, 16, 8], [0, 8, 8]])
+    neighbours = lattice_neighbours(nodes)
+    ok = np.array([True, False, True, False, False])
+    status = np.array([Status.CONVERGED, Status.LOW_CC, Status.CONVERGED, Status.MAX_ITERATIONS, Status.LOW_CC])
+    flagged = _outliers(nodes, neighbours, _warps_at(nodes, np.zeros((5, 3))), ok, status)
+    assert flagged.tolist() == [False] * 5
+    # the same node without node 0's confirmation is alone among three failed neighbours
+    ok[0] = False
+    status[0] = Status.LOW_CC
+    flagged = _outliers(nodes, neighbours, _warps_at(nodes, np.zeros((5, 3))), ok, status)
+    assert flagged.tolist() == [False, False, True, False, False]
+
+
 def test_boolean_volumes_are_refused():
     v = np.zeros((32, 32, 32), bool)
     with pytest.raises(ValueError, match="reference: expected a real 3D array"):
