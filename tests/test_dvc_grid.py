@@ -52,6 +52,11 @@ def test_node_grid_one_node_per_axis_when_the_subvolume_just_fits():
     np.testing.assert_array_equal(node_grid((8, 8, 8), 3, 6, margin_voxels=1), [[4, 4, 4]])
 
 
+def test_node_grid_keeps_no_margin_unless_asked():
+    # s = 5 covers c - 2 .. c + 2: in 5 voxels the one centre is 2, in 7 voxels with spacing 2 they are 2 and 4
+    np.testing.assert_array_equal(node_grid((5, 5, 7), 2, 5), [[2, 2, 2], [2, 2, 4]])
+
+
 def test_node_grid_broadcasts_one_spacing_and_accepts_integer_floats():
     np.testing.assert_array_equal(node_grid((20, 20, 20), 5, 5), node_grid((20, 20, 20), (5.0, 5, 5), 5.0))
 
