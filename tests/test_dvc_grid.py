@@ -140,3 +140,9 @@ def test_inside_fraction_of_more_nodes_than_one_batch():
 def test_inside_fraction_refuses_an_edge_below_5():
     with pytest.raises(ValueError, match="subvolume_voxels"):
         inside_fraction(np.ones((8, 8, 8), bool), [[4, 4, 4]], 4)
+
+
+def test_extract_cubes_takes_corners_given_as_whole_floats():
+    volume = np.arange(6 * 7 * 8).reshape(6, 7, 8)
+    np.testing.assert_array_equal(extract_cubes(volume, np.array([[1.0, -2.0, 5.0]]), 3),
+                                  extract_cubes(volume, np.array([[1, -2, 5]]), 3))
