@@ -108,8 +108,9 @@ def test_device_array_on_the_cpu_is_a_contiguous_float32_copy_of_the_values():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.int64])
-def test_warps_of_another_dtype_sample_like_float64_ones(dtype):
-    # whole-voxel translations with the identity: exact in any of these dtypes
+def test_inputs_of_another_dtype_sample_like_the_kernels_own(dtype):
+    # whole-voxel translations with the identity (exact in any of these dtypes), and float32 values
+    # given as float64 (exact too): the same sums to the bit
     volume = _volume(5)
     offsets = subvolume_offsets(5).astype(np.float64)
     warps = np.concatenate([np.broadcast_to(np.eye(3), (2, 3, 3)), np.array([[[6], [7], [8]], [[4], [9], [5]]])],
@@ -117,10 +118,14 @@ def test_warps_of_another_dtype_sample_like_float64_ones(dtype):
     rng = np.random.default_rng(8)
     fn = rng.normal(size=(2, 125)).astype(np.float32)
     grad = rng.normal(size=(2, 3, 125)).astype(np.float32)
+    given = rng.normal(size=(2, 125)).astype(np.float32)
     spline = SplineVolume(volume)
-    for cube_edge in (None, 5):
-        want = spline.correlation_sums(warps.astype(np.float64), offsets, fn, grad, cube_edge=cube_edge)
-        got = spline.correlation_sums(warps.astype(dtype), offsets, fn, grad, cube_edge=cube_edge)
+    for cube_edge, values in ((None, None), (5, None), (None, given)):
+        want = spline.correlation_sums(warps.astype(np.float64), offsets, fn, grad, given=values,
+                                       cube_edge=cube_edge)
+        got = spline.correlation_sums(warps.astype(dtype), offsets, fn.astype(np.float64), grad.astype(np.float64),
+                                      given=None if values is None else values.astype(np.float64),
+                                      cube_edge=cube_edge)
         np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(spline.resample(np.eye(3, 4, dtype=dtype), SHAPE),
                                   spline.resample(np.eye(3, 4), SHAPE))
