@@ -119,3 +119,20 @@ def test_median_test_uses_given_neighbours_as_they_are():
     assert np.isnan(residual[1:]).all() and np.isnan(expected[1:]).all()
     with pytest.raises(ValueError, match="neighbours"):
         median_test(nodes, u, np.ones(3, bool), neighbours=nb[:, :25])
+
+
+def test_median_test_takes_whole_number_displacements_and_a_0_1_ok():
+    # the docstring example with integer displacements and ok given as 0 / 1: the centre node 1 voxel
+    # off a uniform field of 26 neighbours at 0 has r = 1 / (0 + 0.1) = 10
+    nodes = np.array([(z, y, x) for z in (0, 8, 16) for y in (0, 8, 16) for x in (0, 8, 16)])
+    u = np.zeros((27, 3), dtype=np.int64)
+    u[13] = (1, 0, 0)
+    ok = np.ones(27, dtype=np.int64)
+    ok[0] = 0
+    residual, expected = median_test(nodes, u, ok)
+    assert residual[13] == pytest.approx(10.0)
+    assert np.isnan(residual[0])                      # not ok: not tested
+    np.testing.assert_array_equal(expected[13], [0.0, 0.0, 0.0])
+    want_r, want_e = median_test(nodes, u.astype(float), ok.astype(bool))
+    np.testing.assert_array_equal(residual, want_r)
+    np.testing.assert_array_equal(expected, want_e)
