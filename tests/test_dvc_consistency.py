@@ -64,7 +64,7 @@ def test_lattice_neighbours_of_integer_floats_and_of_one_node():
 
 @pytest.mark.parametrize("nodes", [np.zeros((4, 2)), np.zeros(3), np.array([[0.0, 0.0, 0.5]])])
 def test_lattice_neighbours_refuse_what_is_not_integer_positions(nodes):
-    with pytest.raises(ValueError, match="nodes"):
+    with pytest.raises(ValueError, match=r"^nodes: expected an \(N, 3\) array of integer positions"):
         lattice_neighbours(nodes)
 
 
