@@ -15,7 +15,8 @@ import scipy.ndimage as ndi
 
 from analysis.dvc import Status, correlate
 from analysis.dvc.consistency import lattice_neighbours
-from analysis.dvc.local import _Pass, _outliers
+from analysis.dvc.interpolate import SplineVolume, device_array
+from analysis.dvc.local import _Pass, _outliers, _reject_outliers
 
 S, H, N = 17, 8, 48   # subvolume edge, its half (offsets -H .. +H), volume edge
 
@@ -289,6 +290,45 @@ def test_a_lone_success_among_exactly_three_failed_neighbours_is_an_outlier():
     status[3] = Status.OUTSIDE
     flagged = _outliers(nodes, neighbours, _warps_at(nodes, np.zeros((5, 3))), ok, status)
     assert not flagged.any()
+
+
+def test_a_success_confirmed_only_by_node_0_is_no_outlier():
+    """Node 2 has one ok lattice neighbour, node 0, and three failed ones (node 1 among them): one
+    confirming neighbour is enough, so nothing is flagged (node 0 is a neighbour like any other)."""
+    nodes = np.array([[8, 8, 16], [16, 8, 8], [8, 8, 8], [8, 16, 8], [0, 8, 8]])
+    neighbours = lattice_neighbours(nodes)
+    ok = np.array([True, False, True, False, False])
+    status = np.array([Status.CONVERGED, Status.LOW_CC, Status.CONVERGED, Status.MAX_ITERATIONS, Status.LOW_CC])
+    flagged = _outliers(nodes, neighbours, _warps_at(nodes, np.zeros((5, 3))), ok, status)
+    assert flagged.tolist() == [False] * 5
+    # the same node without node 0's confirmation is alone among three failed neighbours
+    ok[0] = False
+    status[0] = Status.LOW_CC
+    flagged = _outliers(nodes, neighbours, _warps_at(nodes, np.zeros((5, 3))), ok, status)
+    assert flagged.tolist() == [False, False, True, False, False]
+
+
+def test_an_outlier_is_searched_again_around_what_its_neighbours_expect():
+    """Every node of a 3^3 lattice matched at the true shift (0, 0, 10) except the centre, left 9 voxels
+    short at (0, 0, 1): the median test flags it (26 neighbours agree), and a search of +-2 voxels
+    around the neighbours' 10 finds the true match; one around 0 cannot reach it."""
+    shift = np.array([0, 0, 10])
+    ref = texture(0).astype(np.float32)
+    deformed = np.roll(ref, tuple(shift), axis=(0, 1, 2))          # periodic texture: an exact shift
+    nodes = _nodes((16, 24, 32), (16, 24, 32), (12, 20, 28))
+    step = _Pass(device_array(ref, "cpu"), deformed, SplineVolume(deformed), nodes, S, 50, 1e-3, "affine", "cpu")
+    displacement = np.broadcast_to(shift, nodes.shape).astype(float).copy()
+    displacement[13] = (0, 0, 1)
+    warps = _warps_at(nodes, displacement)
+    cc = np.ones(len(nodes))
+    iterations = np.zeros(len(nodes), dtype=np.int64)
+    status = np.full(len(nodes), Status.CONVERGED, dtype=np.int64)
+    ok = np.ones(len(nodes), bool)
+    ok = _reject_outliers(step, ref, deformed, lattice_neighbours(nodes), warps, cc, iterations, status, ok,
+                          0.5, np.ones(len(nodes), bool))
+    assert ok.all() and np.all(status == Status.CONVERGED)
+    np.testing.assert_allclose(warps[13, :, 3], nodes[13] + shift, atol=0.01)
+    assert cc[13] > 0.99 and iterations[13] >= 1
 
 
 def test_boolean_volumes_are_refused():

@@ -1,0 +1,305 @@
+"""IC-GN refinement (analysis.dvc.gauss_newton) and its reference-side terms (analysis.dvc.reference).
+
+The reference terms are checked against their definitions (ReferenceTerms'
+docstring) evaluated point by point in float64; the refinement against
+warps known by construction: the deformed volume is an analytic, smooth
+field h sampled at the inverse of a chosen affine map, so the best warp is
+that map (issue #19).
+"""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from analysis.dvc.gauss_newton import _basis, _compose_inverse, nearest_rotation, reference_terms, refine
+from analysis.dvc.grid import subvolume_offsets
+from analysis.dvc.interpolate import SplineVolume
+from analysis.dvc.reference import cube_terms
+
+# the packed pairs of ReferenceTerms, written out: (i <= k) over 3 gradient components, (j <= l) over [x, 1]
+PAIRS3 = [(i, k) for i in range(3) for k in range(i, 3)]
+PAIRS4 = [(j, l) for j in range(4) for l in range(j, 4)]
+
+
+def _terms_by_definition(f, grad, offsets):
+    """fn, grad, hess_packed, sd_sum, sd_fn, textured of one node's points, float64, one sum per entry."""
+    f = np.asarray(f, dtype=np.float64)
+    n = len(f)
+    centred = f - f.mean()
+    norm = np.sqrt(np.sum(centred ** 2))
+    textured = norm > 1e-6 * np.sqrt(n) * (np.abs(f).max() + 1e-30)
+    scale = 1.0 / norm if textured else 0.0
+    fn = centred * scale
+    g = np.asarray(grad, dtype=np.float64) * scale                    # (n, 3)
+    x = np.column_stack([offsets, np.ones(n)])                          # (n, 4)
+    hess = np.array([[np.sum(g[:, i] * g[:, k] * x[:, j] * x[:, l]) for j, l in PAIRS4] for i, k in PAIRS3])
+    sd_sum = np.array([np.sum(g[:, a] * x[:, c]) for a in range(3) for c in range(4)])
+    sd_fn = np.array([np.sum(fn * g[:, a] * x[:, c]) for a in range(3) for c in range(4)])
+    return fn, g.T, hess, sd_sum, sd_fn, textured
+
+
+def _cube_by_definition(volume, node, s):
+    """Values and fourth-order central-difference gradients of the s^3 points around ``node``, every
+    index clamped to the volume (nearest face), points z slowest."""
+    def at(p):
+        return volume[tuple(min(max(p[a], 0), volume.shape[a] - 1) for a in range(3))]
+
+    r = range(-(s // 2), -(s // 2) + s)
+    f, grad = [], []
+    for o in itertools.product(r, r, r):
+        p = [node[a] + o[a] for a in range(3)]
+        f.append(at(p))
+        g = []
+        for a in range(3):
+            def shifted(d):
+                q = [min(max(p[b], 0), volume.shape[b] - 1) for b in range(3)]
+                q[a] = p[a] + d        # the derivative's own axis: clamp after the step
+                return at(q)
+            g.append((shifted(-2) - 8 * shifted(-1) + 8 * shifted(1) - shifted(2)) / 12.0)
+        grad.append(g)
+    return np.array(f), np.array(grad)
+
+
+def _assert_terms(got, b, want):
+    fn, grad, hess, sd_sum, sd_fn, textured = want
+    assert bool(got.textured[b]) == textured
+    np.testing.assert_allclose(got.fn[b], fn, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(got.grad[b], grad, rtol=0, atol=1e-7 * max(1.0, np.abs(grad).max()))
+    for value, expected in ((got.hess_packed[b], hess), (got.sd_sum[b], sd_sum), (got.sd_fn[b], sd_fn)):
+        np.testing.assert_allclose(value, expected, rtol=0, atol=2e-6 * max(1.0, np.abs(expected).max()))
+
+
+@pytest.mark.parametrize("s", [5, 6])
+def test_cube_terms_are_their_definition_point_by_point_with_clamped_faces(s):
+    rng = np.random.default_rng(11)
+    volume = rng.normal(5.0, 1.0, (9, 10, 11))
+    volume[3:, 4:, 5:] = 2.5                       # a flat block: the last node's cube (clamped) is all in it
+    nodes = np.array([[4, 5, 5], [0, 0, 0], [8, 0, 10], [1, 8, 3], [8, 9, 10]])
+    terms = cube_terms(volume, nodes, s)
+    offsets = subvolume_offsets(s)
+    for b, node in enumerate(nodes):
+        f, grad = _cube_by_definition(volume.astype(np.float32), node, s)
+        want = _terms_by_definition(f, grad, offsets)
+        _assert_terms(terms, b, want)
+    assert terms.textured.tolist() == [True, True, True, True, False]
+    assert terms.fn.dtype == np.float32 and terms.grad.dtype == np.float32
+    assert terms.hess_packed.shape == (len(nodes), 6, 10)
+
+
+def test_cube_terms_of_no_nodes_are_empty():
+    terms = cube_terms(np.ones((8, 8, 8), np.float32), np.zeros((0, 3), np.int64), 5)
+    assert terms.fn.shape == (0, 125) and terms.grad.shape == (0, 3, 125)
+    assert terms.hess_packed.shape == (0, 6, 10) and terms.sd_sum.shape == (0, 12) and terms.textured.shape == (0,)
+
+
+def test_reference_terms_are_their_definition_at_arbitrary_points():
+    rng = np.random.default_rng(12)
+    n = 40
+    offsets = rng.uniform(-4.0, 4.0, (n, 3))
+    f = rng.normal(3.0, 2.0, (3, n))
+    f[2] = -7.0                                     # flat: no texture
+    grad = rng.normal(0.0, 1.0, (3, n, 3))
+    terms = reference_terms(f, grad, offsets)
+    for b in range(3):
+        _assert_terms(terms, b, _terms_by_definition(f[b].astype(np.float32), grad[b].astype(np.float32), offsets))
+    assert terms.textured.tolist() == [True, True, False]
+
+
+# ---- the refinement ---------------------------------------------------------------------------------
+
+N, S = 30, 11
+_RNG = np.random.default_rng(21)
+_WAVES = _RNG.normal(size=(6, 3))
+_WAVES *= (1.0 / _RNG.uniform(8.0, 12.0, (6, 1))) / np.linalg.norm(_WAVES, axis=1, keepdims=True)   # cycles/voxel
+_PHASES = _RNG.uniform(0, 2 * np.pi, 6)
+
+
+def h(points):
+    """A smooth texture (wavelengths 8 to 12 voxels) at (..., 3) points, voxels."""
+    return np.cos(2 * np.pi * points @ _WAVES.T + _PHASES).sum(axis=-1)
+
+
+def _grid(n):
+    return np.stack(np.meshgrid(*[np.arange(n)] * 3, indexing="ij"), axis=-1).astype(np.float64)
+
+
+def _pair(a, b):
+    """Reference h(X) and deformed h(A^-1 (x - b)), so that the reference point X is at A X + b."""
+    x = _grid(N)
+    deformed = h((x - b) @ np.linalg.inv(a).T)
+    return h(x).astype(np.float32), deformed.astype(np.float32)
+
+
+NODES = np.array([[15, 15, 15], [12, 17, 14], [17, 13, 16]])
+
+
+def _refine(a, b, shape_function, start=None, **kwargs):
+    reference, deformed = _pair(a, b)
+    terms = cube_terms(reference, NODES, S)
+    truth = np.concatenate([np.broadcast_to(a, (len(NODES), 3, 3)), (NODES @ a.T + b)[:, :, None]], axis=2)
+    if start is None:
+        start = np.concatenate([np.broadcast_to(np.eye(3), (len(NODES), 3, 3)),
+                                np.round(truth[:, :, 3])[:, :, None]], axis=2)
+    res = refine(SplineVolume(deformed), terms, subvolume_offsets(S).astype(np.float64), start,
+                 shape_function=shape_function, cube_edge=S, **kwargs)
+    return res, truth, start, reference, deformed
+
+
+def _rotation(axis, angle_rad):
+    k = np.asarray(axis, dtype=np.float64) / np.linalg.norm(axis)
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + np.sin(angle_rad) * kx + (1 - np.cos(angle_rad)) * kx @ kx
+
+
+def test_translation_refinement_finds_a_subvoxel_shift_and_keeps_the_identity():
+    b = np.array([0.3, -0.45, 0.2])
+    res, truth, _, _, _ = _refine(np.eye(3), b, "translation")
+    np.testing.assert_allclose(res.warps[:, :, 3], truth[:, :, 3], atol=1e-3)
+    np.testing.assert_array_equal(res.warps[:, :, :3], np.broadcast_to(np.eye(3), (3, 3, 3)))
+    assert res.converged.all() and res.textured.all() and (res.cc > 0.99999).all()
+    assert np.all((res.iterations >= 1) & (res.iterations < 50))
+
+
+def test_affine_refinement_finds_the_displacement_gradient():
+    a = np.eye(3) + np.array([[0.02, -0.01, 0.005], [0.01, -0.015, 0.0], [-0.005, 0.01, 0.01]])
+    b = np.array([0.4, 0.1, -0.3])
+    res, truth, _, _, _ = _refine(a, b, "affine")
+    np.testing.assert_allclose(res.warps[:, :, :3], truth[:, :, :3], atol=2e-4)
+    np.testing.assert_allclose(res.warps[:, :, 3], truth[:, :, 3], atol=1e-3)
+    assert res.converged.all() and (res.cc > 0.99999).all()
+
+
+def test_rigid_refinement_finds_a_rotation_and_keeps_it_a_rotation():
+    a = _rotation((1.0, 2.0, -1.5), np.radians(3.0))
+    b = np.array([-0.2, 0.35, 0.1])
+    res, truth, _, _, _ = _refine(a, b, "rigid")
+    np.testing.assert_allclose(res.warps[:, :, :3], truth[:, :, :3], atol=2e-4)
+    np.testing.assert_allclose(res.warps[:, :, 3], truth[:, :, 3], atol=1e-3)
+    for r in res.warps[:, :, :3]:
+        np.testing.assert_allclose(r @ r.T, np.eye(3), atol=1e-12)
+        assert np.linalg.det(r) == pytest.approx(1.0, abs=1e-12)
+    assert res.converged.all() and (res.cc > 0.99999).all()
+
+
+def _pearson(a, b):
+    a, b = a - a.mean(), b - b.mean()
+    return float(np.sum(a * b) / np.sqrt(np.sum(a * a) * np.sum(b * b)))
+
+
+def _cube(volume, node, s):
+    lo = np.asarray(node) - s // 2
+    return volume[lo[0]:lo[0] + s, lo[1]:lo[1] + s, lo[2]:lo[2] + s].astype(np.float64)
+
+
+def test_no_iteration_keeps_the_start_and_reports_its_correlation():
+    # at an integer translation the interpolating spline equals the voxels, so the cc is the
+    # Pearson correlation of the two cubes
+    b = np.array([0.4, -0.3, 0.45])
+    res, _, start, reference, deformed = _refine(np.eye(3), b, "affine", max_iterations=0)
+    np.testing.assert_array_equal(res.warps, start)
+    assert res.iterations.tolist() == [0, 0, 0] and not res.converged.any()
+    for k, node in enumerate(NODES):
+        want = _pearson(_cube(reference, node, S), _cube(deformed, start[k, :, 3].astype(int), S))
+        assert res.cc[k] == pytest.approx(want, abs=1e-5)
+        assert want < 0.99                        # the start is visibly off the match
+
+
+def test_given_first_values_are_the_deformed_values_at_the_start():
+    # the first iteration's deformed values are taken as given: given the reference cube itself,
+    # the cc at the start is 1 whatever the deformed volume holds
+    b = np.array([0.4, -0.3, 0.45])
+    reference, _ = _pair(np.eye(3), b)
+    first = np.stack([_cube(reference, node, S).ravel() for node in NODES])
+    res, _, start, _, _ = _refine(np.eye(3), b, "affine", max_iterations=0, exact_first=first)
+    np.testing.assert_allclose(res.cc, 1.0, atol=1e-6)
+    assert np.all(np.abs(res.cc) <= 1.0)            # a correlation coefficient, round-off or not
+    np.testing.assert_array_equal(res.warps, start)
+
+
+def test_the_iteration_budget_is_the_most_iterations_done():
+    b = np.array([0.4, -0.3, 0.45])
+    res, _, _, _, _ = _refine(np.eye(3), b, "affine", max_iterations=2, tolerance_voxels=0.0)
+    assert res.iterations.tolist() == [2, 2, 2] and not res.converged.any()
+
+
+def test_a_huge_tolerance_stops_after_one_update_with_the_cc_before_it():
+    b = np.array([0.4, -0.3, 0.45])
+    once, _, start, _, _ = _refine(np.eye(3), b, "translation", tolerance_voxels=1e9)
+    none, _, _, _, _ = _refine(np.eye(3), b, "translation", max_iterations=0)
+    assert once.iterations.tolist() == [1, 1, 1] and once.converged.all()
+    np.testing.assert_array_equal(once.cc, none.cc)   # the cc of the warp before the last update
+    assert np.all(np.abs(once.warps[:, :, 3] - start[:, :, 3]) > 0.05)   # but the warp is updated
+
+
+def test_a_flat_subvolume_is_not_refined():
+    reference, deformed = _pair(np.eye(3), np.zeros(3))
+    reference[:] = 4.0
+    terms = cube_terms(reference, NODES, S)
+    start = np.concatenate([np.broadcast_to(np.eye(3), (3, 3, 3)), NODES[:, :, None] + 0.25], axis=2)
+    res = refine(SplineVolume(deformed), terms, subvolume_offsets(S).astype(np.float64), start, cube_edge=S)
+    assert not res.textured.any() and res.iterations.tolist() == [0, 0, 0]
+    np.testing.assert_array_equal(res.warps, start)
+    np.testing.assert_array_equal(res.cc, 0.0)
+
+
+def test_the_general_sampler_refines_like_the_cube_sampler():
+    # offsets given without cube_edge take the general kernel: the same warps within round-off
+    a = np.eye(3) + np.diag([0.01, -0.01, 0.005])
+    b = np.array([0.3, 0.2, -0.1])
+    cube, truth, start, reference, deformed = _refine(a, b, "affine")
+    general = refine(SplineVolume(deformed), cube_terms(reference, NODES, S), subvolume_offsets(S).astype(float),
+                     start, shape_function="affine")
+    np.testing.assert_allclose(general.warps, cube.warps, atol=1e-4)
+    np.testing.assert_allclose(general.warps[:, :, 3], truth[:, :, 3], atol=1e-3)
+
+
+# ---- the pieces -----------------------------------------------------------------------------------------
+
+def test_basis_generators_are_the_derivatives_of_each_shape_function():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=3)
+    xh = np.append(x, 1.0)
+    e = np.eye(3)
+    # translation: dW/dt_i = e_i; affine: dW/dL_ij = x_j e_i; rigid: dW/dw_k = e_k x x
+    want = {"translation": [e[i] for i in range(3)],
+            "affine": [e[i] for i in range(3)] + [x[j] * e[i] for i in range(3) for j in range(3)],
+            "rigid": [e[i] for i in range(3)] + [np.cross(e[k], x) for k in range(3)]}
+    for name, columns in want.items():
+        got = _basis(name) @ xh
+        np.testing.assert_allclose(got, np.array(columns), atol=1e-15)
+    with pytest.raises(ValueError, match="shape_function"):
+        _basis("quadratic")
+
+
+def test_compose_inverse_undoes_the_update():
+    # W o W(dp)^-1 composed with W(dp) is W again
+    rng = np.random.default_rng(5)
+    w = np.concatenate([np.eye(3) + rng.normal(0, 0.05, (4, 3, 3)), rng.normal(0, 3, (4, 3, 1))], axis=2)
+    dm = np.concatenate([rng.normal(0, 0.02, (4, 3, 3)), rng.normal(0, 0.5, (4, 3, 1))], axis=2)
+    out = _compose_inverse(w, dm, "affine")
+    d = np.concatenate([np.eye(3) + dm[:, :, :3], dm[:, :, 3:]], axis=2)
+    back = np.einsum("bij,bjk->bik", out[:, :, :3], d[:, :, :3])
+    np.testing.assert_allclose(back, w[:, :, :3], atol=1e-12)
+    np.testing.assert_allclose(np.einsum("bij,bj->bi", out[:, :, :3], d[:, :, 3]) + out[:, :, 3], w[:, :, 3],
+                               atol=1e-12)
+
+
+def test_rigid_compose_inverse_stays_a_rotation():
+    r = _rotation((0.0, 1.0, 1.0), 0.3)
+    w = np.concatenate([r, np.array([[1.0], [2.0], [3.0]])], axis=1)[None]
+    dm = np.zeros((1, 3, 4))
+    dm[0, :, :3] = 0.02 * np.array([[0, -1, 2], [1, 0, -3], [-2, 3, 0]]) + 0.01 * np.eye(3)   # not a rotation
+    out = _compose_inverse(w, dm, "rigid")[0, :, :3]
+    np.testing.assert_allclose(out @ out.T, np.eye(3), atol=1e-12)
+    assert np.linalg.det(out) == pytest.approx(1.0)
+
+
+def test_nearest_rotation_is_the_rotation_of_the_polar_decomposition():
+    r = _rotation((1.0, -2.0, 0.5), 0.7)
+    p = np.array([[3.0, 0.5, 0.2], [0.5, 2.0, -0.1], [0.2, -0.1, 1.5]])   # symmetric positive definite
+    np.testing.assert_allclose(nearest_rotation(r @ p), r, atol=1e-12)
+    # a reflection in the smallest singular direction: the nearest proper rotation flips it back
+    np.testing.assert_allclose(nearest_rotation(r @ np.diag([3.0, 2.0, -1.0])), r, atol=1e-12)
+    stack = nearest_rotation(np.stack([r @ p, r.T @ p]))
+    np.testing.assert_allclose(stack, np.stack([r, r.T]), atol=1e-12)

@@ -1,0 +1,133 @@
+"""Cubic B-spline sampling (analysis.dvc.interpolate) against scipy's spline interpolation and the sums' definition.
+
+scipy.ndimage.map_coordinates (order 3, mirror boundary) is an independent
+implementation of the same interpolating spline; the correlation sums are
+then summed point by point in float64, as SplineVolume.correlation_sums'
+docstring defines them (issue #19).
+"""
+
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+
+from analysis.dvc.grid import subvolume_offsets
+from analysis.dvc.interpolate import SplineVolume, device_array
+
+SHAPE = (14, 15, 16)
+
+
+def _volume(seed=0):
+    rng = np.random.default_rng(seed)
+    return ndi.gaussian_filter(rng.normal(size=SHAPE), 1.0).astype(np.float32) * 10 + 3
+
+
+def _points(warps, offsets):
+    """(B, n, 3) positions W [x, 1] of the offsets, voxels."""
+    return np.einsum("bij,nj->bni", warps[:, :, :3], offsets) + warps[:, None, :, 3]
+
+
+def _sums_by_definition(g, offsets, fn, grad):
+    """sum g, sum g^2, sum g fn, sum g grad_i [x, 1]_j (row-major) per node, float64."""
+    g = g.astype(np.float64)
+    xh = np.column_stack([offsets, np.ones(len(offsets))])
+    out = [g.sum(axis=1), (g * g).sum(axis=1), (g * fn).sum(axis=1)]
+    for i in range(3):
+        for j in range(4):
+            out.append((g * grad[:, i, :] * xh[:, j]).sum(axis=1))
+    return np.stack(out, axis=1)
+
+
+def _case(s, seed):
+    """Random near-identity affine warps of 4 nodes whose points stay inside the volume (near faces too)."""
+    rng = np.random.default_rng(seed)
+    offsets = subvolume_offsets(s).astype(np.float64)
+    centres = np.array([[7.0, 7.5, 8.0], [s / 2, s / 2, s / 2], [13 - s / 2, 14 - s / 2, 15 - s / 2], [6.3, 9.1, 7.7]])
+    linear = np.eye(3) + rng.uniform(-0.04, 0.04, (4, 3, 3))
+    warps = np.concatenate([linear, centres[:, :, None]], axis=2)
+    fn = rng.normal(size=(4, len(offsets))).astype(np.float32)
+    grad = rng.normal(size=(4, 3, len(offsets))).astype(np.float32)
+    return offsets, warps, fn, grad
+
+
+@pytest.mark.parametrize("s, cube", [(5, False), (5, True), (6, True), (7, True)])
+def test_correlation_sums_are_sums_of_spline_samples(s, cube):
+    volume = _volume()
+    offsets, warps, fn, grad = _case(s, s)
+    points = _points(warps, offsets)
+    assert points.min() >= -0.6 and np.all(points.max(axis=(0, 1)) <= np.array(SHAPE) - 0.4)
+    g = ndi.map_coordinates(volume.astype(np.float64), points.reshape(-1, 3).T, order=3,
+                            mode="mirror").reshape(len(warps), -1)
+    want = _sums_by_definition(g, offsets, fn, grad)
+    got = SplineVolume(volume).correlation_sums(warps, offsets, fn, grad, cube_edge=s if cube else None)
+    assert got.shape == (4, 15) and got.dtype == np.float64
+    scale = np.abs(want).max(axis=0)             # each sum against its own size (float32 samples)
+    np.testing.assert_allclose(got / scale, want / scale, rtol=0, atol=1e-5)
+
+
+def test_correlation_sums_use_given_values_instead_of_sampling():
+    volume = _volume()
+    offsets, warps, fn, grad = _case(5, 1)
+    given = np.random.default_rng(2).normal(size=fn.shape).astype(np.float32)
+    want = _sums_by_definition(given, offsets, fn, grad)
+    for cube_edge in (None, 5):
+        got = SplineVolume(volume).correlation_sums(warps, offsets, fn, grad, given=given, cube_edge=cube_edge)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
+
+
+def test_correlation_sums_of_no_nodes_are_empty():
+    got = SplineVolume(_volume()).correlation_sums(np.zeros((0, 3, 4)), subvolume_offsets(5), np.zeros((0, 125)),
+                                                   np.zeros((0, 3, 125)), cube_edge=5)
+    assert got.shape == (0, 15)
+
+
+def test_resampling_matches_scipy_up_to_the_faces():
+    # a turn of 0.2 rad about z with a 0.9 scale about the centre keeps every sample inside the volume,
+    # where the mirrored coefficients are scipy's mirror boundary exactly
+    volume = _volume(3)
+    c, s = np.cos(0.2), np.sin(0.2)
+    linear = 0.9 * np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+    centre = (np.array(SHAPE) - 1) / 2
+    warp = np.concatenate([linear, (centre - linear @ centre)[:, None]], axis=1)
+    want = ndi.affine_transform(volume.astype(np.float64), linear, warp[:, 3], order=3, mode="mirror")
+    got = SplineVolume(volume).resample(warp, SHAPE)
+    assert got.dtype == np.float32 and got.shape == SHAPE
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
+
+
+def test_resampling_at_the_voxels_gives_the_voxels():
+    volume = _volume(4)
+    spline = SplineVolume(volume.astype(np.float64))
+    assert spline.shape == SHAPE                    # the volume's, not the padded coefficients'
+    got = spline.resample(np.eye(3, 4), SHAPE)
+    np.testing.assert_allclose(got, volume, rtol=0, atol=2e-5 * np.abs(volume).max())
+
+
+def test_device_array_on_the_cpu_is_a_contiguous_float32_copy_of_the_values():
+    a = np.arange(24, dtype=np.float64).reshape(2, 3, 4)[:, :, ::2]
+    got = device_array(a, "cpu")
+    assert isinstance(got, np.ndarray) and got.dtype == np.float32 and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, a)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int64])
+def test_inputs_of_another_dtype_sample_like_the_kernels_own(dtype):
+    # whole-voxel translations with the identity (exact in any of these dtypes), and float32 values
+    # given as float64 (exact too): the same sums to the bit
+    volume = _volume(5)
+    offsets = subvolume_offsets(5).astype(np.float64)
+    warps = np.concatenate([np.broadcast_to(np.eye(3), (2, 3, 3)), np.array([[[6], [7], [8]], [[4], [9], [5]]])],
+                           axis=2)
+    rng = np.random.default_rng(8)
+    fn = rng.normal(size=(2, 125)).astype(np.float32)
+    grad = rng.normal(size=(2, 3, 125)).astype(np.float32)
+    given = rng.normal(size=(2, 125)).astype(np.float32)
+    spline = SplineVolume(volume)
+    for cube_edge, values in ((None, None), (5, None), (None, given)):
+        want = spline.correlation_sums(warps.astype(np.float64), offsets, fn, grad, given=values,
+                                       cube_edge=cube_edge)
+        got = spline.correlation_sums(warps.astype(dtype), offsets, fn.astype(np.float64), grad.astype(np.float64),
+                                      given=None if values is None else values.astype(np.float64),
+                                      cube_edge=cube_edge)
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(spline.resample(np.eye(3, 4, dtype=dtype), SHAPE),
+                                  spline.resample(np.eye(3, 4), SHAPE))
