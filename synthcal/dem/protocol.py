@@ -289,12 +289,14 @@ def spilled(positions_um, bonds, fixed, centre_yx_um, footprint_um):
     """
     x = np.asarray(positions_um, np.float64)
     out = np.hypot(x[:, 1] - centre_yx_um[0], x[:, 2] - centre_yx_um[1]) > footprint_um
-    if not out.any():
-        return out
+    candidates = out & ~np.asarray(fixed, bool)
+    # once some particles lie glued outside, most intervals have nothing new: skip the cluster search
+    if not candidates.any():
+        return candidates
     label = _bond_clusters(len(x), bonds)
     anchored = np.zeros(label.max() + 1, bool)
     anchored[label[~out]] = True
-    return out & ~anchored[label] & ~np.asarray(fixed, bool)
+    return candidates & ~anchored[label]
 
 
 def build_coating(scenario, rng):
