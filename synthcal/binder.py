@@ -478,6 +478,14 @@ def segment_distance(y, p0, p1):
 
 
 @ti.func
+def capsule_gap(y, b, seg: ti.template()):
+    """Distance from y to bridge b's bounding capsules (:func:`motion_tables`) less their radius."""
+    d = ti.min(segment_distance(y, row3(seg, b, 0), row3(seg, b, 3)),
+               segment_distance(y, row3(seg, b, 7), row3(seg, b, 10)))
+    return d - seg[b, 6]
+
+
+@ti.func
 def _bridge_near(b, X, broken, margin, ref_c: ti.template(), radii: ti.template(), pairs: ti.template(),
                  bgeo: ti.template()):
     """Whether reference point X lies within margin of bridge b's lateral surface (or of its crack)."""
@@ -508,8 +516,7 @@ def claim(y, tau, margin, cand_b, n_b, cand_p, n_p, cur_c: ti.template(), ref_c:
     near = False
     for a in range(n_b):
         b = cand_b[a]
-        if (kind == NONE or margin > 0) and segment_distance(y, row3(seg, b, 0), row3(seg, b, 3)) \
-                < seg[b, 6] + margin:
+        if (kind == NONE or margin > 0) and capsule_gap(y, b, seg) < margin:
             i = pairs[b, 0]
             j = pairs[b, 1]
             if intact[b]:
@@ -630,7 +637,7 @@ def reference_tables(binder, origin_um, cell_dims, cell_size_um):
 
 
 def motion_tables(binder, positions_um, quaternions, bonds_intact, origin_um):
-    """The current step's arrays for the phantom kernel, and each bridge's bounding capsule.
+    """The current step's arrays for the phantom kernel, and the bounding boxes of the bridges.
 
     Returns
     -------
@@ -638,21 +645,28 @@ def motion_tables(binder, positions_um, quaternions, bonds_intact, origin_um):
         ``cur_c`` (N, 3) centres relative to the origin; ``back`` (N, 9) row-major ``R_ref R_cur^T``
         (pulls a current point of the particle back to the reference); ``moved`` (N,) whether the pose
         differs from the reference at all (else the pull-back is skipped: exact identity);
-        ``intact`` (M,); ``seg`` (M, 7): a capsule ``[P0, P1]`` of radius ``R`` holding the bridge now.
-    capsule : (M, 3) centres and (M,) reaches of the capsules' bounding boxes, world µm (for the binning).
+        ``intact`` (M,); ``seg`` (M, 13): ``P0, P1, R, Q0, Q1``, two capsules ``[P0, P1]`` and
+        ``[Q0, Q1]`` of radius ``R`` that hold the bridge now (the same one twice while it holds).
+    boxes : (B, 3) centres, (B,) reaches and (B,) bond rows of cubes around those capsules, world µm
+        (for the binning): one per intact bridge, two per broken one.
 
     Notes
     -----
     A bridge point X lies within ``a`` of the reference axis segment between ``t = s_i(a)`` and
-    ``t = d - s_j(a)``, so ``A_i(X)`` lies within ``a`` of ``[P0, P1]``, that segment moved with ``i``; its image ``phi(X)`` (or ``A_j(X)`` for a broken half) is
-    within ``|A_j(X) - A_i(X)| <= |A_j(m) - A_i(m)| + ||F_j - F_i||_F e`` more, ``m`` and ``e`` the
-    bridge's bounding centre and radius, ``F`` the rotations.
+    ``t = d - s_j(a)``, so ``A_i(X)`` lies within ``a`` of ``[P0, P1]``, that segment moved with ``i``.
+    While the bridge holds, its image ``phi(X)`` is within ``|A_j(X) - A_i(X)| <= |A_j(m) - A_i(m)| +
+    ||F_j - F_i||_F e`` more, ``m`` and ``e`` the bridge's bounding centre and radius, ``F`` the
+    rotations. A broken bridge's halves move rigidly, each with its particle: within ``a`` of
+    ``[P0, P1]`` and of ``[Q0, Q1]``, the segment moved with ``j``. Bounding the halves apart keeps
+    the capsule of two particles that drifted far apart (a spilled one) from covering the space
+    between them.
     """
     from synthcal.rotations import rotation_matrices_zyx
 
     origin = np.asarray(origin_um, dtype=np.float64)
     pos = np.asarray(positions_um, dtype=np.float64)
     quats = np.asarray(quaternions, dtype=np.float64)
+    intact = np.asarray(bonds_intact, dtype=bool)
     r_ref = rotation_matrices_zyx(binder.quaternions) if len(pos) else np.zeros((0, 3, 3))
     r_cur = rotation_matrices_zyx(quats) if len(pos) else np.zeros((0, 3, 3))
     back = r_ref @ np.swapaxes(r_cur, 1, 2)
@@ -664,18 +678,38 @@ def motion_tables(binder, positions_um, quaternions, bonds_intact, origin_um):
     def push(p, x):
         return pos[p] + np.einsum("mab,mb->ma", fwd[p], x - binder.positions_um[p])
 
-    p0 = push(i, binder.positions_um[i] + n * t_lo[:, None])
-    p1 = push(i, binder.positions_um[i] + n * t_hi[:, None])
+    lo, hi = binder.positions_um[i] + n * t_lo[:, None], binder.positions_um[i] + n * t_hi[:, None]
+    p0, p1 = push(i, lo), push(i, hi)
+    q0, q1 = np.where(intact[:, None], p0, push(j, lo)), np.where(intact[:, None], p1, push(j, hi))
     spread = np.linalg.norm(push(j, middle) - push(i, middle), axis=1) + \
         np.linalg.norm(fwd[j] - fwd[i], axis=(1, 2)) * e
-    radius = a + spread
-    seg = np.column_stack([p0 - origin, p1 - origin, radius]) if len(a) else np.zeros((0, 7))
+    radius = np.where(intact, a + spread, a)
+    seg = np.column_stack([p0 - origin, p1 - origin, radius, q0 - origin, q1 - origin]) if len(a) \
+        else np.zeros((0, 13))
     tables = {"cur_c": dummy_rows(pos - origin, 3, np.float32),
               "back": dummy_rows(back.reshape(-1, 9), 9, np.float32),
               "moved": dummy_rows(moved.astype(np.int32), 0, np.int32),
-              "intact": dummy_rows(np.asarray(bonds_intact, dtype=np.int32), 0, np.int32),
-              "seg": dummy_rows(seg, 7, np.float32)}
-    return tables, 0.5 * (p0 + p1), 0.5 * np.linalg.norm(p1 - p0, axis=1) + radius
+              "intact": dummy_rows(intact.astype(np.int32), 0, np.int32),
+              "seg": dummy_rows(seg, 13, np.float32)}
+    broken = np.flatnonzero(~intact)
+    centres = np.concatenate([0.5 * (p0 + p1), 0.5 * (q0 + q1)[broken]])
+    reaches = np.concatenate([0.5 * np.linalg.norm(p1 - p0, axis=1) + radius,
+                              0.5 * np.linalg.norm(q1 - q0, axis=1)[broken] + a[broken]])
+    return tables, (centres, reaches, np.concatenate([np.arange(len(a)), broken]))
+
+
+def bin_boxes(centres_um, reach_um, rows, grid_origin_um, grid_shape, cell_size_um):
+    """:func:`synthcal.binning.bin_particles` of boxes that stand for ``rows`` (several boxes may
+    share one): each cell lists a row once, rows ascending."""
+    cell_start, items = bin_particles(centres_um, reach_um, grid_origin_um, grid_shape, cell_size_um)
+    if len(items) == 0:
+        return cell_start, items
+    n_rows = int(rows.max()) + 1
+    cell = np.repeat(np.arange(len(cell_start) - 1, dtype=np.int64), np.diff(cell_start))
+    cell, row = np.divmod(np.unique(cell * n_rows + rows[items]), n_rows)
+    cell_start = np.zeros_like(cell_start)
+    np.cumsum(np.bincount(cell, minlength=len(cell_start) - 1), out=cell_start[1:])
+    return cell_start, row.astype(np.int32)
 
 
 # ---- the design: bridge radius and film thickness from the recipe -----------------------------------

@@ -75,8 +75,8 @@ import taichi as ti
 
 from analysis._taichi import ensure_taichi
 from analysis.phases import Phase
-from synthcal.binder import (NONE, Binder, BridgeVoxels, dummy_rows, cell_of, claim, motion_tables, pull_through,
-                             reference_tables, row3, segment_distance)
+from synthcal.binder import (NONE, Binder, BridgeVoxels, bin_boxes, capsule_gap, dummy_rows, cell_of, claim,
+                             motion_tables, pull_through, reference_tables)
 from synthcal.binning import bin_particles, choose_cell_size_um
 from synthcal.dem.material import ParticleKind
 from synthcal.materials import cbd_material, linear_attenuation_per_um
@@ -401,8 +401,7 @@ def _voxelise_slab(labels: ti.types.ndarray(dtype=ti.u8, ndim=3),
         if has_binder and best_d < margin:
             for t in range(bond_start[flat], bond_start[flat + 1]):
                 b = bond_items[t]
-                if n_bond < MAX_BOND_CANDIDATES and segment_distance(
-                        x, row3(seg, b, 0), row3(seg, b, 3)) < seg[b, 6] + margin:
+                if n_bond < MAX_BOND_CANDIDATES and capsule_gap(x, b, seg) < margin:
                     bond_cand[n_bond] = b
                     n_bond += 1
         label = ti.u8(_PORE)
@@ -646,16 +645,19 @@ def voxelise(positions_um, radii_um, kinds, quaternions, *, voxel_size_um, shape
     margin = 0.8660254 * voxel_size_um
     tau = binder.film_thickness_um
     reach = pieces.bounding_radii_um(radii) + margin + tau
-    cell_size = choose_cell_size_um(reach, extent, float(np.prod(shape)), voxel_size_um)
+    motion, (box_centre, box_reach, box_bond) = motion_tables(binder, root_c, quats[:n_root], intact, origin)
+    with_bridge = binder.bridge_radius_um[box_bond] > 0
+    box_centre, box_reach, box_bond = box_centre[with_bridge], box_reach[with_bridge] + margin, box_bond[with_bridge]
+    # every binning below shares the cells: their pairs count toward the memory bound
+    cell_size = choose_cell_size_um(np.concatenate([reach, box_reach, binder.radii_um + tau]), extent,
+                                    float(np.prod(shape)), voxel_size_um)
     cell_dims = (np.floor(extent / cell_size) + 1).astype(np.int64)
     cell_start, items = bin_particles(centres, reach, origin, cell_dims, cell_size)
     if n == 0:
         items = np.zeros(1, dtype=np.int32)
-    motion, capsule_centre, capsule_reach = motion_tables(binder, root_c, quats[:n_root], intact, origin)
-    with_bridge = np.flatnonzero(binder.bridge_radius_um > 0)
-    bond_start, bond_items = bin_particles(capsule_centre[with_bridge], capsule_reach[with_bridge] + margin,
-                                           origin, cell_dims, cell_size)
-    bond_items = with_bridge[bond_items].astype(np.int32) if len(bond_items) else np.zeros(1, np.int32)
+    bond_start, bond_items = bin_boxes(box_centre, box_reach, box_bond, origin, cell_dims, cell_size)
+    if len(bond_items) == 0:
+        bond_items = np.zeros(1, np.int32)
     ref = reference_tables(binder, origin, cell_dims, cell_size)
 
     ensure_taichi(arch)

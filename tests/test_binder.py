@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from scipy import ndimage
 
 from analysis.phases import Phase
-from synthcal.binder import Binder, BridgeVoxels, bridge_volume_um3, design_binder
+from synthcal.binder import Binder, BridgeVoxels, bridge_volume_um3, design_binder, motion_tables
 from synthcal.materials import binder_volume_per_nmc_volume
 from synthcal.phantom import Texture, voxelise
 from synthcal.rotations import rotation_matrices_zyx
@@ -229,6 +229,29 @@ def test_pulled_apart_pair_keeps_or_breaks_its_bridge(intact):
     # each half stays on its particle
     halves = ph.bridges.weight >= 0.5
     assert np.array_equal(ph.owner.reshape(-1)[ph.bridges.index], halves.astype(np.int32))
+
+
+def test_broken_bridge_halves_travel_with_their_particles_however_far():
+    """A broken pair pulled 2 um further apart (20 whole voxels along x): each half of the bridge is
+    where its particle took it, voxel for voxel, and the bridge's bounding boxes for the binning do not
+    span the gap (a spilled particle's broken bond once covered the pillar: 255 M cell pairs)."""
+    pos, binder = pulled_pair_binder()
+    near = pos + [[0.0, 0.0, -0.3], [0.0, 0.0, 0.3]]
+    far = near + [[0.0, 0.0, 0.0], [0.0, 0.0, 2.0]]
+    shape = (41, 41, 70)
+    ph_near = phantom(near, PAIR_R, binder, shape=shape, intact=[False])
+    ph_far = phantom(far, PAIR_R, binder, shape=shape, intact=[False])
+    for particle, shift in ((0, 0), (1, 20)):
+        mine_near = np.argwhere(ph_near.owner == particle)
+        mine_far = np.argwhere(ph_far.owner == particle)
+        np.testing.assert_array_equal(mine_far, mine_near + [0, 0, shift])
+        np.testing.assert_array_equal(ph_far.labels[tuple(mine_far.T)], ph_near.labels[tuple(mine_near.T)])
+    halves = [np.count_nonzero(ph.bridges.weight >= 0.5) for ph in (ph_near, ph_far)]
+    assert halves[0] == halves[1] > 0
+    _, (centres, reaches, rows) = motion_tables(binder, far, np.tile(IDENTITY, (2, 1)), [False], [0.0, 0.0, 0.0])
+    assert list(rows) == [0, 0]
+    gap_middle = 0.5 * (far[0] + far[1]) + [0.0, 0.0, 0.5 * (PAIR_R[0] - PAIR_R[1])]
+    assert np.all(np.max(np.abs(centres - gap_middle), axis=1) > reaches)
 
 
 def test_rigid_motion_moves_the_phantom_exactly():

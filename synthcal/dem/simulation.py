@@ -637,7 +637,11 @@ class Simulation:
         ``v + w x r``, the parent's spin) and starts with its orientation,
         kind, glue and an infinite strength. A bond of the parent goes to
         the fragment nearest its other end, with its stretch, shear and
-        rotation kept; contact histories of the parent are dropped.
+        rotation kept and its radius scaled by the fragment's contact radius
+        over the parent's (a bridge as wide as the parent on a fragment a
+        fraction its size is stiff against that fragment's small inertia: at
+        full width a tiny pillar's fragments blew up, "particles left the
+        domain"); contact histories of the parent are dropped.
 
         Parameters
         ----------
@@ -665,6 +669,7 @@ class Simulation:
             raise ValueError(f"radii_um, masses_kg: expected {k} positive values each")
         self._save()
         old, n_old, old_order = self._s, self.n, self._order
+        old_radius = self._radius_si
         pub = {name: self._public(old[name]) for name in _PER_PARTICLE}
         rel = x - pub["x"][i]
         # v + w x r; in z-y-x components (a left-handed basis) the cross product changes sign
@@ -695,6 +700,8 @@ class Simulation:
         # a bond of the parent goes to the fragment nearest its other end; its rest length keeps its stretch
         a, b = remap[old["bd_i"]], remap[old["bd_j"]]
         d0 = old["bd_d0"].copy()
+        bond_radius = self._bond_radius.copy()
+        parent_radius = float(old_radius[parent_row])
         xs = self._s["x"]
         frag_rows = self._rank[frag]
         for end, other, old_end in ((a, b, old["bd_i"]), (b, a, old["bd_j"])):
@@ -705,8 +712,9 @@ class Simulation:
                 before = np.linalg.norm(xs[other[at]] - old["x"][parent_row], axis=1)
                 d0[at] += gap[np.arange(len(at)), near] - before
                 end[at] = frag_rows[near]
+                bond_radius[at] *= np.minimum(1.0, self._radius_si[frag_rows[near]] / parent_radius)
         ends, kept, (bhist, brot) = _remap_pairs(a, b, None, old["bd_hist"], old["bd_rot"])
-        self._set_bonds(ends, d0[kept], self._bond_radius[kept], bhist, brot, old["bd_intact"][kept])
+        self._set_bonds(ends, d0[kept], bond_radius[kept], bhist, brot, old["bd_intact"][kept])
         self._set_mass_arrays()
         self._rebuild()
         self._forces()
