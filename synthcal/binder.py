@@ -647,8 +647,8 @@ def motion_tables(binder, positions_um, quaternions, bonds_intact, origin_um):
         differs from the reference at all (else the pull-back is skipped: exact identity);
         ``intact`` (M,); ``seg`` (M, 13): ``P0, P1, R, Q0, Q1``, two capsules ``[P0, P1]`` and
         ``[Q0, Q1]`` of radius ``R`` that hold the bridge now (the same one twice while it holds).
-    boxes : (B, 3) centres, (B,) reaches and (B,) bond rows of cubes around those capsules, world µm
-        (for the binning): one per intact bridge, two per broken one.
+    boxes : (B, 3) centres, (B,) reaches and (B,) bond rows of cubes that hold the bridges now, world
+        µm (for the binning): one per intact bridge, two per broken one.
 
     Notes
     -----
@@ -679,8 +679,8 @@ def motion_tables(binder, positions_um, quaternions, bonds_intact, origin_um):
         return pos[p] + np.einsum("mab,mb->ma", fwd[p], x - binder.positions_um[p])
 
     lo, hi = binder.positions_um[i] + n * t_lo[:, None], binder.positions_um[i] + n * t_hi[:, None]
-    p0, p1 = push(i, lo), push(i, hi)
-    q0, q1 = np.where(intact[:, None], p0, push(j, lo)), np.where(intact[:, None], p1, push(j, hi))
+    p0, p1, j0, j1 = push(i, lo), push(i, hi), push(j, lo), push(j, hi)
+    q0, q1 = np.where(intact[:, None], p0, j0), np.where(intact[:, None], p1, j1)
     spread = np.linalg.norm(push(j, middle) - push(i, middle), axis=1) + \
         np.linalg.norm(fwd[j] - fwd[i], axis=(1, 2)) * e
     radius = np.where(intact, a + spread, a)
@@ -691,10 +691,16 @@ def motion_tables(binder, positions_um, quaternions, bonds_intact, origin_um):
               "moved": dummy_rows(moved.astype(np.int32), 0, np.int32),
               "intact": dummy_rows(intact.astype(np.int32), 0, np.int32),
               "seg": dummy_rows(seg, 13, np.float32)}
+    # a held bridge's image (1 - w) A_i(X) + w A_j(X) lies within a of the hull of [P0, P1] and
+    # [J0, J1] (the segment moved with j): a box much tighter than the kernel's capsule when the two
+    # particles have turned apart; a broken one's halves get a box each
+    ends = np.stack([p0, p1, j0, j1])
+    whole = np.where(intact[None, :, None], ends, np.stack([p0, p1, p0, p1]))
+    box_lo, box_hi = whole.min(axis=0) - a[:, None], whole.max(axis=0) + a[:, None]
     broken = np.flatnonzero(~intact)
-    centres = np.concatenate([0.5 * (p0 + p1), 0.5 * (q0 + q1)[broken]])
-    reaches = np.concatenate([0.5 * np.linalg.norm(p1 - p0, axis=1) + radius,
-                              0.5 * np.linalg.norm(q1 - q0, axis=1)[broken] + a[broken]])
+    centres = np.concatenate([0.5 * (box_lo + box_hi), 0.5 * (j0 + j1)[broken]])
+    reaches = np.concatenate([0.5 * (box_hi - box_lo).max(axis=1),
+                              (0.5 * np.abs(j1 - j0) + a[:, None])[broken].max(axis=1)])
     return tables, (centres, reaches, np.concatenate([np.arange(len(a)), broken]))
 
 

@@ -331,6 +331,25 @@ def test_bridge_truth_is_the_blend_of_the_particles_motions():
     assert np.all(np.isnan(u[1]))
 
 
+@pytest.mark.parametrize("turn", [0.25, 1.0])
+def test_binning_box_holds_the_image_of_a_held_bridge_whose_particles_turned_apart(turn):
+    """The bridge's image (1 - w) A_i(X) + w A_j(X), mapped here by hand, lies in the box the phantom
+    bins the bond in, also when j turned ``turn`` rad against i (in the compressed paper pillar held
+    bonds turn by up to ~1 rad; the box is the hull of the bridge moved with either particle)."""
+    pos, quats, binder, _, _, _ = stretched_pair()
+    rot_j = rotation_zyx_about_axis([1.0, -0.4, 0.5], turn)
+    moved = np.array([pos[0] + [0.05, -0.1, -0.1], pos[1] + [0.15, 0.1, 0.3]])
+    quats_k = np.array([IDENTITY, axis_angle_quaternion([1.0, -0.4, 0.5], turn)])
+    assert np.allclose(rotation_matrices_zyx(quats_k)[1], rot_j)
+    points = pos[0] + np.random.default_rng(5).uniform([-0.5, -0.5, 0.0], [0.5, 0.5, 1.6], (20000, 3))
+    inside, w = bridge_by_hand(points, pos[0], pos[1], 0.6, 0.6, 0.45)
+    x, w = points[inside], w[inside, None]
+    image = (1 - w) * (x - pos[0] + moved[0]) + w * ((x - pos[1]) @ rot_j.T + moved[1])
+    _, (centres, reaches, rows) = motion_tables(binder, moved, quats_k, [True], [0.0, 0.0, 0.0])
+    assert list(rows) == [0]
+    assert np.all(np.abs(image - centres[0]) <= reaches[0])
+
+
 def test_texture_moves_with_the_truth_of_a_stretched_bridge():
     """Reference point X and its image x = X + u(X): the phantom at x (one voxel centred there) holds the
     same bridge, the same weight and the same attenuation (binder texture) as the reference at X."""
