@@ -694,28 +694,12 @@ def motion_tables(binder, positions_um, quaternions, bonds_intact, origin_um):
     # a held bridge's image (1 - w) A_i(X) + w A_j(X) lies within a of the hull of [P0, P1] and
     # [J0, J1] (the segment moved with j): a box much tighter than the kernel's capsule when the two
     # particles have turned apart; a broken one's halves get a box each
-    ends = np.stack([p0, p1, j0, j1])
-    whole = np.where(intact[None, :, None], ends, np.stack([p0, p1, p0, p1]))
-    box_lo, box_hi = whole.min(axis=0) - a[:, None], whole.max(axis=0) + a[:, None]
     broken = np.flatnonzero(~intact)
-    centres = np.concatenate([0.5 * (box_lo + box_hi), 0.5 * (j0 + j1)[broken]])
-    reaches = np.concatenate([0.5 * (box_hi - box_lo).max(axis=1),
-                              (0.5 * np.abs(j1 - j0) + a[:, None])[broken].max(axis=1)])
-    return tables, (centres, reaches, np.concatenate([np.arange(len(a)), broken]))
-
-
-def bin_boxes(centres_um, reach_um, rows, grid_origin_um, grid_shape, cell_size_um):
-    """:func:`synthcal.binning.bin_particles` of boxes that stand for ``rows`` (several boxes may
-    share one): each cell lists a row once, rows ascending."""
-    cell_start, items = bin_particles(centres_um, reach_um, grid_origin_um, grid_shape, cell_size_um)
-    if len(items) == 0:
-        return cell_start, items
-    n_rows = int(rows.max()) + 1
-    cell = np.repeat(np.arange(len(cell_start) - 1, dtype=np.int64), np.diff(cell_start))
-    cell, row = np.divmod(np.unique(cell * n_rows + rows[items]), n_rows)
-    cell_start = np.zeros_like(cell_start)
-    np.cumsum(np.bincount(cell, minlength=len(cell_start) - 1), out=cell_start[1:])
-    return cell_start, row.astype(np.int32)
+    held = np.where(intact[:, None, None], np.stack([p0, p1, j0, j1], axis=1), np.stack([p0, p1] * 2, axis=1))
+    ends = np.concatenate([held, np.stack([j0, j1] * 2, axis=1)[broken]])
+    rows = np.concatenate([np.arange(len(a)), broken])
+    box_lo, box_hi = ends.min(axis=1) - a[rows, None], ends.max(axis=1) + a[rows, None]
+    return tables, (0.5 * (box_lo + box_hi), 0.5 * (box_hi - box_lo).max(axis=1), rows)
 
 
 # ---- the design: bridge radius and film thickness from the recipe -----------------------------------

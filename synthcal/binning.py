@@ -48,6 +48,20 @@ def bin_particles(centres_um, reach_um, grid_origin_um, grid_shape, cell_size_um
     return cell_start, particle[order].astype(np.int32)
 
 
+def bin_boxes(centres_um, reach_um, rows, grid_origin_um, grid_shape, cell_size_um):
+    """:func:`bin_particles` of boxes that stand for ``rows`` (several boxes may share one): each
+    cell lists a row once, rows ascending."""
+    cell_start, items = bin_particles(centres_um, reach_um, grid_origin_um, grid_shape, cell_size_um)
+    if len(items) == 0:
+        return cell_start, items
+    n_rows = int(rows.max()) + 1
+    cell = np.repeat(np.arange(len(cell_start) - 1, dtype=np.int64), np.diff(cell_start))
+    cell, row = np.divmod(np.unique(cell * n_rows + rows[items]), n_rows)
+    cell_start = np.zeros_like(cell_start)
+    np.cumsum(np.bincount(cell, minlength=len(cell_start) - 1), out=cell_start[1:])
+    return cell_start, row.astype(np.int32)
+
+
 def choose_cell_size_um(reach_um, extent_um, n_queries, smallest_um):
     """Cell edge for :func:`bin_particles` that minimises a cost model.
 

@@ -75,9 +75,9 @@ import taichi as ti
 
 from analysis._taichi import ensure_taichi
 from analysis.phases import Phase
-from synthcal.binder import (NONE, Binder, BridgeVoxels, bin_boxes, capsule_gap, dummy_rows, cell_of, claim,
-                             motion_tables, pull_through, reference_tables)
-from synthcal.binning import bin_particles, choose_cell_size_um
+from synthcal.binder import (NONE, Binder, BridgeVoxels, capsule_gap, dummy_rows, cell_of, claim, motion_tables,
+                             pull_through, reference_tables)
+from synthcal.binning import bin_boxes, bin_particles, choose_cell_size_um
 from synthcal.dem.material import ParticleKind
 from synthcal.materials import cbd_material, linear_attenuation_per_um
 from synthcal.pieces import Pieces
