@@ -41,6 +41,22 @@ def test_hertz_force_matches_theory(kinds, radii, overlap_um, arch):
     assert np.all(f[:, :2] == 0)
 
 
+def test_a_placed_particle_rests_and_meets_its_new_neighbour(arch):
+    """Moved from far away to 0.02 µm overlap, a sphere feels Hertz's force at once (the neighbour list is rebuilt)."""
+    r_um, overlap_um = 5.0, 0.02
+    sim = Simulation([[10.0, 10.0, 10.0], [10.0, 10.0, 60.0]], [r_um, r_um], NMC,
+                     velocities_um_s=[[0.0, 0.0, 0.0], [1e3, -2e3, 3e3]], arch=arch)
+    sim.step(1)
+    sim.place([1], [[10.0, 10.0, 10.0 + 2 * r_um - overlap_um]])
+    assert sim.positions_um[1].tolist() == [10.0, 10.0, 10.0 + 2 * r_um - overlap_um]
+    assert np.all(sim.velocities_um_s[1] == 0) and np.all(sim.angular_velocities_rad_s[1] == 0)
+    estar = effective_youngs_modulus(NMC, NMC)
+    expected = 4.0 / 3.0 * estar * math.sqrt(0.5 * r_um * 1e-6) * (overlap_um * 1e-6) ** 1.5
+    assert sim.forces_n[1, 2] == pytest.approx(expected, rel=1e-2)
+    with pytest.raises(ValueError, match="positions_um"):
+        sim.place([0, 1], [[1.0, 1.0, 1.0]])
+
+
 def _collide(e, arch, dt_fraction_of_contact=1 / 400):
     r_um, v_um_s = 5.0, 2e5  # 0.2 m/s each, head-on along x
     mat = _elastic(e)

@@ -11,8 +11,10 @@ from conftest import digest, digest_in_fresh_process
 from synthcal import scenario as sc
 from synthcal.dem.io import read_trajectory, write_trajectory
 from synthcal.dem.material import ParticleKind
-from synthcal.dem.protocol import (analysed_region, held_by_binder, mass_scaling, nmc_diameters_um, simulate_pillar,
-                                   spilled)
+from synthcal.dem.material import Material
+from synthcal.dem.protocol import (_Loading, analysed_region, fallen, held_by_binder, mass_scaling, nmc_diameters_um,
+                                   simulate_pillar, spilled)
+from synthcal.dem.simulation import Simulation
 
 from conftest import TINY as TINY_TOML
 
@@ -245,3 +247,35 @@ def test_loose_particles_and_loose_bonded_clusters_spill_but_hanging_ones_do_not
     # with the bond 1-2 broken, 2 is loose
     assert spilled(x, bonds[[0, 2]], fixed, (50.0, 50.0), 10.0).tolist() == [False, False, True, True, True, True, False]
     assert not spilled(x[:1], np.zeros((0, 2), int), fixed[:1], (50.0, 50.0), 10.0).any()
+
+
+def test_spilled_particles_fall_straight_down_onto_the_foil_or_onto_what_lies_below():
+    """Landing heights worked out by hand: on the foil z = r; on a sphere j at lateral distance d,
+    z = z_j + sqrt((r + r_j)^2 - d^2); a bonded pair drops as one until its first member lands."""
+    x = np.array([[1.0, 0.0, 0.0],      # 0 on the foil, not falling
+                  [10.0, 0.0, 1.2],     # 1 falls onto 0: 1 + sqrt(2^2 - 1.2^2) = 2.6
+                  [20.0, 5.0, 5.0],     # 2 bonded to 3: the pair drops until 2 reaches the foil (19)
+                  [22.0, 5.0, 6.5],     # 3
+                  [30.0, 9.0, 9.0],     # 4 above 5, both falling: 5 lands first (z 1), then 4 on it (z 3)
+                  [8.0, 9.0, 9.0],      # 5
+                  [4.0, 20.0, 20.0],    # 6 already overlapping 7, which is below it: does not drop
+                  [2.5, 20.0, 20.5]])   # 7 not falling
+    r = np.ones(len(x))
+    falling = np.array([False, True, True, True, True, True, True, False])
+    out = fallen(x, r, falling, np.array([[2, 3]]))
+    expected = x.copy()
+    expected[[1, 2, 3, 4, 5], 0] = [1 + math.sqrt(4 - 1.2 ** 2), 1.0, 3.0, 3.0, 1.0]
+    np.testing.assert_allclose(out, expected, atol=1e-12)
+
+
+def test_a_particle_that_spills_in_mid_air_is_glued_on_the_base_not_where_it_broke_loose():
+    """Glued where it was, a particle beside the pillar's top is a rigid post under the (infinite) head."""
+    centre = 0.5 * TINY.electrode.slab_width_um
+    out_um = 0.5 * TINY.pillar.diameter_um + TINY.particles.nmc_max_diameter_um + 1.0
+    nmc = Material(youngs_modulus_pa=200e9, poisson_ratio=0.3, density_kg_m3=4650.0, restitution=0.5, friction=0.4)
+    sim = Simulation([[1.0, centre, centre], [12.0, centre, centre + out_um]], [1.0, 1.0], nmc, bottom_z_um=0.0)
+    sim.set_fixed([True, False])
+    load = _Loading(sim, TINY, 20.0)
+    load._spill()
+    assert sim.fixed.tolist() == [True, True] and load.n_spilled == 1
+    np.testing.assert_allclose(sim.positions_um[1], [1.0, centre, centre + out_um], atol=1e-9)

@@ -511,6 +511,25 @@ class Simulation:
         self._set_static("fixed", fixed[self._order].astype(np.int32))
         return int(fixed.sum())
 
+    def place(self, indices, positions_um):
+        """Put the particles ``indices`` (public order) at ``positions_um`` (µm, z-y-x), at rest.
+
+        Orientations, glue and bonds stay; the neighbour list is rebuilt and
+        the forces are those of the new state (the next step's first
+        half-kick uses them).
+        """
+        indices = np.asarray(indices, np.int64).reshape(-1)
+        positions_um = np.asarray(positions_um, np.float64).reshape(-1, 3)
+        if len(positions_um) != len(indices):
+            raise ValueError(f"positions_um: expected {len(indices)} rows (one per index), got {len(positions_um)}")
+        rows = self._rank[indices]
+        for name, values in (("x", positions_um * _UM), ("v", 0.0), ("w", 0.0)):
+            state = self._state(name).copy()
+            state[rows] = values
+            self._set_static(name, state)
+        self._rebuild()
+        self._forces()
+
     def set_bonds(self, pairs, radii_um):
         """Bond the particle pairs ``pairs`` with binder cylinders of radii ``radii_um``.
 
