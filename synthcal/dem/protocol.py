@@ -330,7 +330,7 @@ def fallen(positions_um, radii_um, falling, bonds):
     clusters = np.unique(label[falling])
     for c in clusters[np.argsort([np.min(x[falling & (label == c), 0]) for c in clusters], kind="stable")]:
         members = np.flatnonzero(falling & (label == c))
-        others = np.flatnonzero(~np.isin(np.arange(len(x)), members))
+        others = np.flatnonzero(label != c)
         drop = float(np.min(x[members, 0] - r[members]))
         for i in members:
             lateral = np.hypot(x[others, 1] - x[i, 1], x[others, 2] - x[i, 2])
@@ -610,16 +610,18 @@ class _Loading:
         return move, force
 
     def _spill(self):
-        """Lay on the base and glue there the particles that broke loose and left the pillar's footprint.
+        """Drop and glue the particles that broke loose and left the pillar's footprint.
 
-        They fell off the pillar onto the milled base around it
-        (:func:`spilled`, :func:`fallen`; the compression has no gravity, so
-        the fall is put in at once); left free they would roll away over the
-        endless foil plane. Glued where they broke loose, one hung in the
-        air beside the pillar, where the head, a plane wider than the
-        pillar, came down on it as on a rigid post (the paper scenario's
-        pillar then stopped compacting: 0.02 µm of head travel for the
-        15 µm of stage from step A to B).
+        They fall off the pillar (:func:`spilled`, :func:`fallen`; the
+        compression has no gravity, so the fall is put in at once) onto the
+        milled base around it, or onto what lies below them; left free they
+        would roll away over the endless foil plane. Glued where they broke
+        loose, one hung in the air beside the pillar, where the head, a plane
+        wider than the pillar, came down on it as on a rigid post (the paper
+        scenario's pillar then stopped compacting: 0.02 µm of head travel
+        for the 15 µm of stage from step A to B). One whose fall a pillar
+        particle stops is still glued on the pillar's side (a known
+        limitation, see the README).
         """
         sim = self.sim
         intact = sim.bonds[sim.bonds_intact]
