@@ -249,23 +249,45 @@ def test_loose_particles_and_loose_bonded_clusters_spill_but_hanging_ones_do_not
     assert not spilled(x[:1], np.zeros((0, 2), int), fixed[:1], (50.0, 50.0), 10.0).any()
 
 
-def test_spilled_particles_fall_straight_down_onto_the_foil_or_onto_what_lies_below():
+def test_spilled_particles_fall_straight_down_onto_the_foil_or_onto_glued_particles():
     """Landing heights worked out by hand: on the foil z = r; on a sphere j at lateral distance d,
     z = z_j + sqrt((r + r_j)^2 - d^2); a bonded pair drops as one until its first member lands."""
-    x = np.array([[1.0, 0.0, 0.0],      # 0 on the foil, not falling
+    x = np.array([[1.0, 0.0, 0.0],      # 0 glued on the foil
                   [10.0, 0.0, 1.2],     # 1 falls onto 0: 1 + sqrt(2^2 - 1.2^2) = 2.6
                   [20.0, 5.0, 5.0],     # 2 bonded to 3: the pair drops until 2 reaches the foil (19)
                   [22.0, 5.0, 6.5],     # 3
                   [30.0, 9.0, 9.0],     # 4 above 5, both falling: 5 lands first (z 1), then 4 on it (z 3)
                   [8.0, 9.0, 9.0],      # 5
-                  [4.0, 20.0, 20.0],    # 6 already overlapping 7, which is below it: does not drop
-                  [2.5, 20.0, 20.5]])   # 7 not falling
+                  [4.0, 20.0, 20.0],    # 6 already overlapping 7, glued below it: does not drop
+                  [2.5, 20.0, 20.5]])   # 7 glued
     r = np.ones(len(x))
     falling = np.array([False, True, True, True, True, True, True, False])
-    out = fallen(x, r, falling, np.array([[2, 3]]))
+    fixed = np.array([True] + [False] * 6 + [True])
+    out = fallen(x, r, falling, np.array([[2, 3]]), fixed, (0.0, 0.0))
     expected = x.copy()
     expected[[1, 2, 3, 4, 5], 0] = [1 + math.sqrt(4 - 1.2 ** 2), 1.0, 3.0, 3.0, 1.0]
     np.testing.assert_allclose(out, expected, atol=1e-12)
+
+
+def test_a_fall_that_a_free_pillar_particle_would_stop_slides_away_from_the_axis_first():
+    """Slides worked out by hand (radii 1, reach 2, axis at the origin). Blocker straight inward at
+    lateral 1: slide 1. A second free particle uncovered 1.5 beyond: slide 1.5 + 2 = 3.5 more, then
+    land on a glued particle 1.5 further out (z = 1 + sqrt(4 - 1.5^2)). Blocker at 1.2 across the
+    outward direction: slide sqrt(4 - 1.2^2) = 1.6, then land on the foil."""
+    x = np.array([[12.0, 0.0, 40.0],    # 0 falls; outward is +x
+                  [5.0, 0.0, 39.0],     # 1 free, below 0, 1 inward
+                  [3.0, 0.0, 42.5],     # 2 free, clear of 0 until the first slide (lateral 2.5)
+                  [1.0, 0.0, 46.0],     # 3 glued: 0 lands on it
+                  [12.0, -40.0, 0.0],   # 4 falls; outward is -y
+                  [5.0, -40.0, 1.2]])   # 5 free, below 4, 1.2 across
+    r = np.ones(len(x))
+    falling = np.array([True, False, False, False, True, False])
+    fixed = np.array([False, False, False, True, False, False])
+    out = fallen(x, r, falling, np.zeros((0, 2), int), fixed, (0.0, 0.0))
+    expected = x.copy()
+    expected[0] = [1 + math.sqrt(4 - 1.5 ** 2), 0.0, 44.5]
+    expected[4] = [1.0, -41.6, 0.0]
+    np.testing.assert_allclose(out, expected, atol=1e-6)
 
 
 def test_a_particle_that_spills_in_mid_air_is_glued_on_the_base_not_where_it_broke_loose():
@@ -279,3 +301,18 @@ def test_a_particle_that_spills_in_mid_air_is_glued_on_the_base_not_where_it_bro
     load._spill()
     assert sim.fixed.tolist() == [True, True] and load.n_spilled == 1
     np.testing.assert_allclose(sim.positions_um[1], [1.0, centre, centre + out_um], atol=1e-9)
+
+
+def test_a_spilled_particle_whose_fall_a_pillar_particle_stops_is_glued_on_the_base_beyond_it():
+    """Glued on a free pillar particle, it would be a post under the head; it lands beyond, on the foil."""
+    centre = 0.5 * TINY.electrode.slab_width_um
+    out_um = 0.5 * TINY.pillar.diameter_um + TINY.particles.nmc_max_diameter_um + 1.0
+    nmc = Material(youngs_modulus_pa=200e9, poisson_ratio=0.3, density_kg_m3=4650.0, restitution=0.5, friction=0.4)
+    # the pillar particle 1.5 inward of the spilled one: a slide of sqrt(2^2 - 0) - 1.5 = 0.5 clears it
+    sim = Simulation([[1.0, centre, centre], [12.0, centre, centre + out_um], [3.0, centre, centre + out_um - 1.5]],
+                     [1.0, 1.0, 1.0], nmc, bottom_z_um=0.0)
+    sim.set_fixed([True, False, False])
+    load = _Loading(sim, TINY, 20.0)
+    load._spill()
+    assert sim.fixed.tolist() == [True, True, False] and load.n_spilled == 1
+    np.testing.assert_allclose(sim.positions_um[1], [1.0, centre, centre + out_um + 0.5], atol=1e-6)

@@ -284,6 +284,22 @@ def test_pillar_with_fracture_stands_and_counts_its_fragments(pillars):
     assert all(f > 0 for f in info["head_force_n"][1:])
     assert (last.positions_um[:, 0] + last.radii_um).max() == pytest.approx(last.head_z_um, abs=0.05)
     assert np.all(np.isfinite(last.positions_um))
+    # what broke loose lies glued on the base: on the foil, on a glued particle, or bonded to one that is
+    assert info["n_spilled"] > 0
+    x, r, film = last.positions_um, last.radii_um, info["binder_film_um"]
+    glued = last.fixed.copy()
+    bonds = last.bonds[last.bonds_intact]
+    held = glued & (x[:, 0] - r < film)
+    for _ in range(len(x)):
+        gap = np.linalg.norm(x[:, None] - x[None], axis=2) - r[:, None] - r[None]
+        rests = np.any((gap < film) & held[None] & (x[None, :, 0] < x[:, None, 0]), axis=1)
+        tied = np.zeros(len(x), bool)
+        tied[bonds[held[bonds[:, 1]], 0]] = tied[bonds[held[bonds[:, 0]], 1]] = True
+        more = held | (glued & (rests | tied))
+        if np.array_equal(more, held):
+            break
+        held = more
+    assert np.array_equal(held, glued)
 
 
 def test_head_force_drops_at_fracture_events(pillars):

@@ -299,15 +299,18 @@ def spilled(positions_um, bonds, fixed, centre_yx_um, footprint_um):
     return candidates & ~anchored[label]
 
 
-def fallen(positions_um, radii_um, falling, bonds):
-    """Centres after the particles ``falling`` dropped straight down onto the foil or what lies below them.
+def fallen(positions_um, radii_um, falling, bonds, fixed, centre_yx_um):
+    """Centres after the particles ``falling`` dropped onto the foil or onto glued particles, clear of the pillar.
 
-    Falling particles still bonded to each other drop together, as one
-    rigid body, until one of them rests on the foil (z = 0) or on a particle
-    below it; clusters land lowest first, and a landed one is something to
-    land on. A falling particle already overlapping one below it does not
-    drop. Nothing turns or slides (the particle does not roll off what it
-    meets).
+    Falling particles still bonded to each other move together, as one
+    rigid body, lowest cluster first. A cluster with a free (unglued,
+    not falling) particle below any of its members first slides straight
+    away from the pillar's axis until none is: a free particle is part of
+    the pillar, and one glued on it would be a rigid post under the head.
+    Then the cluster drops until one of its members rests on the foil
+    (z = 0), on a glued particle or on a cluster that has landed. A
+    cluster already overlapping a glued particle below it does not drop.
+    Nothing turns.
 
     Parameters
     ----------
@@ -317,6 +320,10 @@ def fallen(positions_um, radii_um, falling, bonds):
     falling : (n,) bool array
     bonds : (M, 2) int array
         Intact bonds.
+    fixed : (n,) bool array
+        Glued particles (the foil's, and those that fell before).
+    centre_yx_um : (float, float)
+        The pillar's axis.
 
     Returns
     -------
@@ -326,21 +333,50 @@ def fallen(positions_um, radii_um, falling, bonds):
     x = np.array(positions_um, np.float64)
     r = np.asarray(radii_um, np.float64)
     falling = np.asarray(falling, bool)
+    support = np.asarray(fixed, bool) & ~falling
+    free = ~support & ~falling
     label = _bond_clusters(len(x), bonds)
     clusters = np.unique(label[falling])
     for c in clusters[np.argsort([np.min(x[falling & (label == c), 0]) for c in clusters], kind="stable")]:
         members = np.flatnonzero(falling & (label == c))
-        others = np.flatnonzero(label != c)
+        _slide_clear(x, r, members, np.flatnonzero(free), centre_yx_um)
+        below = np.flatnonzero(support)
         drop = float(np.min(x[members, 0] - r[members]))
         for i in members:
-            lateral = np.hypot(x[others, 1] - x[i, 1], x[others, 2] - x[i, 2])
-            reach = r[others] + r[i]
-            below = (lateral < reach) & (x[others, 0] < x[i, 0])
-            if below.any():
-                rest_z = x[others[below], 0] + np.sqrt(reach[below] ** 2 - lateral[below] ** 2)
+            lateral = np.hypot(x[below, 1] - x[i, 1], x[below, 2] - x[i, 2])
+            reach = r[below] + r[i]
+            under = (lateral < reach) & (x[below, 0] < x[i, 0])
+            if under.any():
+                rest_z = x[below[under], 0] + np.sqrt(reach[under] ** 2 - lateral[under] ** 2)
                 drop = min(drop, float(np.min(x[i, 0] - rest_z)))
         x[members, 0] -= max(drop, 0.0)
+        support[members] = True
     return x
+
+
+def _slide_clear(x, r, members, free, centre_yx_um):
+    """Slide ``members`` (in place) away from the axis until no particle of ``free`` is below any of them.
+
+    Each pass moves by the largest distance that clears one of the
+    blockers seen in that pass (the positive root of
+    |p + s u| = r_i + r_j, with p the lateral offset from the blocker and
+    u the outward direction); a move can uncover new blockers further
+    out, so passes repeat until there are none.
+    """
+    offset = x[members, 1:].mean(axis=0) - np.asarray(centre_yx_um, np.float64)
+    norm = float(np.hypot(*offset))
+    u = offset / norm if norm > 0 else np.array([0.0, 1.0])
+    for _ in range(len(free) + 1):
+        p = x[members, None, 1:] - x[None, free, 1:]
+        reach = r[members, None] + r[None, free]
+        blocked = (np.hypot(p[..., 0], p[..., 1]) < reach) & (x[free][None, :, 0] < x[members, None, 0])
+        if not blocked.any():
+            return
+        along = p[blocked] @ u
+        # a hair beyond the root, so the particles are clear of each other after rounding
+        s = np.max(-along + np.sqrt(along ** 2 - np.sum(p[blocked] ** 2, axis=1) + reach[blocked] ** 2))
+        x[members, 1:] += (s + 1e-9) * u
+    raise RuntimeError("a spilled particle found no clear ground around the pillar")
 
 
 def build_coating(scenario, rng):
@@ -614,20 +650,21 @@ class _Loading:
 
         They fall off the pillar (:func:`spilled`, :func:`fallen`; the
         compression has no gravity, so the fall is put in at once) onto the
-        milled base around it, or onto what lies below them; left free they
+        milled base around it, or onto particles glued there; left free they
         would roll away over the endless foil plane. Glued where they broke
         loose, one hung in the air beside the pillar, where the head, a plane
         wider than the pillar, came down on it as on a rigid post (the paper
         scenario's pillar then stopped compacting: 0.02 µm of head travel
-        for the 15 µm of stage from step A to B). One whose fall a pillar
-        particle stops is still glued on the pillar's side (a known
-        limitation, see the README).
+        for the 15 µm of stage from step A to B); glued on a pillar
+        particle that stopped its fall, it was a post too. So a fall that a
+        pillar particle would stop lands further out.
         """
         sim = self.sim
         intact = sim.bonds[sim.bonds_intact]
         new = spilled(sim.positions_um, intact, sim.fixed, self.centre, self.footprint_um)
         if new.any():
-            sim.place(np.flatnonzero(new), fallen(sim.positions_um, sim.radii_um, new, intact)[new])
+            sim.place(np.flatnonzero(new),
+                      fallen(sim.positions_um, sim.radii_um, new, intact, sim.fixed, self.centre)[new])
             sim.set_fixed(sim.fixed | new)
             self.n_spilled += int(new.sum())
 
