@@ -284,3 +284,93 @@ def covered_kernel(centre: ti.types.ndarray(dtype=ti.i32, ndim=2),
                                     if ez * ez + ey * ey + ex * ex >= r2_peak:
                                         inside = 0
         covered[i] = ti.u8(inside)
+
+
+@ti.kernel
+def partner_kernel(centre: ti.types.ndarray(dtype=ti.i32, ndim=2),
+                   ball: ti.types.ndarray(dtype=ti.f32, ndim=2),
+                   index: ti.types.ndarray(dtype=ti.i32, ndim=3),
+                   partner: ti.types.ndarray(dtype=ti.i32, ndim=1)):
+    """partner[i] = the ridge ball next to ball i (26-neighbourhood) that outranks it, the largest; -1 if none.
+
+    ``index`` holds each ridge voxel's ball number (-1 elsewhere). Ball j
+    outranks ball i when its value is larger, or equal with j > i: a strict
+    order, so no chain of partners runs in a circle.
+    """
+    nz, ny, nx = index.shape[0], index.shape[1], index.shape[2]
+    for i in range(centre.shape[0]):
+        best = -1
+        best_r2 = -1.0
+        for oz, oy, ox, cls in ti.static(_NEAR):
+            z, y, x = centre[i, 0] + oz, centre[i, 1] + oy, centre[i, 2] + ox
+            if 0 <= z < nz and 0 <= y < ny and 0 <= x < nx:
+                j = index[z, y, x]
+                if j >= 0 and (ball[j, 4] > ball[i, 4] or (ball[j, 4] == ball[i, 4] and j > i)):
+                    if ball[j, 3] > best_r2:
+                        best = j
+                        best_r2 = ball[j, 3]
+        partner[i] = best
+
+
+@ti.func
+def _isqrt(t):
+    """floor(sqrt(t)) of an integer t >= 0, exactly."""
+    m = ti.cast(ti.sqrt(ti.cast(t, ti.f32)), ti.i32)
+    while (m + 1) * (m + 1) <= t:
+        m += 1
+    while m * m > t:
+        m -= 1
+    return m
+
+
+@ti.kernel
+def paint_ridge_kernel(centre: ti.types.ndarray(dtype=ti.i32, ndim=2),
+                       ball: ti.types.ndarray(dtype=ti.f32, ndim=2),
+                       skip: ti.types.ndarray(dtype=ti.u8, ndim=1),
+                       partner: ti.types.ndarray(dtype=ti.i32, ndim=1),
+                       lt: ti.types.ndarray(dtype=ti.f32, ndim=3)):
+    """:func:`paint_kernel` for lattice-centred balls (the ridge's), leaving out each ball's overlap with its partner.
+
+    Where ball i overlaps ball j = partner[i], the result is at least
+    value_j >= value_i whatever i paints: j paints its own ball, or leaves
+    out only its overlap with its own partner, which outranks it in turn,
+    and so on up a chain that ends (the order is strict); a skipped
+    (covered) ball lies inside a painted sub-voxel ball of no smaller
+    value. So leaving the overlap out gives the same bytes, and on a sheet
+    of ridge voxels, where neighbouring balls nearly coincide, it leaves
+    out most of each ball. Both balls have integer r_out^2 and lattice
+    centres, so "strictly inside" (within the float slack ``_TIE``) is
+    q + dx^2 <= r_out^2 - 1, exactly, and the overlap of a row is a run of x.
+    """
+    nz, ny, nx = lt.shape[0], lt.shape[1], lt.shape[2]
+    for i in range(centre.shape[0]):
+        if skip[i] == 0:
+            cz, cy, cx = centre[i, 0], centre[i, 1], centre[i, 2]
+            r2_out, value = ball[i, 3], ball[i, 4]
+            j = partner[i]
+            r2_j = 0
+            if j >= 0:
+                r2_j = ti.cast(ball[j, 3], ti.i32)
+            reach = ti.cast(ti.ceil(ti.sqrt(r2_out) + 1.0), ti.i32)
+            for dz in range(ti.max(-reach, -cz), ti.min(reach, nz - 1 - cz) + 1):
+                for dy in range(ti.max(-reach, -cy), ti.min(reach, ny - 1 - cy) + 1):
+                    w, q = _ball_rows(r2_out, 0.0, 0.0, dz, dy)
+                    if w >= 0:
+                        x0 = ti.max(ti.cast(ti.floor(cx - w), ti.i32), 0)
+                        x1 = ti.min(ti.cast(ti.ceil(cx + w), ti.i32), nx - 1)
+                        a_end, b_start = x1, x1 + 1
+                        if j >= 0:
+                            ez, ey = cz + dz - centre[j, 0], cy + dy - centre[j, 1]
+                            t = r2_j - 1 - ez * ez - ey * ey
+                            if t >= 0:
+                                m = _isqrt(t)
+                                a_end = ti.min(x1, centre[j, 2] - m - 1)
+                                b_start = ti.max(x0, centre[j, 2] + m + 1)
+                        for x in range(x0, a_end + 1):
+                            ex = ti.cast(x - cx, ti.f32)
+                            if q + ex * ex < r2_out - _TIE:
+                                ti.atomic_max(lt[cz + dz, cy + dy, x], value)
+                        for x in range(b_start, x1 + 1):
+                            ex = ti.cast(x - cx, ti.f32)
+                            if q + ex * ex < r2_out - _TIE:
+                                ti.atomic_max(lt[cz + dz, cy + dy, x], value)

@@ -45,7 +45,13 @@ The correction (:func:`local_radius`):
   5x5x5 neighbourhood (tested with lattice tables) is off the distance
   ridge; a ridge ball that lies inside the sub-voxel ball owning its centre,
   with a value no larger, is skipped (about 2/3 of the ridge balls on
-  sphere packs are such lattice noise).
+  sphere packs are such lattice noise). A ridge ball leaves out its overlap
+  with the largest ridge ball next to it that outranks it (larger value, or
+  equal and later): that overlap ends at least as large whatever it paints.
+  Ridges are sheets between particles, where neighbouring balls nearly
+  coincide: on a crop of the paper phantom's non-NMC phase (100 x 508 x
+  508 voxels, 2.9 M ridge balls) the last paint took 8-10 s instead of
+  70-76 s, to the same bytes.
 
 No constant is fitted: on a sphere that is digitised from radius R and whose
 centre the search finds, the painted ball is that digitisation and its value
@@ -73,8 +79,8 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from analysis._local_radius_kernels import (FAR_OFFSETS, OFFSET_CLASSES, covered_kernel,
-                                            owner_kernel, paint_kernel, peak_kernel,
-                                            ridge_kernel)
+                                            owner_kernel, paint_kernel, paint_ridge_kernel,
+                                            partner_kernel, peak_kernel, ridge_kernel)
 from analysis._taichi import ensure_taichi
 from analysis.io import atomic_output
 from analysis.phases import SAMPLE_PHASES, Phase
@@ -248,10 +254,17 @@ def local_radius(pore_mask, progress=None, arch="cpu"):
     owner_kernel(peaks, peak_balls, lt, owner)
     covered = np.zeros(len(ridge), dtype=np.uint8)
     covered_kernel(ridge, ridge_balls, peaks, peak_balls, owner, covered)
-    del owner
+    # the owner array becomes the ridge's index: each ridge ball leaves out its overlap with a neighbour that
+    # outranks it (exact, see paint_ridge_kernel): 8x less painting on the paper's pore space
+    index = owner
+    index.fill(-1)
+    index[tuple(ridge.T)] = np.arange(len(ridge), dtype=np.int32)
+    partner = np.empty(len(ridge), dtype=np.int32)
+    partner_kernel(ridge, ridge_balls, index, partner)
+    del owner, index
     if progress is not None:
         progress(0.8)
-    paint_kernel(ridge, ridge_balls, covered, lt)
+    paint_ridge_kernel(ridge, ridge_balls, covered, partner, lt)
     if progress is not None:
         progress(1.0)
     return lt

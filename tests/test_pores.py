@@ -4,8 +4,10 @@ import csv
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given, settings, strategies as st
 
+from analysis._local_radius_kernels import paint_ridge_kernel, partner_kernel
+from analysis._taichi import ensure_taichi
 from analysis.pores import (cpsd, local_radius, phase_fractions, plot_cpsd,
                             write_cpsd_csv, write_phase_fractions_csv)
 from synthcal.strategies import digitise_spheres, sphere_packs
@@ -122,3 +124,36 @@ def test_writers_and_plot(tmp_path):
     assert rows[1][0] == "step0" and float(rows[1][3]) == 1.0
     plot_cpsd(results, tmp_path / "cpsd.png")
     assert (tmp_path / "cpsd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2 ** 31 - 1), n_balls=st.integers(2, 40), n_values=st.integers(1, 4))
+def test_ridge_balls_that_leave_out_their_partners_overlap_paint_the_max_over_every_ball(seed, n_balls, n_values):
+    """The definition, by brute force: each lattice point gets the largest value of the balls holding it
+    (|x - c|^2 <= r^2 - 1 for integer r^2). Balls crowd a 5^3 block, so most have neighbours that
+    outrank them, with ties in value (a few values only) decided by the index."""
+    ensure_taichi("cpu")
+    rng = np.random.default_rng(seed)
+    shape = (14, 13, 15)
+    # ball 0 in the middle of the block and ball 1 next to it: at least one of them has a partner
+    near = [c for c in range(125) if c != 62 and max(np.abs(np.unravel_index(c, (5, 5, 5)) - np.array(2))) == 1]
+    first = rng.choice(near)
+    rest = rng.choice([c for c in range(125) if c not in (62, first)], n_balls - 2, replace=False)
+    cells = np.concatenate([[62, first], rest]).astype(int)
+    centre = (np.stack(np.unravel_index(cells, (5, 5, 5)), axis=1) + (4, 4, 5)).astype(np.int32)
+    ball = np.zeros((n_balls, 5), np.float32)
+    ball[:, 3] = rng.integers(1, 40, n_balls)
+    ball[:, 4] = rng.choice(np.linspace(1.0, 6.0, n_values), n_balls)
+    expected = np.zeros(shape, np.float32)
+    grid = np.indices(shape).transpose(1, 2, 3, 0)
+    for c, b in zip(centre, ball):
+        inside = np.sum((grid - c) ** 2, axis=-1) <= b[3] - 1
+        expected[inside] = np.maximum(expected[inside], b[4])
+    index = np.full(shape, -1, np.int32)
+    index[tuple(centre.T)] = np.arange(n_balls, dtype=np.int32)
+    partner = np.empty(n_balls, np.int32)
+    partner_kernel(centre, ball, index, partner)
+    assert np.any(partner >= 0)
+    painted = np.zeros(shape, np.float32)
+    paint_ridge_kernel(centre, ball, np.zeros(n_balls, np.uint8), partner, painted)
+    np.testing.assert_array_equal(painted, expected)
