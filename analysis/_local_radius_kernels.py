@@ -323,6 +323,15 @@ def _isqrt(t):
     return m
 
 
+@ti.func
+def _paint_run(lt: ti.template(), z, y, x_lo, x_hi, cx, q, r2_out, value):
+    """lt = max(lt, value) on row (z, y) from x_lo to x_hi, where strictly inside the lattice-centred ball."""
+    for x in range(x_lo, x_hi + 1):
+        ex = ti.cast(x - cx, ti.f32)
+        if q + ex * ex < r2_out - _TIE:
+            ti.atomic_max(lt[z, y, x], value)
+
+
 @ti.kernel
 def paint_ridge_kernel(centre: ti.types.ndarray(dtype=ti.i32, ndim=2),
                        ball: ti.types.ndarray(dtype=ti.f32, ndim=2),
@@ -366,11 +375,5 @@ def paint_ridge_kernel(centre: ti.types.ndarray(dtype=ti.i32, ndim=2),
                                 m = _isqrt(t)
                                 a_end = ti.min(x1, centre[j, 2] - m - 1)
                                 b_start = ti.max(x0, centre[j, 2] + m + 1)
-                        for x in range(x0, a_end + 1):
-                            ex = ti.cast(x - cx, ti.f32)
-                            if q + ex * ex < r2_out - _TIE:
-                                ti.atomic_max(lt[cz + dz, cy + dy, x], value)
-                        for x in range(b_start, x1 + 1):
-                            ex = ti.cast(x - cx, ti.f32)
-                            if q + ex * ex < r2_out - _TIE:
-                                ti.atomic_max(lt[cz + dz, cy + dy, x], value)
+                        _paint_run(lt, cz + dz, cy + dy, x0, a_end, cx, q, r2_out, value)
+                        _paint_run(lt, cz + dz, cy + dy, b_start, x1, cx, q, r2_out, value)

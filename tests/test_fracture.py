@@ -290,9 +290,10 @@ def test_pillar_with_fracture_stands_and_counts_its_fragments(pillars):
     glued = last.fixed.copy()
     bonds = last.bonds[last.bonds_intact]
     held = glued & (x[:, 0] - r < film)
+    touches_below = (np.linalg.norm(x[:, None] - x[None], axis=2) - r[:, None] - r[None] < film) & \
+        (x[None, :, 0] < x[:, None, 0])
     for _ in range(len(x)):
-        gap = np.linalg.norm(x[:, None] - x[None], axis=2) - r[:, None] - r[None]
-        rests = np.any((gap < film) & held[None] & (x[None, :, 0] < x[:, None, 0]), axis=1)
+        rests = np.any(touches_below & held[None], axis=1)
         tied = np.zeros(len(x), bool)
         tied[bonds[held[bonds[:, 1]], 0]] = tied[bonds[held[bonds[:, 0]], 1]] = True
         more = held | (glued & (rests | tied))
