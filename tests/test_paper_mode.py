@@ -11,11 +11,13 @@ import scipy.ndimage as ndi
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from analysis.chain import check_registration, preprocess_series
 from analysis.dvc import correlate_tiled
 from analysis.pores import cpsd_whole_voxel, whole_voxel_radius
 from analysis.preprocess import match_histogram, match_linear
 from analysis.regions import particle_region
 from analysis.settings import best_settings, paper_settings
+from analysis.transform import RigidTransform
 from conftest import TINY, run_synthcal
 
 LEVELS = np.array([0.0, 1.0, 3.0])   # grey level of pore, CBD, NMC
@@ -94,14 +96,43 @@ def test_registration_particle_is_inside_the_field_of_view_and_away_from_the_hea
     edge = 9
     box = particle_region(grey, rows, edge)
     assert all(s.stop - s.start == edge for s in box)
-    # lower half of the sample rows: the head (row 50 up) is far above
-    assert rows[0] <= box[0].start and box[0].stop <= rows[0] + (rows[1] - rows[0]) // 2
+    # on the foil: the centre row within half a box above the foil top, so far below the head (row 50 up)
+    centre_row = box[0].start + edge // 2
+    assert rows[0] <= centre_row <= rows[0] + edge // 2 and box[0].start >= 0
     # every voxel centre of the box within n / 2 of the rotation axis
     axis = (grey.shape[1] - 1) / 2
     corners = np.array([(y, x) for y in (box[1].start, box[1].stop - 1) for x in (box[2].start, box[2].stop - 1)])
     assert np.all(np.hypot(*(corners - axis).T) <= grey.shape[1] / 2)
     centre = tuple((s.start + s.stop - 1) // 2 for s in box)
     assert nmc[centre], "the box is centred in a particle"
+
+
+def _turn_about_z(angle_deg):
+    c, s = np.cos(np.radians(angle_deg)), np.sin(np.radians(angle_deg))
+    return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+
+
+def test_a_registration_that_did_not_follow_the_sample_is_refused_in_one_line_naming_the_scan():
+    box = (slice(0, 9), slice(3, 12), slice(4, 13))
+
+    def fit(cc, turn_deg):
+        return RigidTransform(rotation=_turn_about_z(turn_deg), translation_voxels=np.zeros(3),
+                              centre_voxels=np.full(3, 4.0), cc=cc)
+
+    check_registration(fit(0.5, 5.0 - 1e-9), box, "step1.tif")   # at both limits: kept
+    with pytest.raises(ValueError, match=r"^step1.tif: .*z 0-9, y 3-12, x 4-13.* CC 0.49 .*") as low:
+        check_registration(fit(0.49, 0.0), box, "step1.tif")
+    with pytest.raises(ValueError, match=r"^step2.tif: .* 5.2 deg turn"):
+        check_registration(fit(0.99, 5.2), box, "step2.tif")
+    assert "\n" not in str(low.value)
+    # through the chain: a moving scan unrelated to the reference cannot be fitted above CC 0.5
+    rng = np.random.default_rng(3)
+    reference = ndi.gaussian_filter(rng.normal(size=(30, 30, 30)), 1.5).astype(np.float32)
+    unrelated = ndi.gaussian_filter(rng.normal(size=(30, 30, 30)), 1.5).astype(np.float32)
+    chain = best_settings(0.5, median_size=1, subvolume_um=5.0, node_spacing_um=2.5, max_displacement_um=2.0,
+                          min_cc=0.5)
+    with pytest.raises(ValueError, match=r"^b.tif: the rigid registration .* CC 0\.[0-4]"):
+        preprocess_series([reference, unrelated], chain, names=["a.tif", "b.tif"])
 
 
 @functools.lru_cache(maxsize=None)
@@ -266,7 +297,8 @@ def test_paper_run_records_its_particle_and_compares_with_the_best_chain_to_the_
     assert registration["mode"] == "paper" and "particle" in registration["region_rule"]
     (z0, z1), (y0, y1), (x0, x1) = registration["region_voxels"]
     first, end = run.grid.sample_rows[0]
-    assert first <= z0 and z1 <= first + (end - first) // 2
+    assert first <= (z0 + z1 - 1) // 2 <= first + (z1 - z0) // 2 and z0 >= 0    # on the foil
+    assert all(step["cc"] >= 0.5 and step["rotation_angle_deg"] <= 5.0 for step in registration["steps"])
     axis, n = (run.grid.n_det - 1) / 2, run.grid.n_det
     assert max(abs(y0 - axis), abs(y1 - 1 - axis)) ** 2 + max(abs(x0 - axis), abs(x1 - 1 - axis)) ** 2 <= (n / 2) ** 2
     # analysis-compare/ holds the best chain, written by the same step functions as the tiny run's analysis/
