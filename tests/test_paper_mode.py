@@ -119,19 +119,19 @@ def test_a_registration_that_did_not_follow_the_sample_is_refused_in_one_line_na
         return RigidTransform(rotation=_turn_about_z(turn_deg), translation_voxels=np.zeros(3),
                               centre_voxels=np.full(3, 4.0), cc=cc)
 
-    check_registration(fit(0.5, 5.0 - 1e-9), box, "step1.tif")   # at both limits: kept
-    with pytest.raises(ValueError, match=r"^step1.tif: .*z 0-9, y 3-12, x 4-13.* CC 0.49 .*") as low:
-        check_registration(fit(0.49, 0.0), box, "step1.tif")
+    check_registration(fit(0.3, 5.0 - 1e-9), box, "step1.tif")   # at both limits: kept
+    with pytest.raises(ValueError, match=r"^step1.tif: .*z 0-9, y 3-12, x 4-13.* CC 0.29 .*") as low:
+        check_registration(fit(0.29, 0.0), box, "step1.tif")
     with pytest.raises(ValueError, match=r"^step2.tif: .* 5.2 deg turn"):
         check_registration(fit(0.99, 5.2), box, "step2.tif")
     assert "\n" not in str(low.value)
-    # through the chain: a moving scan unrelated to the reference cannot be fitted above CC 0.5
+    # through the chain: a moving scan unrelated to the reference fits CC 0.19, turned 22 deg
     rng = np.random.default_rng(3)
     reference = ndi.gaussian_filter(rng.normal(size=(30, 30, 30)), 1.5).astype(np.float32)
     unrelated = ndi.gaussian_filter(rng.normal(size=(30, 30, 30)), 1.5).astype(np.float32)
     chain = best_settings(0.5, median_size=1, subvolume_um=5.0, node_spacing_um=2.5, max_displacement_um=2.0,
                           min_cc=0.5)
-    with pytest.raises(ValueError, match=r"^b.tif: the rigid registration .* CC 0\.[0-4]"):
+    with pytest.raises(ValueError, match=r"^b.tif: the rigid registration .* CC 0\.[0-2]"):
         preprocess_series([reference, unrelated], chain, names=["a.tif", "b.tif"])
 
 
@@ -298,7 +298,7 @@ def test_paper_run_records_its_particle_and_compares_with_the_best_chain_to_the_
     (z0, z1), (y0, y1), (x0, x1) = registration["region_voxels"]
     first, end = run.grid.sample_rows[0]
     assert first <= (z0 + z1 - 1) // 2 <= first + (z1 - z0) // 2 and z0 >= 0    # on the foil
-    assert all(step["cc"] >= 0.5 and step["rotation_angle_deg"] <= 5.0 for step in registration["steps"])
+    assert all(step["cc"] >= 0.3 and step["rotation_angle_deg"] <= 5.0 for step in registration["steps"])
     axis, n = (run.grid.n_det - 1) / 2, run.grid.n_det
     assert max(abs(y0 - axis), abs(y1 - 1 - axis)) ** 2 + max(abs(x0 - axis), abs(x1 - 1 - axis)) ** 2 <= (n / 2) ** 2
     # analysis-compare/ holds the best chain, written by the same step functions as the tiny run's analysis/
