@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 
+import analysis.dvc.search as search
 from analysis.dvc.search import _bin2, _box_sums, integer_search
 
 
@@ -92,11 +93,131 @@ def test_pyramid_search_with_an_odd_guess_finds_the_shift_and_stays_within_the_r
     assert np.all(np.abs(disp[0] - [3, -1, 1]) <= 9)
 
 
-def test_bin2_is_the_mean_of_each_2x2x2_block_leaving_an_odd_last_layer_out():
-    v = np.random.default_rng(6).normal(size=(5, 6, 7)).astype(np.float32)
+def _levels(monkeypatch):
+    """Record (volume edge, template edge, radius, corners, low, high) of every level the search runs."""
+    calls = []
+    run_level = search._search_batch
+
+    def spy(reference, deformed, corner, guess, s, r, low, high, workers):
+        calls.append((reference.shape[0], s, r, corner.copy(), low.copy(), high.copy()))
+        return run_level(reference, deformed, corner, guess, s, r, low, high, workers)
+
+    monkeypatch.setattr(search, "_search_batch", spy)
+    return calls
+
+
+# the levels by the rules of integer_search's Notes: a coarse level (volume binned 2x, template
+# s // 2 made odd, radius r // 2 + 1) runs while that template edge is >= 7 and the radius > 6,
+# and every finer level then searches +-2 voxels
+@pytest.mark.parametrize("s, r, levels", [
+    (15, 6, [(64, 15, 6)]),                               # radius 6: direct
+    (15, 7, [(32, 7, 4), (64, 15, 2)]),                   # radius 7, coarse edge 7: one level down
+    (11, 12, [(64, 11, 12)]),                             # coarse edge 5 | 1 = 5 < 7: direct
+    (12, 12, [(32, 7, 7), (64, 12, 2)]),                  # coarse edge 6 | 1 = 7
+    (31, 30, [(16, 7, 9), (32, 15, 2), (64, 31, 2)]),    # 31 -> 15 (r 16) -> 7 (r 9, edge 3 next: stop)
+])
+def test_the_pyramid_runs_the_levels_its_rules_give(monkeypatch, s, r, levels):
+    reference = _texture((64, 64, 64), 10)
+    deformed = np.roll(reference, (2, -3, 5), axis=(0, 1, 2))
+    calls = _levels(monkeypatch)
+    disp, _ = integer_search(reference, deformed, np.array([[32, 32, 32]]), s, r)
+    assert [c[:3] for c in calls] == levels
+    np.testing.assert_array_equal(disp[0], [2, -3, 5])
+
+
+@pytest.mark.parametrize("n, s, nodes, coarse", [
+    # binned voxel j spans voxels 2j, 2j + 1 (centre 2j + 0.5): a template centred at p sits at coarse
+    # (p - 0.5) / 2, its 7-voxel corner 3 below, rounded: node 32 (centre 32) -> 12.75 -> 13; node 5,
+    # whose subvolume starts 2 voxels outside, gives -0.75 -> -1: kept inside the binned volume, at 0
+    (64, 15, [[32, 33, 34], [35, 8, 56], [5, 32, 32]], [[13, 13, 14], [14, 1, 25], [0, 13, 13]]),
+    # s = 14: centre node - 0.5, coarse corner (node - 1) / 2 - 3; node 58 gives 25.5, past the last
+    # corner that keeps the template inside the 32-voxel binned volume (32 - 7 = 25)
+    (65, 14, [[7, 33, 58], [31, 45, 21]], [[0, 13, 25], [12, 19, 7]]),
+    # a binned volume (7 voxels) no larger than the template (7): its only place is corner 0
+    # (node 9 gives 8.5 / 2 - 3 = 1.25 -> 1)
+    (15, 15, [[9, 7, 5]], [[0, 0, 0]]),
+])
+def test_a_coarse_template_sits_over_the_subvolume_and_inside_the_binned_volume(monkeypatch, n, s, nodes, coarse):
+    reference = _texture((n, n, n), 11)
+    calls = _levels(monkeypatch)
+    guess = np.array([[3, -3, 0], [-1, 1, 5], [0, 0, 0]])[:len(nodes)]
+    r = 8
+    integer_search(reference, reference, np.array(nodes), s, r, guess=guess)
+    (_, _, rc, corner_c, low_c, high_c), (_, _, _, corner, low, high) = calls
+    np.testing.assert_array_equal(corner_c, coarse)
+    np.testing.assert_array_equal(corner, np.array(nodes) - s // 2)
+    np.testing.assert_array_equal(low, guess - r)
+    np.testing.assert_array_equal(high, guess + r)
+    # the coarse range covers every shift of the cube, halved: (guess +- r) / 2
+    assert rc == r // 2 + 1
+    assert np.all(2 * low_c <= guess - r) and np.all(2 * high_c >= guess + r)
+
+
+@pytest.mark.parametrize("phase, contrast", [(1e4, 1.0), (0.0, 1e-3)])
+def test_a_texture_on_large_grey_level_offsets_or_of_low_contrast_is_matched_exactly(phase, contrast):
+    # ZNCC does not see a constant offset or a scale, so the exact copy is found with ZNCC 1 as for the
+    # plain texture (std ~0.1): two phases 2e4 grey levels apart (+-1e4) with each node's windows inside
+    # one phase (in float32 that needs each window's own mean removed before its squares are summed),
+    # and a texture 1000 times fainter (a denominator far below 1, still far above the flat limit)
+    n, shift = 48, (2, -1, 3)
+    offset = np.where(np.arange(n) < n // 2, phase, -phase)[None, None, :]
+    texture = contrast * _texture((n, n, n), 12)
+    reference = (texture + offset).astype(np.float32)
+    deformed = (np.roll(texture, shift, axis=(0, 1, 2)) + offset).astype(np.float32)
+    nodes = np.array([[24, 24, 10], [24, 24, 37]])   # s = 9, r = 3: windows span x 6..20 and 33..47
+    disp, zncc = integer_search(reference, deformed, nodes, 9, 3)
+    np.testing.assert_array_equal(disp, np.broadcast_to(shift, (2, 3)))
+    np.testing.assert_allclose(zncc, 1.0, atol=1e-3)
+
+
+def test_a_textureless_deformed_volume_matches_nowhere():
+    # a constant window has no ZNCC (0 / 0): every shift scores -1, the value of no match, never a
+    # correlation of 0 or more
+    reference = _texture((24, 24, 24), 13)
+    deformed = np.full((24, 24, 24), 5.0, dtype=np.float32)
+    nodes = np.array([[12, 12, 12], [9, 14, 11]])
+    _, zncc = integer_search(reference, deformed, nodes, 7, 3)
+    np.testing.assert_array_equal(zncc, [-1.0, -1.0])
+
+
+def test_int32_nodes_give_int64_displacements_like_int64_nodes():
+    s, r = 7, 2
+    reference = _texture((20, 20, 20), 8)
+    deformed = np.roll(reference, (1, -2, 2), axis=(0, 1, 2))
+    nodes = np.array([[10, 10, 10], [8, 11, 9]])
+    want, _ = integer_search(reference, deformed, nodes, s, r)
+    got, _ = integer_search(reference, deformed, nodes.astype(np.int32), s, r)
+    assert got.dtype == np.int64   # the documented type, whatever integer type the nodes come in
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(want, [[1, -2, 2], [1, -2, 2]])
+
+
+@pytest.mark.parametrize("guess_x", [1, -1])
+def test_pyramid_search_far_below_an_odd_guess_stays_within_the_radius(guess_x):
+    # an even radius and an odd guess: the coarse level searches guess // 2 +- (r // 2 + 1), which reaches
+    # 2 (guess // 2 - r // 2 - 1) = guess - r - 3 at full size; a true shift there is found by it, and
+    # the full-size search must still stay inside guess +- r, where the nearest shift to it is guess - r
+    n, r = 64, 10
+    reference = _texture((n, n, n), 9)
+    true_x = guess_x - r - 3
+    deformed = np.roll(reference, (0, 0, true_x), axis=(0, 1, 2))
+    nodes = np.array([[32, 32, 32]])
+    guess = np.array([[0, 0, guess_x]])
+    disp, zncc = integer_search(reference, deformed, nodes, 15, r, guess=guess)
+    assert np.all(np.abs(disp - guess) <= r)
+    assert disp[0, 2] == guess_x - r   # the texture correlates less farther off (y, z: only noise this far)
+    assert zncc[0] > -1.0   # a shift inside the cube was tried
+
+
+@pytest.mark.parametrize("shape", [(5, 6, 7), (5, 6, 9), (7, 9, 4)])
+def test_bin2_is_the_mean_of_each_2x2x2_block_leaving_an_odd_last_layer_out(shape):
+    # even parts that differ between axes (4, 6, 8 and 6, 8, 4): each axis is cut and split by its own length
+    v = np.random.default_rng(6).normal(size=shape).astype(np.float32)
     got = _bin2(v)
-    assert got.shape == (2, 3, 3)
-    for z, y, x in itertools.product(range(2), range(3), range(3)):
+    half = tuple(n // 2 for n in shape)
+    assert got.shape == half
+    assert got.dtype == np.float32   # the binned levels of a large volume in half the memory of float64
+    for z, y, x in itertools.product(*map(range, half)):
         block = v[2 * z:2 * z + 2, 2 * y:2 * y + 2, 2 * x:2 * x + 2]
         assert got[z, y, x] == pytest.approx(float(block.astype(np.float64).mean()), abs=1e-6)
 
