@@ -11,6 +11,7 @@ import itertools
 
 import numpy as np
 import pytest
+import scipy.linalg
 
 from analysis.dvc.gauss_newton import _basis, _compose_inverse, nearest_rotation, reference_terms, refine
 from analysis.dvc.grid import subvolume_offsets
@@ -293,6 +294,22 @@ def test_rigid_compose_inverse_stays_a_rotation():
     out = _compose_inverse(w, dm, "rigid")[0, :, :3]
     np.testing.assert_allclose(out @ out.T, np.eye(3), atol=1e-12)
     assert np.linalg.det(out) == pytest.approx(1.0)
+
+
+def test_rigid_compose_inverse_is_the_composition_with_the_updates_rotation():
+    # W o W(dp)^-1 with W(dp) = [Q | t_d], Q the rotation of the polar decomposition of I + dL (the rigid
+    # update re-orthonormalised); the result's 3x3 part re-orthonormalised too, so a start that is 2 %
+    # too large comes back a rotation: [R Q^T | t - 1.02 R Q^T t_d]
+    r = _rotation((0.0, 1.0, 1.0), 0.3)
+    t = np.array([1.0, 2.0, 3.0])
+    w = np.concatenate([1.02 * r, t[:, None]], axis=1)[None]
+    dm = np.zeros((1, 3, 4))
+    dm[0, :, :3] = 0.02 * np.array([[0, -1, 2], [1, 0, -3], [-2, 3, 0]]) + 0.01 * np.eye(3)
+    dm[0, :, 3] = t_d = np.array([0.5, -0.3, 0.8])
+    q, _ = scipy.linalg.polar(np.eye(3) + dm[0, :, :3])
+    out = _compose_inverse(w, dm, "rigid")[0]
+    np.testing.assert_allclose(out[:, :3], r @ q.T, atol=1e-12)
+    np.testing.assert_allclose(out[:, 3], t - 1.02 * r @ q.T @ t_d, atol=1e-12)
 
 
 def test_nearest_rotation_is_the_rotation_of_the_polar_decomposition():
