@@ -143,9 +143,10 @@ def preprocess_series(volumes, settings, *, sample_rows=None, names=None, arch="
     -------
     Preprocessed
     """
+    n = len(volumes)
+    names = names or [f"volumes[{k}]" for k in range(n)]
     shape = check_series(volumes, names)
     rows = sample_rows[0] if sample_rows else None
-    n = len(volumes)
 
     def filtered(v):
         v = np.asarray(v, dtype=np.float32)
@@ -167,7 +168,7 @@ def preprocess_series(volumes, settings, *, sample_rows=None, names=None, arch="
     for k in range(1, n):
         moving = settings.match_contrast(filtered(volumes[k]), reference, foot)
         transform = register_rigid(moving, reference, region=region, arch=arch)
-        check_registration(transform, region, (names or [f"volumes[{j}]" for j in range(n)])[k])
+        check_registration(transform, region, names[k])
         processed.append(apply_rigid(moving, transform, arch=arch))
         transforms.append(transform)
         if progress:

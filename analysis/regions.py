@@ -104,7 +104,8 @@ def particle_region(reference, rows, edge_voxels):
     lo = edge // 2                 # a box centred on c spans c - lo .. c - lo + edge - 1
     # centres from the foil top up half a box, and boxes inside the volume
     first_centre, last_centre = max(z0, lo), min(z0 + lo, shape[0] - edge + lo)
-    z_ok = (np.arange(shape[0]) >= first_centre) & (np.arange(shape[0]) <= last_centre)
+    zc = np.arange(shape[0])
+    z_ok = (zc >= first_centre) & (zc <= last_centre)
     axis = (np.asarray(shape[1:], float) - 1) / 2
 
     def reach(n, a):

@@ -10,6 +10,7 @@ import pytest
 import scipy.ndimage as ndi
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.spatial.transform import Rotation
 
 from analysis.chain import check_registration, preprocess_series
 from analysis.dvc import correlate_tiled
@@ -107,16 +108,11 @@ def test_registration_particle_is_inside_the_field_of_view_and_away_from_the_hea
     assert nmc[centre], "the box is centred in a particle"
 
 
-def _turn_about_z(angle_deg):
-    c, s = np.cos(np.radians(angle_deg)), np.sin(np.radians(angle_deg))
-    return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
-
-
 def test_a_registration_that_did_not_follow_the_sample_is_refused_in_one_line_naming_the_scan():
     box = (slice(0, 9), slice(3, 12), slice(4, 13))
 
     def fit(cc, turn_deg):
-        return RigidTransform(rotation=_turn_about_z(turn_deg), translation_voxels=np.zeros(3),
+        return RigidTransform(rotation=Rotation.from_euler("z", turn_deg, degrees=True).as_matrix(), translation_voxels=np.zeros(3),
                               centre_voxels=np.full(3, 4.0), cc=cc)
 
     check_registration(fit(0.3, 5.0 - 1e-9), box, "step1.tif")   # at both limits: kept
