@@ -131,3 +131,25 @@ def test_inputs_of_another_dtype_sample_like_the_kernels_own(dtype):
         np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(spline.resample(np.eye(3, 4, dtype=dtype), SHAPE),
                                   spline.resample(np.eye(3, 4), SHAPE))
+
+
+def test_the_upload_branch_holds_the_values_and_samples_like_the_cpu_path(monkeypatch):
+    # On a GPU, device_array uploads once into a taichi ndarray. Its branch is taken here by making
+    # the module see "gpu" while taichi keeps its CPU runtime (a taichi ndarray lives on either), so
+    # the upload is checked on every machine; the GPU itself is the device check's job.
+    import taichi as ti
+
+    import analysis.dvc.interpolate as interpolate
+
+    a = np.arange(24, dtype=np.float64).reshape(2, 3, 4)[:, :, ::2] * 0.5
+    volume = _volume(6)
+    cpu = SplineVolume(volume)
+    monkeypatch.setattr(interpolate, "ensure_taichi", lambda arch: "gpu")
+    got = device_array(a, "gpu")
+    assert isinstance(got, ti.Ndarray) and got.dtype == ti.f32 and got.shape == (2, 3, 2)
+    np.testing.assert_array_equal(got.to_numpy(), a)
+    uploaded = SplineVolume(volume, arch="gpu")
+    assert uploaded.shape == SHAPE
+    c, s = np.cos(0.1), np.sin(0.1)
+    warp = np.array([[1.0, 0, 0, 0.3], [0, c, -s, 0.6], [0, s, c, -0.4]])
+    np.testing.assert_array_equal(uploaded.resample(warp, (8, 9, 10)), cpu.resample(warp, (8, 9, 10)))
