@@ -87,3 +87,11 @@ def test_refine_stops_after_the_given_patience_and_reports_left():
         r = refine(spline, terms, offsets, w0, max_iterations=LIMIT, outside=outside)
         assert r.converged.tolist() == [True] and r.left.tolist() == [False]
         assert np.abs(r.warps[0, :, 3] - 24.0).max() < 0.01
+
+
+def test_by_default_a_node_stops_at_its_first_outside_warp():
+    # outside_patience defaults to 0: stop as soon as the warp is outside, before sampling it
+    spline, terms, offsets, w0 = _one_node()
+    r = refine(spline, terms, offsets, w0, outside=lambda w: np.ones(len(w), dtype=bool))
+    assert r.left.tolist() == [True] and r.iterations.tolist() == [0] and not r.converged[0]
+    np.testing.assert_array_equal(r.warps, w0)

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from analysis.dvc.gauss_newton import _basis, _compose_inverse, nearest_rotation, reference_terms, refine
+from analysis.dvc.gauss_newton import (_basis, _compose_inverse, _sym_index, nearest_rotation, reference_terms,
+                                       refine)
 from analysis.dvc.grid import subvolume_offsets
 from analysis.dvc.interpolate import SplineVolume
 from analysis.dvc.reference import cube_terms
@@ -105,6 +106,66 @@ def test_reference_terms_are_their_definition_at_arbitrary_points():
     for b in range(3):
         _assert_terms(terms, b, _terms_by_definition(f[b].astype(np.float32), grad[b].astype(np.float32), offsets))
     assert terms.textured.tolist() == [True, True, False]
+
+
+def test_reference_terms_are_float32_and_float64_as_documented_whatever_the_input_dtype():
+    # ReferenceTerms: fn and grad float32 (what the sampling kernels take), the sums float64
+    rng = np.random.default_rng(14)
+    n = 30
+    offsets = rng.integers(-3, 4, (n, 3))
+    for dtype in (np.float64, np.float32, np.int64):
+        f = rng.integers(0, 200, (2, n)).astype(dtype)
+        grad = rng.integers(-20, 21, (2, n, 3)).astype(dtype)
+        terms = reference_terms(f, grad, offsets)
+        assert terms.fn.dtype == np.float32 and terms.grad.dtype == np.float32, dtype
+        for sums in (terms.hess_packed, terms.sd_sum, terms.sd_fn):
+            assert sums.dtype == np.float64, dtype
+        for b in range(2):
+            _assert_terms(terms, b, _terms_by_definition(f[b], grad[b].astype(np.float64), offsets))
+
+
+def test_flat_means_a_spread_below_a_millionth_of_the_largest_grey_value():
+    # textured when the rms deviation from the mean exceeds 1e-6 of max |f| (_FLAT, relative to each
+    # node's own values). 8 points at 2^20 +- d (whole numbers: exact in float32, mean 2^20 exactly):
+    # rms d, max 2^20 + d; d = 1 is 9.5e-7 of it (flat), d = 2 is 1.9e-6 (textured). +-1 around 0 in
+    # the same batch is textured (rms = max), all zeros flat (no spread at all)
+    signs = np.array([1, -1, -1, 1, -1, 1, 1, -1], dtype=np.float64)
+    f = np.stack([2.0 ** 20 + signs, 2.0 ** 20 + 2 * signs, signs, np.zeros(8)])
+    offsets = np.array(list(itertools.product((-1, 1), repeat=3)), dtype=np.float64)
+    grad = np.ones((4, 8, 3))
+    terms = reference_terms(f, grad, offsets)
+    assert terms.textured.tolist() == [False, True, True, False]
+    # the textured ones are +-1/sqrt(8) after centring and scaling; the flat ones are zero
+    for b, want in enumerate((0 * signs, signs, signs, 0 * signs)):
+        np.testing.assert_allclose(terms.fn[b], want / np.sqrt(8.0), rtol=0, atol=1e-7)
+    assert np.isfinite(terms.grad).all()
+
+
+@pytest.mark.parametrize("scale", [2.0 ** -80, 2.0 ** 64], ids=["2^-80", "2^64"])
+def test_the_reference_terms_do_not_depend_on_the_grey_level_scale(scale):
+    # ZNSSD is invariant to a grey-level scale: f and its gradient times a power of two (exact in
+    # float32, anywhere in its range) give the same fn, grad / norm and sums, and the same texture
+    # verdicts; at 2^-80 the squares are below float32's smallest number, at 2^64 above its largest
+    rng = np.random.default_rng(12)
+    n = 40
+    offsets = rng.uniform(-4.0, 4.0, (n, 3))
+    f = rng.normal(3.0, 2.0, (3, n)).astype(np.float32)
+    f[2] = -7.0
+    grad = rng.normal(0.0, 1.0, (3, n, 3)).astype(np.float32)
+    terms = reference_terms(f * np.float32(scale), grad * np.float32(scale), offsets)
+    for b in range(3):
+        _assert_terms(terms, b, _terms_by_definition(f[b], grad[b], offsets))
+    assert terms.textured.tolist() == [True, True, False]
+
+
+def test_sym_index_points_each_entry_at_its_packed_pair():
+    # entries (i, k) and (k, i) of a symmetric matrix are stored once, at the place of (min, max) in the
+    # row-major list of upper-triangle pairs (PAIRS3, PAIRS4: the order of hess_packed); an index array,
+    # so integer
+    for n, pairs in ((3, PAIRS3), (4, PAIRS4)):
+        got = _sym_index(n)
+        assert got.shape == (n, n) and np.issubdtype(got.dtype, np.integer)
+        assert got.tolist() == [[pairs.index((min(i, k), max(i, k))) for k in range(n)] for i in range(n)]
 
 
 # ---- the refinement ---------------------------------------------------------------------------------
@@ -253,6 +314,122 @@ def test_the_general_sampler_refines_like_the_cube_sampler():
                      start, shape_function="affine")
     np.testing.assert_allclose(general.warps, cube.warps, atol=1e-4)
     np.testing.assert_allclose(general.warps[:, :, 3], truth[:, :, 3], atol=1e-3)
+
+
+def test_the_default_budget_is_50_iterations():
+    # refine's signature: max_iterations=50; a tolerance of 0 is never met, so every node uses all of it
+    res, _, _, _, _ = _refine(np.eye(3), np.array([0.4, -0.3, 0.45]), "translation", tolerance_voxels=0.0)
+    assert res.iterations.tolist() == [50, 50, 50] and not res.converged.any()
+
+
+def test_a_translation_update_moves_every_point_by_its_length():
+    # started 0.45 voxel below the match along z, the first update moves the subvolume about 0.45
+    # voxel up z (and almost nothing across), every point by the same amount: a tolerance of 0.7 is
+    # met after that one update, one of 0.3 is not
+    b = np.array([0.45, 0.0, 0.0])
+    for tolerance, converged in ((0.7, True), (0.3, False)):
+        res, _, start, _, _ = _refine(np.eye(3), b, "translation", max_iterations=1, tolerance_voxels=tolerance)
+        step = res.warps[:, :, 3] - start[:, :, 3]
+        assert np.all((step[:, 0] > 0.3) & (step[:, 0] < 0.6)) and np.abs(step[:, 1:]).max() < 0.05
+        assert res.converged.tolist() == [converged] * 3 and res.iterations.tolist() == [1, 1, 1]
+
+
+def test_integer_start_warps_are_refined_to_subvoxel_warps():
+    # a start given as whole numbers (int64) must not make the result whole numbers
+    b = np.array([0.3, -0.45, 0.2])
+    start = np.concatenate([np.broadcast_to(np.eye(3, dtype=np.int64), (3, 3, 3)),
+                            np.round(NODES + b).astype(np.int64)[:, :, None]], axis=2)
+    res, truth, _, _, _ = _refine(np.eye(3), b, "translation", start=start)
+    assert res.warps.dtype == np.float64
+    np.testing.assert_allclose(res.warps[:, :, 3], truth[:, :, 3], atol=1e-3)
+    assert res.converged.all()
+
+
+def test_the_refinement_reports_integer_counts_and_boolean_flags():
+    # Refinement: iterations is a count, converged, textured and left are bool (numpy's 1.0 == True,
+    # so only the dtype tells a float flag from a bool one)
+    res, _, _, _, _ = _refine(np.eye(3), np.array([0.3, -0.45, 0.2]), "translation",
+                              outside=lambda w: np.zeros(len(w), dtype=bool))
+    assert np.issubdtype(res.iterations.dtype, np.integer)
+    for flags in (res.converged, res.textured, res.left):
+        assert flags.dtype == np.bool_
+    assert res.converged.all() and not res.left.any()
+
+
+def test_given_first_values_serve_the_first_iteration_only():
+    # at an integer start the interpolating spline equals the voxels, so the deformed cubes there are
+    # the right first values; later iterations must sample their own warps, and reach the match
+    b = np.array([0.4, -0.3, 0.45])
+    _, deformed = _pair(np.eye(3), b)
+    start = np.concatenate([np.broadcast_to(np.eye(3), (3, 3, 3)), np.round(NODES + b)[:, :, None]], axis=2)
+    first = np.stack([_cube(deformed, node, S).ravel() for node in start[:, :, 3].astype(int)])
+    res, truth, _, _, _ = _refine(np.eye(3), b, "translation", start=start, exact_first=first)
+    np.testing.assert_allclose(res.warps[:, :, 3], truth[:, :, 3], atol=1e-3)
+    assert res.converged.all() and np.all(res.iterations > 1) and (res.cc > 0.99999).all()
+
+
+def test_the_refinement_is_invariant_to_an_affine_change_of_the_deformed_grey_levels():
+    # ZNSSD (and the ZNCC reported) do not change when the deformed grey levels become a g + c, here
+    # a = 1e-3 (a subvolume whose sum of squared deviations is far below 1) and c = 0.25
+    a = np.eye(3) + np.diag([0.01, -0.01, 0.005])
+    b = np.array([0.3, 0.2, -0.1])
+    plain, truth, start, reference, deformed = _refine(a, b, "affine")
+    faint = (deformed.astype(np.float64) * 1e-3 + 0.25).astype(np.float32)
+    res = refine(SplineVolume(faint), cube_terms(reference, NODES, S), subvolume_offsets(S).astype(np.float64),
+                 start, shape_function="affine", cube_edge=S)
+    np.testing.assert_allclose(res.warps[:, :, 3], truth[:, :, 3], atol=1e-3)
+    np.testing.assert_allclose(res.warps[:, :, :3], truth[:, :, :3], atol=2e-4)
+    np.testing.assert_allclose(res.cc, plain.cc, atol=1e-5)
+    assert res.converged.all()
+
+
+def test_an_inverted_match_has_cc_minus_one_and_never_below():
+    # given the reference cube negated as the deformed values, the ZNCC is -1; round-off takes the
+    # raw ratio just past -1 for some nodes, and a correlation coefficient is never below -1
+    b = np.array([0.4, -0.3, 0.45])
+    reference, _ = _pair(np.eye(3), b)
+    first = np.stack([-_cube(reference, node, S).ravel() for node in NODES])
+    res, _, _, _, _ = _refine(np.eye(3), b, "affine", max_iterations=0, exact_first=first)
+    np.testing.assert_allclose(res.cc, -1.0, atol=1e-6)
+    assert np.all(res.cc >= -1.0)
+
+
+# ---- nodes whose warp leaves the volume (``outside``) -------------------------------------------------
+
+def _above(z):
+    """An ``outside`` test: the warp's translation is above ``z`` along the first axis."""
+    return lambda w: w[:, 0, 3] > z
+
+
+def test_the_nodes_left_inside_go_on_when_one_leaves():
+    # the third node starts at z = 17, past the limit 16.5, and stops before any iteration; the other
+    # two never pass it and must still reach the match. The second starts at its match and converges
+    # after one update, the first after more: the one left iterating alone must keep its own data
+    b = np.array([0.3, -0.45, 0.2])
+    truth = np.concatenate([np.broadcast_to(np.eye(3), (3, 3, 3)), (NODES + b)[:, :, None]], axis=2)
+    start = np.concatenate([np.broadcast_to(np.eye(3), (3, 3, 3)), np.round(NODES + b)[:, :, None]], axis=2)
+    start[1] = truth[1]
+    assert start[2, 0, 3] > 16.5 and truth[:2, 0, 3].max() < 16.0
+    for shape_function in ("translation", "affine"):
+        res, _, _, _, _ = _refine(np.eye(3), b, shape_function, start=start, outside=_above(16.5))
+        assert res.left.tolist() == [False, False, True] and res.converged.tolist() == [True, True, False]
+        assert res.iterations[2] == 0 and 0 < res.iterations[1] < res.iterations[0]
+        np.testing.assert_array_equal(res.warps[2], start[2])
+        np.testing.assert_allclose(res.warps[:2, :, 3], truth[:2, :, 3], atol=1e-3)
+        assert (res.cc[:2] > 0.99999).all()
+
+
+def test_given_first_values_stay_with_their_node_when_another_leaves_first():
+    # as in test_given_first_values_are_the_deformed_values_at_the_start (cc 1 for the reference cube
+    # given), with the third node outside from the start: the first two keep their given values
+    b = np.array([0.4, -0.3, 0.45])
+    reference, _ = _pair(np.eye(3), b)
+    first = np.stack([_cube(reference, node, S).ravel() for node in NODES])
+    res, _, start, _, _ = _refine(np.eye(3), b, "affine", max_iterations=0, exact_first=first, outside=_above(16.5))
+    assert start[2, 0, 3] > 16.5 and start[:2, 0, 3].max() < 16.5
+    assert res.left.tolist() == [False, False, True]
+    np.testing.assert_allclose(res.cc[:2], 1.0, atol=1e-6)
+    assert res.cc[2] == 0.0
 
 
 # ---- the pieces -----------------------------------------------------------------------------------------
