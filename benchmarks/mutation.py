@@ -459,17 +459,17 @@ survivors are the 23 equivalent and the 2 left (below):
 
 So 493/518 = 95.2 %. Equivalent: 19 more (23 in all, below). Not
 equivalent and left (2), each an equality at a limit that the tests'
-values never meet, and whose side no docstring pins to the code's: the
-flatness test ``fnorm >= limit`` (8 points alternating 1e6 and 1e6 - 2
+values never meet: the ``fnorm >= limit`` (8 points alternating 1e6 and 1e6 - 2
 have a spread of exactly 1e-6 of the largest value, and the float64
-products meet exactly: the code calls them flat, the mutant textured;
-``_FLAT``'s comment, "below which a subvolume has no texture", reads as
-the mutant does), and ``<=`` for ``<`` against the tolerance (an update
+products meet exactly: the code calls them flat, the mutant textured),
+and ``<=`` for ``<`` against the tolerance (an update
 of exactly 0 under a tolerance of 0, as for a reference whose gradient
 vanishes wherever its values are off their mean, over an all-zero
 deformed volume: the code runs to ``max_iterations``, the mutant stops
-converged; ``refine``'s docstring, convergence when the update moves no
-point "by more than" the tolerance, reads as the mutant does too). So 493
+converged). ``_FLAT``'s comment and ``refine``'s docstring read as the
+mutants did ("below which" flat, "by more than" the tolerance); they now
+say the code's side (at or below the limit is flat, every point must move
+by less than the tolerance, so 0 is never met). So 493
 of the 495 not equivalent = 99.6 %.
 
 Survivors judged equivalent (no result can change):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 
-_FLAT = 1e-6        # relative grey-level spread below which a subvolume has no texture
+_FLAT = 1e-6        # relative grey-level spread at or below which a subvolume has no texture
 _IU3 = np.triu_indices(3)
 _IU4 = np.triu_indices(4)
 
@@ -167,8 +167,8 @@ def refine(spline, terms, offsets, warps0, *, shape_function="affine",
     shape_function : {"affine", "rigid", "translation"}
     max_iterations : int
     tolerance_voxels : float
-        Convergence when the update moves no point of the subvolume by more
-        than this, voxels.
+        Convergence when the update moves every point of the subvolume by
+        less than this, voxels (so a tolerance of 0 is never met).
     exact_first : numpy.ndarray, optional
         (B, n) deformed grey values at ``warps0`` when already known (an
         integer translation samples voxels exactly), saving one interpolation.
