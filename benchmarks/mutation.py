@@ -459,7 +459,7 @@ survivors are the 23 equivalent and the 2 left (below):
 
 So 493/518 = 95.2 %. Equivalent: 19 more (23 in all, below). Not
 equivalent and left (2), each an equality at a limit that the tests'
-values never meet: the ``fnorm >= limit`` (8 points alternating 1e6 and 1e6 - 2
+values never meet: the flatness test ``fnorm >= limit`` (8 points alternating 1e6 and 1e6 - 2
 have a spread of exactly 1e-6 of the largest value, and the float64
 products meet exactly: the code calls them flat, the mutant textured),
 and ``<=`` for ``<`` against the tolerance (an update
