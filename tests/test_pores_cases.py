@@ -10,11 +10,12 @@ at +-2: 27 + 6 x 9 = 81 voxels, 48 of them outside the r = 2 ball. The 12 x 3 ed
 """
 
 import csv
+import itertools
 
 import numpy as np
 import pytest
 
-from analysis.pores import (cpsd, cpsd_whole_voxel, phase_fractions, plot_cpsd, whole_voxel_radius,
+from analysis.pores import (cpsd, cpsd_whole_voxel, local_radius, phase_fractions, plot_cpsd, whole_voxel_radius,
                             write_cpsd_csv, write_phase_fractions_csv)
 
 V = 0.5
@@ -74,18 +75,48 @@ def _whole_voxel_radius_by_definition(pore):
     return np.where(pore.ravel(), radius, 0).reshape(pore.shape).astype(np.float32), d2.reshape(pore.shape)
 
 
+def _scattered_grains():
+    """A 6 x 7 x 9 box of pore with 40 solid voxels scattered in it (seed 19)."""
+    pore = np.ones((6, 7, 9), bool)
+    rng = np.random.default_rng(19)
+    pore[tuple(rng.integers(0, (6, 7, 9), size=(40, 3)).T)] = False
+    return pore
+
+
 def test_the_whole_voxel_radius_of_a_pore_between_scattered_grains_is_its_definition():
     # a 6 x 7 x 9 box (three different edges, so no axis can stand in for another) with 40 solid voxels:
     # among the pore voxels the nearest solid voxel lies at squared distances 1, 2, 3, 4, 5 ..., so both
     # the whole-voxel radius's steps (r = 1 from d^2 = 2, r = 2 from d^2 = 5) and the corners where
     # no face touches the solid occur, unlike in the cube above (d^2 only 1, 4, 9)
-    pore = np.ones((6, 7, 9), bool)
-    rng = np.random.default_rng(19)
-    pore[tuple(rng.integers(0, (6, 7, 9), size=(40, 3)).T)] = False
+    pore = _scattered_grains()
     expected, d2 = _whole_voxel_radius_by_definition(pore)
     assert {1, 2, 3, 4, 5} <= set(np.unique(d2[pore]).tolist())
     assert {0.0, 1.0, 2.0} <= set(np.unique(expected[pore]).tolist())
     np.testing.assert_array_equal(whole_voxel_radius(pore), expected)
+
+
+def test_every_voxel_between_scattered_grains_reads_at_least_each_lattice_ball_that_holds_it():
+    # the local radius is the value of the largest inscribed ball covering a voxel (module docstring), and
+    # every pore voxel c carries one such ball: D = {x : |x - c|^2 < d2}, d2 the squared distance to the
+    # nearest solid voxel centre, of value (r_in + r_out) / 2 with r_out = sqrt(d2) and r_in the farthest
+    # lattice point of D, sqrt(the largest sum of three squares below d2). So each voxel reads at least
+    # the largest value of the lattice balls that hold it, by brute force here. Between scattered grains
+    # most of these balls are not at a local maximum of the distance, and on 70 of the 338 pore voxels no
+    # peak's sub-voxel ball gives the largest value: a ridge ball does.
+    pore = _scattered_grains()
+    points = np.argwhere(pore)
+    solid = np.argwhere(~pore)
+    d2 = ((points[:, None, :] - solid[None, :, :]) ** 2).sum(axis=2).min(axis=1)
+    g = np.arange(-6, 7)             # every lattice point with |x|^2 < 36
+    sums = np.unique((g[:, None, None] ** 2 + g[None, :, None] ** 2 + g[None, None, :] ** 2).ravel())
+    assert d2.max() <= 36
+    r_in = np.sqrt([sums[sums < k].max() for k in d2])
+    value = 0.5 * (r_in + np.sqrt(d2))
+    between = ((points[:, None, :] - points[None, :, :]) ** 2).sum(axis=2)      # voxel x, centre c
+    lower = np.where(between < d2[None, :], value[None, :], 0.0).max(axis=1)
+    radius = local_radius(pore)
+    assert np.all(radius[tuple(points.T)] >= lower.astype(np.float32) - 1e-6)
+    assert np.all(radius[~pore] == 0)
 
 
 def test_the_whole_voxel_cpsd_of_the_cube_counts_its_radii():
@@ -167,8 +198,10 @@ def test_a_radius_step_that_is_not_a_positive_number_is_refused(step):
     (lambda: whole_voxel_radius(np.ones((4, 4, 4), bool)), r"^pore_mask: expected some solid \(False\) voxels"),
     (lambda: whole_voxel_radius(np.ones((4, 4), bool)), r"^pore_mask: expected a 3-D bool array \(z, y, x\)"),
     (lambda: phase_fractions(np.zeros((4, 4), np.uint8)), r"^labels: expected a 3-D integer array"),
-    (lambda: phase_fractions(np.full((2, 2, 2), -1, np.int8)), r"^labels: expected values .*, got -1\.\.-1$"),
-    (lambda: phase_fractions(np.full((2, 2, 2), 3, np.int8)), r"^labels: expected values .*, got 3\.\.3$"),
+    (lambda: phase_fractions(np.full((2, 2, 2), -1, np.int8)),
+     r"^labels: expected values 0 pore, 1 CBD, 2 NMC, got -1\.\.-1$"),
+    (lambda: phase_fractions(np.full((2, 2, 2), 3, np.int8)),
+     r"^labels: expected values 0 pore, 1 CBD, 2 NMC, got 3\.\.3$"),
     (lambda: phase_fractions(np.zeros((2, 2, 2), np.uint8), mask=np.zeros((2, 2, 2), bool)),
      r"^mask: expected some voxels in the analysis region, got none$"),
     (lambda: phase_fractions(np.zeros((2, 2, 2), np.uint8), mask=np.ones((2, 2, 3), bool)), r"^mask: expected a bool"),
@@ -221,3 +254,75 @@ def test_the_phase_file_takes_pairs_as_well_as_a_dict(tmp_path):
     rows = list(csv.reader(open(tmp_path / "phases.csv")))
     assert rows == [["step", "nmc", "cbd", "pore", "inactive", "n_voxels"],
                     ["step1", "0.5", "0.375", "0.125", "0.5", "8"], ["step2", "0.5", "0.375", "0.125", "0.5", "8"]]
+
+
+def test_the_cpsd_plot_draws_each_steps_curve_and_mean_on_labelled_axes_from_0(tmp_path, monkeypatch):
+    # plot_cpsd keeps its figure to itself: a Figure that records itself shows what was drawn
+    import matplotlib.figure
+    made = []
+
+    class Recorded(matplotlib.figure.Figure):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(matplotlib.figure, "Figure", Recorded)
+    # the cube's whole-voxel CPSD at two voxel sizes: mean 114 / 125 voxels = 0.456 and 0.912 um
+    results = {"step0": cpsd_whole_voxel(_cube(), V), "step1": cpsd_whole_voxel(_cube(), 2 * V)}
+    plot_cpsd(results, tmp_path / "cpsd.png")
+    png = (tmp_path / "cpsd.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and not list(tmp_path.glob(".*"))
+    # 5.5 x 4 inches at 120 dpi, from the IHDR chunk
+    assert (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")) == (660, 480)
+    drawn = [fig for fig in made if fig.axes]
+    assert len(drawn) == 1 and len(drawn[0].axes) == 1
+    ax = drawn[0].axes[0]
+    assert ax.get_xlabel() == "radius r (µm)" and ax.get_ylabel() == "pore volume fraction with radius ≥ r"
+    assert ax.get_ylim() == (0.0, 1.02) and ax.get_xlim()[0] == 0.0
+    labels = ["step0 (mean 0.46 µm)", "step1 (mean 0.91 µm)"]
+    assert [line.get_label() for line in ax.get_lines()] == labels
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == labels
+    for line, (scale, result) in zip(ax.get_lines(), [(V, results["step0"]), (2 * V, results["step1"])]):
+        np.testing.assert_allclose(line.get_xdata(), np.array([0.0, 1.0, 2.0, 3.0]) * scale, atol=1e-12)
+        np.testing.assert_allclose(line.get_ydata(), [1.0, 81 / 125, 33 / 125, 0.0], atol=1e-12)
+    grid = ax.xaxis.get_gridlines() + ax.yaxis.get_gridlines()
+    assert all(g.get_visible() and g.get_alpha() == 0.3 for g in grid)
+
+
+@pytest.mark.parametrize("which", ["cpsd", "cpsd_whole_voxel"])
+def test_the_taichi_backend_asked_for_is_the_one_the_radius_map_runs_on(which, monkeypatch):
+    # the radius map stands in with the cube's by-hand whole-voxel radii and records the backend it was given
+    import analysis.pores as pores
+    asked = []
+
+    def radius_map(pore_mask, arch="cpu", **kwargs):
+        asked.append(arch)
+        out = np.zeros(pore_mask.shape, np.float32)
+        out[2:7, 2:7, 2:7] = _expected_cube_radius()
+        return out
+
+    monkeypatch.setattr(pores, "local_radius" if which == "cpsd" else "whole_voxel_radius", radius_map)
+    result = getattr(pores, which)(_cube(), V, arch="gpu")
+    assert asked == ["gpu"]
+    assert result.mean_radius_um == pytest.approx(114 / 125 * V, abs=1e-12)
+
+
+@pytest.mark.parametrize("max_sq", [1, 2, 9, 10, 26])
+def test_the_ball_tables_are_their_definition_over_the_lattice(max_sq):
+    # D_k = {x in Z^3 : |x|^2 < k}: inner[k] = max |x|^2 over D_k (0 for the empty D_0), covering[k, j] =
+    # max |x - u|^2 over D_k for u = OFFSET_CLASSES[j] and for every offset with the same sorted absolute
+    # components (signs and order); k = 0 .. max_sq, int32. Counted point by point over a cube of the lattice.
+    from analysis._local_radius_kernels import OFFSET_CLASSES
+    from analysis.pores import _ball_tables
+    inner, covering = _ball_tables(max_sq)
+    assert inner.dtype == np.int32 and covering.dtype == np.int32
+    assert inner.shape == (max_sq + 1,) and covering.shape == (max_sq + 1, len(OFFSET_CLASSES))
+    assert inner[0] == 0
+    points = [p for p in itertools.product(range(-6, 7), repeat=3)]
+    for k in range(1, max_sq + 1):
+        ball = [p for p in points if p[0] ** 2 + p[1] ** 2 + p[2] ** 2 < k]
+        assert inner[k] == max(p[0] ** 2 + p[1] ** 2 + p[2] ** 2 for p in ball)
+        for j, cls in enumerate(OFFSET_CLASSES):
+            for u in {tuple(s * c for s, c in zip(signs, order))
+                      for order in itertools.permutations(cls) for signs in itertools.product((-1, 1), repeat=3)}:
+                assert covering[k, j] == max(sum((p[a] - u[a]) ** 2 for a in range(3)) for p in ball), (k, cls, u)
