@@ -20,7 +20,7 @@ import analysis.dvc.local as local
 from analysis.dvc import Status, correlate
 from analysis.dvc.consistency import lattice_neighbours
 
-from test_dvc_status import S, texture
+from test_dvc_status import S, fourier_shift, texture
 
 
 def _spacing(nodes):
@@ -122,14 +122,16 @@ def test_a_neighbour_guess_without_converged_nodes_or_nodes_asked_for_is_empty_o
 
 
 class _Recorder:
-    """Wraps integer_search and _Pass.run, recording the nodes, radius and guess of each search and each run's start."""
+    """Wraps integer_search and _Pass.run, recording the nodes, radius and guess of each search and the nodes and
+    start of each run (calls with no nodes are left out)."""
 
     def __init__(self, monkeypatch):
         self.searches, self.runs = [], []
         search, run = local.integer_search, local._Pass.run
 
         def recorded_search(reference, deformed, nodes, s, radius, guess=None):
-            self.searches.append((np.array(nodes), radius, None if guess is None else np.array(guess)))
+            if len(nodes):
+                self.searches.append((np.array(nodes), radius, None if guess is None else np.array(guess)))
             return search(reference, deformed, nodes, s, radius, guess)
 
         def recorded_run(step, idx, warps0, *args):
@@ -219,8 +221,9 @@ class _FalsePeaks:
         status[sel] = Status.CONVERGED
 
 
-def _reject(monkeypatch, nodes, start, found, gradient):
-    """Run ``_reject_outliers`` from ``start`` displacements; returns ok, status and the searches' guesses."""
+def _reject(monkeypatch, nodes, start, found, gradient, failed=()):
+    """Run ``_reject_outliers`` from ``start`` displacements, the nodes ``failed`` LOW_CC and the others
+    converged; returns ok, status, the searches' guesses and the nodes each run redid."""
     guesses = []
 
     def search(reference, deformed, at, s, radius, guess=None):
@@ -235,8 +238,10 @@ def _reject(monkeypatch, nodes, start, found, gradient):
     warps[:, :, :3] = np.eye(3) + gradient
     warps[:, :, 3] = nodes + start
     status = np.full(n, Status.CONVERGED, dtype=np.int64)
+    status[list(failed)] = Status.LOW_CC
     ok = local._reject_outliers(step, None, None, lattice_neighbours(nodes), warps, np.ones(n),
-                                np.zeros(n, dtype=np.int64), status, np.ones(n, bool), 0.5, np.ones(n, bool))
+                                np.zeros(n, dtype=np.int64), status, status == Status.CONVERGED, 0.5,
+                                np.ones(n, bool))
     return ok, status, guesses, step.redone
 
 
@@ -267,3 +272,102 @@ def test_an_outlier_at_a_corner_restarts_from_its_neighbours_first_order_predict
     assert [r.tolist() for r in redone] == [[0]]
     np.testing.assert_array_equal(guesses[0], [[0, 0, -1]])
     assert ok.all() and np.all(status == Status.CONVERGED)
+
+
+def _shifted_pair(shift=(0.4, -0.3, 0.25)):
+    """The periodic texture and its copy moved by a sub-voxel ``shift`` (Fourier shift: exact for it)."""
+    ref = texture(0).astype(np.float32)
+    return ref, fourier_shift(ref, shift), np.array(shift)
+
+
+NODES = np.array([(z, y, x) for z in (16, 32) for y in (16, 32) for x in (16, 32)])
+
+
+def test_the_gpu_code_paths_keep_the_arch_they_were_given(monkeypatch):
+    # On a GPU the kernels' arrays are uploaded once (ti.ndarray). Those paths run here on taichi's CPU
+    # runtime while the module believes it is on "gpu"; a call that asks for the default "cpu" instead
+    # would re-initialise taichi (on a GPU: drop every array uploaded so far), which the test forbids.
+    import taichi as ti
+
+    import analysis._taichi as taichi_setup
+
+    ref, deformed, shift = _shifted_pair()
+    kwargs = dict(subvolume_voxels=S, node_spacing_voxels=8, max_displacement_voxels=2, nodes=NODES)
+    want = correlate(ref, deformed, **kwargs)
+    want_refined = local.refine_nodes(ref, deformed, NODES, np.zeros((8, 3)), subvolume_voxels=S)
+    want_tiled = local.correlate_tiled(ref, deformed, subvolume_voxels=15, max_displacement_voxels=2)
+    taichi_setup.ensure_taichi("cpu")
+    monkeypatch.setattr(taichi_setup, "_ARCH", "gpu")
+
+    def no_init(*args, **kwargs):
+        raise AssertionError("taichi was initialised again: some call dropped arch='gpu'")
+
+    monkeypatch.setattr(ti, "init", no_init)
+    got = correlate(ref, deformed, arch="gpu", **kwargs)
+    got_refined = local.refine_nodes(ref, deformed, NODES, np.zeros((8, 3)), subvolume_voxels=S, arch="gpu")
+    got_tiled = local.correlate_tiled(ref, deformed, subvolume_voxels=15, max_displacement_voxels=2, arch="gpu")
+    for a, b in ((got, want), (got_refined, want_refined), (got_tiled, want_tiled)):
+        np.testing.assert_array_equal(a.status, b.status)
+        np.testing.assert_allclose(a.displacement, b.displacement, rtol=0, atol=1e-6)
+    assert np.abs(got.displacement - shift).max() < 0.02
+
+
+def test_refine_nodes_reports_cc_and_integer_iterations_and_starts_from_the_sub_voxel_start():
+    # started at the true sub-voxel shift, one Gauss-Newton update must stay there: its first samples
+    # are taken at the start itself, not at the nearest whole voxel (which would pull the warp ~0.4 off)
+    ref, deformed, shift = _shifted_pair()
+    r = local.refine_nodes(ref, deformed, NODES, np.broadcast_to(shift, (8, 3)), subvolume_voxels=S,
+                           max_iterations=1)
+    assert r.iterations.dtype == np.int64 and np.all(r.iterations == 1)
+    assert np.abs(r.displacement - shift).max() < 0.01
+    assert np.all(r.cc > 0.999)
+
+
+def test_refine_nodes_defaults_are_50_iterations_and_a_tolerance_of_5e_3_voxel():
+    ref, deformed, shift = _shifted_pair()
+    # a tolerance of 0 is never met: every node spends the whole default budget
+    r = local.refine_nodes(ref, deformed, NODES, np.broadcast_to(shift, (8, 3)), subvolume_voxels=S,
+                           tolerance_voxels=0.0)
+    assert np.all(r.iterations == 50) and np.all(r.status == Status.MAX_ITERATIONS)
+    # from 0.1 voxel off along z, the first update moves points by ~0.1 > 5e-3 (but < 1): a second
+    # update is needed to converge
+    r = local.refine_nodes(ref, deformed, NODES, np.broadcast_to(shift + (0.1, 0, 0), (8, 3)), subvolume_voxels=S)
+    assert np.all(r.status == Status.CONVERGED) and np.all(r.iterations >= 2)
+    assert np.abs(r.displacement - shift).max() < 0.01
+
+
+def test_correlate_spends_at_most_its_default_budget_of_50_iterations():
+    ref, deformed, _ = _shifted_pair()
+    r = correlate(ref, deformed, subvolume_voxels=S, node_spacing_voxels=8, max_displacement_voxels=2, nodes=NODES,
+                  tolerance_voxels=0.0)
+    assert np.all(r.iterations == 50) and not r.ok.any()
+
+
+def test_a_later_pass_starts_each_converged_node_from_its_sub_voxel_warp(monkeypatch):
+    # passes 21 then 17: the 17-voxel pass runs first the nodes the 21-voxel pass converged, from their
+    # warps (not re-searched), and, with one update allowed, must not lose the sub-voxel shift
+    ref, deformed, shift = _shifted_pair()
+    rec = _Recorder(monkeypatch)
+    r = correlate(ref, deformed, subvolume_voxels=S, node_spacing_voxels=8, max_displacement_voxels=2, nodes=NODES,
+                  passes=(21,), max_iterations=1, tolerance_voxels=1.0)
+    assert len(rec.searches) == 1                         # only the first pass searched
+    seeded, warps0 = rec.runs[-1]
+    assert sorted(seeded) == list(range(8))
+    assert np.abs(warps0[:, :, 3] - NODES - shift).max() < 0.1    # the 21-voxel pass's sub-voxel warps
+    assert r.ok.all() and np.abs(r.displacement - shift).max() < 0.05
+
+
+def test_an_outlier_restarts_from_its_converged_neighbours_only(monkeypatch):
+    # the corner (8, 8, 8) sits on a false peak (0, 0, 5); of its 7 lattice neighbours 4 failed (LOW_CC)
+    # at (0, 0, 9), 3 converged at 0. The restart is the median of the 3 converged ones: 0 (with the
+    # failed ones it would be 9).
+    index = {tuple(p): i for i, p in enumerate(LATTICE.tolist())}
+    failed = [index[p] for p in ((8, 8, 16), (8, 16, 8), (8, 16, 16), (16, 8, 8))]
+    start = np.zeros((27, 3))
+    start[failed] = (0, 0, 9)
+    start[0] = (0, 0, 5)
+    found = np.zeros((27, 3))
+    ok, status, guesses, redone = _reject(monkeypatch, LATTICE, start, found, np.zeros((3, 3)), failed)
+    assert [r.tolist() for r in redone] == [[0]]
+    np.testing.assert_array_equal(guesses[0], [[0, 0, 0]])
+    assert ok[0] and ok.sum() == 23
