@@ -925,6 +925,8 @@ TARGETS = (
     Target("score", "validation/score.py", ("tests/test_score.py", "tests/test_score_statistics.py")),
     Target("frame", "validation/frame.py", ("tests/test_truth_frame.py", "tests/test_frame_scores.py"),
            note="tests/test_validation.py left out: it needs a pipeline run (tiny_run) per mutant"),
+    Target("paper-table", "validation/paper.py", ("tests/test_paper_table.py",),
+           note="tests/test_paper_mode.py left out: it needs a pipeline run per mutant"),
     Target("dvc-status", "analysis/dvc/local.py", _DVC_TESTS + ("tests/test_dvc_start.py", "tests/test_dvc_early_exit.py")),
     Target("dvc-reference", "analysis/dvc/reference.py", ("tests/test_dvc_refine.py",) + _DVC_TESTS),
     Target("dvc-interpolate", "analysis/dvc/interpolate.py", ("tests/test_dvc_spline.py", "tests/test_dvc_refine.py",
