@@ -193,3 +193,60 @@ def test_a_step_0_without_a_measurement_or_a_truth_is_said_to_be_not_measured():
     for name, column in (("mean_pore_radius_step0", "measured"), ("inactive_fraction_step0", "truth")):
         row = dict(next(r for r in rows if r["row"] == name), **{column: None})
         assert claims([row]) == ["Step 0: not measured in this run."]
+
+
+def _variant(steps, edges, fields):
+    class Variant(_Run):
+        def analysis_settings(self):
+            return types.SimpleNamespace(subvolumes_voxels=edges, subvolume_voxels=7, voxel_size_um=0.5)
+
+        def dvc(self, k, edge_voxels):
+            status, cc = fields[(k, edge_voxels)]
+            return {"status": np.array(status), "cc": np.array(cc)}
+
+    Variant.steps = steps
+    return Variant()
+
+
+def test_one_compressed_step_gives_a_mean_cc_and_one_edge_gives_no_rank():
+    rows = {r["row"]: r for r in paper_rows(_variant([0, 1], (7,), FIELDS), SCORES)}
+    assert rows["mean_cc_chosen_edge"]["measured"] == pytest.approx(0.9, abs=1e-12)   # (0.95 + 0.85) / 2
+    assert rows["cc_rank_chosen_edge"]["measured"] is None and rows["cc_rank_chosen_edge"]["truth"] is None
+
+
+def test_the_chosen_edge_is_not_ranked_where_it_has_no_cc_or_no_true_error():
+    fields = dict(FIELDS)
+    fields[(1, 7)] = ([M, M], [0.9, 0.9])
+    fields[(2, 7)] = ([M], [0.9])
+    scores = dict(SCORES, subvolume_study=[{"edge_voxels": 9, "rms_error_voxels": 0.5},
+                                           {"edge_voxels": 7, "rms_error_voxels": None}])
+    rows = {r["row"]: r for r in paper_rows(_variant([0, 1, 2], (9, 7, 5), fields), scores)}
+    assert rows["mean_cc_chosen_edge"]["measured"] is None
+    assert rows["cc_rank_chosen_edge"]["measured"] is None and rows["cc_rank_chosen_edge"]["truth"] is None
+
+
+def test_the_true_rank_counts_the_edges_with_a_lower_error():
+    # true errors 0.25 (edge 9), 0.5 (edge 7, chosen), 0.375 (edge 5): two are lower, so the chosen ranks 3
+    scores = dict(SCORES, subvolume_study=[{"edge_voxels": 9, "rms_error_voxels": 0.25},
+                                           {"edge_voxels": 7, "rms_error_voxels": 0.5},
+                                           {"edge_voxels": 5, "rms_error_voxels": 0.375}])
+    rows = {r["row"]: r for r in paper_rows(_Run(), scores)}
+    assert rows["cc_rank_chosen_edge"]["truth"] == 3 and rows["cc_rank_chosen_edge"]["measured"] == 2
+
+
+def test_a_row_without_values_does_not_stop_the_sentences_of_the_rows_after_it():
+    rows = {r["row"]: r for r in paper_rows(_Run(), SCORES)}
+    no_step0 = dict(rows["mean_pore_radius_step0"], measured=None)
+    no_cc = dict(rows["mean_cc_chosen_edge"], measured=None)
+    half_rank = dict(rows["cc_rank_chosen_edge"], truth=None)       # a CC rank but no true one
+    got = claims([no_step0, half_rank, no_cc, rows["cc_rank_chosen_edge"]])
+    assert got == ["Step 0: not measured in this run.", "No subvolume study in this run: no ranking.",
+                   "No compressed step: no CC.",
+                   "The chosen edge ranks 2 by mean CC (paper: 2) and 1 by true error: choosing by mean CC does "
+                   "not pick by accuracy."]
+
+
+def test_two_edges_are_enough_for_a_rank():
+    rows = {r["row"]: r for r in paper_rows(_variant([0, 1, 2], (9, 7), FIELDS), SCORES)}
+    assert rows["cc_rank_chosen_edge"]["measured"] == 2 and rows["cc_rank_chosen_edge"]["truth"] == 1
+    assert rows["cc_rank_chosen_edge"]["quantity"] == "rank of the chosen edge by mean CC among 2 edges (paper: among 7)"
