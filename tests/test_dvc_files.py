@@ -34,6 +34,7 @@ def _check(field, nodes, displacement, cc, ok, status):
     np.testing.assert_array_equal(field["status"], status)
     assert field["nodes"].dtype == field["displacement"].dtype == field["cc"].dtype == np.float64
     assert field["ok"].dtype == bool and field["status"].dtype == np.int64
+    assert field["cc"].shape == field["ok"].shape == field["status"].shape == (len(nodes),)
 
 
 def test_a_csv_with_every_column_comments_and_blank_lines(tmp_path):
@@ -87,6 +88,11 @@ def test_an_npz_prefers_synthcals_displacement_and_takes_the_optional_arrays(tmp
            [CONVERGED, LOW_CC])
     np.savez(path, nodes=np.array([[1, 2, 3]]), displacement=np.array([[0.25, 0, 0]]))
     _check(read_dvc_result(path), [[1, 2, 3]], [[0.25, 0, 0]], [np.nan], [True], [CONVERGED])
+    # whole-voxel results (an integer search) and a 0/1 CC are numbers like any other: float64
+    np.savez(path, nodes=np.array([[1, 2, 3], [4, 5, 6]]), displacement=np.array([[1, 0, -2], [0, 3, 0]]),
+             cc=np.array([1, 0]))
+    _check(read_dvc_result(path), [[1, 2, 3], [4, 5, 6]], [[1, 0, -2], [0, 3, 0]], [1.0, 0.0], [True, True],
+           [CONVERGED, CONVERGED])
 
 
 @pytest.mark.parametrize("name, text, message", [
@@ -96,6 +102,11 @@ def test_an_npz_prefers_synthcals_displacement_and_takes_the_optional_arrays(tmp
     ("a.csv", "z,y,x,uz,uy,ux\n1,2,3,0,0,0\n\n1,2,3,0,0\n", "{p}: line 4: expected 6 values like the header (line 1), got 5"),
     ("a.csv", "# c\nz,y,x,uz,uy,ux\n1,2,3,0,zero,0\n",
      "{p}: line 3: expected numbers, got '1,2,3,0,zero,0'"),
+    # a long bad line is quoted to its first 60 characters
+    ("a.csv", "z,y,x,uz,uy,ux\n" + "1" * 30 + "," + "2" * 30 + ",x,0,0,0\n",
+     "{p}: line 2: expected numbers, got '" + "1" * 30 + "," + "2" * 29 + "'"),
+    ("a.tsv", "Zpos\tYpos\tXpos\tYdisp\tXdisp\treturnStatus\n1\t2\t3\t0\t0\t2\n",
+     "{p}: line 1: expected a column Zdisp, got columns Zpos, Ypos, Xpos, Ydisp, Xdisp, returnStatus"),
     ("a.csv", "z,y,x,uz,uy\n1,2,3,0,0\n",
      "{p}: line 1: expected a column ux or ux_vox, got columns z, y, x, uz, uy"),
     ("a.tsv", "Zpos\tYpos\tXpos\tZdisp\tYdisp\tXdisp\n1\t2\t3\t0\t0\t0\n",
@@ -186,7 +197,11 @@ def test_score_file_maps_the_field_into_the_registered_frame_and_passes_edge_and
         seen.update(truth=t, field=field, k=k, shape=shape, rule=rule)
         return {"rms_error_voxels": 0.25, "bias": float("nan"), "per_bin": [1.0, float("inf")]}, None
 
-    monkeypatch.setattr(dvc_files, "truth_frame", lambda run: truth)
+    def truth_frame(of):
+        assert of is run
+        return truth
+
+    monkeypatch.setattr(dvc_files, "truth_frame", truth_frame)
     monkeypatch.setattr(dvc_files, "score_dvc", score_dvc)
     run = types.SimpleNamespace(steps=[0, 1, 2], grid=types.SimpleNamespace(recon_shape=(40, 50, 60)),
                                 analysis_settings=lambda: types.SimpleNamespace(subvolume_voxels=9))
