@@ -982,6 +982,8 @@ TARGETS = (
            note="tests/test_paper_mode.py left out: it needs a pipeline run per mutant"),
     Target("dvc-files", "validation/dvc_files.py", ("tests/test_dvc_files.py",),
            note="tests/test_dataset.py left out: most of it needs a pipeline run (tiny_run) per mutant"),
+    Target("score-run", "validation/run.py", ("tests/test_score_parts.py",),
+           note="score_run, _score_mode and _score_step are left to tests/test_validation.py (a pipeline run)"),
     Target("dvc-status", "analysis/dvc/local.py", _DVC_TESTS + ("tests/test_dvc_start.py", "tests/test_dvc_early_exit.py")),
     Target("dvc-reference", "analysis/dvc/reference.py", ("tests/test_dvc_refine.py",) + _DVC_TESTS),
     Target("dvc-interpolate", "analysis/dvc/interpolate.py", ("tests/test_dvc_spline.py", "tests/test_dvc_refine.py",

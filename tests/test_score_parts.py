@@ -1,0 +1,134 @@
+"""The parts of validation.run that compute a score, on hand-made stand-ins for a run (issue #19).
+
+``truth_pores`` decides which voxels of the phantom the truth's pore sizes
+and phase fractions come from (the field of view, the analysed rows less
+the edge, what counts as pore); the expected counts here are of a label
+volume typed in by hand. ``best_fit`` runs the real Gauss-Newton from the
+truth on an exactly shifted texture; ``subvolume_study`` averages stand-in
+scores whose means are worked out by hand.
+"""
+
+import types
+
+import numpy as np
+import pytest
+
+import validation.run as run_module
+from analysis.dvc import Status
+from analysis.phases import Phase
+from validation.run import _half, _pore_phases, _pore_scores, best_fit, finite, subvolume_study, truth_pores
+
+from test_dvc_status import fourier_shift, texture
+
+P, C, N, H, F = (int(p) for p in (Phase.PORE, Phase.CBD, Phase.NMC, Phase.HEAD, Phase.FOIL))
+
+
+def _phantom():
+    """Labels (6, 8, 8): a 1-voxel ring in y and x outside the 6 x 6 field of view (NMC, which must not
+    count), the foil in row 0, the head in row 5; rows 1..4 the sample. The analysed region, rows [1, 5)
+    less a 1-voxel edge, is rows 2 and 3, y and x 1..4 of the field of view (2..5 of the volume):
+    row 2 all NMC (16), row 3 8 pores, 4 CBD, 4 NMC."""
+    labels = np.full((6, 8, 8), N, dtype=np.uint8)
+    labels[0], labels[5] = F, H
+    labels[3, 2:6, 2:6] = [[P, P, P, P], [P, P, P, P], [C, C, C, C], [N, N, N, N]]
+    labels[1:5, 1, 1:7] = P        # in the field of view but in the edge: not analysed
+    return labels
+
+
+class _Run:
+    grid = types.SimpleNamespace(fov_offset_voxels=1, n_det=6, sample_rows={2: (1, 5)}, voxel_size_um=0.25)
+
+    def truth_labels(self, k):
+        assert k == 2
+        return _phantom()
+
+
+@pytest.mark.parametrize("pore_phases, pore, cbd", [((Phase.PORE,), 8 / 32, 4 / 32),
+                                                     ((Phase.PORE, Phase.CBD), 12 / 32, 0.0)])
+def test_the_truth_counts_the_analysed_region_of_the_field_of_view_with_the_chains_pore_definition(
+        pore_phases, pore, cbd):
+    seen = {}
+
+    def pore_size(pore_space, voxel_size_um, mask, arch):
+        seen.update(pore_space=pore_space, voxel_size_um=voxel_size_um, mask=mask, arch=arch)
+        return "cpsd"
+
+    settings = types.SimpleNamespace(edge_exclusion_voxels=1, pore_size=pore_size)
+    cpsd, phases = truth_pores(_Run(), 2, settings, "gpu", pore_phases)
+    assert cpsd == "cpsd" and seen["voxel_size_um"] == 0.25 and seen["arch"] == "gpu"
+    region = np.zeros((6, 6, 6), bool)
+    region[2:4, 1:5, 1:5] = True
+    np.testing.assert_array_equal(seen["mask"], region)
+    want_space = np.isin(_phantom()[:, 1:7, 1:7], [int(p) for p in pore_phases])
+    np.testing.assert_array_equal(seen["pore_space"], want_space)
+    assert phases.n_voxels == 32
+    assert (phases.nmc, phases.cbd, phases.pore, phases.inactive) == pytest.approx((20 / 32, cbd, pore, 12 / 32))
+
+
+def test_the_pore_phases_and_the_pore_and_phase_blocks_as_scores_json_holds_them():
+    assert _pore_phases({"pore_phases": ["pore", "CBD"]}) == (Phase.PORE, Phase.CBD)
+    measured = {"mean_pore_radius_um": 1.5, "median_pore_radius_um": 1.25, "inactive": 0.6, "nmc": 0.4,
+                "pore": 0.35, "cbd": 0.25}
+    cpsd = types.SimpleNamespace(mean_radius_um=1.0, median_radius_um=0.75)
+    truth = types.SimpleNamespace(inactive=0.5, nmc=0.5, pore=0.3, cbd=0.2)
+    pores, phases = _pore_scores(measured, cpsd, truth)
+    assert pores == {"mean_radius_um": 1.5, "truth_mean_radius_um": 1.0, "median_radius_um": 1.25,
+                     "truth_median_radius_um": 0.75}
+    assert phases == {"inactive_fraction": 0.6, "truth_inactive_fraction": 0.5, "nmc_fraction": 0.4,
+                      "truth_nmc_fraction": 0.5, "pore_fraction": 0.35, "truth_pore_fraction": 0.3,
+                      "cbd_fraction": 0.25, "truth_cbd_fraction": 0.2}
+
+
+def test_finite_replaces_every_non_finite_number_with_none_at_any_depth():
+    got = finite({"a": float("nan"), "b": [1.0, float("inf"), (float("-inf"), 2)], "c": {"d": 3.5, "e": "x"}})
+    assert got == {"a": None, "b": [1.0, None, [None, 2]], "c": {"d": 3.5, "e": "x"}}
+
+
+def test_each_mode_reports_half_of_the_progress():
+    seen = []
+    _half(seen.append, 0)(0.5)
+    _half(seen.append, 1)(0.5)
+    _half(seen.append, 1)(1.0)
+    assert seen == [0.25, 0.75, 1.0] and _half(None, 1) is None
+
+
+def test_the_subvolume_study_averages_the_compressed_steps_per_edge_largest_first(monkeypatch):
+    # per (step, edge): mean CC, RMS error, ok fraction; a NaN (no ok node) is left out of the means
+    values = {(1, 5): (0.5, 1.0, 0.5), (2, 5): (0.75, float("nan"), 0.0),
+              (1, 9): (0.9, 0.25, 1.0), (2, 9): (0.8, 0.75, 0.5)}
+    calls = []
+
+    def score_dvc(truth, field, k, shape):
+        calls.append((truth, k, shape))
+        cc, rms, ok = values[(k, field["edge"])]
+        return {"mean_cc": cc, "rms_error_voxels": rms, "ok_fraction": ok}, None, None, None
+
+    monkeypatch.setattr(run_module, "score_dvc", score_dvc)
+    run = types.SimpleNamespace(steps=[0, 1, 2], dvc=lambda k, edge: {"edge": edge})
+    settings = types.SimpleNamespace(subvolumes_voxels=(5, 9), voxel_size_um=0.5)
+    rows = subvolume_study(run, "truth", settings, (10, 20, 30))
+    assert rows == [{"edge_voxels": 9, "edge_um": 4.5, "mean_cc": pytest.approx(0.85), "rms_error_voxels": 0.5,
+                     "ok_fraction": 0.75},
+                    {"edge_voxels": 5, "edge_um": 2.5, "mean_cc": 0.625, "rms_error_voxels": 1.0,
+                     "ok_fraction": 0.25}]
+    assert calls == [("truth", 1, (10, 20, 30)), ("truth", 2, (10, 20, 30))] * 2
+
+
+def test_the_best_fit_from_the_truth_lands_on_an_exact_shift_and_skips_masked_nodes():
+    shift = np.array([0.4, -0.3, 0.25])
+    ref = texture(0).astype(np.float32)
+    deformed = fourier_shift(ref, shift)
+    nodes = np.array([(z, y, x) for z in (16, 32) for y in (16, 32) for x in (16, 32)])
+    status = np.full(8, Status.CONVERGED)
+    status[3] = Status.MASKED
+    field = {"nodes": nodes, "status": status, "subvolume_voxels": np.int64(17)}
+    truth = np.broadcast_to(shift, (8, 3)).copy()
+    settings = types.SimpleNamespace(shape_function="affine", min_cc=0.5, voxel_size_um=0.5)
+    got = best_fit(ref, deformed, field, truth, settings)
+    assert got["started_nodes"] == 7 and got["ok_fraction"] == 1.0
+    assert got["rms_error_voxels"] < 0.01 and got["nodes"] == 7 and got["rms_error_um"] == 0.5 * got["rms_error_voxels"]
+    assert got["start"] == "the true displacement of each node (the scores' truth rule), registered frame"
+    # a node with no truth is not started either; with none started the fraction is not a number
+    truth[:] = np.nan
+    got = best_fit(ref, deformed, field, truth, settings)
+    assert got["started_nodes"] == 0 and np.isnan(got["ok_fraction"])
