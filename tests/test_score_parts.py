@@ -100,11 +100,12 @@ def test_the_subvolume_study_averages_the_compressed_steps_per_edge_largest_firs
 
     def score_dvc(truth, field, k, shape):
         calls.append((truth, k, shape))
+        assert field["k"] == k        # the field of the step being scored
         cc, rms, ok = values[(k, field["edge"])]
         return {"mean_cc": cc, "rms_error_voxels": rms, "ok_fraction": ok}, None, None, None
 
     monkeypatch.setattr(run_module, "score_dvc", score_dvc)
-    run = types.SimpleNamespace(steps=[0, 1, 2], dvc=lambda k, edge: {"edge": edge})
+    run = types.SimpleNamespace(steps=[0, 1, 2], dvc=lambda k, edge: {"edge": edge, "k": k})
     settings = types.SimpleNamespace(subvolumes_voxels=(5, 9), voxel_size_um=0.5)
     rows = subvolume_study(run, "truth", settings, (10, 20, 30))
     assert rows == [{"edge_voxels": 9, "edge_um": 4.5, "mean_cc": pytest.approx(0.85), "rms_error_voxels": 0.5,
@@ -132,3 +133,35 @@ def test_the_best_fit_from_the_truth_lands_on_an_exact_shift_and_skips_masked_no
     truth[:] = np.nan
     got = best_fit(ref, deformed, field, truth, settings)
     assert got["started_nodes"] == 0 and np.isnan(got["ok_fraction"])
+
+
+def test_the_best_fit_uses_the_chains_shape_function_min_cc_and_backend(monkeypatch):
+    import taichi as ti
+
+    import analysis._taichi as taichi_setup
+
+    shift = np.array([0.4, -0.3, 0.25])
+    ref = texture(0).astype(np.float32)
+    deformed = fourier_shift(ref, shift)
+    nodes = np.array([(24, 24, 16), (24, 24, 32)])
+    field = {"nodes": nodes, "status": np.full(2, Status.CONVERGED), "subvolume_voxels": 17}
+    truth = np.broadcast_to(shift, (2, 3)).copy()
+
+    def settings(**kw):
+        return types.SimpleNamespace(**{"shape_function": "affine", "min_cc": 0.5, "voxel_size_um": 0.5, **kw})
+
+    with pytest.raises(ValueError, match="shape_function"):
+        best_fit(ref, deformed, field, truth, settings(shape_function="quadratic"))
+    # no CC reaches 1.5: nothing is ok, so there is no error to give
+    got = best_fit(ref, deformed, field, truth, settings(min_cc=1.5))
+    assert got["ok_fraction"] == 0.0 and got["nodes"] == 0
+    # on "gpu" (taichi's CPU runtime, the module told it is a GPU) no call may fall back to "cpu"
+    taichi_setup.ensure_taichi("cpu")
+    monkeypatch.setattr(taichi_setup, "_ARCH", "gpu")
+
+    def no_init(*args, **kwargs):
+        raise AssertionError("taichi was initialised again: arch='gpu' was dropped")
+
+    monkeypatch.setattr(ti, "init", no_init)
+    got = best_fit(ref, deformed, field, truth, settings(), arch="gpu")
+    assert got["ok_fraction"] == 1.0 and got["rms_error_voxels"] < 0.01
