@@ -1003,7 +1003,8 @@ TARGETS = (
            note="tests/test_dataset.py left out: most of it needs a pipeline run (tiny_run) per mutant"),
     Target("score-run", "validation/run.py", ("tests/test_score_parts.py",),
            note="score_run, _score_mode and _score_step are left to tests/test_validation.py (a pipeline run)"),
-    Target("dvc-status", "analysis/dvc/local.py", _DVC_TESTS + ("tests/test_dvc_start.py", "tests/test_dvc_early_exit.py")),
+    Target("dvc-status", "analysis/dvc/local.py",
+           _DVC_TESTS + ("tests/test_dvc_start.py", "tests/test_dvc_early_exit.py")),
     Target("dvc-reference", "analysis/dvc/reference.py", ("tests/test_dvc_refine.py",) + _DVC_TESTS),
     Target("dvc-interpolate", "analysis/dvc/interpolate.py", ("tests/test_dvc_spline.py", "tests/test_dvc_refine.py",
                                                              "tests/test_dvc.py")),
@@ -1180,6 +1181,10 @@ def _changed_lines(diff):
     return " | ".join(ln[0] + " " + ln[1:].strip() for ln in keep)
 
 
+# mutmut's exit codes for a survivor (0) and for a mutant no selected test reaches (5, 33)
+_SURVIVOR_CODES = (0, 5, 33)
+
+
 def _retest_survivors(t, work):
     """Forget the cached verdicts "survived" and "no tests" of ``t``'s mutants, so mutmut tests them again."""
     meta = work / "mutants" / (t.path + ".meta")
@@ -1206,10 +1211,6 @@ def _sync_unmutated(t, work):
         copy = work / "mutants" / rel
         if copy.exists() and copy.read_bytes() != src.read_bytes():
             shutil.copy2(src, copy)
-
-
-# mutmut's exit codes for a survivor (0) and for a mutant no selected test reaches (5, 33)
-_SURVIVOR_CODES = (0, 5, 33)
 
 
 def _source_key(t):
@@ -1240,43 +1241,47 @@ def _store_outcome(out, cache):
         "survived": out.survived, "other": out.other}))
 
 
+def _run_target(t, max_children, timeout_min, keep, functions, cache, retest_survivors):
+    """The outcome of one target, in a fresh copy or (mutmut with ``cache``) in its cached one."""
+    cached = cache is not None and t.tool == "mutmut"
+    if cached:
+        work = Path(cache).resolve() / t.name
+        work.mkdir(parents=True, exist_ok=True)
+    else:
+        work = Path(tempfile.mkdtemp(prefix=f"synthcal-mutation-{t.name}-"))
+    start = time.monotonic()
+    try:
+        # copy2 keeps each file's time: mutmut regenerates the mutants of a file only when it is newer
+        _copy_tree(work)
+        if cached:
+            _sync_unmutated(t, work)
+            if retest_survivors:
+                print(f"{t.name}: {_retest_survivors(t, work)} survivors to test again", file=sys.stderr)
+        if t.tool == "cosmic-ray":
+            out = _run_cosmic_ray(t, work, max_children, timeout_min * 60)
+        else:
+            out = _run_mutmut(t, work, max_children, timeout_min * 60, functions)
+    except subprocess.TimeoutExpired:
+        out = Outcome(t, other={f"over {timeout_min:g} min": 1})
+    finally:
+        if not cached and not keep:
+            shutil.rmtree(work, ignore_errors=True)
+        elif not cached:
+            print(f"kept {work}", file=sys.stderr)
+    out.minutes = (time.monotonic() - start) / 60
+    if cache is not None and t.tool == "cosmic-ray" and not out.other:
+        _store_outcome(out, cache)
+    return out
+
+
 def run(targets, max_children=2, timeout_min=30.0, keep=False, functions=(), cache=None, retest_survivors=False):
     results = []
     for t in targets:
-        if cache is not None and t.tool == "cosmic-ray" and (out := _cached_outcome(t, cache)) is not None:
+        out = _cached_outcome(t, cache) if cache is not None and t.tool == "cosmic-ray" else None
+        if out is not None:
             print(f"{t.name}: {t.path} and its tests unchanged since the cached run", file=sys.stderr)
-            results.append(out)
-            _print_row(out)
-            _print_survivors(out, sys.stderr)
-            continue
-        cached = cache is not None and t.tool == "mutmut"
-        if cached:
-            work = Path(cache).resolve() / t.name
-            work.mkdir(parents=True, exist_ok=True)
         else:
-            work = Path(tempfile.mkdtemp(prefix=f"synthcal-mutation-{t.name}-"))
-        start = time.monotonic()
-        try:
-            # copy2 keeps each file's time: mutmut regenerates the mutants of a file only when it is newer
-            _copy_tree(work)
-            if cached:
-                _sync_unmutated(t, work)
-            if cached and retest_survivors:
-                print(f"{t.name}: {_retest_survivors(t, work)} survivors to test again", file=sys.stderr)
-            if t.tool == "cosmic-ray":
-                out = _run_cosmic_ray(t, work, max_children, timeout_min * 60)
-            else:
-                out = _run_mutmut(t, work, max_children, timeout_min * 60, functions)
-        except subprocess.TimeoutExpired:
-            out = Outcome(t, other={f"over {timeout_min:g} min": 1})
-        finally:
-            if not cached and not keep:
-                shutil.rmtree(work, ignore_errors=True)
-            elif not cached:
-                print(f"kept {work}", file=sys.stderr)
-        out.minutes = (time.monotonic() - start) / 60
-        if cache is not None and t.tool == "cosmic-ray" and not out.other:
-            _store_outcome(out, cache)
+            out = _run_target(t, max_children, timeout_min, keep, functions, cache, retest_survivors)
         results.append(out)
         _print_row(out)   # one row and its survivors as soon as a module is done
         _print_survivors(out, sys.stderr)

@@ -99,7 +99,8 @@ def test_an_npz_prefers_synthcals_displacement_and_takes_the_optional_arrays(tmp
     ("a.csv", "", "{p}: empty; expected a header line and one line per node"),
     ("a.csv", "# only a comment\n", "{p}: empty; expected a header line and one line per node"),
     ("a.csv", "# c\nz,y,x,uz,uy,ux\n", "{p}: no nodes after the header (line 2)"),
-    ("a.csv", "z,y,x,uz,uy,ux\n1,2,3,0,0,0\n\n1,2,3,0,0\n", "{p}: line 4: expected 6 values like the header (line 1), got 5"),
+    ("a.csv", "z,y,x,uz,uy,ux\n1,2,3,0,0,0\n\n1,2,3,0,0\n",
+     "{p}: line 4: expected 6 values like the header (line 1), got 5"),
     ("a.csv", "# c\nz,y,x,uz,uy,ux\n1,2,3,0,zero,0\n",
      "{p}: line 3: expected numbers, got '1,2,3,0,zero,0'"),
     # a long bad line is quoted to its first 60 characters

@@ -112,8 +112,8 @@ def test_a_registration_that_did_not_follow_the_sample_is_refused_in_one_line_na
     box = (slice(0, 9), slice(3, 12), slice(4, 13))
 
     def fit(cc, turn_deg):
-        return RigidTransform(rotation=Rotation.from_euler("z", turn_deg, degrees=True).as_matrix(), translation_voxels=np.zeros(3),
-                              centre_voxels=np.full(3, 4.0), cc=cc)
+        return RigidTransform(rotation=Rotation.from_euler("z", turn_deg, degrees=True).as_matrix(),
+                              translation_voxels=np.zeros(3), centre_voxels=np.full(3, 4.0), cc=cc)
 
     check_registration(fit(0.3, 5.0 - 1e-9), box, "step1.tif")   # at both limits: kept
     with pytest.raises(ValueError, match=r"^step1.tif: .*z 0-9, y 3-12, x 4-13.* CC 0.29 .*") as low:

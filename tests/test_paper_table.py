@@ -249,4 +249,5 @@ def test_a_row_without_values_does_not_stop_the_sentences_of_the_rows_after_it()
 def test_two_edges_are_enough_for_a_rank():
     rows = {r["row"]: r for r in paper_rows(_variant([0, 1, 2], (9, 7), FIELDS), SCORES)}
     assert rows["cc_rank_chosen_edge"]["measured"] == 2 and rows["cc_rank_chosen_edge"]["truth"] == 1
-    assert rows["cc_rank_chosen_edge"]["quantity"] == "rank of the chosen edge by mean CC among 2 edges (paper: among 7)"
+    assert rows["cc_rank_chosen_edge"]["quantity"] == ("rank of the chosen edge by mean CC among 2 edges "
+                                                       "(paper: among 7)")
