@@ -47,6 +47,30 @@ def arch():
     return arch_from_environment()
 
 
+@pytest.fixture
+def pretend_gpu(monkeypatch):
+    """A call that makes the code take its GPU paths on taichi's CPU runtime, for the rest of the test.
+
+    After it, ``ensure_taichi("gpu")`` finds "gpu" already set up (a taichi
+    ndarray lives on either runtime), and initialising taichi again fails the
+    test: on a GPU that would drop every array uploaded so far, so it means
+    some call lost its ``arch="gpu"``.
+    """
+    import taichi as ti
+
+    import analysis._taichi as taichi_setup
+
+    def no_init(*args, **kwargs):
+        raise AssertionError("taichi was initialised again: some call dropped arch='gpu'")
+
+    def pretend():
+        taichi_setup.ensure_taichi("cpu")
+        monkeypatch.setattr(taichi_setup, "_ARCH", "gpu")
+        monkeypatch.setattr(ti, "init", no_init)
+
+    return pretend
+
+
 def digest(arrays):
     """sha256 of a sequence of arrays: dtype, shape and bytes of each, in order."""
     h = hashlib.sha256()

@@ -283,26 +283,16 @@ def _shifted_pair(shift=(0.4, -0.3, 0.25)):
 NODES = np.array([(z, y, x) for z in (16, 32) for y in (16, 32) for x in (16, 32)])
 
 
-def test_the_gpu_code_paths_keep_the_arch_they_were_given(monkeypatch):
+def test_the_gpu_code_paths_keep_the_arch_they_were_given(pretend_gpu):
     # On a GPU the kernels' arrays are uploaded once (ti.ndarray). Those paths run here on taichi's CPU
     # runtime while the module believes it is on "gpu"; a call that asks for the default "cpu" instead
     # would re-initialise taichi (on a GPU: drop every array uploaded so far), which the test forbids.
-    import taichi as ti
-
-    import analysis._taichi as taichi_setup
-
     ref, deformed, shift = _shifted_pair()
     kwargs = dict(subvolume_voxels=S, node_spacing_voxels=8, max_displacement_voxels=2, nodes=NODES)
     want = correlate(ref, deformed, **kwargs)
     want_refined = local.refine_nodes(ref, deformed, NODES, np.zeros((8, 3)), subvolume_voxels=S)
     want_tiled = local.correlate_tiled(ref, deformed, subvolume_voxels=15, max_displacement_voxels=2)
-    taichi_setup.ensure_taichi("cpu")
-    monkeypatch.setattr(taichi_setup, "_ARCH", "gpu")
-
-    def no_init(*args, **kwargs):
-        raise AssertionError("taichi was initialised again: some call dropped arch='gpu'")
-
-    monkeypatch.setattr(ti, "init", no_init)
+    pretend_gpu()
     got = correlate(ref, deformed, arch="gpu", **kwargs)
     got_refined = local.refine_nodes(ref, deformed, NODES, np.zeros((8, 3)), subvolume_voxels=S, arch="gpu")
     got_tiled = local.correlate_tiled(ref, deformed, subvolume_voxels=15, max_displacement_voxels=2, arch="gpu")

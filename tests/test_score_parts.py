@@ -135,11 +135,7 @@ def test_the_best_fit_from_the_truth_lands_on_an_exact_shift_and_skips_masked_no
     assert got["started_nodes"] == 0 and np.isnan(got["ok_fraction"])
 
 
-def test_the_best_fit_uses_the_chains_shape_function_min_cc_and_backend(monkeypatch):
-    import taichi as ti
-
-    import analysis._taichi as taichi_setup
-
+def test_the_best_fit_uses_the_chains_shape_function_min_cc_and_backend(pretend_gpu):
     shift = np.array([0.4, -0.3, 0.25])
     ref = texture(0).astype(np.float32)
     deformed = fourier_shift(ref, shift)
@@ -156,12 +152,6 @@ def test_the_best_fit_uses_the_chains_shape_function_min_cc_and_backend(monkeypa
     got = best_fit(ref, deformed, field, truth, settings(min_cc=1.5))
     assert got["ok_fraction"] == 0.0 and got["nodes"] == 0
     # on "gpu" (taichi's CPU runtime, the module told it is a GPU) no call may fall back to "cpu"
-    taichi_setup.ensure_taichi("cpu")
-    monkeypatch.setattr(taichi_setup, "_ARCH", "gpu")
-
-    def no_init(*args, **kwargs):
-        raise AssertionError("taichi was initialised again: arch='gpu' was dropped")
-
-    monkeypatch.setattr(ti, "init", no_init)
+    pretend_gpu()
     got = best_fit(ref, deformed, field, truth, settings(), arch="gpu")
     assert got["ok_fraction"] == 1.0 and got["rms_error_voxels"] < 0.01
