@@ -962,7 +962,9 @@ import ast
 import fnmatch
 import hashlib
 import json
+import math
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -1041,6 +1043,7 @@ class Outcome:
     survived: list = field(default_factory=list)    # (mutant id, diff)
     other: dict = field(default_factory=dict)       # status -> count (timeouts count as killed)
     minutes: float = 0.0
+    population: int = 0                             # mutants of the module when a sample was tested, else 0
 
     @property
     def total(self):
@@ -1049,6 +1052,19 @@ class Outcome:
     @property
     def score(self):
         return self.killed / self.total if self.total else float("nan")
+
+    def interval(self, z=1.96):
+        """Wilson's 95 % interval of the module's score from a sample of its mutants (a proportion, not %)."""
+        n, p = self.total, self.score
+        if n == 0:
+            return float("nan"), float("nan")
+        # drawn without replacement: the finite-population correction narrows the interval as the sample
+        # approaches the whole module (it is exact, width 0, when every mutant was drawn)
+        fpc = (self.population - n) / (self.population - 1) if self.population > 1 else 0.0
+        z2 = z * z * fpc
+        centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+        half = math.sqrt(z2 * p * (1 - p) / n + z2 * z2 / (4 * n * n)) / (1 + z2 / n)
+        return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _copy_tree(dest):
@@ -1075,7 +1091,27 @@ def _mutant_globs(t, functions):
     return [f"{module}.x_{f}__mutmut_*" for f in functions]
 
 
-def _run_mutmut(t, work, max_children, timeout_s, functions=()):
+# a mutant name that matches nothing: mutmut then generates the mutants and collects the test stats,
+# and stops with "nothing matches" before testing any
+_NO_MUTANT = "synthcal-no-such-mutant"
+
+
+def _all_mutant_names(t, work, timeout_s):
+    """The names of every mutant mutmut makes of ``t.path`` (generated in ``work``, none tested)."""
+    run = subprocess.run([sys.executable, "-m", "mutmut", "run", _NO_MUTANT], cwd=work, env=_env(),
+                         capture_output=True, text=True, timeout=timeout_s)
+    meta = work / "mutants" / (t.path + ".meta")
+    if not meta.exists():
+        raise RuntimeError(f"{t.name}: mutmut generated no mutants\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}")
+    return sorted(json.loads(meta.read_text())["exit_code_by_key"])
+
+
+def _sample(names, size, seed):
+    """``size`` of ``names`` drawn at random without replacement (the same draw for the same seed)."""
+    return sorted(random.Random(seed).sample(sorted(names), min(size, len(names))))
+
+
+def _run_mutmut(t, work, max_children, timeout_s, functions=(), sample=None, seed=0):
     lines = ["[mutmut]", "source_paths =", "    analysis", "    synthcal", "    validation",
              f"only_mutate =\n    {t.path}", "pytest_add_cli_args_test_selection ="]
     lines += [f"    {x}" for x in t.tests]
@@ -1085,11 +1121,17 @@ def _run_mutmut(t, work, max_children, timeout_s, functions=()):
     mutmut = [sys.executable, "-m", "mutmut"]
     # a selection runs only those mutants; the others stay unchecked and are left out of the row
     globs = _mutant_globs(t, functions)
+    population = 0
+    if sample is not None:
+        names = _all_mutant_names(t, work, timeout_s)
+        if globs:
+            names = [n for n in names if any(fnmatch.fnmatch(n, g) for g in globs)]
+        population, globs = len(names), _sample(names, sample, seed)
     run = subprocess.run(mutmut + ["run", "--max-children", str(max_children)] + globs, cwd=work, env=_env(),
                          capture_output=True, text=True, timeout=timeout_s)
     listing = subprocess.run(mutmut + ["results", "--all", "true"], cwd=work, env=_env(),
                              capture_output=True, text=True)
-    out = Outcome(t)
+    out = Outcome(t, population=population)
     for line in listing.stdout.splitlines():
         m = re.match(r"\s*(\S+): (.+)$", line)
         if not m:
@@ -1129,7 +1171,22 @@ _CR_SKIP = (r"core/(?!(NumberReplacer|ReplaceBinaryOperator_(Mul_Div|Div_Mul|Add
             r"|ReplaceComparisonOperator_Gt_(GtE|Lt)|ReplaceUnaryOperator_Delete_USub|AddNot)$)")
 
 
-def _run_cosmic_ray(t, work, max_children, timeout_s):
+def _skip_all_but_a_sample(session, size, seed):
+    """Mark every pending cosmic-ray job outside a random sample of ``size`` as skipped; the number pending."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+    with use_db(session, WorkDB.Mode.open) as db:
+        # job ids are random per session: draw from the mutations' places so a seed gives the same sample
+        where = {(m.operator_name, m.occurrence, tuple(m.start_pos)): item.job_id
+                 for item in db.pending_work_items for m in item.mutations[:1]}
+        keep = {where[k] for k in _sample(where, size, seed)}
+        skip = [job for job in where.values() if job not in keep]
+        if skip:
+            db.set_multiple_results(skip, WorkResult(output="not in the sample", worker_outcome=WorkerOutcome.SKIPPED))
+    return len(where)
+
+
+def _run_cosmic_ray(t, work, max_children, timeout_s, sample=None, seed=0):
     tests = " ".join(t.tests)
     ranges = _function_lines(work / t.path, t.functions)
     config = (
@@ -1150,11 +1207,14 @@ def _run_cosmic_ray(t, work, max_children, timeout_s):
     bindir = Path(sys.executable).parent
     cr = lambda tool: [str(bindir / tool)] if (bindir / tool).exists() else [tool]
     for cmd in (cr("cosmic-ray") + ["init", "cr.toml", session], cr("cr-filter-lines") + ["--config", "cr.toml", session],
-                cr("cr-filter-operators") + [session, "cr.toml"], cr("cosmic-ray") + ["exec", "cr.toml", session]):
+                cr("cr-filter-operators") + [session, "cr.toml"]):
         subprocess.run(cmd, cwd=work, env=_env(), check=True, capture_output=True, text=True, timeout=timeout_s)
+    population = 0 if sample is None else _skip_all_but_a_sample(session, sample, seed)
+    subprocess.run(cr("cosmic-ray") + ["exec", "cr.toml", session], cwd=work, env=_env(), check=True,
+                   capture_output=True, text=True, timeout=timeout_s)
     dump = subprocess.run(cr("cosmic-ray") + ["dump", session], cwd=work, env=_env(), capture_output=True,
                           text=True, check=True)
-    out = Outcome(t)
+    out = Outcome(t, population=population)
     for line in dump.stdout.splitlines():
         item, result = json.loads(line)
         if result is None:
@@ -1241,7 +1301,7 @@ def _store_outcome(out, cache):
         "survived": out.survived, "other": out.other}))
 
 
-def _run_target(t, max_children, timeout_min, keep, functions, cache, retest_survivors):
+def _run_target(t, max_children, timeout_min, keep, functions, cache, retest_survivors, sample=None, seed=0):
     """The outcome of one target, in a fresh copy or (mutmut with ``cache``) in its cached one."""
     cached = cache is not None and t.tool == "mutmut"
     if cached:
@@ -1258,9 +1318,9 @@ def _run_target(t, max_children, timeout_min, keep, functions, cache, retest_sur
             if retest_survivors:
                 print(f"{t.name}: {_retest_survivors(t, work)} survivors to test again", file=sys.stderr)
         if t.tool == "cosmic-ray":
-            out = _run_cosmic_ray(t, work, max_children, timeout_min * 60)
+            out = _run_cosmic_ray(t, work, max_children, timeout_min * 60, sample, seed)
         else:
-            out = _run_mutmut(t, work, max_children, timeout_min * 60, functions)
+            out = _run_mutmut(t, work, max_children, timeout_min * 60, functions, sample, seed)
     except subprocess.TimeoutExpired:
         out = Outcome(t, other={f"over {timeout_min:g} min": 1})
     finally:
@@ -1274,14 +1334,15 @@ def _run_target(t, max_children, timeout_min, keep, functions, cache, retest_sur
     return out
 
 
-def run(targets, max_children=2, timeout_min=30.0, keep=False, functions=(), cache=None, retest_survivors=False):
+def run(targets, max_children=2, timeout_min=30.0, keep=False, functions=(), cache=None, retest_survivors=False,
+        sample=None, seed=0):
     results = []
     for t in targets:
         out = _cached_outcome(t, cache) if cache is not None and t.tool == "cosmic-ray" else None
         if out is not None:
             print(f"{t.name}: {t.path} and its tests unchanged since the cached run", file=sys.stderr)
         else:
-            out = _run_target(t, max_children, timeout_min, keep, functions, cache, retest_survivors)
+            out = _run_target(t, max_children, timeout_min, keep, functions, cache, retest_survivors, sample, seed)
         results.append(out)
         _print_row(out)   # one row and its survivors as soon as a module is done
         _print_survivors(out, sys.stderr)
@@ -1291,9 +1352,18 @@ def run(targets, max_children=2, timeout_min=30.0, keep=False, functions=(), cac
 HEADER = f"{'module':<18}{'file':<28}{'tool':<12}{'mutants':>8}{'killed':>8}{'survived':>9}{'other':>7}{'score':>8}{'min':>7}"
 
 
+def _sampled(o):
+    """What a row of a sampled module adds: the module's size and the score's 95 % interval."""
+    if not o.population:
+        return ""
+    low, high = o.interval()
+    return f"  sample of {o.population}, 95 % interval {100 * low:.0f}-{100 * high:.0f}%"
+
+
 def _print_row(o):
     print(f"{o.target.name:<18}{o.target.path:<28}{o.target.tool:<12}{o.total:>8}{o.killed:>8}"
-          f"{len(o.survived):>9}{sum(o.other.values()):>7}{100 * o.score:>7.1f}%{o.minutes:>7.1f}", flush=True)
+          f"{len(o.survived):>9}{sum(o.other.values()):>7}{100 * o.score:>7.1f}%{o.minutes:>7.1f}{_sampled(o)}",
+          flush=True)
 
 
 def report(results):
@@ -1303,7 +1373,8 @@ def report(results):
         _print_row(o)
     worst = min(results, key=lambda o: o.score)
     print(f"{'worst module':<18}{worst.target.path:<28}{worst.target.tool:<12}{worst.total:>8}{worst.killed:>8}"
-          f"{len(worst.survived):>9}{sum(worst.other.values()):>7}{100 * worst.score:>7.1f}%{worst.minutes:>7.1f}")
+          f"{len(worst.survived):>9}{sum(worst.other.values()):>7}{100 * worst.score:>7.1f}%{worst.minutes:>7.1f}"
+          f"{_sampled(worst)}")
     for o in results:
         _print_survivors(o, sys.stdout)
 
@@ -1333,7 +1404,13 @@ def main(argv=None):
                              "the mutants of changed functions")
     parser.add_argument("--retest-survivors", action="store_true",
                         help="with --cache: test the cached survivors again (after writing tests for them)")
+    parser.add_argument("--sample", type=int, metavar="N",
+                        help="test N mutants drawn at random per module (a fresh copy; the score is an estimate "
+                             "with its 95 %% interval)")
+    parser.add_argument("--seed", type=int, default=0, help="with --sample: the draw")
     args = parser.parse_args(argv)
+    if args.sample is not None and (args.cache or args.sample < 1):
+        parser.error("--sample N needs N >= 1 and no --cache (a sample is drawn in a fresh copy)")
     if args.retest_survivors and not args.cache:
         parser.error("--retest-survivors needs --cache DIR (without it every mutant is tested anyway)")
     by_name = {t.name: t for t in TARGETS}
@@ -1347,8 +1424,10 @@ def main(argv=None):
     print(HEADER, flush=True)
     if args.functions:
         print(f"only the mutants of {' '.join(args.functions)}", flush=True)
+    if args.sample is not None:
+        print(f"{args.sample} mutants per module drawn with seed {args.seed}", flush=True)
     results = run([by_name[m] for m in (args.modules or DEFAULT)], args.max_children, args.timeout_min, args.keep,
-                  args.functions, args.cache, args.retest_survivors)
+                  args.functions, args.cache, args.retest_survivors, args.sample, args.seed)
     report(results)
     return 0
 
