@@ -145,9 +145,13 @@ def _cylinder_padding(rows, left, right):
     extended as if the object were a cylinder centred on the rotation axis
     (a pillar, a core): its chord 2 mu sqrt(R^2 - u^2) is fitted per row and
     side from the edge value and the central value, which fixes R without a
-    noisy slope. The extension falls to zero at R, is cut by a cosine taper
-    at the end of the padding (no jump where the FFT wraps), and is zero
-    where a row's edge is empty. Rows that are not truncated stay unchanged.
+    noisy slope. Each value is a mean over b = min(8, n // 8) columns (at
+    least 1) of the row's n: the edge value over the outermost b on that
+    side, the central value over b (b + 1 where n - b is odd) centred on
+    the row's centre (n - 1) / 2. The extension falls to zero at R, is cut
+    by a cosine taper at the end of the padding (no jump where the FFT
+    wraps), and is zero where a row's edge is empty. Rows that are not
+    truncated stay unchanged.
     """
     n = rows.shape[-1]
     band = max(1, min(8, n // 8))

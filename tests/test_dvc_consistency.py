@@ -21,9 +21,12 @@ OFFSETS = [o for o in itertools.product((-1, 0, 1), repeat=3) if o != (0, 0, 0)]
 
 
 def _neighbours_by_definition(nodes):
-    """(N, 26) index of the node one lattice step away per offset, -1 if none; the step per axis is
-    the greatest common divisor of the coordinate differences on that axis (1 when all are equal)."""
-    where = {tuple(p): i for i, p in enumerate(nodes.tolist())}
+    """(N, 26) index of the node one lattice step away per offset, -1 if none (a position listed more
+    than once: its first listing); the step per axis is the greatest common divisor of the coordinate
+    differences on that axis (1 when all are equal)."""
+    where = {}
+    for i, p in enumerate(nodes.tolist()):
+        where.setdefault(tuple(p), i)
     step = []
     for a in range(3):
         values = sorted(set(nodes[:, a].tolist()))
@@ -60,6 +63,21 @@ def test_lattice_neighbours_of_integer_floats_and_of_one_node():
     assert got[0, OFFSETS.index((0, 0, 1))] == 1 and got[1, OFFSETS.index((0, 0, -1))] == 0
     assert (got >= 0).sum() == 2
     np.testing.assert_array_equal(lattice_neighbours(np.array([[3, 4, 5]])), np.full((1, 26), -1))
+
+
+def test_a_position_listed_twice_is_named_by_its_first_listing():
+    # the 64 sites of a 4^3 lattice (steps 3, origin (2, 5, 7)), listed once in one random order and
+    # again in another: every neighbour entry names a site's first listing, and the two copies of a
+    # site have the same row (they are no step apart, so not each other's neighbours). With 128 keys
+    # numpy's default sort, unlike a stable one, does not keep equal keys in their listed order
+    rng = np.random.default_rng(5)
+    grid = np.array(list(itertools.product(range(4), repeat=3))) * 3 + [2, 5, 7]
+    nodes = np.concatenate([grid[rng.permutation(64)], grid[rng.permutation(64)]])
+    got = lattice_neighbours(nodes)
+    np.testing.assert_array_equal(got, _neighbours_by_definition(nodes))
+    # a site has a neighbour at offset o where each coordinate stays in 0..3: prod(4 - |o_a|) sites, so
+    # (3 + 4 + 3)^3 - 4^3 = 936 entries per listing, each naming one of the first 64 rows
+    assert got.max() < 64 and (got >= 0).sum() == 2 * 936
 
 
 @pytest.mark.parametrize("nodes", [np.zeros((4, 2)), np.zeros(3), np.array([[0.0, 0.0, 0.5]])])

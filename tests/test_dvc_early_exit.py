@@ -95,3 +95,20 @@ def test_by_default_a_node_stops_at_its_first_outside_warp():
     r = refine(spline, terms, offsets, w0, outside=lambda w: np.ones(len(w), dtype=bool))
     assert r.left.tolist() == [True] and r.iterations.tolist() == [0] and not r.converged[0]
     np.testing.assert_array_equal(r.warps, w0)
+
+
+def test_a_node_that_converges_on_an_update_past_the_face_is_outside():
+    # a tolerance of 1e9 makes every node converge on its first update, and a converged node leaves the
+    # iteration before the outside test, so the final warp must be judged once more. Started 0.3 voxel
+    # short of the match along z, the first update moves the subvolume about 0.3 voxel up z (as in
+    # test_dvc_refine's test_a_translation_update_moves_every_point_by_its_length): from z = 38 the top
+    # corner goes from 38 + 8 + 1.4 = 47.4 (inside) to about 47.7, past 47.5: OUTSIDE, CC 0, not ok. From
+    # z = 36 it goes from 45.4 to about 45.7, inside: CONVERGED after that one update
+    nodes = _nodes((38, 36), (24,), (24,))
+    ref = texture(0).astype(np.float32)
+    r = refine_nodes(ref, fourier_shift(texture(0), SHIFT), nodes, np.tile(SHIFT - (0.3, 0.0, 0.0), (2, 1)),
+                     subvolume_voxels=S, max_iterations=LIMIT, tolerance_voxels=1e9)
+    assert r.iterations.tolist() == [1, 1]
+    assert r.status.tolist() == [Status.OUTSIDE, Status.CONVERGED] and r.ok.tolist() == [False, True]
+    assert r.cc[0] == 0.0 and np.all(np.isnan(r.displacement[0]))
+    assert abs(r.displacement[1, 0] - SHIFT[0]) < 0.1

@@ -8,7 +8,12 @@ compressed, map the field into the registered frame and pass the subvolume
 edge and the rule on.
 """
 
+import json
+import os
+import subprocess
+import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -47,6 +52,34 @@ def test_a_csv_with_every_column_comments_and_blank_lines(tmp_path):
     # a non-finite displacement is never ok, whatever the file says
     _check(field, [[10, 20, 30], [11, 21, 31], [12, 22, 32]], [[0.5, -1.25, 2], [np.nan, 0, 0], [1, 1, 1]],
            [0.9, 0.8, 0.2], [True, False, False], [CONVERGED, CONVERGED, LOW_CC])
+
+
+_READ_IN_THE_C_LOCALE = """
+import json, locale, sys
+from validation.dvc_files import read_dvc_result
+field = read_dvc_result(sys.argv[1])
+print(json.dumps({"encoding": locale.getencoding(),
+                  **{k: field[k].tolist() for k in ("nodes", "displacement", "cc", "ok", "status")}}))
+"""
+
+
+def test_a_utf8_file_reads_the_same_under_a_locale_whose_encoding_is_not_utf8(tmp_path):
+    # the module docstring: text files are read as UTF-8 whatever the locale's encoding. A new Python
+    # process in the C locale, with neither UTF-8 mode nor locale coercion, has ASCII as its locale
+    # encoding, so a comment line with non-ASCII characters (UTF-8 bytes) must still read as a comment
+    path = tmp_path / "accents.csv"
+    text = "# Müller, 1.5 µm voxels — ΔT = 0\nz,y,x,uz,uy,ux,cc\n1,2,3,0.5,-0.25,1,0.75\n"
+    path.write_bytes(text.encode("utf-8"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG", "PYTHONUTF8", "PYTHONIOENC"))}
+    env.update(LC_ALL="C", LANG="C", PYTHONUTF8="0", PYTHONCOERCECLOCALE="0")
+    result = subprocess.run([sys.executable, "-c", _READ_IN_THE_C_LOCALE, str(path)], capture_output=True,
+                            text=True, env=env, cwd=Path(__file__).parents[1], timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    got = json.loads(result.stdout.strip().splitlines()[-1])
+    if got["encoding"].replace("-", "").lower() == "utf8":
+        pytest.skip("the C locale's encoding is UTF-8 on this platform: no other encoding to read under")
+    assert got["nodes"] == [[1, 2, 3]] and got["displacement"] == [[0.5, -0.25, 1]]
+    assert got["cc"] == [0.75] and got["ok"] == [True] and got["status"] == [CONVERGED]
 
 
 def test_synthcals_own_csv_columns_and_the_defaults_of_missing_ones(tmp_path):

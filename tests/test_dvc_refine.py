@@ -141,6 +141,19 @@ def test_flat_means_a_spread_below_a_millionth_of_the_largest_grey_value():
     assert np.isfinite(terms.grad).all()
 
 
+def test_a_spread_exactly_at_the_flatness_limit_is_flat():
+    # _FLAT's side of the limit: a spread at or below 1e-6 * sqrt(n) * max |f| is flat. 8 points at
+    # 1e6 and 1e6 - 2, alternating (whole numbers, exact in float32; mean 999999 exactly): the
+    # deviations are +-1, so the spread is sqrt(8), and the limit 1e-6 * sqrt(8) * 1e6 is sqrt(8)
+    # too, also in float64 (checked first): exactly at the limit, so flat
+    assert 1e-6 * np.sqrt(8.0) * 1e6 == np.sqrt(8.0)
+    f = np.array([[1e6, 1e6 - 2] * 4])
+    offsets = np.array(list(itertools.product((-1, 1), repeat=3)), dtype=np.float64)
+    terms = reference_terms(f, np.ones((1, 8, 3)), offsets)
+    assert terms.textured.tolist() == [False]
+    np.testing.assert_array_equal(terms.fn, 0.0)
+
+
 @pytest.mark.parametrize("scale", [2.0 ** -80, 2.0 ** 64], ids=["2^-80", "2^64"])
 def test_the_reference_terms_do_not_depend_on_the_grey_level_scale(scale):
     # ZNSSD is invariant to a grey-level scale: f and its gradient times a power of two (exact in
@@ -320,6 +333,28 @@ def test_the_default_budget_is_50_iterations():
     # refine's signature: max_iterations=50; a tolerance of 0 is never met, so every node uses all of it
     res, _, _, _, _ = _refine(np.eye(3), np.array([0.4, -0.3, 0.45]), "translation", tolerance_voxels=0.0)
     assert res.iterations.tolist() == [50, 50, 50] and not res.converged.any()
+
+
+def test_an_update_of_exactly_zero_does_not_meet_a_tolerance_of_zero():
+    # "every point must move by less than the tolerance": 0 is not less than 0, so a tolerance of 0 is
+    # never met, even by an update of exactly zero. The update is zero by construction: the deformed
+    # volume is all zeros, so every correlation sum is 0 and the right-hand side is -sum fn grad x,
+    # and the reference's gradient vanishes at the two points that are off its mean (f = +-1) while
+    # the other 25 points of the 3^3 cube sit at the mean (fn = 0) and carry the gradient that makes
+    # the translation Hessian invertible: every term fn grad x is an exact 0
+    offsets = np.array(list(itertools.product((-1, 0, 1), repeat=3)), dtype=np.float64)
+    f = np.zeros((1, 27))
+    f[0, 0], f[0, 26] = 1.0, -1.0
+    grad = np.zeros((1, 27, 3))
+    for a in range(3):
+        grad[0, 1 + 8 * a:9 + 8 * a, a] = 1.0           # points 1..24: 8 per axis
+    terms = reference_terms(f, grad, offsets)
+    assert terms.textured.tolist() == [True] and np.all(terms.sd_fn == 0.0)
+    start = np.concatenate([np.eye(3), [[8.0], [8.0], [8.0]]], axis=1)[None]
+    res = refine(SplineVolume(np.zeros((16, 16, 16))), terms, offsets, start, shape_function="translation",
+                 max_iterations=4, tolerance_voxels=0.0)
+    np.testing.assert_array_equal(res.warps, start)      # the updates were exactly zero
+    assert res.iterations.tolist() == [4] and res.converged.tolist() == [False]
 
 
 def test_a_translation_update_moves_every_point_by_its_length():

@@ -170,6 +170,60 @@ def test_a_texture_on_large_grey_level_offsets_or_of_low_contrast_is_matched_exa
     np.testing.assert_allclose(zncc, 1.0, atol=1e-3)
 
 
+@pytest.mark.parametrize("scale", [2.0 ** -40, 2.0 ** 40], ids=["2^-40", "2^40"])
+def test_the_search_does_not_depend_on_the_grey_level_scale(scale):
+    # ZNCC does not see a grey-level scale: both volumes times a power of two (exact in float32; at
+    # 2^-40 the texture's squares are ~1e-26, at 2^40 ~1e20, both well inside float32's range) give
+    # the exact shift with ZNCC 1 as the plain texture does. A flat limit that did not scale with the
+    # window's own sum of squares would call every window flat at 2^-40 and match nowhere
+    n, shift = 24, (1, -2, 2)
+    texture = _texture((n, n, n), 16)
+    reference = (texture * np.float32(scale)).astype(np.float32)
+    deformed = (np.roll(texture, shift, axis=(0, 1, 2)) * np.float32(scale)).astype(np.float32)
+    nodes = np.array([[12, 12, 12], [9, 14, 11]])
+    disp, zncc = integer_search(reference, deformed, nodes, 7, 3)
+    np.testing.assert_array_equal(disp, np.broadcast_to(shift, (2, 3)))
+    np.testing.assert_allclose(zncc, 1.0, atol=1e-4)
+
+
+def test_a_coarse_match_past_the_radius_still_leads_to_the_best_shift_inside_it(monkeypatch):
+    # s = 15, r = 8: one binned level (template 7, radius 5), then +-2 voxels around twice its answer,
+    # brought back inside [-8, 8]. The reference is a smooth texture L plus a pattern H that alternates
+    # sign from one z layer to the next, H = (-1)^z q(y, x): binning 2x2x2 averages H away exactly, so
+    # the binned level sees L alone. The deformed volume holds L moved by 10 voxels in z (outside the
+    # radius) and H moved by 7: the binned level finds L at 5 (10 at full size), and the best shift
+    # inside the cube is 7, where H matches exactly (every odd z shift matches H; 7 is the one that
+    # brings L closest to its own match). A search around 10 would see only z = 8 inside the radius,
+    # where H matches with the opposite sign
+    n, s, r = 48, 15, 8
+    low = _texture((n, n, n), 14)
+    q = np.random.default_rng(15).normal(size=(n, n))
+    high = 0.2 * np.where(np.arange(n) % 2 == 0, 1.0, -1.0)[:, None, None] * q[None]
+    reference = (low + high).astype(np.float32)
+    deformed = (np.roll(low, 10, axis=0) + np.roll(high, 7, axis=0)).astype(np.float32)
+    node = np.array([20, 24, 24])
+    answers = []
+    run_level = search._search_batch
+
+    def spy(*args):
+        found = run_level(*args)
+        answers.append(found[0][0].tolist())
+        return found
+
+    monkeypatch.setattr(search, "_search_batch", spy)
+    disp, zncc = integer_search(reference, deformed, node[None], s, r)
+    assert answers[0] == [5, 0, 0]            # the binned level's answer: 10 at full size, past 8
+    tried = {}
+    for d in itertools.product(range(-r, r + 1), repeat=3):
+        value = _zncc_by_definition(reference, deformed, node, s, d)
+        if value is not None:
+            tried[d] = value
+    best = max(tried, key=tried.get)
+    assert best == (7, 0, 0)
+    np.testing.assert_array_equal(disp[0], best)
+    assert zncc[0] == pytest.approx(tried[best], abs=1e-4)
+
+
 def test_a_textureless_deformed_volume_matches_nowhere():
     # a constant window has no ZNCC (0 / 0): every shift scores -1, the value of no match, never a
     # correlation of 0 or more

@@ -11,6 +11,10 @@ at +-2: 27 + 6 x 9 = 81 voxels, 48 of them outside the r = 2 ball. The 12 x 3 ed
 
 import csv
 import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -116,6 +120,38 @@ def test_every_voxel_between_scattered_grains_reads_at_least_each_lattice_ball_t
     lower = np.where(between < d2[None, :], value[None, :], 0.0).max(axis=1)
     radius = local_radius(pore)
     assert np.all(radius[tuple(points.T)] >= lower.astype(np.float32) - 1e-6)
+    assert np.all(radius[~pore] == 0)
+
+
+_ONE_BALL_WITH_BOUND_CHECKS = """
+import sys
+import numpy as np
+from analysis.pores import local_radius
+g = np.stack(np.meshgrid(*[np.arange(11)] * 3, indexing="ij"), axis=-1) - 5
+np.save(sys.argv[1], local_radius((g ** 2).sum(axis=-1) <= 4))
+"""
+
+
+def test_a_pore_whose_ridge_is_one_voxel_reads_its_balls_value_and_nothing_outside_the_arrays(tmp_path):
+    # the digital ball {x : |x|^2 <= 4} (33 voxels) in an 11^3 solid block: its distance ridge is the centre
+    # voxel alone, one ridge ball. The nearest solid voxel centres ((2, 1, 0), its permutations and signs)
+    # are at r_out = sqrt(5), the farthest pore voxel centres at r_in = 2, and no centre in the cell is
+    # farther from the solid ones (they surround it symmetrically): every pore voxel reads
+    # (2 + sqrt(5)) / 2. Run in a new
+    # process with taichi's debug mode (TI_DEBUG=1), which checks every index into an array: with one ridge
+    # ball the kernels must not read a second one, as they would if the voxels off the ridge were numbered
+    # as ridge balls (undefined memory, which without the checks may or may not change the result)
+    out = tmp_path / "radius.npy"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TI_")}
+    env["TI_DEBUG"] = "1"
+    result = subprocess.run([sys.executable, "-c", _ONE_BALL_WITH_BOUND_CHECKS, str(out)], capture_output=True,
+                            text=True, env=env, cwd=Path(__file__).parents[1], timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    radius = np.load(out)
+    g = np.stack(np.meshgrid(*[np.arange(11)] * 3, indexing="ij"), axis=-1) - 5
+    pore = (g ** 2).sum(axis=-1) <= 4
+    assert pore.sum() == 33
+    np.testing.assert_allclose(radius[pore], (2 + np.sqrt(5)) / 2, rtol=0, atol=1e-6)
     assert np.all(radius[~pore] == 0)
 
 

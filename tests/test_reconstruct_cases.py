@@ -166,6 +166,30 @@ def test_cylinder_padding_extends_a_centred_cylinder_by_its_own_chord_times_the_
         np.testing.assert_allclose(out[k, :left][::-1], expected_left, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("n, band", [(12, 1), (48, 6), (56, 7), (96, 8)])   # n // 8, at least 1, at most 8
+def test_cylinder_padding_fits_the_mean_of_the_outermost_band_of_columns(n, band):
+    """The edge value is the mean of the outermost min(8, n // 8) columns (at least 1): 0.375 + 0.125
+    and 0.375 - 0.125 in turn over exactly that band (0.375 alone for a band of 1), every other column
+    0.5. Edge / centre = 0.75 is the chord of a centred cylinder of radius R = u_edge / sqrt(1 - 0.75^2)
+    (u_edge = (n - 1) / 2; 1.5 u_edge, so the chord goes on past the edge) and mu = 0.5 / (2 R); any
+    other band would mix 0.5 into the edge mean or leave a +-0.125 out. All values are exact in
+    float32."""
+    edge = 0.375 + 0.125 * np.array([(-1) ** k if k < band - band % 2 else 0 for k in range(band)])
+    row = np.full(n, 0.5)
+    row[:band], row[n - band:] = edge, edge[::-1]
+    left, right = 10, 13
+    out = _cylinder_padding(row[None].astype(np.float32), left, right)
+    np.testing.assert_array_equal(out[0, left:left + n], row)
+    u_edge = (n - 1) / 2
+    radius = u_edge / np.sqrt(1 - 0.75 ** 2)
+    mu = 0.5 / (2 * radius)
+    for width, got in ((right, out[0, left + n:]), (left, out[0, :left][::-1])):
+        d = np.arange(1, width + 1)
+        expected = _chord(u_edge + d, radius, mu) * (0.5 + 0.5 * np.cos(np.pi * d / (width + 1)))
+        assert expected[0] > 0.3            # the chord goes on beyond the edge: a band's mean shows
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+
+
 @pytest.mark.parametrize("centre, edge", [(0.0, 0.1), (-0.2, 0.1), (0.5, 0.0), (0.5, -0.1)])
 def test_cylinder_padding_is_zero_where_no_cylinder_fits(centre, edge):
     """An empty (or negative) centre fits no cylinder; an empty edge has nothing to extend."""

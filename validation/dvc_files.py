@@ -10,7 +10,8 @@ deformed one, as any DVC between the two scans measures them):
   and ``synthcalCC``, used when present;
 - CSV with a header line ``z,y,x,uz,uy,ux[,cc][,ok][,status]`` (synthcal's own
   ``dvc/step{k}.csv`` is read by its ``z_vox``/``uz_vox`` columns); lines
-  starting with ``#`` are comments;
+  starting with ``#`` are comments (text files are read as UTF-8, whatever
+  the locale's encoding, so a comment may hold any character);
 - ``.npz`` with ``nodes``, ``displacement`` and optional ``cc``, ``ok``,
   ``status`` (synthcal's own file is read by its ``displacement_vox``).
 

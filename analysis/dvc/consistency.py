@@ -69,6 +69,10 @@ def lattice_neighbours(nodes):
     numpy.ndarray
         (N, 26) int64 indices into ``nodes``, -1 where that neighbour does
         not exist. Column order is fixed (offsets in z, y, x lexicographic).
+        A position listed more than once (``correlate`` takes the nodes it
+        is given) is one lattice site: its copies are no step apart, so not
+        each other's neighbours, and every entry that names the site names
+        its first listing.
     """
     nodes = np.asarray(nodes)
     if nodes.ndim != 2 or nodes.shape[1] != 3 or not np.all(nodes == np.round(nodes)):
