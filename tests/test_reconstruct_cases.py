@@ -313,6 +313,15 @@ def test_reconstruct_runs_the_method_named_with_its_own_settings():
     assert seen[-1] == 1.0
 
 
+def test_reconstruct_defaults_are_padded_fbp_and_50_sirt_iterations():
+    counts, flats, darks, angles = _disk_scan(radius=20.0)
+    line_integrals = normalise(counts, flats, darks)
+    assert reconstruct(counts, flats, darks, angles).tobytes() == \
+        fbp(line_integrals, angles, filter="ramp", padding=True).tobytes()
+    assert reconstruct(counts, flats, darks, angles, method="sirt").tobytes() == \
+        sirt(line_integrals, angles, iterations=50).tobytes()
+
+
 def test_reconstruct_refuses_an_unknown_method():
     counts, flats, darks, angles = _disk_scan()
     with pytest.raises(ValueError, match=r"^method: expected one of fbp, sirt, got 'art'$"):
