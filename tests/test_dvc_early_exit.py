@@ -1,4 +1,5 @@
-"""Gauss–Newton stops a node as soon as its warped subvolume leaves the volume.
+"""Gauss–Newton stops a node early: as soon as its warped subvolume leaves the volume, and (the stall
+exit) when its CC after a few iterations shows no match to close in on.
 
 Volumes are the 48^3 periodic texture of ``test_dvc_status`` moved by a
 Fourier shift, subvolume edge 17 (offsets -8 .. +8). A subvolume point is
@@ -8,6 +9,11 @@ outside when it passes -0.5 or 47.5 (``_Pass._outside``). With the shift
 (outside); at z = 36, y = 10 the match stays inside (45.7 and 0.7).
 Without the stop such nodes iterate on the padding beyond the volume, most
 of them to the iteration limit (50).
+
+The stall exit is checked on a node refined against an independent texture
+(its CC climbs from 0.07 to 0.46 over 50 iterations without converging),
+on a stand-in volume whose CC follows a script, and in the DVC on a volume
+half of which is replaced by independent texture.
 """
 
 import sys
@@ -112,3 +118,103 @@ def test_a_node_that_converges_on_an_update_past_the_face_is_outside():
     assert r.status.tolist() == [Status.OUTSIDE, Status.CONVERGED] and r.ok.tolist() == [False, True]
     assert r.cc[0] == 0.0 and np.all(np.isnan(r.displacement[0]))
     assert abs(r.displacement[1, 0] - SHIFT[0]) < 0.1
+
+
+# ---- the stall exit: a node that finds no match stops after a few iterations -----------------------
+
+def _noise_spline():
+    """A deformed volume independent of the reference (texture seed 5): no warp matches any subvolume."""
+    return SplineVolume(texture(5).astype(np.float32))
+
+
+def test_a_node_still_below_the_stall_cc_stops_there_not_converged():
+    # against an independent volume the node wanders to the iteration limit at a CC of about 0.46;
+    # asked to stall after 10 iterations below 0.3, it stops at 10 with the warp and CC it had then
+    spline, terms, offsets, w0 = _one_node()
+    free = refine(_noise_spline(), terms, offsets, w0, max_iterations=LIMIT)
+    assert free.iterations.tolist() == [LIMIT] and not free.converged[0]
+    ten = refine(_noise_spline(), terms, offsets, w0, max_iterations=10)
+    assert ten.cc[0] < 0.3
+    r = refine(_noise_spline(), terms, offsets, w0, max_iterations=LIMIT, stall_iterations=10)
+    assert r.iterations.tolist() == [10] and not r.converged[0] and not r.left[0]
+    assert r.cc[0] == ten.cc[0]
+    np.testing.assert_array_equal(r.warps, ten.warps)
+
+
+def test_the_stall_test_is_once_after_the_given_iterations_and_spares_a_node_at_or_above_the_cc():
+    # the node's own texture, started 0.4 voxel off: CC 0.96 at the start, 1 at the match, converged
+    # in 8 iterations at a tolerance of 1e-6
+    spline, terms, offsets, w0 = _one_node()
+    run = lambda **kw: refine(spline, terms, offsets, w0, max_iterations=LIMIT, tolerance_voxels=1e-6, **kw)  # noqa
+    plain = run()
+    assert plain.converged.tolist() == [True] and plain.iterations.tolist() == [8]
+    for stall in (0, 3):
+        # a limit no CC reaches: stopped after exactly ``stall`` iterations, before the next update
+        r = run(stall_iterations=stall, stall_cc=1.01)
+        assert r.iterations.tolist() == [stall] and not r.converged[0]
+        if stall == 0:
+            np.testing.assert_array_equal(r.warps, w0)
+        # the CC it had then is at or above a limit set to that very CC: it runs on as without the test
+        spared = run(stall_iterations=stall, stall_cc=float(r.cc[0]))
+        assert spared.iterations.tolist() == [8] and spared.converged.tolist() == [True]
+        np.testing.assert_array_equal(spared.warps, plain.warps)
+    # a stall test after the node converged never happens
+    r = run(stall_iterations=9, stall_cc=1.01)
+    assert r.iterations.tolist() == [8] and r.converged.tolist() == [True]
+
+
+def test_the_dvc_stops_a_node_that_finds_no_match_after_ten_iterations_and_the_batch_goes_on():
+    # half the deformed volume (z >= 24) is replaced by independent texture. The node at z = 32 sees only
+    # that half: its CC stays low and it stops after 10 iterations, MAX_ITERATIONS. The node at z = 12 is
+    # in the unchanged half: listed after the stalled one in the same batch, it converges at zero
+    # displacement exactly as when refined alone
+    ref = texture(0).astype(np.float32)
+    deformed = ref.copy()
+    deformed[24:] = texture(5)[24:]
+    nodes = _nodes((32, 12), (24,), (24,))
+    start = np.tile([0.4, 0.0, 0.0], (2, 1))
+    r = refine_nodes(ref, deformed, nodes, start, subvolume_voxels=S, max_iterations=LIMIT)
+    assert r.status.tolist() == [Status.MAX_ITERATIONS, Status.CONVERGED]
+    assert r.iterations[0] == 10 and r.cc[0] < 0.3
+    alone = refine_nodes(ref, deformed, nodes[1:], start[1:], subvolume_voxels=S, max_iterations=LIMIT)
+    assert r.iterations[1] == alone.iterations[0] and r.cc[1] == alone.cc[0]
+    np.testing.assert_array_equal(r.displacement[1], alone.displacement[0])
+    assert np.abs(r.displacement[1]).max() < 0.01
+
+
+class _ScriptedCC:
+    """A stand-in deformed volume whose every sample of the subvolume has ZNCC ``ccs[k]`` at the k-th look
+    (zero mean, unit norm, no gradient term: each update is the reference's own pull, never converging at a
+    tolerance of 0)."""
+
+    def __init__(self, ccs):
+        self.ccs, self.calls = list(ccs), 0
+
+    def correlation_sums(self, warps, offsets, fn, grad, given, cube_edge):
+        cc = self.ccs[min(self.calls, len(self.ccs) - 1)]
+        self.calls += 1
+        sums = np.zeros((len(warps), 15))
+        sums[:, 1], sums[:, 2] = 1.0, cc
+        return sums
+
+
+def test_the_stall_test_looks_once_so_a_cc_that_falls_later_does_not_stop_the_node():
+    # CC 0.5 at the stall test (iteration 2), 0.2 from then on: judged once, at iteration 2, the node is
+    # spared and runs to the limit with its last CC; only a test at iteration 3 would have stopped it
+    _, terms, offsets, w0 = _one_node()
+    script = [0.5, 0.5, 0.5] + [0.2] * LIMIT
+    r = refine(_ScriptedCC(script), terms, offsets, w0, max_iterations=LIMIT, tolerance_voxels=0.0,
+               stall_iterations=2)
+    assert r.iterations.tolist() == [LIMIT] and r.cc.tolist() == [0.2]
+    r = refine(_ScriptedCC(script), terms, offsets, w0, max_iterations=LIMIT, tolerance_voxels=0.0,
+               stall_iterations=3)
+    assert r.iterations.tolist() == [3] and r.cc.tolist() == [0.2] and not r.converged[0]
+
+
+def test_the_dvc_lets_a_slow_node_above_the_stall_cc_run_to_the_iteration_limit():
+    # at a tolerance of 0 nothing converges: the node on its own texture, CC 1 after 10 iterations, must
+    # not be stopped by the stall test (CC below 0.3 after 10 iterations) and reaches the limit
+    ref = texture(0).astype(np.float32)
+    r = refine_nodes(ref, ref, _nodes((12,), (24,), (24,)), np.array([[0.4, 0.0, 0.0]]), subvolume_voxels=S,
+                     max_iterations=LIMIT, tolerance_voxels=0.0)
+    assert r.iterations.tolist() == [LIMIT] and r.status.tolist() == [Status.MAX_ITERATIONS]

@@ -150,7 +150,7 @@ def reference_terms(f, grad_f, offsets):
 
 def refine(spline, terms, offsets, warps0, *, shape_function="affine",
            max_iterations=50, tolerance_voxels=1e-3, exact_first=None, cube_edge=None, outside=None,
-           outside_patience=0):
+           outside_patience=0, stall_iterations=None, stall_cc=0.3):
     """Refine initial warps of a batch of nodes by IC-GN.
 
     Parameters
@@ -185,6 +185,14 @@ def refine(spline, terms, offsets, warps0, *, shape_function="affine",
     outside_patience : int
         Iterations a node may spend outside before it stops (0: stop as soon
         as the warp is outside, before sampling it).
+    stall_iterations : int, optional
+        A node whose ZNCC after this many iterations is still below
+        ``stall_cc`` stops there, not converged, with that warp and CC: its
+        subvolume has found no match that Gauss–Newton is closing in on.
+        None (default): every node runs until it converges, leaves or
+        reaches ``max_iterations``.
+    stall_cc : float
+        See ``stall_iterations``.
 
     Returns
     -------
@@ -234,6 +242,13 @@ def refine(spline, terms, offsets, warps0, *, shape_function="affine",
         warps[active] = w_a
         if it == max_iterations:
             break
+        if it == stall_iterations:
+            stalled = cc[active] < stall_cc
+            if stalled.any():
+                active, fn_a, gs_a, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a, g_a, sums, mean, sigma = _compact(
+                    ~stalled, active, fn_a, gs_a, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a, g_a, sums, mean, sigma)
+                if len(active) == 0:
+                    break
         # sd^T (gn - fn) with gn = (g - mean) / sigma, from the sums
         rhs12 = (sums[:, 3:] - mean[:, None] * sd_sum_a) / sigma[:, None] - sd_fn_a
         dp = np.einsum("bkl,bl->bk", hinv_a, rhs12 @ select)

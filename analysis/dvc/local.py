@@ -24,6 +24,10 @@ _OUTLIER_ROUNDS = 8
 # (status OUTSIDE). 0 and 1 gave the same results on all cases of benchmarks/dvc_vs_spam.py (as
 # never stopping did), 0 with fewer iterations; see its docstring
 _OUTSIDE_PATIENCE = 0
+# a node whose CC is still below 0.3 after 10 Gauss-Newton iterations stops there (not converged):
+# recorded on the paper's 8 um tiles (367 of 692 refinements) and quick's step 2, none of them went
+# on to converge with CC >= 0.5 by iteration 50, and they spent half of all iterations getting there
+_STALL_ITERATIONS, _STALL_CC = 10, 0.3
 
 
 class Status(enum.IntEnum):
@@ -92,7 +96,9 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
     first-order (12-parameter affine) shape function, or a rigid one (6
     parameters: translation and rotation), on cubic B-spline
     interpolation of ``deformed`` (ZNSSD criterion, so affine grey-level
-    changes do not matter). Nodes that fail are retried once by a local
+    changes do not matter). A node whose CC is still below 0.3 after 10
+    iterations stops there (MAX_ITERATIONS): it has found no match to
+    close in on. Nodes that fail are retried once by a local
     search around their converged neighbours' median displacement (or a
     full search where none converged).
 
@@ -325,7 +331,8 @@ class _Pass:
                 first = first.reshape(len(sel), -1)
             res = refine(self.spline, terms, self.offsets, w0, shape_function=self.shape_function,
                          max_iterations=self.max_iterations, tolerance_voxels=self.tolerance, exact_first=first,
-                         cube_edge=s, outside=self._outside, outside_patience=_OUTSIDE_PATIENCE)
+                         cube_edge=s, outside=self._outside, outside_patience=_OUTSIDE_PATIENCE,
+                         stall_iterations=_STALL_ITERATIONS, stall_cc=_STALL_CC)
             warps[sel] = res.warps
             iterations[sel] = res.iterations
             # a node that left stopped on an outside warp; one that ran on is judged on its final warp
