@@ -91,6 +91,12 @@ def angular_weights(angles_deg):
     the mean attenuation (as lab reconstructors do); the missing wedge itself
     cannot be recovered and shows as streaks.
 
+    A direction listed twice (the same angle modulo 180: t and t + 180 of a
+    360 degree scan, or an angle repeated) is seen twice: its first listing
+    takes half the gap below it and its last listing half the gap above
+    (listings between take nothing). Gaps of 1e-9 degree or less count as
+    such repeats, not as spacings, when the median spacing is taken.
+
     Parameters
     ----------
     angles_deg : array_like, shape (n_angles,)
@@ -266,6 +272,11 @@ def sirt(line_integrals, angles_deg, iterations=50, nonnegative=True, shape_yx=N
     clipped at zero after each step, a prior that FBP cannot use and that
     reduces the missing-wedge streaks of a limited-angle scan. Cost per
     iteration is about twice an FBP back-projection.
+
+    A ray whose weights in the grid sum to 1e-6 voxel lengths or less (it
+    misses the grid, or only grazes a corner) is ignored, and a voxel whose
+    weights over all rays sum to 1e-6 or less (on a grid wider than the
+    detector: one no ray reaches) keeps its start value.
 
     Parameters
     ----------

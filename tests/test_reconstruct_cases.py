@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import scipy.fft
 
+from analysis.projector import back_project, forward_project
 from analysis.reconstruct import (_cylinder_padding, angular_weights, fbp, filter_projections, normalise,
                                  reconstruct, sirt)
 
@@ -74,6 +75,45 @@ def test_sirt_on_a_grid_narrower_than_the_detector_ignores_the_rays_that_miss_it
     # 4 x 4 grid, 8 columns: columns 2 .. 5 cross rows 0 .. 3, the others miss the grid
     x = sirt(RAMP8, [0.0], iterations=1, nonnegative=False, shape_yx=(4, 4))
     np.testing.assert_allclose(x[0], np.repeat(RAMP8[0, 0][2:6, None] / 4, 4, axis=1), rtol=1e-6, atol=0)
+
+
+def test_sirt_rays_between_voxel_rows_weigh_half_a_voxel_per_column():
+    """3 columns on a 2 x 2 grid at 0 degrees: the rays run at y = -0.5, 0.5, 1.5 (centred on the
+    grid's y = 0.5), so the edge rays cross row 0 or row 1 with weight 1/2 per voxel (row sums 1, 2,
+    1) and the middle ray both rows with 1/2 each; every voxel's column sum is 1. One step from zero:
+    x(row 0) = (1/2 b0) / 1 + (1/2 b1) / 2, x(row 1) = (1/2 b1) / 2 + (1/2 b2) / 1; exact in float32."""
+    b = np.array([2.0, 4.0, 6.0], np.float32)[None, None, :]
+    x = sirt(b, [0.0], iterations=1, nonnegative=False, shape_yx=(2, 2))
+    np.testing.assert_array_equal(x[0], [[2.0, 2.0], [4.0, 4.0]])
+
+
+# At 5e-5 degrees (slope 8.7e-7) a ray one voxel outside the grid at its centre comes within about
+# 4e-7 of the grid's last row at one end: it grazes a corner voxel with a weight of that size.
+GRAZING_DEG = 5e-5
+
+
+def test_sirt_ignores_a_ray_that_only_grazes_a_corner_of_the_grid():
+    # 4 columns on a 2 x 2 grid: the outer two only graze a corner each (row sum at most 1e-6, the
+    # docstring's limit): their values change nothing, bit for bit
+    row_sums = forward_project(np.ones((1, 2, 2), np.float32), [GRAZING_DEG], n_det=4)[0, 0]
+    assert 0 < row_sums[0] <= 1e-6 and 0 < row_sums[3] <= 1e-6 and np.all(row_sums[1:3] > 1.9)
+    b = np.full((1, 1, 4), 3.0, np.float32)
+    other = b.copy()
+    other[0, 0, [0, 3]] = [1000.0, -1000.0]
+    want = sirt(b, [GRAZING_DEG], iterations=3, nonnegative=False, shape_yx=(2, 2))
+    assert sirt(other, [GRAZING_DEG], iterations=3, nonnegative=False, shape_yx=(2, 2)).tobytes() == want.tobytes()
+
+
+def test_sirt_leaves_a_voxel_that_rays_only_graze_at_its_start():
+    # 2 columns on a 4 x 2 grid: the first ray runs along row 1 and grazes voxel (0, 0), the second
+    # along row 2 and grazes (3, 1) (column sums at most 1e-6); (0, 1) and (3, 0) no ray reaches.
+    col_sums = back_project(np.ones((1, 1, 2), np.float32), [GRAZING_DEG], (4, 2))[0]
+    assert 0 < col_sums[0, 0] <= 1e-6 and 0 < col_sums[3, 1] <= 1e-6 and col_sums[0, 1] == col_sums[3, 0] == 0
+    x0 = np.full((1, 4, 2), 5.0, np.float32)
+    x = sirt(np.full((1, 1, 2), 100.0, np.float32), [GRAZING_DEG], iterations=2, nonnegative=False,
+             shape_yx=(4, 2), x0=x0)
+    np.testing.assert_array_equal(x[0, [0, 3]], x0[0, [0, 3]])
+    assert np.all(x[0, 1:3] > 20)       # the rows the rays run along did move (to about 50)
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -167,6 +207,22 @@ def test_cylinder_padding_extends_a_centred_cylinder_by_its_own_chord_times_the_
         np.testing.assert_allclose(out[k, :left][::-1], expected_left, rtol=1e-5, atol=1e-7)
 
 
+def test_cylinder_padding_of_three_columns_puts_the_edge_at_u_1():
+    """The smallest row with an edge apart from its centre: columns at u = -1, 0, 1 (band 1). A centred
+    cylinder of radius 2.3 gives edge / centre = sqrt(1 - 1 / 2.3^2) = 0.90 < 0.97, so the fit is
+    exact and the extension is the chord at u = 1 + d (nonzero at d = 1 only) times the taper."""
+    n, left, right = 3, 4, 5
+    radius, mu = 2.3, 0.1
+    rows = _chord(np.arange(n) - 1.0, radius, mu)[None].astype(np.float32)
+    out = _cylinder_padding(rows, left, right)
+    np.testing.assert_array_equal(out[0, left:left + n], rows[0])
+    for width, got in ((right, out[0, left + n:]), (left, out[0, :left][::-1])):
+        d = np.arange(1, width + 1)
+        expected = _chord(1.0 + d, radius, mu) * (0.5 + 0.5 * np.cos(np.pi * d / (width + 1)))
+        assert expected[0] > 0.1 and np.all(expected[1:] == 0)
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+
+
 @pytest.mark.parametrize("n, band", [(12, 1), (48, 6), (56, 7), (96, 8)])   # n // 8, at least 1, at most 8
 def test_cylinder_padding_fits_the_mean_of_the_outermost_band_of_columns(n, band):
     """The edge value is the mean of the outermost min(8, n // 8) columns (at least 1): 0.375 + 0.125
@@ -191,9 +247,11 @@ def test_cylinder_padding_fits_the_mean_of_the_outermost_band_of_columns(n, band
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("centre, edge", [(0.0, 0.1), (-0.2, 0.1), (0.5, 0.0), (0.5, -0.1)])
+# (0.5, -0.5): edge / centre = -1 exactly, noise on an empty edge; its square is 1, a cylinder of
+# infinite radius (0 x inf = NaN in the extension) if the ratio were not first raised to 0
+@pytest.mark.parametrize("centre, edge", [(0.0, 0.1), (-0.2, 0.1), (0.5, 0.0), (0.5, -0.1), (0.5, -0.5)])
 def test_cylinder_padding_is_zero_where_no_cylinder_fits(centre, edge):
-    """An empty (or negative) centre fits no cylinder; an empty edge has nothing to extend."""
+    """An empty (or negative) centre fits no cylinder; an empty (or negative) edge has nothing to extend."""
     row = np.full(15, 0.3, np.float32)
     row[7] = centre
     row[0] = row[-1] = edge
@@ -229,6 +287,27 @@ def test_angular_weights_hand_case_with_a_gap_at_and_above_ten_times_the_median(
     each angle gets half its two gaps: 1 (x8), 5.5, 5.5, 1, sum 20, scaled to pi."""
     w = angular_weights([0, 1, 2, 3, 4, 5, 6, 7, 8, 18, 28.5])
     np.testing.assert_allclose(w, np.pi / 20 * np.array([1] * 8 + [5.5, 5.5, 1]), rtol=1e-12)
+
+
+def test_angular_weights_of_a_direction_listed_twice_give_the_gap_below_to_the_first_listing():
+    """A 360 degree scan: 0, 10, 30, 60, 100 and the same directions again at 180 ... 280. Modulo 180
+    the gaps are 10, 20, 30, 40 and 80 (100 round to 180), each direction twice with a gap of 0
+    between; the first listing of a direction takes half the gap below it, the second half the gap
+    above: 40 (= 80 / 2), 5, 10, 15, 20 and 5, 10, 15, 20, 40, sum 180, scaled to pi. Listed second
+    turn first, the second turn's angles are the first listings."""
+    first, second = [0, 10, 30, 60, 100], [180, 190, 210, 240, 280]
+    below, above = [40, 5, 10, 15, 20], [5, 10, 15, 20, 40]
+    np.testing.assert_allclose(angular_weights(first + second), np.pi / 180 * np.array(below + above), rtol=1e-12)
+    np.testing.assert_allclose(angular_weights(second + first), np.pi / 180 * np.array(below + above), rtol=1e-12)
+
+
+def test_angular_weights_a_gap_of_exactly_1e_9_degree_is_a_repeated_angle_not_a_spacing():
+    """Angles 0, 1e-9, 1, 2, 5, 8: gaps 1e-9, 1 - 1e-9, 1, 3, 3 and 172 (8 round to 180). The gap of
+    1e-9 degree (exact in float64) is an angle repeated, left out of the median spacing: median of
+    1, 1, 3, 3, 172 is 3, so 172 > 30 counts as 3. Weights, half of the two gaps each: 1.5, 0.5, 1, 2,
+    3, 3 (to 1e-9), sum 11. Were 1e-9 a spacing the median would be 2 and the weights sum to 10."""
+    w = angular_weights([0, 1e-9, 1, 2, 5, 8])
+    np.testing.assert_allclose(w, np.pi / 11 * np.array([1.5, 0.5, 1, 2, 3, 3]), rtol=1e-9)
 
 
 def test_angular_weights_of_float32_angles_are_those_of_the_same_numbers_in_float64():
@@ -326,3 +405,19 @@ def test_reconstruct_refuses_an_unknown_method():
     counts, flats, darks, angles = _disk_scan()
     with pytest.raises(ValueError, match=r"^method: expected one of fbp, sirt, got 'art'$"):
         reconstruct(counts, flats, darks, angles, method="art")
+
+
+def test_fbp_sirt_and_reconstruct_keep_the_arch_they_were_given(pretend_gpu):
+    # the GPU paths run on taichi's CPU runtime while the projector believes it is on "gpu"; a call
+    # that fell back to the default "cpu" would initialise taichi again, which the fixture forbids
+    counts, flats, darks, angles = _disk_scan()
+    p = normalise(counts, flats, darks)
+    want = [fbp(p, angles), sirt(p, angles, iterations=2),
+            reconstruct(counts, flats, darks, angles), reconstruct(counts, flats, darks, angles, method="sirt",
+                                                                   iterations=2)]
+    pretend_gpu()
+    got = [fbp(p, angles, arch="gpu"), sirt(p, angles, iterations=2, arch="gpu"),
+           reconstruct(counts, flats, darks, angles, arch="gpu"),
+           reconstruct(counts, flats, darks, angles, method="sirt", iterations=2, arch="gpu")]
+    for a, b in zip(got, want):
+        assert a.tobytes() == b.tobytes()
