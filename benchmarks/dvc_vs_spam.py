@@ -67,7 +67,8 @@ Latest table (2-core x86_64 VM, shared with two other jobs, a DEM and
 mutation testing; load average 3.2-6.4; python 3.11.7, numpy 2.4.6,
 scipy 1.17.1, taichi 1.7.4, spam 0.9.1; REPEATS = 3), after Gauss–Newton
 learnt to stop a node as soon as its subvolume leaves the volume (see
-below)::
+below), and before it learnt to stop a node whose CC is still below 0.3
+after 10 iterations (not rerun since)::
 
     Run of 2026-12-02 08:56 UTC, x86_64 2 cpus, load average 3.2 3.4 3.6
     2197 nodes, subvolume 17^3, spacing 8, volume (128, 128, 128), 2 processes/threads, best of 3; spam starts from the truth rounded to voxels, synthcal searches
