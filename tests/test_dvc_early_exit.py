@@ -218,3 +218,21 @@ def test_the_dvc_lets_a_slow_node_above_the_stall_cc_run_to_the_iteration_limit(
     r = refine_nodes(ref, ref, _nodes((12,), (24,), (24,)), np.array([[0.4, 0.0, 0.0]]), subvolume_voxels=S,
                      max_iterations=LIMIT, tolerance_voxels=0.0)
     assert r.iterations.tolist() == [LIMIT] and r.status.tolist() == [Status.MAX_ITERATIONS]
+
+
+def test_after_a_stall_the_nodes_left_in_the_batch_iterate_on_as_if_alone():
+    # the half-replaced volume again, at a tolerance of 0 so that the node at z = 12 never converges: it
+    # is still iterating when the node at z = 32 stalls at iteration 10 and leaves the batch, and must go
+    # on to the limit with the same CC and iterations as when refined alone (its displacement is NaN: not
+    # converged, not ok)
+    ref = texture(0).astype(np.float32)
+    deformed = ref.copy()
+    deformed[24:] = texture(5)[24:]
+    nodes = _nodes((32, 12), (24,), (24,))
+    start = np.tile([0.4, 0.0, 0.0], (2, 1))
+    r = refine_nodes(ref, deformed, nodes, start, subvolume_voxels=S, max_iterations=LIMIT, tolerance_voxels=0.0)
+    alone = refine_nodes(ref, deformed, nodes[1:], start[1:], subvolume_voxels=S, max_iterations=LIMIT,
+                         tolerance_voxels=0.0)
+    assert r.iterations.tolist() == [10, LIMIT] and alone.iterations.tolist() == [LIMIT]
+    assert r.status.tolist() == [Status.MAX_ITERATIONS, Status.MAX_ITERATIONS]
+    assert r.cc[1] == alone.cc[0] and r.cc[1] > 0.99
