@@ -423,3 +423,33 @@ def test_score_dvc_refuses_an_unknown_rule():
     field, _ = _field()
     with pytest.raises(ValueError, match=r"^rule: expected one of particle, subvolume_mean, got 'centre'$"):
         score_dvc(_frame(), field, 1, (24, 21, 21), rule="centre")
+
+
+def test_score_dvc_splits_error_and_cc_between_nodes_with_and_without_fragments(monkeypatch):
+    # n0, n2 and n3 hold fragments (n3 is not ok); the split's error counts the ok nodes with a truth on each
+    # side, its CC the correlated nodes (not masked, outside or flat), its node count every node on the side
+    field, _ = _field()
+    frame = _frame()
+    with_fragments = np.array([1, 0, 1, 1, 0, 0, 0, 0], bool)
+    seen = {}
+
+    def fragment_nodes(nodes, step, edge):
+        seen.update(nodes=nodes, step=step, edge=edge)
+        return with_fragments
+
+    monkeypatch.setattr(frame, "fragment_nodes", fragment_nodes)
+    stats, _, _, fragments = score_dvc(frame, field, 1, (24, 21, 21))
+    np.testing.assert_array_equal(fragments, with_fragments)
+    assert seen["step"] == 1 and seen["edge"] == EDGE and seen["nodes"] is NODES
+    split = stats["fragments"]
+    assert sorted(split) == ["with", "without"]
+    assert split["with"]["nodes"] == 3 and split["without"]["nodes"] == 5
+    assert split["with"]["rms_error_voxels"] == pytest.approx(np.sqrt((0.3 ** 2 + 1.2 ** 2) / 2), abs=1e-12)
+    assert split["without"]["rms_error_voxels"] == pytest.approx(0.4, abs=1e-12)
+    assert split["with"]["mean_cc"] == pytest.approx((0.96 + 0.6 + 0.3) / 3)
+    assert split["without"]["mean_cc"] == pytest.approx((0.85 + 0.99) / 2)
+    # a side with no correlated node has no mean CC
+    monkeypatch.setattr(frame, "fragment_nodes", lambda nodes, step, edge: np.zeros(8, bool))
+    split = score_dvc(frame, field, 1, (24, 21, 21))[0]["fragments"]
+    assert split["with"]["nodes"] == 0 and np.isnan(split["with"]["mean_cc"])
+    assert split["without"]["mean_cc"] == pytest.approx((0.96 + 0.85 + 0.6 + 0.3 + 0.99) / 5)
