@@ -23,6 +23,7 @@ from analysis.dvc import Status
 from analysis.transform import RigidTransform
 from synthcal.binder import Binder, BridgeVoxels
 from synthcal.grid import Grid
+from synthcal.pieces import MAX_PLANES, PAD_PLANE, Pieces
 from synthcal.truth import ParticlePoses
 from validation.frame import TruthFrame, _node_regions, score_dvc, truth_frame
 
@@ -313,6 +314,9 @@ def test_a_run_s_frame_takes_step_0_for_the_reference_and_every_step_s_pose():
     assert frame.binder is run.the_binder and frame.bridges0 is run.bridge_voxels[0]
     np.testing.assert_array_equal(frame.off, [0, OFF, OFF])
     np.testing.assert_array_equal(frame.origin, ORIGIN)
+    # each step's pieces (the fragments of cracked particles) reach the frame
+    run.steps[1].pieces = Pieces.whole(np.full(2, RADIUS_UM))
+    assert truth_frame(run).poses[1].pieces is run.steps[1].pieces
 
 
 # ---- node regions -----------------------------------------------------------------------------------
@@ -453,3 +457,29 @@ def test_score_dvc_splits_error_and_cc_between_nodes_with_and_without_fragments(
     split = score_dvc(frame, field, 1, (24, 21, 21))[0]["fragments"]
     assert split["with"]["nodes"] == 0 and np.isnan(split["with"]["mean_cc"])
     assert split["without"]["mean_cc"] == pytest.approx((0.96 + 0.85 + 0.6 + 0.3 + 0.99) / 5)
+
+
+# ---- nodes whose subvolume holds fragments ---------------------------------------------------------
+
+def _cracked_a():
+    """Step 1's pieces when A (particle 0) has cracked in two: fragment 0 keeps A's index, fragment 2 is
+    appended (as the DEM does), B (1) is whole; only the root ids matter for which voxels cracked."""
+    return Pieces(np.array([0, 1, 0]), np.zeros((3, 3)), np.full(3, RADIUS_UM),
+                  np.tile(PAD_PLANE, (3, MAX_PLANES, 1)))
+
+
+def test_fragment_nodes_are_the_nodes_whose_box_holds_a_voxel_of_a_cracked_particle():
+    p0, p1 = _poses()
+    cracked = ParticlePoses(np.vstack([p1.positions_um, p1.positions_um[:1]]),
+                            np.vstack([p1.quaternions, p1.quaternions[:1]]), pieces=_cracked_a())
+    frame = TruthFrame(_grid(), [RADIUS_UM, RADIUS_UM], [p0, cracked], _owner(), DRIFT, _registration(),
+                       region=(slice(0, 1),) * 3)
+    # reconstruction voxel p is phantom voxel p + (0, 2, 2): A at (5, 10, 7), B at (5, 10, 13). A's
+    # voxels at phantom x = 11 (two from its centre) form a plus in (z, y) around (5, 12); the 3-voxel box
+    # around phantom (7, 13, 12), z 6..8, y 12..14, x 11..13, holds one of them, (6, 12, 11), and voxels of
+    # the whole B (e.g. (6, 12, 13))
+    nodes = np.array([[5, 10, 7], [5, 10, 13], [15, 10, 10], [7, 11, 10]])
+    np.testing.assert_array_equal(frame.fragment_nodes(nodes, 1, 3), [True, False, False, True])
+    # with no piece cracked, nothing holds fragments
+    whole = TruthFrame(_grid(), [RADIUS_UM, RADIUS_UM], [p0, p1], _owner(), DRIFT, _registration(), region=(slice(0, 1),) * 3)
+    assert not whole.fragment_nodes(nodes, 1, 3).any()
