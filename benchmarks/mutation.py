@@ -837,7 +837,8 @@ source restored:
   ``test_a_utf8_file_reads_the_same_under_a_locale_whose_encoding_is_not_utf8``
   (a new process with ``LC_ALL=C``, ``PYTHONUTF8=0``,
   ``PYTHONCOERCECLOCALE=0``, whose locale encoding is ASCII, reads a UTF-8
-  comment line; it skips, saying why, where that locale is UTF-8). The
+  comment line; where that locale is UTF-8 it still runs but cannot see
+  the mutant). The
   module docstring now says text files are read as UTF-8. So 480/494 =
   97.2 %.
 - reconstruct (1): the width of the cylinder padding's fit bands is now

@@ -130,12 +130,13 @@ def _noise_spline():
 def test_a_node_still_below_the_stall_cc_stops_there_not_converged():
     # against an independent volume the node wanders to the iteration limit at a CC of about 0.46;
     # asked to stall after 10 iterations below 0.3, it stops at 10 with the warp and CC it had then
-    spline, terms, offsets, w0 = _one_node()
-    free = refine(_noise_spline(), terms, offsets, w0, max_iterations=LIMIT)
+    _, terms, offsets, w0 = _one_node()
+    noise = _noise_spline()
+    free = refine(noise, terms, offsets, w0, max_iterations=LIMIT)
     assert free.iterations.tolist() == [LIMIT] and not free.converged[0]
-    ten = refine(_noise_spline(), terms, offsets, w0, max_iterations=10)
+    ten = refine(noise, terms, offsets, w0, max_iterations=10)
     assert ten.cc[0] < 0.3
-    r = refine(_noise_spline(), terms, offsets, w0, max_iterations=LIMIT, stall_iterations=10)
+    r = refine(noise, terms, offsets, w0, max_iterations=LIMIT, stall_iterations=10)
     assert r.iterations.tolist() == [10] and not r.converged[0] and not r.left[0]
     assert r.cc[0] == ten.cc[0]
     np.testing.assert_array_equal(r.warps, ten.warps)
@@ -163,20 +164,27 @@ def test_the_stall_test_is_once_after_the_given_iterations_and_spares_a_node_at_
     assert r.iterations.tolist() == [8] and r.converged.tolist() == [True]
 
 
-def test_the_dvc_stops_a_node_that_finds_no_match_after_ten_iterations_and_the_batch_goes_on():
-    # half the deformed volume (z >= 24) is replaced by independent texture. The node at z = 32 sees only
-    # that half: its CC stays low and it stops after 10 iterations, MAX_ITERATIONS. The node at z = 12 is
-    # in the unchanged half: listed after the stalled one in the same batch, it converges at zero
-    # displacement exactly as when refined alone
+def _half_replaced(**kwargs):
+    """refine_nodes on a deformed volume whose half z >= 24 is replaced by independent texture, both nodes
+    started 0.4 voxel off: the node at z = 32 (it sees only that half) and the node at z = 12 (in the
+    unchanged half) in one batch, then the node at z = 12 alone."""
     ref = texture(0).astype(np.float32)
     deformed = ref.copy()
     deformed[24:] = texture(5)[24:]
     nodes = _nodes((32, 12), (24,), (24,))
     start = np.tile([0.4, 0.0, 0.0], (2, 1))
-    r = refine_nodes(ref, deformed, nodes, start, subvolume_voxels=S, max_iterations=LIMIT)
+    together = refine_nodes(ref, deformed, nodes, start, subvolume_voxels=S, max_iterations=LIMIT, **kwargs)
+    alone = refine_nodes(ref, deformed, nodes[1:], start[1:], subvolume_voxels=S, max_iterations=LIMIT, **kwargs)
+    return together, alone
+
+
+def test_the_dvc_stops_a_node_that_finds_no_match_after_ten_iterations_and_the_batch_goes_on():
+    # the node at z = 32: its CC stays low and it stops after 10 iterations, MAX_ITERATIONS. The node at
+    # z = 12, listed after the stalled one in the same batch, converges at zero displacement exactly as
+    # when refined alone
+    r, alone = _half_replaced()
     assert r.status.tolist() == [Status.MAX_ITERATIONS, Status.CONVERGED]
     assert r.iterations[0] == 10 and r.cc[0] < 0.3
-    alone = refine_nodes(ref, deformed, nodes[1:], start[1:], subvolume_voxels=S, max_iterations=LIMIT)
     assert r.iterations[1] == alone.iterations[0] and r.cc[1] == alone.cc[0]
     np.testing.assert_array_equal(r.displacement[1], alone.displacement[0])
     assert np.abs(r.displacement[1]).max() < 0.01
@@ -225,14 +233,7 @@ def test_after_a_stall_the_nodes_left_in_the_batch_iterate_on_as_if_alone():
     # is still iterating when the node at z = 32 stalls at iteration 10 and leaves the batch, and must go
     # on to the limit with the same CC and iterations as when refined alone (its displacement is NaN: not
     # converged, not ok)
-    ref = texture(0).astype(np.float32)
-    deformed = ref.copy()
-    deformed[24:] = texture(5)[24:]
-    nodes = _nodes((32, 12), (24,), (24,))
-    start = np.tile([0.4, 0.0, 0.0], (2, 1))
-    r = refine_nodes(ref, deformed, nodes, start, subvolume_voxels=S, max_iterations=LIMIT, tolerance_voxels=0.0)
-    alone = refine_nodes(ref, deformed, nodes[1:], start[1:], subvolume_voxels=S, max_iterations=LIMIT,
-                         tolerance_voxels=0.0)
+    r, alone = _half_replaced(tolerance_voxels=0.0)
     assert r.iterations.tolist() == [10, LIMIT] and alone.iterations.tolist() == [LIMIT]
     assert r.status.tolist() == [Status.MAX_ITERATIONS, Status.MAX_ITERATIONS]
     assert r.cc[1] == alone.cc[0] and r.cc[1] > 0.99

@@ -16,6 +16,8 @@ from analysis.projector import back_project, forward_project
 from analysis.reconstruct import (_cylinder_padding, angular_weights, fbp, filter_projections, normalise,
                                  reconstruct, sirt)
 
+from test_reconstruct import _disk_sinogram, _grid
+
 RAMP8 = np.arange(8, dtype=np.float32)[None, None, :]   # one angle, one slice, 8 columns: 0 .. 7
 
 
@@ -352,15 +354,13 @@ def test_fbp_filters_with_an_odd_fft_length():
 def _disk_scan(n_det=32, mu=0.05, radius=10.0):
     """Counts, flats and darks of a centred disk of ``mu`` per voxel (Beer-Lambert, no noise), 48 angles."""
     angles = np.linspace(0, 180, 48, endpoint=False)
-    u = np.arange(n_det) - (n_det - 1) / 2
-    p = mu * 2 * np.sqrt(np.clip(radius ** 2 - u ** 2, 0, None))
+    p = _disk_sinogram([(0.0, 0.0, radius, mu)], angles, n_det).astype(np.float64)
     flat, dark = np.full((1, n_det), 5000.0), np.full((1, n_det), 100.0)
-    counts = flat * np.exp(-np.broadcast_to(p, (48, 1, n_det))) + dark
-    return counts, flat + dark, dark, angles
+    return flat * np.exp(-p) + dark, flat + dark, dark, angles
 
 
 def _inside(n_det, radius):
-    yy, xx = np.mgrid[:n_det, :n_det] - (n_det - 1) / 2
+    yy, xx = _grid(n_det)
     return xx ** 2 + yy ** 2 < radius ** 2
 
 
