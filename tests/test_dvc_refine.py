@@ -17,6 +17,7 @@ from analysis.dvc.gauss_newton import (_basis, _compose_inverse, _sym_index, nea
                                        refine)
 from analysis.dvc.grid import subvolume_offsets
 from analysis.dvc.interpolate import SplineVolume
+import analysis.dvc.reference as reference
 from analysis.dvc.reference import cube_terms
 
 # the packed pairs of ReferenceTerms, written out: (i <= k) over 3 gradient components, (j <= l) over [x, 1]
@@ -532,3 +533,15 @@ def test_nearest_rotation_is_the_rotation_of_the_polar_decomposition():
     np.testing.assert_allclose(nearest_rotation(r @ np.diag([3.0, 2.0, -1.0])), r, atol=1e-12)
     stack = nearest_rotation(np.stack([r @ p, r.T @ p]))
     np.testing.assert_allclose(stack, np.stack([r, r.T]), atol=1e-12)
+
+
+@pytest.mark.parametrize("flat, textured", [(0.1, False), (0.08, True)])
+def test_cube_terms_judge_flatness_by_the_largest_grey_value_of_the_whole_cube(monkeypatch, flat, textured):
+    """A 5^3 cube of zeros with a single 1 in one z-row: norm sqrt(1 - 1/125) = 0.996, largest |f| 1, so
+    with the flatness limit raised to 0.1 the threshold 0.1 sqrt(125) = 1.118 exceeds the norm (flat) and at
+    0.08 (0.894) it does not. The rows' maxima (1 in one row, 0 in four) must not be averaged (0.2)."""
+    monkeypatch.setattr(reference, "_FLAT", flat)
+    volume = np.zeros((9, 9, 9), np.float32)
+    volume[3, 4, 5] = 1.0
+    terms = cube_terms(volume, np.array([[4, 4, 4]]), 5)
+    assert terms.textured.tolist() == [textured]

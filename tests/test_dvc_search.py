@@ -6,6 +6,8 @@ by one with a Pearson correlation in float64, not from FFTs or box sums
 """
 
 import itertools
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -98,9 +100,9 @@ def _levels(monkeypatch):
     calls = []
     run_level = search._search_batch
 
-    def spy(reference, deformed, corner, guess, s, r, low, high, workers):
+    def spy(reference, deformed, corner, guess, s, r, low, high):
         calls.append((reference.shape[0], s, r, corner.copy(), low.copy(), high.copy()))
-        return run_level(reference, deformed, corner, guess, s, r, low, high, workers)
+        return run_level(reference, deformed, corner, guess, s, r, low, high)
 
     monkeypatch.setattr(search, "_search_batch", spy)
     return calls
@@ -142,7 +144,7 @@ def test_a_coarse_template_sits_over_the_subvolume_and_inside_the_binned_volume(
     calls = _levels(monkeypatch)
     guess = np.array([[3, -3, 0], [-1, 1, 5], [0, 0, 0]])[:len(nodes)]
     r = 8
-    integer_search(reference, reference, np.array(nodes), s, r, guess=guess)
+    integer_search(reference, reference, np.array(nodes), s, r, guess=guess, workers=1)   # one batch per level
     (_, _, rc, corner_c, low_c, high_c), (_, _, _, corner, low, high) = calls
     np.testing.assert_array_equal(corner_c, coarse)
     np.testing.assert_array_equal(corner, np.array(nodes) - s // 2)
@@ -284,3 +286,61 @@ def test_box_sums_are_the_sums_over_each_s_cube_of_the_window(s, k):
     for b, i, j, m in itertools.product(range(2), range(k), range(k), range(k)):
         want = v[b, i:i + s, j:j + s, m:m + s].astype(np.float64).sum()
         assert got[b, i, j, m] == pytest.approx(want, abs=1e-9 * s ** 3)
+
+
+def test_the_answer_does_not_depend_on_threads_and_each_node_is_its_own_in_any_batch(monkeypatch):
+    """Nodes are split between threads in memory-bounded batches: the thread count changes no bit; the
+    batch size changes the ZNCC only in float32 rounding (the FFTs of a batch are vectorised together)."""
+    reference = _texture((48, 48, 48), 16)
+    deformed = np.roll(reference, (3, -2, 1), axis=(0, 1, 2)) + 0.05 * _texture((48, 48, 48), 17)
+    rng = np.random.default_rng(18)
+    nodes = rng.integers(10, 38, size=(23, 3))
+    guess = rng.integers(-2, 3, size=(23, 3))
+    # one node at a time: no batch can share anything
+    alone = [integer_search(reference, deformed, nodes[i:i + 1], 15, 4, guess=guess[i:i + 1], workers=1)
+             for i in range(len(nodes))]
+    want_d = np.concatenate([d for d, _ in alone])
+    want_z = np.concatenate([z for _, z in alone])
+    w3 = (15 + 2 * 4) ** 3
+    batches = []
+    run_level = search._search_batch
+
+    def spy(reference, deformed, corner, *args):
+        batches.append(tuple(map(tuple, corner)))
+        return run_level(reference, deformed, corner, *args)
+
+    monkeypatch.setattr(search, "_search_batch", spy)
+    for batch_nodes in (1, 5, 23):
+        monkeypatch.setattr(search, "_BATCH_VOXELS", batch_nodes * search._THREADS_BOUNDED * w3)
+        d1, z1 = integer_search(reference, deformed, nodes, 15, 4, guess=guess, workers=1)
+        np.testing.assert_array_equal(d1, want_d)
+        np.testing.assert_allclose(z1, want_z, rtol=0, atol=1e-6)
+        want_batches = sorted(batches)
+        assert [len(b) for b in batches] == [batch_nodes] * (23 // batch_nodes) + [23 % batch_nodes] * (23 % batch_nodes > 0)
+        for workers in (2, 3):
+            batches.clear()
+            d, z = integer_search(reference, deformed, nodes, 15, 4, guess=guess, workers=workers)
+            assert sorted(batches) == want_batches
+            np.testing.assert_array_equal(d, d1)
+            np.testing.assert_array_equal(z, z1)
+        batches.clear()
+
+
+def test_the_nodes_are_searched_on_as_many_threads_as_workers(monkeypatch):
+    threads = set()
+    run_level = search._search_batch
+
+    def spy(*args):
+        threads.add(threading.get_ident())
+        time.sleep(0.05)   # keep each batch busy long enough for the other thread to take the next
+        return run_level(*args)
+
+    monkeypatch.setattr(search, "_search_batch", spy)
+    monkeypatch.setattr(search, "_BATCH_VOXELS", 2 * search._THREADS_BOUNDED * (11 + 2 * 3) ** 3)  # 2 nodes each
+    reference = _texture((40, 40, 40), 19)
+    nodes = np.array([[z, y, x] for z in (12, 20, 28) for y in (12, 28) for x in (12, 28)])
+    integer_search(reference, reference, nodes, 11, 3, workers=2)
+    assert len(threads) == 2
+    threads.clear()
+    integer_search(reference, reference, nodes, 11, 3, workers=1)
+    assert threads == {threading.get_ident()}

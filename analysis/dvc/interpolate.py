@@ -2,8 +2,9 @@
 
 The deformed volume is prefiltered once (``scipy.ndimage.spline_filter``,
 mirror boundary); every later sample is a 64-tap gather of those
-coefficients, evaluated in parallel over (node, point) with no atomics, so
-results are bit-reproducible.
+coefficients, evaluated in parallel over (node, part of its points) with no
+atomics and the parts added in a fixed order, so results are
+bit-reproducible.
 """
 
 import numpy as np
@@ -44,6 +45,25 @@ def _bspline(coef: ti.template(), pz, py, px):
     return acc
 
 
+# Taichi hands a CPU loop to its threads in blocks of at least 512 iterations, so a loop over the
+# nodes of a batch (a few hundred) would run on one thread: the kernels below loop over (node, part)
+# pairs, each summing one part of a node's points, and the parts are added afterwards in numpy.
+_PARTS = 16   # parts of a general point set (a cube is split into its z-rows)
+
+
+@ti.func
+def _accumulate(acc: ti.template(), gd, fn_v, oz, oy, ox, grad: ti.template(), b, v):
+    """Add one sample ``gd`` (float64) to the 15 running sums ``acc`` (see correlation_sums)."""
+    acc[0] += gd
+    acc[1] += gd * gd
+    acc[2] += gd * fn_v
+    xh = ti.Vector([oz, oy, ox, 1.0], dt=ti.f64)
+    for i in ti.static(range(3)):
+        gi = gd * ti.cast(grad[b, i, v], ti.f64)
+        for j in ti.static(range(4)):
+            acc[3 + 4 * i + j] += gi * xh[j]
+
+
 @ti.kernel
 def _correlation_sums(coef: ti.types.ndarray(dtype=ti.f32, ndim=3),
                       warp: ti.types.ndarray(dtype=ti.f64, ndim=3),
@@ -51,15 +71,15 @@ def _correlation_sums(coef: ti.types.ndarray(dtype=ti.f32, ndim=3),
                       fn: ti.types.ndarray(dtype=ti.f32, ndim=2),
                       grad: ti.types.ndarray(dtype=ti.f32, ndim=3),
                       given: ti.types.ndarray(dtype=ti.f32, ndim=2),
-                      sums: ti.types.ndarray(dtype=ti.f64, ndim=2),
+                      partial: ti.types.ndarray(dtype=ti.f64, ndim=3),
                       use_given: ti.template()):
-    # one node per thread, points summed in a fixed order: reproducible bits
-    for b in range(warp.shape[0]):
-        s1 = ti.f64(0.0)
-        s2 = ti.f64(0.0)
-        sf = ti.f64(0.0)
-        t = ti.Matrix.zero(ti.f64, 3, 4)
-        for v in range(offsets.shape[0]):
+    # one (node, part) per iteration, the part's points summed in a fixed order: reproducible bits
+    n = offsets.shape[0]
+    parts = partial.shape[1]
+    chunk = (n + parts - 1) // parts
+    for b, p in ti.ndrange(warp.shape[0], parts):
+        acc = ti.Vector.zero(ti.f64, 15)
+        for v in range(p * chunk, ti.min((p + 1) * chunk, n)):
             oz, oy, ox = ti.cast(offsets[v, 0], ti.f64), ti.cast(offsets[v, 1], ti.f64), ti.cast(offsets[v, 2], ti.f64)
             g = ti.f32(0.0)
             if ti.static(use_given):
@@ -69,21 +89,9 @@ def _correlation_sums(coef: ti.types.ndarray(dtype=ti.f32, ndim=3),
                 py = warp[b, 1, 0] * oz + warp[b, 1, 1] * oy + warp[b, 1, 2] * ox + warp[b, 1, 3]
                 px = warp[b, 2, 0] * oz + warp[b, 2, 1] * oy + warp[b, 2, 2] * ox + warp[b, 2, 3]
                 g = _bspline(coef, pz, py, px)
-            gd = ti.cast(g, ti.f64)
-            s1 += gd
-            s2 += gd * gd
-            sf += gd * ti.cast(fn[b, v], ti.f64)
-            xh = ti.Vector([oz, oy, ox, 1.0], dt=ti.f64)
-            for i in ti.static(range(3)):
-                gi = gd * ti.cast(grad[b, i, v], ti.f64)
-                for j in ti.static(range(4)):
-                    t[i, j] += gi * xh[j]
-        sums[b, 0] = s1
-        sums[b, 1] = s2
-        sums[b, 2] = sf
-        for i in ti.static(range(3)):
-            for j in ti.static(range(4)):
-                sums[b, 3 + 4 * i + j] = t[i, j]
+            _accumulate(acc, ti.cast(g, ti.f64), ti.cast(fn[b, v], ti.f64), oz, oy, ox, grad, b, v)
+        for c in ti.static(range(15)):
+            partial[b, p, c] = acc[c]
 
 
 @ti.kernel
@@ -91,41 +99,26 @@ def _cube_correlation_sums(coef: ti.types.ndarray(dtype=ti.f32, ndim=3),
                            warp: ti.types.ndarray(dtype=ti.f64, ndim=3), edge: ti.i32,
                            fn: ti.types.ndarray(dtype=ti.f32, ndim=2),
                            grad: ti.types.ndarray(dtype=ti.f32, ndim=3),
-                           sums: ti.types.ndarray(dtype=ti.f64, ndim=2)):
-    # _correlation_sums for cubic point sets: nested loops, positions built per row
+                           partial: ti.types.ndarray(dtype=ti.f64, ndim=3)):
+    # _correlation_sums for cubic point sets, one (node, z-row) per iteration, positions built per row
     half = edge // 2
-    for b in range(warp.shape[0]):
-        s1 = ti.f64(0.0)
-        s2 = ti.f64(0.0)
-        sf = ti.f64(0.0)
-        t = ti.Matrix.zero(ti.f64, 3, 4)
-        v = 0
-        for k in range(edge):
-            oz = ti.cast(k - half, ti.f64)
-            for j in range(edge):
-                oy = ti.cast(j - half, ti.f64)
-                rz = warp[b, 0, 0] * oz + warp[b, 0, 1] * oy + warp[b, 0, 3]
-                ry = warp[b, 1, 0] * oz + warp[b, 1, 1] * oy + warp[b, 1, 3]
-                rx = warp[b, 2, 0] * oz + warp[b, 2, 1] * oy + warp[b, 2, 3]
-                for i in range(edge):
-                    ox = ti.cast(i - half, ti.f64)
-                    gd = ti.cast(_bspline(coef, rz + warp[b, 0, 2] * ox, ry + warp[b, 1, 2] * ox,
-                                          rx + warp[b, 2, 2] * ox), ti.f64)
-                    s1 += gd
-                    s2 += gd * gd
-                    sf += gd * ti.cast(fn[b, v], ti.f64)
-                    xh = ti.Vector([oz, oy, ox, 1.0], dt=ti.f64)
-                    for a in ti.static(range(3)):
-                        ga = gd * ti.cast(grad[b, a, v], ti.f64)
-                        for c in ti.static(range(4)):
-                            t[a, c] += ga * xh[c]
-                    v += 1
-        sums[b, 0] = s1
-        sums[b, 1] = s2
-        sums[b, 2] = sf
-        for a in ti.static(range(3)):
-            for c in ti.static(range(4)):
-                sums[b, 3 + 4 * a + c] = t[a, c]
+    for b, k in ti.ndrange(warp.shape[0], edge):
+        acc = ti.Vector.zero(ti.f64, 15)
+        oz = ti.cast(k - half, ti.f64)
+        v = k * edge * edge
+        for j in range(edge):
+            oy = ti.cast(j - half, ti.f64)
+            rz = warp[b, 0, 0] * oz + warp[b, 0, 1] * oy + warp[b, 0, 3]
+            ry = warp[b, 1, 0] * oz + warp[b, 1, 1] * oy + warp[b, 1, 3]
+            rx = warp[b, 2, 0] * oz + warp[b, 2, 1] * oy + warp[b, 2, 3]
+            for i in range(edge):
+                ox = ti.cast(i - half, ti.f64)
+                gd = ti.cast(_bspline(coef, rz + warp[b, 0, 2] * ox, ry + warp[b, 1, 2] * ox,
+                                      rx + warp[b, 2, 2] * ox), ti.f64)
+                _accumulate(acc, gd, ti.cast(fn[b, v], ti.f64), oz, oy, ox, grad, b, v)
+                v += 1
+        for c in ti.static(range(15)):
+            partial[b, k, c] = acc[c]
 
 
 @ti.kernel
@@ -199,19 +192,20 @@ class SplineVolume:
             for i in 0..2, j in 0..3 (row-major).
         """
         warps = np.ascontiguousarray(warps, dtype=np.float64)
-        sums = np.empty((len(warps), 15), dtype=np.float64)
         if not len(warps):
-            return sums
+            return np.empty((0, 15), dtype=np.float64)
         fn = np.ascontiguousarray(fn, dtype=np.float32)
         grad = np.ascontiguousarray(grad, dtype=np.float32)
         if given is None and cube_edge is not None:
-            _cube_correlation_sums(self._coef, warps, int(cube_edge), fn, grad, sums)
-            return sums
+            partial = np.empty((len(warps), int(cube_edge), 15), dtype=np.float64)
+            _cube_correlation_sums(self._coef, warps, int(cube_edge), fn, grad, partial)
+            return partial.sum(axis=1)
         dummy = given is None
         given = np.zeros((1, 1), np.float32) if dummy else np.ascontiguousarray(given, dtype=np.float32)
+        partial = np.empty((len(warps), _PARTS, 15), dtype=np.float64)
         _correlation_sums(self._coef, warps, np.ascontiguousarray(offsets, dtype=np.float32), fn, grad,
-                          given, sums, not dummy)
-        return sums
+                          given, partial, not dummy)
+        return partial.sum(axis=1)
 
     def resample(self, warp, shape):
         """Sample at ``warp @ [z, y, x, 1]`` for every voxel of an output grid of ``shape``."""

@@ -1,10 +1,11 @@
-"""Reference-side IC-GN terms of cubic subvolumes, one node per taichi thread.
+"""Reference-side IC-GN terms of cubic subvolumes, one (node, z-row) per taichi thread.
 
 Per node: the zero-mean, unit-norm grey values, fourth-order central
 difference gradients and the packed Gauss–Newton sums of
 :class:`analysis.dvc.gauss_newton.ReferenceTerms`, gathered straight from
-the reference volume (no subvolume copies in numpy). Each node sums its
-points in a fixed order, so results are bit-reproducible.
+the reference volume (no subvolume copies in numpy). Each row sums its
+points in a fixed order and the rows are added in a fixed order, so
+results are bit-reproducible.
 """
 
 import numpy as np
@@ -23,80 +24,86 @@ def _clamp5(c, n):
     return ti.Vector([ti.math.clamp(c + d, 0, n - 1) for d in ti.static(range(-2, 3))])
 
 
+# Taichi hands a CPU loop to its threads in blocks of at least 512 iterations, so a loop over the
+# nodes of a batch (a few hundred) would run on one thread: both kernels loop over (node, z-row) pairs
+# and the rows are combined afterwards in numpy, in a fixed order.
 @ti.kernel
-def _cube_terms(ref: ti.types.ndarray(dtype=ti.f32, ndim=3), corners: ti.types.ndarray(dtype=ti.i32, ndim=2),
-                edge: ti.i32, fn: ti.types.ndarray(dtype=ti.f32, ndim=2),
-                grad: ti.types.ndarray(dtype=ti.f32, ndim=3), packed: ti.types.ndarray(dtype=ti.f64, ndim=2),
-                sd_sum: ti.types.ndarray(dtype=ti.f64, ndim=2), sd_fn: ti.types.ndarray(dtype=ti.f64, ndim=2),
-                stats: ti.types.ndarray(dtype=ti.f64, ndim=2)):
+def _row_stats(ref: ti.types.ndarray(dtype=ti.f32, ndim=3), corners: ti.types.ndarray(dtype=ti.i32, ndim=2),
+               edge: ti.i32, rows: ti.types.ndarray(dtype=ti.f64, ndim=3)):
+    # per (node, row): sum f, sum f^2, max |f|
     nz, ny, nx = ref.shape[0], ref.shape[1], ref.shape[2]
-    n = edge * edge * edge
-    half = edge // 2
-    for b in range(corners.shape[0]):
+    for b, k in ti.ndrange(corners.shape[0], edge):
         cz, cy, cx = corners[b, 0], corners[b, 1], corners[b, 2]
         s1 = ti.f64(0.0)
         s2 = ti.f64(0.0)
         big = ti.f64(0.0)
-        for k in range(edge):
-            z = ti.math.clamp(cz + k, 0, nz - 1)
-            for j in range(edge):
-                y = ti.math.clamp(cy + j, 0, ny - 1)
-                for i in range(edge):
-                    f = ti.cast(ref[z, y, ti.math.clamp(cx + i, 0, nx - 1)], ti.f64)
-                    s1 += f
-                    s2 += f * f
-                    big = ti.max(big, ti.abs(f))
-        mean = s1 / n
-        norm = ti.sqrt(ti.max(s2 - s1 * mean, 0.0))
-        scale = ti.f64(0.0)
-        if norm > _FLAT * ti.sqrt(ti.cast(n, ti.f64)) * (big + 1e-30):
-            scale = 1.0 / norm
-        stats[b, 0] = norm
-        stats[b, 1] = scale
-        sc = ti.cast(scale, ti.f32)
+        z = ti.math.clamp(cz + k, 0, nz - 1)
+        for j in range(edge):
+            y = ti.math.clamp(cy + j, 0, ny - 1)
+            for i in range(edge):
+                f = ti.cast(ref[z, y, ti.math.clamp(cx + i, 0, nx - 1)], ti.f64)
+                s1 += f
+                s2 += f * f
+                big = ti.max(big, ti.abs(f))
+        rows[b, k, 0] = s1
+        rows[b, k, 1] = s2
+        rows[b, k, 2] = big
+
+
+@ti.kernel
+def _row_terms(ref: ti.types.ndarray(dtype=ti.f32, ndim=3), corners: ti.types.ndarray(dtype=ti.i32, ndim=2),
+               edge: ti.i32, mean: ti.types.ndarray(dtype=ti.f64, ndim=1),
+               scale: ti.types.ndarray(dtype=ti.f64, ndim=1), fn: ti.types.ndarray(dtype=ti.f32, ndim=2),
+               grad: ti.types.ndarray(dtype=ti.f32, ndim=3), rows: ti.types.ndarray(dtype=ti.f64, ndim=3)):
+    # per (node, row): fn and gradients of its points, and its share of the packed Hessian (60),
+    # sum of steepest descents (12) and their sum with fn (12)
+    nz, ny, nx = ref.shape[0], ref.shape[1], ref.shape[2]
+    half = edge // 2
+    for b, k in ti.ndrange(corners.shape[0], edge):
+        cz, cy, cx = corners[b, 0], corners[b, 1], corners[b, 2]
+        sc = ti.cast(scale[b], ti.f32)
         # the Hessian only sets the step, not the solution: float32 sums are enough
         hp = ti.Matrix.zero(ti.f32, 6, 10)
         ss = ti.Matrix.zero(ti.f64, 3, 4)
         sf = ti.Matrix.zero(ti.f64, 3, 4)
-        v = 0
-        for k in range(edge):
-            zs = _clamp5(cz + k, nz)
-            for j in range(edge):
-                ys = _clamp5(cy + j, ny)
-                for i in range(edge):
-                    xs = _clamp5(cx + i, nx)
-                    z, y, x = zs[2], ys[2], xs[2]
-                    # round to float32 first so the sums match the stored, float32 terms
-                    f32 = ti.cast((ti.cast(ref[z, y, x], ti.f64) - mean) * scale, ti.f32)
-                    gz = (ref[zs[0], y, x] - 8.0 * ref[zs[1], y, x] + 8.0 * ref[zs[3], y, x] - ref[zs[4], y, x])
-                    gy = (ref[z, ys[0], x] - 8.0 * ref[z, ys[1], x] + 8.0 * ref[z, ys[3], x] - ref[z, ys[4], x])
-                    gx = (ref[z, y, xs[0]] - 8.0 * ref[z, y, xs[1]] + 8.0 * ref[z, y, xs[3]] - ref[z, y, xs[4]])
-                    g = ti.Vector([gz, gy, gx]) * (sc / 12.0)
-                    fn[b, v] = f32
-                    for a in ti.static(range(3)):
-                        grad[b, a, v] = g[a]
-                    x32 = ti.Vector([ti.cast(k - half, ti.f32), ti.cast(j - half, ti.f32),
-                                     ti.cast(i - half, ti.f32), 1.0])
-                    xx = ti.Vector([x32[_PAIRS4[q][0]] * x32[_PAIRS4[q][1]] for q in ti.static(range(10))])
-                    for p in ti.static(range(6)):
-                        gg = g[_PAIRS3[p][0]] * g[_PAIRS3[p][1]]
-                        for q in ti.static(range(10)):
-                            hp[p, q] += gg * xx[q]
-                    gd = ti.cast(g, ti.f64)
-                    fd = ti.cast(f32, ti.f64)
-                    for a in ti.static(range(3)):
-                        for c in ti.static(range(4)):
-                            t = gd[a] * ti.cast(x32[c], ti.f64)
-                            ss[a, c] += t
-                            sf[a, c] += fd * t
-                    v += 1
+        v = k * edge * edge
+        zs = _clamp5(cz + k, nz)
+        for j in range(edge):
+            ys = _clamp5(cy + j, ny)
+            for i in range(edge):
+                xs = _clamp5(cx + i, nx)
+                z, y, x = zs[2], ys[2], xs[2]
+                # round to float32 first so the sums match the stored, float32 terms
+                f32 = ti.cast((ti.cast(ref[z, y, x], ti.f64) - mean[b]) * scale[b], ti.f32)
+                gz = (ref[zs[0], y, x] - 8.0 * ref[zs[1], y, x] + 8.0 * ref[zs[3], y, x] - ref[zs[4], y, x])
+                gy = (ref[z, ys[0], x] - 8.0 * ref[z, ys[1], x] + 8.0 * ref[z, ys[3], x] - ref[z, ys[4], x])
+                gx = (ref[z, y, xs[0]] - 8.0 * ref[z, y, xs[1]] + 8.0 * ref[z, y, xs[3]] - ref[z, y, xs[4]])
+                g = ti.Vector([gz, gy, gx]) * (sc / 12.0)
+                fn[b, v] = f32
+                for a in ti.static(range(3)):
+                    grad[b, a, v] = g[a]
+                x32 = ti.Vector([ti.cast(k - half, ti.f32), ti.cast(j - half, ti.f32),
+                                 ti.cast(i - half, ti.f32), 1.0])
+                xx = ti.Vector([x32[_PAIRS4[q][0]] * x32[_PAIRS4[q][1]] for q in ti.static(range(10))])
+                for p in ti.static(range(6)):
+                    gg = g[_PAIRS3[p][0]] * g[_PAIRS3[p][1]]
+                    for q in ti.static(range(10)):
+                        hp[p, q] += gg * xx[q]
+                gd = ti.cast(g, ti.f64)
+                fd = ti.cast(f32, ti.f64)
+                for a in ti.static(range(3)):
+                    for c in ti.static(range(4)):
+                        t = gd[a] * ti.cast(x32[c], ti.f64)
+                        ss[a, c] += t
+                        sf[a, c] += fd * t
+                v += 1
         for p in ti.static(range(6)):
             for q in ti.static(range(10)):
-                packed[b, 10 * p + q] = ti.cast(hp[p, q], ti.f64)
+                rows[b, k, 10 * p + q] = ti.cast(hp[p, q], ti.f64)
         for a in ti.static(range(3)):
             for c in ti.static(range(4)):
-                sd_sum[b, 4 * a + c] = ss[a, c]
-                sd_fn[b, 4 * a + c] = sf[a, c]
+                rows[b, k, 60 + 4 * a + c] = ss[a, c]
+                rows[b, k, 72 + 4 * a + c] = sf[a, c]
 
 
 def cube_terms(reference, nodes, subvolume_voxels, arch="cpu"):
@@ -122,15 +129,21 @@ def cube_terms(reference, nodes, subvolume_voxels, arch="cpu"):
     b, n = len(nodes), s ** 3
     fn = np.empty((b, n), np.float32)
     grad = np.empty((b, 3, n), np.float32)
-    packed = np.empty((b, 60))
-    sd_sum = np.empty((b, 12))
-    sd_fn = np.empty((b, 12))
-    stats = np.empty((b, 2))
+    sums = np.zeros((b, 84))
+    textured = np.zeros(b, dtype=bool)
     if b:
         corners = np.ascontiguousarray(np.asarray(nodes) - s // 2, dtype=np.int32)
         if isinstance(reference, np.ndarray):
             reference = np.ascontiguousarray(reference, dtype=np.float32)
-        _cube_terms(reference, corners, s, fn, grad, packed,
-                    sd_sum, sd_fn, stats)
-    return ReferenceTerms(fn=fn, grad=grad, hess_packed=packed.reshape(b, 6, 10), sd_sum=sd_sum,
-                          sd_fn=sd_fn, textured=stats[:, 1] > 0)
+        stats = np.empty((b, s, 3))
+        _row_stats(reference, corners, s, stats)
+        s1, s2, big = stats[:, :, 0].sum(axis=1), stats[:, :, 1].sum(axis=1), stats[:, :, 2].max(axis=1)
+        mean = s1 / n
+        norm = np.sqrt(np.maximum(s2 - s1 * mean, 0.0))
+        textured = norm > _FLAT * np.sqrt(n) * (big + 1e-30)
+        scale = np.where(textured, 1.0 / np.where(textured, norm, 1.0), 0.0)
+        rows = np.empty((b, s, 84))
+        _row_terms(reference, corners, s, mean, scale, fn, grad, rows)
+        sums = rows.sum(axis=1)
+    return ReferenceTerms(fn=fn, grad=grad, hess_packed=sums[:, :60].reshape(b, 6, 10), sd_sum=sums[:, 60:72],
+                          sd_fn=sums[:, 72:], textured=textured)

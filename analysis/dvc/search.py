@@ -9,6 +9,9 @@ each coarser level finds the shift to within one of its voxels, and the
 next finer level searches only +-2 of its own voxels around twice that.
 """
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import scipy.fft as sfft
 import scipy.ndimage as ndi
@@ -18,7 +21,8 @@ from analysis.dvc.grid import extract_cubes
 _DIRECT_RADIUS_VOXELS = 6    # above this, a coarser pyramid level seeds the search
 _MIN_COARSE_EDGE = 7         # a 7^3 binned template still has one clear ZNCC peak in random texture
 _REFINE_RADIUS_VOXELS = 2    # a level's shift is within one coarse voxel (two of this level's)
-_BATCH_VOXELS = 1 << 23      # window voxels per FFT batch (memory bound)
+_BATCH_VOXELS = 1 << 23      # window voxels of all FFT batches in flight (memory bound)
+_THREADS_BOUNDED = 8         # batches in flight that _BATCH_VOXELS still bounds
 
 
 def integer_search(reference, deformed, nodes, subvolume_voxels, radius_voxels,
@@ -39,8 +43,10 @@ def integer_search(reference, deformed, nodes, subvolume_voxels, radius_voxels,
     guess : numpy.ndarray, optional
         (N, 3) int initial displacements (z, y, x), voxels, default zero.
     workers : int, optional
-        Threads for the FFTs (scipy.fft convention; -1: all CPUs). Each
-        transform runs on one thread, so results do not depend on it.
+        Threads the search runs on (-1: every CPU this process may use).
+        The nodes are split between them in batches (FFTs, box sums and
+        the rest of the numpy work release the GIL). The batches do not
+        depend on ``workers``, so neither does the result.
 
     Returns
     -------
@@ -86,17 +92,28 @@ def _search(reference, deformed, corners, s, guess, r, low, high, workers):
         guess = np.clip(2 * cd, low, high)
         r = _REFINE_RADIUS_VOXELS
     w = s + 2 * r
-    batch = max(1, _BATCH_VOXELS // w ** 3)
+    threads = len(os.sched_getaffinity(0)) if workers == -1 else int(workers)
+    # batches bound memory (up to _THREADS_BOUNDED threads' batches together), not a per-node loop;
+    # their size does not depend on the thread count, so neither do the float32 bits of any node
+    batch = max(1, _BATCH_VOXELS // _THREADS_BOUNDED // w ** 3)
+    parts = [slice(start, start + batch) for start in range(0, len(corners), batch)]
+
+    def run(sl):
+        return _search_batch(reference, deformed, corners[sl], guess[sl], s, r, low[sl], high[sl])
+
+    if threads > 1 and len(parts) > 1:
+        with ThreadPoolExecutor(threads) as pool:
+            found = list(pool.map(run, parts))
+    else:
+        found = [run(sl) for sl in parts]
     disp = np.zeros_like(corners)
     best = np.full(len(corners), -1.0)
-    for start in range(0, len(corners), batch):   # batches bound memory, not a per-node loop
-        sl = slice(start, start + batch)
-        disp[sl], best[sl] = _search_batch(reference, deformed, corners[sl], guess[sl], s, r,
-                                           low[sl], high[sl], workers)
+    for sl, (d, zncc) in zip(parts, found):
+        disp[sl], best[sl] = d, zncc
     return disp, best
 
 
-def _search_batch(reference, deformed, corner, guess, s, r, low, high, workers):
+def _search_batch(reference, deformed, corner, guess, s, r, low, high):
     w = s + 2 * r
     t = extract_cubes(reference, corner, s).astype(np.float32)
     win = extract_cubes(deformed, corner + guess - r, w).astype(np.float32)
@@ -106,9 +123,9 @@ def _search_batch(reference, deformed, corner, guess, s, r, low, high, workers):
     t = t - t.mean(axis=(1, 2, 3), keepdims=True)
     tnorm = np.sqrt(np.einsum("bijk,bijk->b", t, t, dtype=np.float64))
     axes = (1, 2, 3)
-    ft = sfft.rfftn(t, s=(w, w, w), axes=axes, workers=workers)
-    fw = sfft.rfftn(win, axes=axes, workers=workers)
-    num = sfft.irfftn(fw * np.conj(ft), s=(w, w, w), axes=axes, workers=workers)[:, :2 * r + 1, :2 * r + 1, :2 * r + 1]
+    ft = sfft.rfftn(t, s=(w, w, w), axes=axes)
+    fw = sfft.rfftn(win, axes=axes)
+    num = sfft.irfftn(fw * np.conj(ft), s=(w, w, w), axes=axes)[:, :2 * r + 1, :2 * r + 1, :2 * r + 1]
     k = 2 * r + 1
     # window statistics over every s^3 box from running sums: cheaper than two more FFTs
     s1 = _box_sums(win, s, k)
