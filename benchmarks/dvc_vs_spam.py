@@ -63,48 +63,75 @@ time) and the highest RMS ratio (synthcal / spam) over the cases.
 Afterwards the case where synthcal is slowest is run once more with timers
 around its stages (and cProfile).
 
-Latest table (2-core x86_64 VM, shared with two other jobs, a DEM and
-mutation testing; load average 3.2-6.4; python 3.11.7, numpy 2.4.6,
-scipy 1.17.1, taichi 1.7.4, spam 0.9.1; REPEATS = 3), after Gauss–Newton
-learnt to stop a node as soon as its subvolume leaves the volume (see
-below), and before it learnt to stop a node whose CC is still below 0.3
-after 10 iterations (not rerun since)::
+Latest table (2-core x86_64 VM, quiet but for this script: load average
+1.3-2.5 with spam's two workers; python 3.11.7, numpy 2.4.6, scipy
+1.17.1, taichi 1.7.4, spam 0.9.1; REPEATS = 3), after synthcal's DVC
+learnt to use both cores (below) and after the stall exit (a node whose
+CC is still below 0.3 after 10 Gauss–Newton iterations stops; none of
+these cases has such a node: RMS and ok fractions are those of the runs
+before it)::
 
-    Run of 2026-12-02 08:56 UTC, x86_64 2 cpus, load average 3.2 3.4 3.6
+    Run of 2026-12-03 18:54 UTC, x86_64 2 cpus, load average 1.5 1.3 1.2; python 3.11.7, numpy 2.4.6, scipy 1.17.1, taichi 1.7.4, spam 0.9.1
     2197 nodes, subvolume 17^3, spacing 8, volume (128, 128, 128), 2 processes/threads, best of 3; spam starts from the truth rounded to voxels, synthcal searches
     case           code       ms/node  nodes/s nodes/cpu-s  RMS vox RMS cube   ok %
-    gauss-shift    synthcal      1.87      536         909   0.0017   0.0017  100.0
-    gauss-shift    spam          4.52      221         197   0.0160   0.0160  100.0
-    gauss-shift    ratio     speed x2.4 (wall), x4.6 (cpu); RMS synthcal/spam 0.11 on 2197 nodes; search +-5 vox; load average 4.7 3.8 3.7
-    gauss-affine   synthcal      1.84      543        1068   0.0017   0.0017  100.0
-    gauss-affine   spam          5.09      197         192   0.0149   0.0149  100.0
-    gauss-affine   ratio     speed x2.8 (wall), x5.6 (cpu); RMS synthcal/spam 0.11 on 2197 nodes; search +-4 vox; load average 6.3 4.4 3.9
-    speckle-5%     synthcal      1.81      553         938   0.0031   0.0031  100.0
-    speckle-5%     spam          5.03      199         179   0.0188   0.0188  100.0
-    speckle-5%     ratio     speed x2.8 (wall), x5.2 (cpu); RMS synthcal/spam 0.16 on 2197 nodes; search +-11 vox; load average 6.4 4.7 4.1
-    speckle-sine   synthcal      1.57      638        1014   0.0825   0.0082  100.0
-    speckle-sine   spam          5.72      175         195   0.0721   0.0252  100.0
-    speckle-sine   ratio     speed x3.6 (wall), x5.2 (cpu); RMS synthcal/spam 1.14 on 2197 nodes; search +-4 vox; load average 6.4 5.0 4.2
-    grains-20vox   synthcal      3.60      278         533   0.0122   0.0122   78.1
-    grains-20vox   spam         10.20       98         119   0.0305   0.0305   91.1
-    grains-20vox   ratio     speed x2.8 (wall), x4.5 (cpu); RMS synthcal/spam 0.40 on 1716 nodes; search +-22 vox; load average 6.4 5.4 4.5
+    gauss-shift    synthcal      0.52     1931        1155   0.0017   0.0017  100.0
+    gauss-shift    spam          2.64      378         217   0.0160   0.0160  100.0
+    gauss-shift    ratio     speed x5.1 (wall), x5.3 (cpu); RMS synthcal/spam 0.11 on 2197 nodes; search +-5 vox; load average 1.9 1.4 1.3
+    gauss-affine   synthcal      0.53     1871        1180   0.0017   0.0017  100.0
+    gauss-affine   spam          1.70      587         318   0.0149   0.0149  100.0
+    gauss-affine   ratio     speed x3.2 (wall), x3.7 (cpu); RMS synthcal/spam 0.11 on 2197 nodes; search +-4 vox; load average 1.9 1.5 1.3
+    speckle-5%     synthcal      0.50     2012        1253   0.0031   0.0031  100.0
+    speckle-5%     spam          1.96      511         278   0.0188   0.0188  100.0
+    speckle-5%     ratio     speed x3.9 (wall), x4.5 (cpu); RMS synthcal/spam 0.16 on 2197 nodes; search +-11 vox; load average 2.1 1.5 1.3
+    speckle-sine   synthcal      0.51     1977        1180   0.0825   0.0082  100.0
+    speckle-sine   spam          2.32      431         232   0.0721   0.0252  100.0
+    speckle-sine   ratio     speed x4.6 (wall), x5.1 (cpu); RMS synthcal/spam 1.14 on 2197 nodes; search +-4 vox; load average 2.3 1.6 1.3
+    grains-20vox   synthcal      0.92     1085         680   0.0122   0.0122   78.1
+    grains-20vox   spam          2.90      345         182   0.0305   0.0305   91.1
+    grains-20vox   ratio     speed x3.1 (wall), x3.7 (cpu); RMS synthcal/spam 0.40 on 1716 nodes; search +-22 vox; load average 2.3 1.7 1.4
     grains-20vox   ok in one code only: spam 285 nodes, RMS 0.1596 vox
-    grains-8%      synthcal      1.60      624        1023   0.0117   0.0117  100.0
-    grains-8%      spam          5.39      186         166   0.0216   0.0216  100.0
-    grains-8%      ratio     speed x3.4 (wall), x6.2 (cpu); RMS synthcal/spam 0.54 on 2197 nodes; search +-9 vox; load average 5.7 5.4 4.5
-    phantom-sine   synthcal      2.07      483         702   0.0851   0.0156  100.0
-    phantom-sine   spam          5.52      181         169   0.0831   0.0452  100.0
-    phantom-sine   ratio     speed x2.7 (wall), x4.1 (cpu); RMS synthcal/spam 1.02 on 2197 nodes; search +-5 vox; load average 4.9 5.2 4.5
-    phantom-12vox  synthcal      2.57      389         601   0.0153   0.0153   85.2
-    phantom-12vox  spam          6.05      165         160   0.0477   0.0477   99.3
-    phantom-12vox  ratio     speed x2.4 (wall), x3.7 (cpu); RMS synthcal/spam 0.32 on 1872 nodes; search +-17 vox; load average 5.1 5.1 4.5
-    phantom-12vox  ok in one code only: spam 309 nodes, RMS 0.0966 vox
-    worst case     ratio     speed x2.4 (wall, phantom-12vox), x3.7 (cpu, phantom-12vox); RMS synthcal/spam 1.14 (speckle-sine)
-    Ended 2026-12-02 09:05 UTC, load average 5.1 5.1 4.5
+    grains-8%      synthcal      0.48     2072        1232   0.0117   0.0117  100.0
+    grains-8%      spam          2.12      472         257   0.0216   0.0216  100.0
+    grains-8%      ratio     speed x4.4 (wall), x4.8 (cpu); RMS synthcal/spam 0.54 on 2197 nodes; search +-9 vox; load average 2.4 1.7 1.4
+    phantom-sine   synthcal      0.80     1257         748   0.0850   0.0156  100.0
+    phantom-sine   spam          2.04      491         264   0.0829   0.0451  100.0
+    phantom-sine   ratio     speed x2.6 (wall), x2.8 (cpu); RMS synthcal/spam 1.03 on 2197 nodes; search +-5 vox; load average 2.5 1.8 1.4
+    phantom-12vox  synthcal      0.89     1124         712   0.0152   0.0152   85.2
+    phantom-12vox  spam          3.00      334         180   0.0475   0.0475   99.3
+    phantom-12vox  ratio     speed x3.4 (wall), x3.9 (cpu); RMS synthcal/spam 0.32 on 1872 nodes; search +-17 vox; load average 2.5 1.9 1.5
+    phantom-12vox  ok in one code only: spam 310 nodes, RMS 0.0986 vox
+    worst case     ratio     speed x2.6 (wall, phantom-sine), x2.8 (cpu, phantom-sine); RMS synthcal/spam 1.14 (speckle-sine)
+    Ended 2026-12-03 18:58 UTC, load average 2.5 1.9 1.5
 
-Before that change (08:19 UTC run, load average 2.9-5.6; two earlier runs
-07:56 and 08:07 gave the same RMS and ok fractions), with synthcal's
-nodes/CPU-s and the speed ratios (wall, CPU)::
+Both cores (3 Dec 2026). Until then synthcal's DVC ran on one core: its
+nodes/s equalled its nodes/CPU-s (a quiet run of the code before the
+change, 18:29 UTC the same day: 0.85-1.78 ms/node, x1.6-x3.1 spam by the
+wall clock, x2.6-x4.3 by CPU time). Taichi hands a CPU loop to its
+threads in blocks of at least 512 iterations, so its kernels' loops over
+the few hundred nodes of a batch ran on one thread; they now loop over
+(node, z-row of the subvolume) and add the rows in numpy in a fixed
+order (``analysis.dvc.interpolate``, ``analysis.dvc.reference``). The
+FFT search splits its nodes between threads in batches whose size does
+not depend on the thread count (the FFTs, box sums and numpy work
+release the GIL). Same nodes, same statuses, and RMS errors equal to the
+printed digits on all eight cases; the quick scenario's scores are
+unchanged to four decimals (its DVC stage 25.9 -> 15.4 s). Synthcal-only
+A/B, old and new code alternately, twice each, best ms/node per case:
+gauss-shift 1.11 -> 0.54, gauss-affine 0.78 -> 0.47, speckle-5% 0.92 ->
+0.67, speckle-sine 0.90 -> 0.55, grains-20vox 1.49 -> 0.95, grains-8%
+0.95 -> 0.63, phantom-sine 1.23 -> 0.68, phantom-12vox 1.49 -> 0.99:
+x1.4-x2.1 by the wall clock, at the same CPU time.
+
+Earlier runs on the loaded VM (2 Dec 2026, shared with a DEM and mutation
+testing, load average 3.2-6.4), one core, before and after Gauss–Newton
+learnt to stop a node as soon as its subvolume leaves the volume: spam's
+two worker processes lost more to the load than synthcal's one thread,
+which flattered synthcal's wall-clock ratios (x2.4-x3.6 at 08:56 UTC;
+spam then took 4.5-10.2 ms/node, 1.7-3.6 quiet).
+
+Before the OUTSIDE change (08:19 UTC run, load average 2.9-5.6; two
+earlier runs 07:56 and 08:07 gave the same RMS and ok fractions), with
+synthcal's nodes/CPU-s and the speed ratios (wall, CPU), all loaded::
 
     case            nodes/cpu-s   07:56 run       08:07 run       08:19 run       08:56 run (above, after)
     gauss-shift       909 ->  909   x2.5, x4.7      x4.2, x5.9      x4.2, x5.5      x2.4, x4.6
@@ -132,18 +159,19 @@ half (389 -> 601; 415 -> 657-697 back to back).
 
 What it says, worst case first:
 
-* Speed. The worst case is now the 12-voxel shift of the phantom
-  (phantom-12vox): x2.4 spam's speed by the wall clock, x3.7 by CPU time;
-  then grains-20vox, x2.8 and x4.5 (it was x0.9-x1.5 and x1.9-x2.3
-  before the change). The other six cases: x2.4-x3.6 wall, x4.1-x6.2 CPU
-  in this loaded run (x2.4-x5.6 and x4.6-x6.6 in the three before). What
-  is left on the two large shifts is the +-17..22-voxel FFT search, which
-  spam is spared (47 % of grains-20vox's time, profile below). Under
-  load synthcal gets fewer CPU-seconds per wall second than spam's two
-  worker processes, so the wall ratios are the lower and the more
-  variable ones; the CPU ratios are the steadier measure here. The issue's
-  aim of x5 on every case is not reached: 5 of 8 cases by CPU time, none
-  by the wall clock in this run.
+* Speed. Two quiet runs after the change, 18:54 (above) and 19:11 UTC:
+  x2.6-x5.1 and x2.7-x4.6 spam's speed by the wall clock, x2.8-x5.3 and
+  x3.3-x5.1 by CPU time. The worst case is x2.6 (phantom-sine, 18:54;
+  x3.3 at 19:11) or x2.7 (grains-20vox, 19:11; x3.1 at 18:54): the
+  phantom's texture needs 5.1 Gauss-Newton iterations per node against
+  3.8 on the others (max 11), and the 20-voxel shift pays for a +-22
+  voxel FFT search that spam is spared (30 % of its time, profile
+  below). spam's own time moves by up to 40 % between quiet runs (1.7-2.6
+  ms/node on gauss-shift), more than synthcal's. The issue's aim of x5
+  on every case is not reached: one case of eight reaches it in one run.
+  What is left is the B-spline sampling itself (45-67 % of the time, on
+  both cores): about 34 ns per sample per core, 4913 samples per node
+  and iteration.
 * Accuracy. On the nodes both codes trust, synthcal's RMS is 0.11-0.54 of
   spam's for every affine field, on every texture (spam's trilinear
   interpolation bias). The worst RMS ratio is the non-affine sine field:
@@ -159,30 +187,29 @@ What it says, worst case first:
   (RMS 0.10 and 0.16 voxel) than its nodes in common with synthcal. All
   other cases: 100 % ok in both.
 
-Profile of the slowest case (grains-20vox, one run under cProfile, 5.3 s
-wall, 3.7 CPU-s, load average 4.8)::
+Profile of the slowest case (grains-20vox, the 18:54 run, one run under
+cProfile: 2.21 s wall, 3.46 CPU-s)::
 
     stage                                     wall s  wall %   cpu s  calls
-    FFT integer search                          2.51    47.4    1.64      2
-    B-spline interpolation + sums (taichi)      1.78    33.6    1.27     74
-    reference subvolumes + gradients            0.56    10.6    0.46      8
-    Gauss-Newton (excl. interpolation)          0.19     3.7    0.15      8
-    B-spline prefilter of deformed              0.09     1.8    0.06      1
-    subvolume extraction (deformed)             0.09     1.6    0.07      8
-    neighbour median test                       0.03     0.5    0.01      1
-    neighbour guesses                           0.02     0.4    0.02      2
-    rest (outlier loop, bookkeeping)            0.02     0.4
-    Gauss-Newton: 8611 node-iterations in all passes = 3.9 per node; final pass 3.0 per node (median 4, max 5); ok 78.1 %
+    B-spline interpolation + sums (taichi)      0.98    44.6    1.54     74
+    FFT integer search                          0.66    30.1    1.19      2
+    reference subvolumes + gradients            0.23    10.6    0.41      8
+    Gauss-Newton (excl. interpolation)          0.14     6.4    0.14      8
+    B-spline prefilter of deformed              0.07     3.4    0.07      1
+    subvolume extraction (deformed)             0.06     2.8    0.06      8
+    neighbour guesses                           0.02     1.1    0.02      2
+    neighbour median test                       0.01     0.3    0.01      1
+    rest (outlier loop, bookkeeping)            0.02     0.7
+    Gauss-Newton: 8513 node-iterations in all passes = 3.9 per node; final pass 3.0 per node (median 4, max 5); ok 78.1 %
       final pass, status CONVERGED       1716 nodes,   6363 node-iterations (3.7 per node)
       final pass, status OUTSIDE          481 nodes,    159 node-iterations (0.3 per node)
 
-Before the change the same profile (14.5 s wall, 9.4 CPU-s) had the
-interpolation at 70 % (408 calls) and 35236 node-iterations, 18506 of
-them in the final pass of the 481 OUTSIDE nodes (38.5 each, up to 50),
-most of the rest in their first attempts. Now they stop within 0-2
-iterations (0.3 on average: most are already outside at their starting
-warp), the converged nodes' 3.7 iterations
-are unchanged, and the FFT search is the largest stage.
+On one core (2 Dec, loaded) the same profile took 5.3 s wall, 3.7 CPU-s:
+FFT search 2.51 s, interpolation 1.78 s, reference terms 0.56 s. Before
+Gauss-Newton stopped OUTSIDE nodes (14.5 s wall, 9.4 CPU-s) the
+interpolation was 70 % (408 calls) and there were 35236 node-iterations,
+18506 of them in the final pass of the 481 OUTSIDE nodes (38.5 each, up
+to 50); those nodes now stop within 0-2 iterations.
 
 How long a node may stay outside before it stops
 (``analysis.dvc.local._OUTSIDE_PATIENCE``; a first big step might
@@ -195,12 +222,14 @@ bit on every case, and 0 does fewer iterations (final pass, grains-20vox
 1 lost the same false match as 0 (a node converged 50 voxels off the
 field after its path had crossed the volume's face, now OUTSIDE). So 0.
 
-What still fails to converge: over all passes of grains-20vox, 30 nodes
-end at ``max_iterations`` (1500 of the 8581 node-iterations; their CC
-0.24-0.44, none in the final pass), of phantom-12vox 16 (800 of 10908).
-No early stop for them is made: on the quick run nodes that do converge
-at CC >= 0.5 often need 20-50 iterations, so no iteration count or CC
-trend separates them safely from the ones that will not.
+What still fails to converge: before the stall exit, over all passes of
+grains-20vox, 30 nodes ended at ``max_iterations`` (1500 of the 8581
+node-iterations; their CC 0.24-0.44, none in the final pass), of
+phantom-12vox 16 (800 of 10908). Nodes that do converge at CC >= 0.5
+often need 20-50 iterations on the quick run, so no iteration count alone
+separates them from the ones that will not; the stall exit looks at the
+CC after 10 iterations (below 0.3: stop) and brings grains-20vox to 8513
+node-iterations with the same results.
 """
 
 import contextlib
