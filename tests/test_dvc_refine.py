@@ -93,7 +93,8 @@ def test_cube_terms_are_their_definition_point_by_point_with_clamped_faces(s):
 def test_cube_terms_of_no_nodes_are_empty():
     terms = cube_terms(np.ones((8, 8, 8), np.float32), np.zeros((0, 3), np.int64), 5)
     assert terms.fn.shape == (0, 125) and terms.grad.shape == (0, 3, 125)
-    assert terms.hess_packed.shape == (0, 6, 10) and terms.sd_sum.shape == (0, 12) and terms.textured.shape == (0,)
+    assert terms.hess_packed.shape == (0, 6, 10) and terms.sd_sum.shape == (0, 12) and terms.sd_fn.shape == (0, 12)
+    assert terms.textured.shape == (0,) and terms.textured.dtype == bool
 
 
 def test_reference_terms_are_their_definition_at_arbitrary_points():
@@ -536,12 +537,34 @@ def test_nearest_rotation_is_the_rotation_of_the_polar_decomposition():
 
 
 @pytest.mark.parametrize("flat, textured", [(0.1, False), (0.08, True)])
-def test_cube_terms_judge_flatness_by_the_largest_grey_value_of_the_whole_cube(monkeypatch, flat, textured):
-    """A 5^3 cube of zeros with a single 1 in one z-row: norm sqrt(1 - 1/125) = 0.996, largest |f| 1, so
-    with the flatness limit raised to 0.1 the threshold 0.1 sqrt(125) = 1.118 exceeds the norm (flat) and at
-    0.08 (0.894) it does not. The rows' maxima (1 in one row, 0 in four) must not be averaged (0.2)."""
+def test_cube_terms_judge_flatness_by_the_largest_grey_value_of_each_whole_cube(monkeypatch, flat, textured):
+    """A 5^3 cube of zeros with a single 2 in one z-row: norm 2 sqrt(1 - 1/125) = 1.992, largest |f| 2, so
+    with the flatness limit raised to 0.1 the threshold 0.1 sqrt(125) 2 = 2.236 exceeds the norm (flat) and
+    at 0.08 (1.789) it does not. The other cube holds a single 100 (norm 99.6 against 111.8 and 89.4: the
+    same verdicts). Neither the rows' maxima (0.4 averaged) nor the batch's largest value (100) may stand in
+    for a cube's own. A flat cube's terms are zero (scale 0), whatever its grey values."""
     monkeypatch.setattr(reference, "_FLAT", flat)
-    volume = np.zeros((9, 9, 9), np.float32)
+    volume = np.zeros((9, 9, 20), np.float32)
+    volume[3, 4, 5] = 2.0
+    volume[3, 4, 15] = 100.0
+    terms = cube_terms(volume, np.array([[4, 4, 4], [4, 4, 14]]), 5)
+    assert terms.textured.tolist() == [textured, textured]
+    if not textured:
+        assert not terms.fn.any() and not terms.grad.any()
+        assert not terms.hess_packed.any() and not terms.sd_sum.any() and not terms.sd_fn.any()
+
+
+def test_a_cube_exactly_at_the_flatness_limit_is_flat_and_one_of_zeros_too(monkeypatch):
+    """"At or below the limit is flat" (gauss_newton._FLAT): the limit is set to the value whose threshold
+    is the cube's norm to the last bit (a single 1 among 125 zeros: norm sqrt(0.992), largest |f| 1)."""
+    norm = np.sqrt(1.0 - 1.0 / 125.0)
+    limit = norm / np.sqrt(125.0)
+    while limit * np.sqrt(125.0) * (1.0 + 1e-30) != norm:
+        limit = np.nextafter(limit, np.inf if limit * np.sqrt(125.0) < norm else -np.inf)
+    monkeypatch.setattr(reference, "_FLAT", limit)
+    volume = np.zeros((9, 9, 20), np.float32)
     volume[3, 4, 5] = 1.0
-    terms = cube_terms(volume, np.array([[4, 4, 4]]), 5)
-    assert terms.textured.tolist() == [textured]
+    terms = cube_terms(volume, np.array([[4, 4, 4], [4, 4, 14]]), 5)    # the second cube is all zeros
+    assert terms.textured.tolist() == [False, False]
+    monkeypatch.setattr(reference, "_FLAT", np.nextafter(limit, 0.0))
+    assert cube_terms(volume, np.array([[4, 4, 4]]), 5).textured.tolist() == [True]

@@ -313,17 +313,28 @@ def test_refine_nodes_reports_cc_and_integer_iterations_and_starts_from_the_sub_
     assert np.all(r.cc > 0.999)
 
 
-def test_refine_nodes_defaults_are_50_iterations_and_a_tolerance_of_5e_3_voxel():
+def test_refine_nodes_defaults_are_50_iterations_and_a_tolerance_of_0_02_voxel():
     ref, deformed, shift = _shifted_pair()
     # a tolerance of 0 is never met: every node spends the whole default budget
     r = local.refine_nodes(ref, deformed, NODES, np.broadcast_to(shift, (8, 3)), subvolume_voxels=S,
                            tolerance_voxels=0.0)
     assert np.all(r.iterations == 50) and np.all(r.status == Status.MAX_ITERATIONS)
-    # from 0.1 voxel off along z, the first update moves points by ~0.1 > 5e-3 (but < 1): a second
+    # from 0.1 voxel off along z, the first update moves points by ~0.1 > 0.02 (but < 1): a second
     # update is needed to converge
     r = local.refine_nodes(ref, deformed, NODES, np.broadcast_to(shift + (0.1, 0, 0), (8, 3)), subvolume_voxels=S)
     assert np.all(r.status == Status.CONVERGED) and np.all(r.iterations >= 2)
     assert np.abs(r.displacement - shift).max() < 0.01
+
+
+def test_the_default_tolerance_stops_after_an_update_below_0_02_voxel_and_not_above():
+    # started 0.012 voxel off along z, the first update moves every point by about 0.012: below 0.02,
+    # above 0.005; from 0.03 off it is above 0.02 and a second update is needed. The state after the
+    # last update is kept, so either way the shift is found within 0.001 voxel
+    ref, deformed, shift = _shifted_pair()
+    for off, updates in ((0.012, 1), (0.03, 2)):
+        r = local.refine_nodes(ref, deformed, NODES, np.broadcast_to(shift + (off, 0, 0), (8, 3)), subvolume_voxels=S)
+        assert np.all(r.status == Status.CONVERGED) and np.all(r.iterations == updates), off
+        assert np.abs(r.displacement - shift).max() < 1e-3
 
 
 def test_correlate_spends_at_most_its_default_budget_of_50_iterations():

@@ -218,9 +218,9 @@ def test_a_turned_subvolume_reaches_out_with_its_corners_not_its_faces():
 
 def test_the_iteration_budget_and_the_tolerance_are_the_callers():
     # a shift of (0.25, -0.2, 0.15) voxel from the integer start 0: the first Gauss-Newton update moves the
-    # subvolume by about 0.35 voxel, so one iteration cannot pass the default 5e-3 voxel test (MAX_ITERATIONS,
+    # subvolume by about 0.35 voxel, so one iteration cannot pass the default 0.02 voxel test (MAX_ITERATIONS,
     # not ok), while a 0.5 voxel tolerance is met as soon as the update is smaller than 0.5, some
-    # iterations before the default tolerance is met
+    # iterations before a tolerance of 1e-4 voxel is met
     ref = texture(0)
     deformed = fourier_shift(ref, (0.25, -0.2, 0.15))
     nodes = _nodes((16, 32), (16, 32), (16, 32))
@@ -228,8 +228,9 @@ def test_the_iteration_budget_and_the_tolerance_are_the_callers():
     assert np.all(one.status == Status.MAX_ITERATIONS) and not one.ok.any() and np.all(one.iterations == 1)
     default = _correlate(ref, deformed, nodes)
     loose = _correlate(ref, deformed, nodes, tolerance_voxels=0.5)
-    assert default.ok.all() and loose.ok.all()
-    assert np.all(loose.iterations < default.iterations)
+    tight = _correlate(ref, deformed, nodes, tolerance_voxels=1e-4)
+    assert default.ok.all() and loose.ok.all() and tight.ok.all()
+    assert np.all(loose.iterations < tight.iterations)
     assert np.abs(default.displacement - (0.25, -0.2, 0.15)).max() < 5e-3
 
 
