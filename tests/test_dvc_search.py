@@ -342,5 +342,13 @@ def test_the_nodes_are_searched_on_as_many_threads_as_workers(monkeypatch):
     integer_search(reference, reference, nodes, 11, 3, workers=2)
     assert len(threads) == 2
     threads.clear()
+    integer_search(reference, reference, nodes[:4], 11, 3, workers=2)    # two batches: one each
+    assert len(threads) == 2
+    threads.clear()
     integer_search(reference, reference, nodes, 11, 3, workers=1)
     assert threads == {threading.get_ident()}
+    # the default, -1: as many threads as CPUs this process may use
+    threads.clear()
+    monkeypatch.setattr(search.os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    integer_search(reference, reference, nodes, 11, 3)
+    assert len(threads) == 3
