@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import analysis.dvc.local as dvc_local
 from analysis.dvc import Status, correlate, node_grid
-from analysis.dvc.consistency import THRESHOLD, lattice_neighbours, median_test
+from analysis.dvc.consistency import THRESHOLD, lattice_neighbours, median_test, neighbour_prediction
 from analysis.dvc.search import integer_search
 from synthcal.strategies import Warp, render_texture, warp_periodic
 from test_dvc import affine, texture
@@ -204,6 +204,49 @@ def test_median_test_bad_input_names_the_argument(kwargs, name):
     args.update(kwargs)
     with pytest.raises(ValueError, match=name):
         median_test(**args)
+
+
+@given(st.lists(st.floats(-0.05, 0.05), min_size=9, max_size=9), st.lists(st.floats(-20, 20), min_size=3, max_size=3))
+@settings(max_examples=25, deadline=None)
+def test_neighbour_prediction_of_a_linear_field_is_exact_with_no_spread(g, t):
+    # u = G x + t: every neighbour predicts u_j + G (x - x_j) = G x + t exactly, and its gradient is G
+    nodes = cube_grid(3)
+    gradient = np.array(g).reshape(3, 3)
+    u = nodes @ gradient.T + np.array(t)
+    ok = np.ones(27, bool)
+    ok[13] = False                       # the centre is predicted, not predicting
+    got_u, got_g, spread = neighbour_prediction(nodes, u, np.broadcast_to(gradient, (27, 3, 3)), ok)
+    np.testing.assert_allclose(got_u, u, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(got_g, np.broadcast_to(gradient, (27, 3, 3)), rtol=0, atol=0)
+    np.testing.assert_allclose(spread, 0.0, rtol=0, atol=1e-9)
+
+
+def test_neighbour_prediction_medians_a_majority_and_spreads_over_a_split():
+    # a row of five nodes along x; the middle one is predicted by its two neighbours (x = 8 and 24)
+    nodes = np.array([(0, 0, 8 * i) for i in range(5)])
+    u = np.zeros((5, 3))
+    u[1] = (0, 0, 4.0)
+    u[3] = (0, 0, -6.0)
+    ok = np.array([True, True, False, True, True])
+    got_u, got_g, spread = neighbour_prediction(nodes, u, np.zeros((5, 3, 3)), ok)
+    # two predictions, 4 and -6: the median lies between them (-1) and both are 5 from it
+    np.testing.assert_allclose(got_u[2], (0, 0, -1.0))
+    assert spread[2] == 5.0
+    # node 0 has one neighbour (node 1): its value, spread 0
+    np.testing.assert_allclose(got_u[0], u[1])
+    assert spread[0] == 0.0
+    none_ok = neighbour_prediction(nodes, u, np.zeros((5, 3, 3)), np.zeros(5, bool))
+    assert all(np.isnan(a).all() for a in none_ok)
+
+
+def test_neighbour_prediction_needs_a_gradient_and_names_bad_input():
+    nodes = cube_grid(3)
+    with pytest.raises(ValueError, match="gradient"):
+        neighbour_prediction(nodes, np.zeros((27, 3)), None, np.ones(27, bool))
+    with pytest.raises(ValueError, match="gradient"):
+        neighbour_prediction(nodes, np.zeros((27, 3)), np.zeros((27, 3)), np.ones(27, bool))
+    with pytest.raises(ValueError, match="displacement"):
+        neighbour_prediction(nodes, np.zeros((26, 3)), np.zeros((27, 3, 3)), np.ones(27, bool))
 
 
 # --- neighbour check inside correlate --------------------------------------------------------------------

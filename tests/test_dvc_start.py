@@ -1,10 +1,12 @@
 """Where each DVC node starts (analysis.dvc.local): the strategy ``correlate``'s docstring gives (issue #19).
 
 The FFT search runs on about one node per 2x2x2 block of node spacings;
-every other node starts from the median displacement of its converged
-neighbours; a node that failed is searched again within +-2 voxels of that
-median, or over the whole range where no neighbour converged; flat nodes
-are not searched again. On smooth fields every start reaches the same
+every other node starts where its converged lattice neighbours predict it
+to first order (or, without agreeing ones, from the rounded median
+displacement of the converged nodes within 2.5 spacings); a node that
+failed is searched again within +-2 voxels of that median, or over the
+whole range where no neighbour converged; flat nodes are not searched
+again. On smooth fields every start reaches the same
 match, so these choices show in what is searched and from where, which the
 tests record by wrapping the search and the Gauss-Newton pass. The
 expected node sets are worked out from the definitions (blocks counted in a
@@ -162,15 +164,65 @@ def test_the_search_runs_on_one_node_per_block_and_the_others_start_from_their_n
     got_nodes, radius, guess = rec.searches[0]
     assert _rows(got_nodes) == _rows(nodes[searched]) and radius == 3 and guess is None
 
-    # two runs: the searched nodes from their search, then every other node from its neighbours' median
+    # two runs: the searched nodes from their search (integer translations), then every other node from
+    # its lattice neighbours' first-order predictions. Nothing is re-run, so the searched nodes' final
+    # warps are the ones the others were predicted from
     assert len(rec.runs) == 2
     (idx1, w1), (idx2, w2) = rec.runs
     assert sorted(idx1) == searched
+    np.testing.assert_array_equal(w1[:, :, :3], np.broadcast_to(np.eye(3), (len(idx1), 3, 3)))
+    np.testing.assert_array_equal(w1[:, :, 3], nodes[idx1] + shift)
     rest = sorted(set(range(len(nodes))) - set(searched))
     assert sorted(idx2) == rest
-    for idx, w in rec.runs:
-        np.testing.assert_array_equal(w[:, :, :3], np.broadcast_to(np.eye(3), (len(idx), 3, 3)))
-        np.testing.assert_array_equal(w[:, :, 3], nodes[idx] + shift)
+    gradient = r.displacement_gradient
+    for i, w in zip(idx2, w2):
+        near = [j for j in searched if np.abs(nodes[j] - nodes[i]).max() == 8]     # lattice neighbours
+        assert near
+        predicted = [r.displacement[j] + gradient[j] @ (nodes[i] - nodes[j]) for j in near]
+        np.testing.assert_allclose(w[:, 3], nodes[i] + np.median(predicted, axis=0), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(w[:, :3], np.eye(3) + np.median([gradient[j] for j in near], axis=0),
+                                   rtol=0, atol=1e-12)
+    assert np.abs(w2[:, :, 3] - nodes[idx2] - shift).max() < 1e-2   # sub-voxel starts, not rounded ones
+
+
+@pytest.mark.parametrize("gap, used", [(2.0, True), (2.002, False)])
+def test_a_first_order_start_needs_neighbours_that_agree_within_a_voxel(gap, used):
+    # the middle of three nodes 8 voxels apart in x, predicted by the two outer ones: 1.5 and 1.5 - gap
+    # in x, so the median is between them and both deviate from it by gap / 2 (the spread)
+    nodes = np.array([(0, 0, 0), (0, 0, 8), (0, 0, 16)])
+    warps = np.zeros((3, 3, 4))
+    warps[:, :, :3] = np.eye(3)
+    warps[:, :, 3] = nodes
+    warps[0, 2, 3] += 1.5
+    warps[2, 2, 3] += 1.5 - gap
+    ok = np.array([True, False, True])
+    start = local._first_order_start(nodes, warps, ok, lattice_neighbours(nodes), np.array([1]))
+    if used:
+        np.testing.assert_allclose(start[0], [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 8 + 1.5 - gap / 2]])
+    else:
+        assert np.isnan(start).all()
+
+
+def test_off_the_lattice_the_others_start_from_the_rounded_median_of_the_nearest(monkeypatch):
+    # the 64 nodes of a 4x4x4 grid, one moved by a voxel on every axis: the lattice step becomes one voxel,
+    # so no node has a lattice neighbour, and each that is not searched starts from the rounded median
+    # displacement of the converged nodes within 2.5 spacings (all of them moved by the same integer shift)
+    shift = np.array([2, -1, 1])
+    ref = texture(0).astype(np.float32)
+    deformed = np.roll(ref, shift, axis=(0, 1, 2))
+    axis = (10, 18, 26, 34)
+    nodes = np.array([(z, y, x) for z in axis for y in axis for x in axis])
+    nodes[-1] -= 1
+    rec = _Recorder(monkeypatch)
+    r = correlate(ref, deformed, subvolume_voxels=S, node_spacing_voxels=8, max_displacement_voxels=3, nodes=nodes)
+    assert r.ok.all() and (lattice_neighbours(nodes) < 0).all()
+    searched = _first_per_block(nodes, 8.0)
+    assert len(rec.runs) == 2 and sorted(rec.runs[0][0]) == searched
+    assert len(rec.searches) == 1          # started from the median, not searched again as failures
+    idx, w = rec.runs[1]
+    assert sorted(idx) == sorted(set(range(64)) - set(searched))
+    np.testing.assert_array_equal(w[:, :, :3], np.broadcast_to(np.eye(3), (len(idx), 3, 3)))
+    np.testing.assert_array_equal(w[:, :, 3], nodes[idx] + shift)
 
 
 def test_a_failed_node_is_searched_again_near_its_neighbours_or_everywhere_and_a_flat_one_is_not(monkeypatch):

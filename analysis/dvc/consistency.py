@@ -146,6 +146,63 @@ def median_test(nodes, displacement, ok, *, gradient=None, neighbours=None, eps_
     >>> round(float(residual[13]), 6), expected[13].tolist()
     (5.0, [0.0, 0.0, 0.0])
     """
+    nodes, displacement, ok, gradient, nb = _checked(nodes, displacement, ok, gradient, neighbours)
+    if not eps_voxels > 0:
+        raise ValueError(f"eps_voxels: expected > 0, got {eps_voxels!r}")
+    use, pred = _predictions(nodes, displacement, ok, gradient, nb)
+    expected = _nanmedian(pred)
+    spread = _nanmedian(np.abs(pred - expected[:, None, :]))
+    residual = (np.abs(displacement - expected) / (spread + eps_voxels)).max(axis=1)
+    tested = ok & (use.sum(axis=1) >= min_neighbours)
+    return np.where(tested, residual, np.nan), expected
+
+
+def neighbour_prediction(nodes, displacement, gradient, ok, *, neighbours=None):
+    """Each node's displacement and displacement gradient as its ok lattice neighbours predict them.
+
+    The displacement is the componentwise median of the neighbours'
+    first-order predictions ``u_i + G_i (x - x_i)`` (the ``expected`` of
+    :func:`median_test`), the gradient the componentwise median of their
+    ``G_i``: on a linear field both are exact, so a node started there
+    needs no search and few Gauss–Newton iterations.
+
+    Parameters
+    ----------
+    nodes, displacement, neighbours
+        As for :func:`median_test`.
+    gradient : numpy.ndarray
+        (N, 3, 3) displacement gradient du_i/dx_j, dimensionless; only
+        ``ok`` rows are read.
+    ok : numpy.ndarray
+        (N,) bool, the nodes that predict.
+
+    Returns
+    -------
+    displacement : numpy.ndarray
+        (N, 3) voxels, NaN for a node without ok neighbours.
+    gradient : numpy.ndarray
+        (N, 3, 3) dimensionless, NaN for a node without ok neighbours.
+    spread : numpy.ndarray
+        (N,) largest over the three components of the median absolute
+        deviation of the predictions from ``displacement`` (the ``r_m`` of
+        :func:`median_test`), voxels: large where the neighbours disagree,
+        e.g. split between a true and a false match, when ``displacement``
+        lies between them. NaN for a node without ok neighbours.
+    """
+    if gradient is None:
+        raise ValueError("gradient: expected an (N, 3, 3) array, got None")
+    nodes, displacement, ok, gradient, nb = _checked(nodes, displacement, ok, gradient, neighbours)
+    use, pred = _predictions(nodes, displacement, ok, gradient, nb)
+    j = np.where(use, nb, 0)
+    g = np.where(use[:, :, None], gradient[j].reshape(len(nodes), nb.shape[1], 9), np.nan)
+    g = np.stack([_nanmedian(g[:, :, c]) for c in range(9)], axis=1).reshape(len(nodes), 3, 3)
+    expected = _nanmedian(pred)
+    spread = _nanmedian(np.abs(pred - expected[:, None, :])).max(axis=1)
+    return expected, g, spread
+
+
+def _checked(nodes, displacement, ok, gradient, neighbours):
+    """The arguments of median_test / neighbour_prediction as arrays, shapes checked, and the neighbour table."""
     nodes = np.asarray(nodes)
     displacement = np.asarray(displacement, dtype=np.float64)
     ok = np.asarray(ok, dtype=bool)
@@ -158,11 +215,14 @@ def median_test(nodes, displacement, ok, *, gradient=None, neighbours=None, eps_
         gradient = np.asarray(gradient, dtype=np.float64)
         if gradient.shape != (n, 3, 3):
             raise ValueError(f"gradient: expected shape ({n}, 3, 3), got {gradient.shape}")
-    if not eps_voxels > 0:
-        raise ValueError(f"eps_voxels: expected > 0, got {eps_voxels!r}")
     nb = lattice_neighbours(nodes) if neighbours is None else np.asarray(neighbours)
     if nb.shape != (n, len(_OFFSETS)):
         raise ValueError(f"neighbours: expected shape ({n}, {len(_OFFSETS)}), got {nb.shape}")
+    return nodes, displacement, ok, gradient, nb
+
+
+def _predictions(nodes, displacement, ok, gradient, nb):
+    """(N, 26) mask of ok neighbours and (N, 26, 3) their predictions of each node (NaN where none)."""
     use = (nb >= 0) & ok[np.maximum(nb, 0)]
     j = np.where(use, nb, 0)
     pred = displacement[j]                                                    # (N, 26, 3)
@@ -171,11 +231,7 @@ def median_test(nodes, displacement, ok, *, gradient=None, neighbours=None, eps_
         for m in range(nb.shape[1]):   # 26 offsets; keeps the (N, 26, 3, 3) gather out of memory
             pred[:, m] += np.einsum("nab,nb->na", gradient[j[:, m]], pos - pos[j[:, m]])
     pred[~use] = np.nan
-    expected = _nanmedian(pred)
-    spread = _nanmedian(np.abs(pred - expected[:, None, :]))
-    residual = (np.abs(displacement - expected) / (spread + eps_voxels)).max(axis=1)
-    tested = ok & (use.sum(axis=1) >= min_neighbours)
-    return np.where(tested, residual, np.nan), expected
+    return use, pred
 
 
 def _nanmedian(a):

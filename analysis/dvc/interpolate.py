@@ -48,7 +48,10 @@ def _bspline(coef: ti.template(), pz, py, px):
 # Taichi hands a CPU loop to its threads in blocks of at least 512 iterations, so a loop over the
 # nodes of a batch (a few hundred) would run on one thread: the kernels below loop over (node, part)
 # pairs, each summing one part of a node's points, and the parts are added afterwards in numpy.
-_PARTS = 16   # parts of a general point set (a cube is split into its z-rows)
+_PARTS = 16   # parts of a general point set
+# a cube is split into its z-rows, and each row into this many runs of y-lines: a Gauss-Newton batch
+# ends with a few slow nodes (down to 1-10 of 384), which would otherwise run on one thread
+_ROW_PARTS = 4
 
 
 @ti.func
@@ -100,13 +103,16 @@ def _cube_correlation_sums(coef: ti.types.ndarray(dtype=ti.f32, ndim=3),
                            fn: ti.types.ndarray(dtype=ti.f32, ndim=2),
                            grad: ti.types.ndarray(dtype=ti.f32, ndim=3),
                            partial: ti.types.ndarray(dtype=ti.f64, ndim=3)):
-    # _correlation_sums for cubic point sets, one (node, z-row) per iteration, positions built per row
+    # _correlation_sums for cubic point sets, one (node, z-row, part of its y-lines) per iteration,
+    # positions built per x-line
     half = edge // 2
-    for b, k in ti.ndrange(warp.shape[0], edge):
+    lines = (edge + _ROW_PARTS - 1) // _ROW_PARTS
+    for b, k, q in ti.ndrange(warp.shape[0], edge, _ROW_PARTS):
         acc = ti.Vector.zero(ti.f64, 15)
         oz = ti.cast(k - half, ti.f64)
-        v = k * edge * edge
-        for j in range(edge):
+        j0 = q * lines
+        v = (k * edge + j0) * edge
+        for j in range(j0, ti.min(j0 + lines, edge)):
             oy = ti.cast(j - half, ti.f64)
             rz = warp[b, 0, 0] * oz + warp[b, 0, 1] * oy + warp[b, 0, 3]
             ry = warp[b, 1, 0] * oz + warp[b, 1, 1] * oy + warp[b, 1, 3]
@@ -118,7 +124,7 @@ def _cube_correlation_sums(coef: ti.types.ndarray(dtype=ti.f32, ndim=3),
                 _accumulate(acc, gd, ti.cast(fn[b, v], ti.f64), oz, oy, ox, grad, b, v)
                 v += 1
         for c in ti.static(range(15)):
-            partial[b, k, c] = acc[c]
+            partial[b, k * _ROW_PARTS + q, c] = acc[c]
 
 
 @ti.kernel
@@ -197,7 +203,7 @@ class SplineVolume:
         fn = np.ascontiguousarray(fn, dtype=np.float32)
         grad = np.ascontiguousarray(grad, dtype=np.float32)
         if given is None and cube_edge is not None:
-            partial = np.empty((len(warps), int(cube_edge), 15), dtype=np.float64)
+            partial = np.empty((len(warps), int(cube_edge) * _ROW_PARTS, 15), dtype=np.float64)
             _cube_correlation_sums(self._coef, warps, int(cube_edge), fn, grad, partial)
             return partial.sum(axis=1)
         dummy = given is None
