@@ -253,6 +253,35 @@ def test_a_failed_node_is_searched_again_near_its_neighbours_or_everywhere_and_a
     assert everywhere[1] == 3 and everywhere[2] is None
 
 
+@pytest.mark.parametrize("max_iterations", [50, 1])   # with 1, one face node ends its first pass MAX_ITERATIONS
+def test_a_failed_node_whose_neighbours_put_its_match_out_of_the_volume_is_outside_without_a_search(
+        monkeypatch, max_iterations):
+    # material moves 6 voxels in +x: the nodes at x = 36 would match at x = 42, whose subvolume (to x = 50)
+    # leaves the 48-voxel volume, so they fail; their converged neighbours' guess of +6 leaves no shift
+    # within +-2 that keeps the subvolume inside (corner 34 - 2 + 17 = 49 > 48), so they are not searched
+    # again and are OUTSIDE at that guess, as a search and Gauss-Newton from it would end
+    shift = np.array([0, 0, 6])
+    ref = texture(0).astype(np.float32)
+    deformed = np.roll(ref, shift, axis=(0, 1, 2))
+    nodes = np.array([(z, y, x) for z in (16, 32) for y in (16, 32) for x in (12, 20, 28, 36)])
+    rec = _Recorder(monkeypatch)
+    r = correlate(ref, deformed, subvolume_voxels=S, node_spacing_voxels=8, max_displacement_voxels=7, nodes=nodes,
+                  max_iterations=max_iterations)
+    face = nodes[:, 2] == 36
+    assert r.ok[~face].all() and np.abs(r.displacement[~face] - shift).max() < 1e-3
+    assert np.all(r.status[face] == Status.OUTSIDE) and np.all(r.cc[face] == 0) and np.all(r.iterations[face] == 0)
+    assert not any(_rows(got) & _rows(nodes[face]) for got, _, _ in rec.searches[1:])
+    assert not any(set(idx) & set(np.flatnonzero(face)) for idx, _ in rec.runs[1:])
+
+
+@pytest.mark.parametrize("corner, fits", [(-2, True), (-3, False), (33, True), (34, False)])
+def test_a_local_search_fits_while_one_of_its_shifts_keeps_the_subvolume_inside(corner, fits):
+    # edge 17 in 48 voxels, shifts -2..+2: some shift keeps the subvolume inside while corner + 2 >= 0
+    # (the largest shift reaches back in from below) and corner - 2 + 17 <= 48 (the smallest from above)
+    corners = np.array([[10, 10, corner]])
+    assert local._search_fits(corners, 17, 2, (48, 48, 48))[0] == fits
+
+
 class _FalsePeaks:
     """A stand-in for the Gauss-Newton pass: node i always "converges" at ``found[i]`` with CC 1.
 

@@ -229,8 +229,14 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
         retry = np.flatnonzero(live & ~ok & (status != Status.FLAT))
         guess = _neighbour_guess(nodes, warps[:, :, 3] - nodes, ok, retry)
         has = ~np.isnan(guess[:, 0])
-        for sel, r, g in ((retry[has], _RESCUE_RADIUS_VOXELS, np.round(guess[has]).astype(np.int64)),
-                          (retry[~has], radius, None)):
+        near, g_near = retry[has], np.round(guess[has]).astype(np.int64)
+        # where the neighbours put the match out of the volume (a large motion at a face), no shift the
+        # local search may try keeps the subvolume inside: the node is OUTSIDE at that guess, as a search
+        # and Gauss-Newton would find, without running them
+        fits = _search_fits(nodes[near] + g_near - s // 2, s, _RESCUE_RADIUS_VOXELS, deformed.shape)
+        gone = near[~fits]
+        cc[gone], iterations[gone], status[gone] = 0.0, 0, Status.OUTSIDE
+        for sel, r, g in ((near[fits], _RESCUE_RADIUS_VOXELS, g_near[fits]), (retry[~has], radius, None)):
             if len(sel):
                 d_int, _ = integer_search(reference, deformed, nodes[sel], s, r, g)
                 step.run(sel, _translation_warps(nodes[sel], d_int), True, warps, cc, iterations, status)
@@ -422,6 +428,11 @@ def _sparse_subset(nodes):
     cells = np.floor(nodes / (2.0 * spacing)).astype(np.int64)
     _, first = np.unique(cells, axis=0, return_index=True)
     return np.sort(first)
+
+
+def _search_fits(corners, s, r, shape):
+    """Whether some shift within +-r of each subvolume corner (edge s) keeps the subvolume inside ``shape``."""
+    return np.all((corners + r >= 0) & (corners - r + s <= np.asarray(shape)), axis=1)
 
 
 def _translation_warps(nodes, displacement):
