@@ -55,56 +55,92 @@ codes (synthcal ``ok``, spam ``returnStatus == 2``): "RMS vox" against the
 truth u(node), "RMS cube" against the mean of u over the node's subvolume
 (the same for affine fields; for the sine it removes the shape-function
 bias and leaves the measurement error). Each code's ok fraction is printed,
-and the nodes trusted by one code only, with their RMS. Times are the best
-of ``REPEATS`` runs of each code: wall clock, and CPU seconds (all threads
-and worker processes), which is steadier when other jobs share the cores.
-The worst-case row takes the lowest speed ratios (spam time / synthcal
-time) and the highest RMS ratio (synthcal / spam) over the cases.
+and the nodes trusted by one code only, with their RMS. Each case runs the
+two codes in turn, ``REPEATS`` times each (synthcal, spam, synthcal, ...):
+times are medians, wall clock and CPU seconds (all threads and worker
+processes, steadier when other jobs share the cores), and each speed ratio
+(spam time / synthcal time) is the median of the ratios of the pairs, with
+their range: a drift of the machine's speed during a case then moves both
+codes alike. The worst-case row takes the lowest speed ratios and the
+highest RMS ratio (synthcal / spam) over the cases.
 Afterwards the case where synthcal is slowest is run once more with timers
 around its stages (and cProfile).
 
 Latest table (2-core x86_64 VM, quiet but for this script: load average
-1.0-2.6 with spam's two workers; python 3.11.7, numpy 2.4.6, scipy
-1.17.1, taichi 1.7.4, spam 0.9.1; REPEATS = 3), after synthcal's DVC
-learnt to use both cores and its Gauss–Newton tolerance went from 0.005
-to 0.02 voxel (both below), and after the stall exit (a node whose CC is
-still below 0.3 after 10 Gauss–Newton iterations stops; none of these
-cases has such a node)::
+0.9-2.5 with spam's two workers; python 3.11.7, numpy 2.4.6, scipy
+1.17.1, taichi 1.7.4, spam 0.9.1; REPEATS = 5 alternating runs per code
+and case, medians), after the unsearched nodes learnt to start from their
+neighbours' first-order predictions (below)::
 
-    Run of 2026-12-03 19:52 UTC, x86_64 2 cpus, load average 0.3 1.3 2.5; python 3.11.7, numpy 2.4.6, scipy 1.17.1, taichi 1.7.4, spam 0.9.1
-    2197 nodes, subvolume 17^3, spacing 8, volume (128, 128, 128), 2 processes/threads, best of 3; spam starts from the truth rounded to voxels, synthcal searches
+    Run of 2026-12-03 22:35 UTC, x86_64 2 cpus, load average 0.9 1.4 1.5; python 3.11.7, numpy 2.4.6, scipy 1.17.1, taichi 1.7.4, spam 0.9.1
+    2197 nodes, subvolume 17^3, spacing 8, volume (128, 128, 128), 2 processes/threads, 5 alternating runs each, medians; spam starts from the truth rounded to voxels, synthcal searches
     case           code       ms/node  nodes/s nodes/cpu-s  RMS vox RMS cube   ok %
-    gauss-shift    synthcal      0.45     2222        1398   0.0017   0.0017  100.0
-    gauss-shift    spam          1.73      580         325   0.0160   0.0160  100.0
-    gauss-shift    ratio     speed x3.8 (wall), x4.3 (cpu); RMS synthcal/spam 0.11 on 2197 nodes; search +-5 vox; load average 1.0 1.4 2.5
-    gauss-affine   synthcal      0.40     2481        1531   0.0017   0.0017  100.0
-    gauss-affine   spam          1.71      586         325   0.0149   0.0149  100.0
-    gauss-affine   ratio     speed x4.2 (wall), x4.7 (cpu); RMS synthcal/spam 0.11 on 2197 nodes; search +-4 vox; load average 1.5 1.5 2.5
-    speckle-5%     synthcal      0.45     2242        1402   0.0030   0.0030  100.0
-    speckle-5%     spam          2.01      498         271   0.0188   0.0188  100.0
-    speckle-5%     ratio     speed x4.5 (wall), x5.2 (cpu); RMS synthcal/spam 0.16 on 2197 nodes; search +-11 vox; load average 2.0 1.6 2.5
-    speckle-sine   synthcal      0.50     2015        1253   0.0825   0.0082  100.0
-    speckle-sine   spam          1.89      528         288   0.0721   0.0252  100.0
-    speckle-sine   ratio     speed x3.8 (wall), x4.4 (cpu); RMS synthcal/spam 1.14 on 2197 nodes; search +-4 vox; load average 2.4 1.7 2.5
-    grains-20vox   synthcal      0.80     1243         795   0.0122   0.0122   78.1
-    grains-20vox   spam          2.86      350         186   0.0305   0.0305   91.1
-    grains-20vox   ratio     speed x3.6 (wall), x4.3 (cpu); RMS synthcal/spam 0.40 on 1716 nodes; search +-22 vox; load average 2.3 1.8 2.5
+    gauss-shift    synthcal      0.41     2446        1515   0.0017   0.0017  100.0
+    gauss-shift    spam          2.09      478         259   0.0160   0.0160  100.0
+    gauss-shift    ratio     speed x4.8 (wall; pairs x4.7-x5.9), x5.7 (cpu); RMS synthcal/spam 0.11 on 2197 nodes; search +-5 vox; load average 2.0 1.6 1.6
+    gauss-affine   synthcal      0.34     2904        1715   0.0017   0.0017  100.0
+    gauss-affine   spam          2.13      470         256   0.0149   0.0149  100.0
+    gauss-affine   ratio     speed x6.3 (wall; pairs x5.8-x6.8), x6.9 (cpu); RMS synthcal/spam 0.11 on 2197 nodes; search +-4 vox; load average 2.4 1.7 1.6
+    speckle-5%     synthcal      0.48     2075        1295   0.0030   0.0030  100.0
+    speckle-5%     spam          2.31      434         235   0.0188   0.0188  100.0
+    speckle-5%     ratio     speed x4.9 (wall; pairs x4.0-x6.1), x5.6 (cpu); RMS synthcal/spam 0.16 on 2197 nodes; search +-11 vox; load average 2.4 1.8 1.6
+    speckle-sine   synthcal      0.52     1907        1117   0.0825   0.0082  100.0
+    speckle-sine   spam          2.31      433         238   0.0721   0.0252  100.0
+    speckle-sine   ratio     speed x4.4 (wall; pairs x3.9-x4.8), x4.8 (cpu); RMS synthcal/spam 1.14 on 2197 nodes; search +-4 vox; load average 2.2 1.8 1.7
+    grains-20vox   synthcal      0.73     1377         838   0.0122   0.0122   78.1
+    grains-20vox   spam          2.87      348         185   0.0305   0.0305   91.1
+    grains-20vox   ratio     speed x3.9 (wall; pairs x3.8-x4.8), x4.4 (cpu); RMS synthcal/spam 0.40 on 1716 nodes; search +-22 vox; load average 2.4 1.9 1.7
     grains-20vox   ok in one code only: spam 285 nodes, RMS 0.1596 vox
-    grains-8%      synthcal      0.52     1921        1176   0.0117   0.0117  100.0
-    grains-8%      spam          2.07      484         265   0.0216   0.0216  100.0
-    grains-8%      ratio     speed x4.0 (wall), x4.4 (cpu); RMS synthcal/spam 0.54 on 2197 nodes; search +-9 vox; load average 2.4 1.8 2.5
-    phantom-sine   synthcal      0.62     1604         948   0.0850   0.0156  100.0
-    phantom-sine   spam          2.15      465         258   0.0829   0.0451  100.0
-    phantom-sine   ratio     speed x3.4 (wall), x3.7 (cpu); RMS synthcal/spam 1.03 on 2197 nodes; search +-5 vox; load average 2.4 1.9 2.5
-    phantom-12vox  synthcal      0.79     1264         806   0.0152   0.0152   85.2
-    phantom-12vox  spam          2.69      372         203   0.0475   0.0475   99.3
-    phantom-12vox  ratio     speed x3.4 (wall), x4.0 (cpu); RMS synthcal/spam 0.32 on 1872 nodes; search +-17 vox; load average 2.6 2.0 2.5
+    grains-8%      synthcal      0.50     2010        1237   0.0117   0.0117  100.0
+    grains-8%      spam          2.00      499         271   0.0216   0.0216  100.0
+    grains-8%      ratio     speed x4.1 (wall; pairs x3.8-x4.5), x4.7 (cpu); RMS synthcal/spam 0.54 on 2197 nodes; search +-9 vox; load average 2.5 2.0 1.7
+    phantom-sine   synthcal      0.48     2104        1188   0.0851   0.0156  100.0
+    phantom-sine   spam          1.91      525         284   0.0829   0.0451  100.0
+    phantom-sine   ratio     speed x3.9 (wall; pairs x3.5-x4.2), x4.1 (cpu); RMS synthcal/spam 1.03 on 2197 nodes; search +-5 vox; load average 2.3 2.0 1.7
+    phantom-12vox  synthcal      0.55     1816        1142   0.0152   0.0152   85.2
+    phantom-12vox  spam          2.23      449         242   0.0475   0.0475   99.3
+    phantom-12vox  ratio     speed x3.8 (wall; pairs x3.4-x4.4), x4.5 (cpu); RMS synthcal/spam 0.32 on 1872 nodes; search +-17 vox; load average 2.5 2.1 1.8
     phantom-12vox  ok in one code only: spam 310 nodes, RMS 0.0986 vox
-    worst case     ratio     speed x3.4 (wall, phantom-12vox), x3.7 (cpu, phantom-sine); RMS synthcal/spam 1.14 (speckle-sine)
-    Ended 2026-12-03 19:55 UTC, load average 2.6 2.0 2.5
+    worst case     ratio     speed x3.8 (wall, phantom-12vox), x4.1 (cpu, phantom-sine); RMS synthcal/spam 1.14 (speckle-sine)
+    Ended 2026-12-03 22:40 UTC, load average 2.5 2.1 1.8
 
-A second run straight after (19:56 UTC) gave x3.4-x5.1 wall, x3.9-x5.7
-CPU, worst x3.4 (phantom-12vox) again; speckle-sine reached x5.1.
+A run of the same code ten minutes earlier (22:25 UTC) gave x3.9-x5.9
+wall (worst x3.9, phantom-12vox and grains-20vox) and x4.3-x6.6 CPU.
+Before the alternating pairs (best of 3 per code, one code after the
+other) the same code measured x3.4-x5.0 (worst grains-20vox) and
+x3.7-x6.0 (worst speckle-sine) in two runs 20 minutes apart: which case
+came out worst depended on when spam's runs fell.
+
+First-order starts (3 Dec 2026). The nodes that the FFT search does not
+visit (7 in 8) used to start from the rounded median displacement of
+their converged neighbours: an integer translation, so Gauss–Newton
+began up to half a voxel and a strain away. They now start from the
+median of their converged lattice neighbours' first-order predictions
+``u_j + G_j (x - x_j)`` and the median of their gradients
+(``analysis.dvc.consistency.neighbour_prediction``) when those agree
+within a voxel. Iterations per node of the final pass, before -> after:
+gauss-shift 3.00 -> 1.37, gauss-affine 2.74 -> 1.31, speckle-5% 3.14 ->
+1.75, speckle-sine 3.35 -> 2.86, grains-20vox 2.50 -> 1.76, grains-8%
+3.61 -> 2.24, phantom-sine 4.26 -> 3.46, phantom-12vox 3.80 -> 2.45; the
+same RMS to three decimals (the fourth moves by at most 0.00004 voxel).
+On the sine fields the curvature between neighbours 8-14 voxels apart
+leaves the prediction tenths of a voxel off, so the gain is smallest
+there. In-process A/B of the two versions, alternating, median of 5
+pairs: x1.05-x1.39 faster per case. With the neighbours split between a
+true and a false match (repeated texture) the median lies between the
+two, where neither basin reaches; hence the agreement condition.
+
+The Gauss–Newton batches end with a few slow nodes (1-47 of 384 for up to
+50 iterations on the large shifts); the cube kernel now splits each z-row
+of a node into 4 runs of y-lines, so that 16 nodes or more fill both
+threads (taichi gives each thread at least 512 iterations): 40 nodes
+5.2 -> 3.6 ms per call, 384 nodes unchanged. And a failed node whose
+neighbours put its match where no shift of the +-2 voxel retry keeps the
+subvolume in the volume is OUTSIDE at once, as the retry would find
+(identical results; 481 such nodes on grains-20vox).
+
+Before (3 Dec 2026, 19:52 UTC, best of 3 per code, one code after the other, with the
+integer starts): x3.4-x4.5 and x3.4-x5.1 wall in two runs, worst x3.4 (phantom-12vox).
 
 Tolerance 0.02 (3 Dec 2026, ``analysis.dvc.local.TOLERANCE_VOXELS``):
 synthcal-only runs of all eight cases at 0.005, 0.01, 0.02, 0.05 and 0.1
@@ -274,7 +310,7 @@ SHAPE = (128, 128, 128)
 SUBVOLUME = 17
 SPACING = 8
 MARGIN_VOXELS = 4           # nodes this far from the faces, at least
-REPEATS = 3                 # best of, against the noise of a shared machine
+REPEATS = 5                 # alternating runs of each code per case; times and ratios are medians
 MASTER_PAD_VOXELS = 24      # sampled textures: master volume this much larger on each side
 SINE_WAVELENGTH_VOXELS = 64.0
 SINE_PHASE_RAD = (0.3, 1.1, 2.0)
@@ -490,30 +526,25 @@ def _rms(d, true):
 
 
 def run_spam(ref, defo, nodes, guess_voxels):
+    """One run of spam's ldic from the rounded truth: displacement, ok, wall seconds, CPU seconds."""
     import spam.DIC
     phi = np.zeros((len(nodes), 4, 4))
     phi[:] = np.eye(4)
     phi[:, :3, 3] = np.round(guess_voxels)
-    times, cpus = [], []
-    for _ in range(REPEATS):
-        t, c = time.perf_counter(), _cpu_seconds()
-        with _quiet():
-            out = spam.DIC.ldic(ref, defo, nodes, np.array([SUBVOLUME // 2] * 3), processes=2, PhiField=phi)
-        times.append(time.perf_counter() - t)
-        cpus.append(_cpu_seconds() - c)
+    t, c = time.perf_counter(), _cpu_seconds()
+    with _quiet():
+        out = spam.DIC.ldic(ref, defo, nodes, np.array([SUBVOLUME // 2] * 3), processes=2, PhiField=phi)
+    wall, cpu = time.perf_counter() - t, _cpu_seconds() - c
     phi_out, rs = out[0], out[1]
-    return phi_out[:, :3, 3], rs == 2, min(times), min(cpus)
+    return phi_out[:, :3, 3], rs == 2, wall, cpu
 
 
 def run_synthcal(ref, defo, nodes, search_voxels):
-    times, cpus = [], []
-    for _ in range(REPEATS):
-        t, c = time.perf_counter(), _cpu_seconds()
-        r = correlate(ref, defo, subvolume_voxels=SUBVOLUME, node_spacing_voxels=SPACING,
-                      max_displacement_voxels=search_voxels, nodes=nodes)
-        times.append(time.perf_counter() - t)
-        cpus.append(_cpu_seconds() - c)
-    return r.displacement, r.ok, min(times), min(cpus)
+    """One run of synthcal's correlate from zero: displacement, ok, wall seconds, CPU seconds."""
+    t, c = time.perf_counter(), _cpu_seconds()
+    r = correlate(ref, defo, subvolume_voxels=SUBVOLUME, node_spacing_voxels=SPACING,
+                  max_displacement_voxels=search_voxels, nodes=nodes)
+    return r.displacement, r.ok, time.perf_counter() - t, _cpu_seconds() - c
 
 
 @contextlib.contextmanager
@@ -576,7 +607,7 @@ def main():
     start = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     print(f"Run of {start}, {platform.machine()} {os.cpu_count()} cpus, {_load()}; {_versions()}")
     print(f"{len(nodes)} nodes, subvolume {SUBVOLUME}^3, spacing {SPACING}, volume {SHAPE}, 2 processes/threads, "
-          f"best of {REPEATS}; spam starts from the truth rounded to voxels, synthcal searches")
+          f"{REPEATS} alternating runs each, medians; spam starts from the truth rounded to voxels, synthcal searches")
     head = (f"{'case':14s} {'code':9s} {'ms/node':>8s} {'nodes/s':>8s} {'nodes/cpu-s':>11s} {'RMS vox':>8s} "
             f"{'RMS cube':>8s} {'ok %':>6s}")
     print(head)
@@ -589,8 +620,16 @@ def main():
         ref, defo, field = make_case(texture, t, e, a, noise, 100 + i, samplers)
         true = field(nodes.T.astype(np.float64)).T
         search = int(np.ceil(np.abs(true).max())) + 2
-        d_sy, ok_sy, t_sy, c_sy = run_synthcal(ref, defo, nodes, search)
-        d_sp, ok_sp, t_sp, c_sp = run_spam(ref, defo, nodes, true)
+        # the codes take turns, and each ratio is one pair's: a drift of the machine's speed during the case
+        # then moves both codes' times alike instead of one code's
+        pairs = []
+        for _ in range(REPEATS):
+            d_sy, ok_sy, *sy = run_synthcal(ref, defo, nodes, search)
+            d_sp, ok_sp, *sp = run_spam(ref, defo, nodes, true)
+            pairs.append((*sy, *sp))
+        t_sy, c_sy, t_sp, c_sp = np.median(pairs, axis=0)
+        wall_ratio, cpu_ratio = (np.median([p[2 + k] / p[k] for p in pairs]) for k in (0, 1))
+        spread = [p[2] / p[0] for p in pairs]
         both = ok_sy & ok_sp
         mean = cube_mean_truth(field, nodes)
         rms = {k: _rms(d[both], true[both]) for k, d in (("synthcal", d_sy), ("spam", d_sp))}
@@ -598,8 +637,9 @@ def main():
         for code, dt, cpu, ok in (("synthcal", t_sy, c_sy, ok_sy), ("spam", t_sp, c_sp, ok_sp)):
             print(f"{name:14s} {code:9s} {1e3 * dt / len(nodes):8.2f} {len(nodes) / dt:8.0f} {len(nodes) / cpu:11.0f} "
                   f"{rms[code]:8.4f} {rms_mean[code]:8.4f} {100 * ok.mean():6.1f}")
-        rows.append((name, t_sp / t_sy, c_sp / c_sy, rms["synthcal"] / rms["spam"], t_sy, search))
-        print(f"{name:14s} ratio     speed x{t_sp / t_sy:.1f} (wall), x{c_sp / c_sy:.1f} (cpu); RMS synthcal/spam "
+        rows.append((name, wall_ratio, cpu_ratio, rms["synthcal"] / rms["spam"], t_sy, search))
+        print(f"{name:14s} ratio     speed x{wall_ratio:.1f} (wall; pairs x{min(spread):.1f}-x{max(spread):.1f}), "
+              f"x{cpu_ratio:.1f} (cpu); RMS synthcal/spam "
               f"{rms['synthcal'] / rms['spam']:.2f} on {both.sum()} nodes; search +-{search} vox; {_load()}",
               flush=True)
         alone = [(code, sel.sum(), _rms(d[sel], true[sel])) for code, sel, d in

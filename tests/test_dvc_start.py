@@ -203,6 +203,27 @@ def test_a_first_order_start_needs_neighbours_that_agree_within_a_voxel(gap, use
         assert np.isnan(start).all()
 
 
+@pytest.mark.parametrize("which", [np.array([1]), np.array([], dtype=int)])
+def test_a_rigid_first_order_start_is_a_rotation(which):
+    # the outer two of three nodes turned by 1 and 2 degrees about z (their predictions of the middle one
+    # agree within 0.2 voxel): the componentwise median of two rotations (their mean) is no rotation, so
+    # a rigid start is projected back onto one (1.5 degrees)
+    def turn(deg):
+        c, s = np.cos(np.radians(deg)), np.sin(np.radians(deg))
+        return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
+
+    nodes = np.array([(0, 0, 0), (0, 0, 8), (0, 0, 16)])
+    warps = np.zeros((3, 3, 4))
+    warps[:, :, :3] = [turn(1), np.eye(3), turn(2)]
+    warps[:, :, 3] = nodes
+    ok = np.array([True, False, True])
+    start = local._first_order_start(nodes, warps, ok, lattice_neighbours(nodes), which, "rigid")
+    assert start.shape == (len(which), 3, 4)
+    for r in start[:, :, :3]:
+        np.testing.assert_allclose(r @ r.T, np.eye(3), atol=1e-12)
+        np.testing.assert_allclose(r, turn(1.5), atol=1e-12)
+
+
 def test_off_the_lattice_the_others_start_from_the_rounded_median_of_the_nearest(monkeypatch):
     # the 64 nodes of a 4x4x4 grid, one moved by a voxel on every axis: the lattice step becomes one voxel,
     # so no node has a lattice neighbour, and each that is not searched starts from the rounded median

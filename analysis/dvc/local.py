@@ -7,7 +7,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from analysis.dvc.consistency import MIN_NEIGHBOURS, THRESHOLD, lattice_neighbours, median_test, neighbour_prediction
-from analysis.dvc.gauss_newton import refine
+from analysis.dvc.gauss_newton import nearest_rotation, refine
 from analysis.dvc.grid import extract_cubes, inside_fraction, node_grid, subvolume_offsets
 from analysis.dvc.interpolate import SplineVolume, device_array
 from analysis.dvc.reference import cube_terms
@@ -103,9 +103,11 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
     found from a zero start. Every other node starts where its converged
     lattice neighbours predict it to first order (the medians of their
     ``u_j + G_j (x - x_j)`` and of their gradients ``G_j``, see
-    :func:`analysis.dvc.consistency.neighbour_prediction`), or, with none
-    on its lattice (irregular nodes), from the rounded median displacement
-    of the converged nodes within 2.5 spacings. Each node is then refined to
+    :func:`analysis.dvc.consistency.neighbour_prediction`) when those
+    predictions agree within a voxel; otherwise (neighbours split between
+    matches, or none on its lattice, e.g. irregular nodes) from the rounded
+    median displacement of the converged nodes within 2.5 spacings. Each
+    node is then refined to
     subvoxel accuracy by inverse-compositional Gauss–Newton with a
     first-order (12-parameter affine) shape function, or a rigid one (6
     parameters: translation and rotation), on cubic B-spline
@@ -214,7 +216,7 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
         # with the neighbours' gradient: 1.2-2.2 times fewer iterations than from their rounded median
         # displacement on the cases of benchmarks/dvc_vs_spam.py); off the lattice, from that median
         rest = np.setdiff1d(fresh, searched)
-        start = _first_order_start(nodes, warps, ok, neighbours, rest)
+        start = _first_order_start(nodes, warps, ok, neighbours, rest, shape_function)
         has = np.isfinite(start[:, 0, 0])
         step.run(rest[has], start[has], False, warps, cc, iterations, status)
         rest = rest[~has]
@@ -447,17 +449,19 @@ def _judge(status, cc, min_cc, live):
     return live & (status == Status.CONVERGED)
 
 
-def _first_order_start(nodes, warps, ok, neighbours, which):
+def _first_order_start(nodes, warps, ok, neighbours, which, shape_function="affine"):
     """(m, 3, 4) start warps of nodes ``which`` from their ok lattice neighbours' predictions.
 
     NaN where no neighbour is ok or where their predictions spread by more
-    than ``_START_SPREAD_VOXELS``.
+    than ``_START_SPREAD_VOXELS``. For a rigid shape function the median
+    of the neighbours' rotations is projected back onto a rotation.
     """
     displacement, gradient, spread = neighbour_prediction(nodes, warps[:, :, 3] - nodes,
                                                           warps[:, :, :3] - np.eye(3), ok, neighbours=neighbours)
     out = np.full((len(which), 3, 4), np.nan)
     agree = spread[which] <= _START_SPREAD_VOXELS   # NaN (no neighbour) compares False
-    out[agree, :, :3] = gradient[which[agree]] + np.eye(3)
+    linear = gradient[which[agree]] + np.eye(3)
+    out[agree, :, :3] = nearest_rotation(linear) if shape_function == "rigid" else linear
     out[agree, :, 3] = nodes[which[agree]] + displacement[which[agree]]
     return out
 
