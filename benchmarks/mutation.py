@@ -1058,6 +1058,29 @@ unchanged but for the default tolerance, now ``TOLERANCE_VOXELS`` (0.02),
 which ``test_the_default_tolerance_stops_after_an_update_below_0_02_voxel_and_not_above``
 pins from both sides.
 
+Eighteenth pass (3 Dec 2026, issue #14's first-order starts): the cube
+kernel split into runs of y-lines (``_ROW_PARTS``), measured from the
+cache; ``consistency.py``'s new ``neighbour_prediction`` and the helpers
+it now shares with ``median_test`` (``_checked``, ``_predictions``),
+measured fresh with ``--functions neighbour_prediction _predictions
+_checked median_test`` (2 CPU cores, quiet)::
+
+    module            file                        mutants  killed  survived  other   score    min
+    dvc-interpolate   analysis/dvc/interpolate.py     157     143        14      0   91.1%    5.0
+    dvc-consistency   analysis/dvc/consistency.py     197     188         9      0   95.4%    4.2
+
+dvc-interpolate: the same 14 equivalent survivors as the seventeenth
+pass (below). dvc-consistency: 1 of the 9 killed by a test written for it
+and planted by hand (``j = np.where(None, nb, 0)`` took node 0's gradient
+for every neighbour; ``test_neighbour_prediction_takes_each_neighbours_own_gradient``):
+189/197 = 95.9 %; the other 8 equivalent: the error message of a missing
+gradient with ``XX`` around it or in lower case (2; it still names
+``gradient``), ``neighbours`` not passed on (recomputed, the same table;
+1), ``gradient`` and ``nodes`` cast with ``dtype=None`` or without a
+dtype (float64 either way for the float arrays ``correlate`` passes, and
+``astype(None)`` is float64; 3), the einsum's subscripts in capitals (the
+same labels; 1), ``pred[~use] = None`` (stored as NaN; 1).
+
 Survivors judged equivalent (no result can change):
 
 - score-run, 6: ``best_fit``'s 4 (ninth pass: ``valid=fit.ok`` dropped or

@@ -239,6 +239,22 @@ def test_neighbour_prediction_medians_a_majority_and_spreads_over_a_split():
     assert all(np.isnan(a).all() for a in none_ok)
 
 
+def test_neighbour_prediction_takes_each_neighbours_own_gradient():
+    # the middle of three nodes 8 voxels apart in x, its two neighbours with different gradients: the
+    # gradient is their median (the mean of two), the displacement the median of u_j + G_j (x - x_j)
+    nodes = np.array([(0, 0, 0), (0, 0, 8), (0, 0, 16)])
+    g = np.zeros((3, 3, 3))
+    g[0, 2, 2] = 0.01           # du_x/dx of the node at x = 0
+    g[2, 0, 2] = -0.02          # du_z/dx of the node at x = 16
+    u = np.zeros((3, 3))
+    ok = np.array([True, False, True])
+    got_u, got_g, spread = neighbour_prediction(nodes, u, g, ok)
+    np.testing.assert_allclose(got_g[1], (g[0] + g[2]) / 2, rtol=0, atol=1e-15)
+    # node 0 predicts (0, 0, 0.08), node 2 predicts (0.16, 0, 0): medians 0.08 and 0.04, spread 0.08
+    np.testing.assert_allclose(got_u[1], (0.08, 0.0, 0.04), rtol=0, atol=1e-15)
+    assert spread[1] == pytest.approx(0.08, abs=1e-15)
+
+
 def test_neighbour_prediction_needs_a_gradient_and_names_bad_input():
     nodes = cube_grid(3)
     with pytest.raises(ValueError, match="gradient"):
