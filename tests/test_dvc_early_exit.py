@@ -20,7 +20,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+import analysis.dvc.local as dvc_local
 from analysis.dvc import Status, refine_nodes
 from analysis.dvc.gauss_newton import refine, reference_terms
 from analysis.dvc.grid import subvolume_offsets
@@ -221,7 +223,7 @@ def test_the_stall_test_looks_once_so_a_cc_that_falls_later_does_not_stop_the_no
 
 def test_the_dvc_lets_a_slow_node_above_the_stall_cc_run_to_the_iteration_limit():
     # at a tolerance of 0 nothing converges: the node on its own texture, CC 1 after 10 iterations, must
-    # not be stopped by the stall test (CC below 0.3 after 10 iterations) and reaches the limit
+    # not be stopped by the stall test (CC below 0.5 after 10 iterations) and reaches the limit
     ref = texture(0).astype(np.float32)
     r = refine_nodes(ref, ref, _nodes((12,), (24,), (24,)), np.array([[0.4, 0.0, 0.0]]), subvolume_voxels=S,
                      max_iterations=LIMIT, tolerance_voxels=0.0)
@@ -237,3 +239,26 @@ def test_after_a_stall_the_nodes_left_in_the_batch_iterate_on_as_if_alone():
     assert r.iterations.tolist() == [10, LIMIT] and alone.iterations.tolist() == [LIMIT]
     assert r.status.tolist() == [Status.MAX_ITERATIONS, Status.MAX_ITERATIONS]
     assert r.cc[1] == alone.cc[0] and r.cc[1] > 0.99
+
+
+@pytest.mark.parametrize("call, min_cc, stall_cc", [("correlate", None, 0.5), ("correlate", 0.3, 0.3),
+                                                    ("refine_nodes", 0.8, 0.5), ("refine_nodes", 0.45, 0.45)])
+def test_the_dvc_stalls_below_a_cc_of_one_half_or_min_cc_if_lower(monkeypatch, call, min_cc, stall_cc):
+    # stopped at 0.5 after 10 iterations, but never for a CC that the caller's min_cc accepts
+    seen = []
+    refine = dvc_local.refine
+
+    def recorded(*args, **kwargs):
+        seen.append((kwargs["stall_iterations"], kwargs["stall_cc"]))
+        return refine(*args, **kwargs)
+
+    monkeypatch.setattr(dvc_local, "refine", recorded)
+    ref = texture(0).astype(np.float32)
+    nodes = _nodes((16, 32), (24,), (24,))
+    kwargs = {} if min_cc is None else dict(min_cc=min_cc)
+    if call == "correlate":
+        dvc_local.correlate(ref, ref, subvolume_voxels=S, node_spacing_voxels=8, max_displacement_voxels=1,
+                            nodes=nodes, **kwargs)
+    else:
+        dvc_local.refine_nodes(ref, ref, nodes, np.zeros((2, 3)), subvolume_voxels=S, **kwargs)
+    assert seen and set(seen) == {(10, stall_cc)}

@@ -317,7 +317,8 @@ def test_an_outlier_is_searched_again_around_what_its_neighbours_expect():
     ref = texture(0).astype(np.float32)
     deformed = np.roll(ref, tuple(shift), axis=(0, 1, 2))          # periodic texture: an exact shift
     nodes = _nodes((16, 24, 32), (16, 24, 32), (12, 20, 28))
-    step = _Pass(device_array(ref, "cpu"), deformed, SplineVolume(deformed), nodes, S, 50, 1e-3, "affine", "cpu")
+    step = _Pass(device_array(ref, "cpu"), deformed, SplineVolume(deformed), nodes, S, 50, 1e-3, "affine", "cpu",
+                 0.5)
     displacement = np.broadcast_to(shift, nodes.shape).astype(float).copy()
     displacement[13] = (0, 0, 1)
     warps = _warps_at(nodes, displacement)
