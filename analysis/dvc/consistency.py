@@ -195,7 +195,7 @@ def neighbour_prediction(nodes, displacement, gradient, ok, *, neighbours=None):
     use, pred = _predictions(nodes, displacement, ok, gradient, nb)
     j = np.where(use, nb, 0)
     g = np.where(use[:, :, None], gradient[j].reshape(len(nodes), nb.shape[1], 9), np.nan)
-    g = np.stack([_nanmedian(g[:, :, c]) for c in range(9)], axis=1).reshape(len(nodes), 3, 3)
+    g = _nanmedian(g).reshape(len(nodes), 3, 3)
     expected = _nanmedian(pred)
     spread = _nanmedian(np.abs(pred - expected[:, None, :])).max(axis=1)
     return expected, g, spread

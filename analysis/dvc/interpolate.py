@@ -50,7 +50,8 @@ def _bspline(coef: ti.template(), pz, py, px):
 # pairs, each summing one part of a node's points, and the parts are added afterwards in numpy.
 _PARTS = 16   # parts of a general point set
 # a cube is split into its z-rows, and each row into this many runs of y-lines: a Gauss-Newton batch
-# ends with a few slow nodes (down to 1-10 of 384), which would otherwise run on one thread
+# ends with a few slow nodes (1-47 of 384 on the benchmark's large shifts), which would otherwise run on
+# one thread
 _ROW_PARTS = 4
 
 
