@@ -187,6 +187,12 @@ class ChainSettings:
         return "rigid" if self.correlate is tiled_rigid_dvc else "affine"
 
     @property
+    def window(self):
+        """Weight of a subvolume's points in the DVC's fit: "uniform" for the paper mode's tiled cubes (as
+        Avizo), else "gaussian" (:func:`analysis.dvc.grid.subvolume_window`)."""
+        return "uniform" if self.correlate is tiled_rigid_dvc else "gaussian"
+
+    @property
     def subvolumes_voxels(self):
         """The chosen edge, then the study's."""
         return (self.subvolume_voxels, *self.study_subvolumes_voxels)

@@ -6,6 +6,7 @@ import scipy.ndimage as ndi
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import analysis.dvc.local as local
 from analysis.dvc import Status, correlate, correlate_tiled, node_grid, refine_nodes
 from analysis.dvc.interpolate import SplineVolume
 from analysis.strain import displacement_gradient
@@ -124,6 +125,19 @@ def test_tiled_dvc_is_rigid_cubes_side_by_side_with_the_callers_settings():
     none = correlate_tiled(ref, deformed, subvolume_voxels=15, max_displacement_voxels=2,
                            mask=np.zeros(ref.shape, bool))
     assert np.all(none.status == Status.MASKED)
+
+
+def test_tiled_dvc_weighs_every_voxel_of_a_cube_alike_and_overlapping_dvc_uses_the_gaussian_window(monkeypatch):
+    # Avizo's local mode, which the tiled cubes follow, has no window; correlate's default is the gaussian
+    seen = []
+    real = local.subvolume_window
+    monkeypatch.setattr(local, "subvolume_window", lambda s, window: seen.append(window) or real(s, window))
+    ref = texture(32)
+    correlate_tiled(ref, ref, subvolume_voxels=15, max_displacement_voxels=1)
+    assert seen and set(seen) == {"uniform"}
+    seen.clear()
+    correlate(ref, ref, subvolume_voxels=15, node_spacing_voxels=8, max_displacement_voxels=1)
+    assert seen and set(seen) == {"gaussian"}
 
 
 def test_large_displacement_found_coarse_to_fine():

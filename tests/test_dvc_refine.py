@@ -15,7 +15,7 @@ import scipy.linalg
 
 from analysis.dvc.gauss_newton import (_basis, _compose_inverse, _sym_index, nearest_rotation, reference_terms,
                                        refine)
-from analysis.dvc.grid import subvolume_offsets
+from analysis.dvc.grid import subvolume_offsets, subvolume_window
 from analysis.dvc.interpolate import SplineVolume
 import analysis.dvc.reference as reference
 from analysis.dvc.reference import cube_terms
@@ -25,20 +25,22 @@ PAIRS3 = [(i, k) for i in range(3) for k in range(i, 3)]
 PAIRS4 = [(j, l) for j in range(4) for l in range(j, 4)]
 
 
-def _terms_by_definition(f, grad, offsets):
-    """fn, grad, hess_packed, sd_sum, sd_fn, textured of one node's points, float64, one sum per entry."""
+def _terms_by_definition(f, grad, offsets, w=None):
+    """fn, grad, hess_packed, sd_sum, sd_fn, textured of one node's points with window weights ``w`` (1 if
+    None), float64, one sum per entry."""
     f = np.asarray(f, dtype=np.float64)
     n = len(f)
-    centred = f - f.mean()
-    norm = np.sqrt(np.sum(centred ** 2))
-    textured = norm > 1e-6 * np.sqrt(n) * (np.abs(f).max() + 1e-30)
+    w = np.ones(n) if w is None else np.asarray(w, dtype=np.float64)
+    centred = f - np.sum(w * f) / np.sum(w)
+    norm = np.sqrt(np.sum(w * centred ** 2))
+    textured = norm > 1e-6 * np.sqrt(np.sum(w)) * (np.abs(f).max() + 1e-30)
     scale = 1.0 / norm if textured else 0.0
     fn = centred * scale
     g = np.asarray(grad, dtype=np.float64) * scale                    # (n, 3)
     x = np.column_stack([offsets, np.ones(n)])                          # (n, 4)
-    hess = np.array([[np.sum(g[:, i] * g[:, k] * x[:, j] * x[:, l]) for j, l in PAIRS4] for i, k in PAIRS3])
-    sd_sum = np.array([np.sum(g[:, a] * x[:, c]) for a in range(3) for c in range(4)])
-    sd_fn = np.array([np.sum(fn * g[:, a] * x[:, c]) for a in range(3) for c in range(4)])
+    hess = np.array([[np.sum(w * g[:, i] * g[:, k] * x[:, j] * x[:, l]) for j, l in PAIRS4] for i, k in PAIRS3])
+    sd_sum = np.array([np.sum(w * g[:, a] * x[:, c]) for a in range(3) for c in range(4)])
+    sd_fn = np.array([np.sum(w * fn * g[:, a] * x[:, c]) for a in range(3) for c in range(4)])
     return fn, g.T, hess, sd_sum, sd_fn, textured
 
 
@@ -88,6 +90,35 @@ def test_cube_terms_are_their_definition_point_by_point_with_clamped_faces(s):
     assert terms.textured.tolist() == [True, True, True, True, False]
     assert terms.fn.dtype == np.float32 and terms.grad.dtype == np.float32
     assert terms.hess_packed.shape == (len(nodes), 6, 10)
+
+
+def test_weighted_cube_terms_are_their_definition_point_by_point():
+    # a gaussian window and a random one (weights 0.05-3): every mean, norm and sum weighted
+    rng = np.random.default_rng(21)
+    volume = rng.normal(5.0, 1.0, (9, 10, 11))
+    nodes = np.array([[4, 5, 5], [0, 0, 0], [8, 9, 10]])
+    for w in (subvolume_window(5, "gaussian"), rng.uniform(0.05, 3.0, 125).astype(np.float32)):
+        terms = cube_terms(volume, nodes, 5, weights=w)
+        assert terms.weights.dtype == np.float32
+        np.testing.assert_array_equal(terms.weights, w)
+        for b, node in enumerate(nodes):
+            f, grad = _cube_by_definition(volume.astype(np.float32), node, 5)
+            _assert_terms(terms, b, _terms_by_definition(f, grad, subvolume_offsets(5), w))
+
+
+def test_weighted_reference_terms_are_their_definition_at_arbitrary_points():
+    rng = np.random.default_rng(22)
+    n = 40
+    offsets = rng.uniform(-4.0, 4.0, (n, 3))
+    f = rng.normal(3.0, 2.0, (3, n))
+    f[2] = -7.0
+    grad = rng.normal(0.0, 1.0, (3, n, 3))
+    w = rng.uniform(0.05, 3.0, n).astype(np.float32)
+    terms = reference_terms(f, grad, offsets, weights=w)
+    for b in range(3):
+        _assert_terms(terms, b, _terms_by_definition(f[b].astype(np.float32), grad[b].astype(np.float32), offsets, w))
+    assert terms.textured.tolist() == [True, True, False]
+    np.testing.assert_array_equal(reference_terms(f, grad, offsets).weights, np.ones(n, np.float32))
 
 
 def test_cube_terms_of_no_nodes_are_empty():
@@ -211,9 +242,9 @@ def _pair(a, b):
 NODES = np.array([[15, 15, 15], [12, 17, 14], [17, 13, 16]])
 
 
-def _refine(a, b, shape_function, start=None, **kwargs):
+def _refine(a, b, shape_function, start=None, weights=None, **kwargs):
     reference, deformed = _pair(a, b)
-    terms = cube_terms(reference, NODES, S)
+    terms = cube_terms(reference, NODES, S, weights=weights)
     truth = np.concatenate([np.broadcast_to(a, (len(NODES), 3, 3)), (NODES @ a.T + b)[:, :, None]], axis=2)
     if start is None:
         start = np.concatenate([np.broadcast_to(np.eye(3), (len(NODES), 3, 3)),

@@ -26,14 +26,17 @@ def _points(warps, offsets):
     return np.einsum("bij,nj->bni", warps[:, :, :3], offsets) + warps[:, None, :, 3]
 
 
-def _sums_by_definition(g, offsets, fn, grad):
-    """sum g, sum g^2, sum g fn, sum g grad_i [x, 1]_j (row-major) per node, float64."""
+def _sums_by_definition(g, offsets, fn, grad, w=None):
+    """sum w g, sum w g^2, sum w g fn, sum w g grad_i [x, 1]_j (row-major), then sum g, sum g^2, sum g fn per
+    node, float64 (w = 1 if None)."""
     g = g.astype(np.float64)
+    w = np.ones(len(offsets)) if w is None else w.astype(np.float64)
     xh = np.column_stack([offsets, np.ones(len(offsets))])
-    out = [g.sum(axis=1), (g * g).sum(axis=1), (g * fn).sum(axis=1)]
+    out = [(w * g).sum(axis=1), (w * g * g).sum(axis=1), (w * g * fn).sum(axis=1)]
     for i in range(3):
         for j in range(4):
-            out.append((g * grad[:, i, :] * xh[:, j]).sum(axis=1))
+            out.append((w * g * grad[:, i, :] * xh[:, j]).sum(axis=1))
+    out += [g.sum(axis=1), (g * g).sum(axis=1), (g * fn).sum(axis=1)]
     return np.stack(out, axis=1)
 
 
@@ -59,7 +62,7 @@ def test_correlation_sums_are_sums_of_spline_samples(s, cube):
                             mode="mirror").reshape(len(warps), -1)
     want = _sums_by_definition(g, offsets, fn, grad)
     got = SplineVolume(volume).correlation_sums(warps, offsets, fn, grad, cube_edge=s if cube else None)
-    assert got.shape == (4, 15) and got.dtype == np.float64
+    assert got.shape == (4, 18) and got.dtype == np.float64
     scale = np.abs(want).max(axis=0)             # each sum against its own size (float32 samples)
     np.testing.assert_allclose(got / scale, want / scale, rtol=0, atol=1e-5)
 
@@ -74,10 +77,35 @@ def test_correlation_sums_use_given_values_instead_of_sampling():
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.parametrize("cube", [False, True])
+def test_correlation_sums_weigh_every_sample_by_its_window_weight(cube):
+    # weights far from 1 and from each other (0.05-3), so a dropped weight in any of the 15 sums shows
+    volume = _volume()
+    offsets, warps, fn, grad = _case(5, 3)
+    w = np.random.default_rng(4).uniform(0.05, 3.0, len(offsets)).astype(np.float32)
+    g = ndi.map_coordinates(volume.astype(np.float64), _points(warps, offsets).reshape(-1, 3).T, order=3,
+                            mode="mirror").reshape(len(warps), -1)
+    want = _sums_by_definition(g, offsets, fn, grad, w)
+    got = SplineVolume(volume).correlation_sums(warps, offsets, fn, grad, cube_edge=5 if cube else None, weights=w)
+    scale = np.abs(want).max(axis=0)
+    np.testing.assert_allclose(got / scale, want / scale, rtol=0, atol=1e-5)
+    given = np.random.default_rng(5).normal(size=fn.shape).astype(np.float32)
+    got = SplineVolume(volume).correlation_sums(warps, offsets, fn, grad, given=given, weights=w)
+    np.testing.assert_allclose(got, _sums_by_definition(given, offsets, fn, grad, w), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("weights", [np.ones(124), np.r_[np.ones(124), 0.0], -np.ones(125)],
+                         ids=["too few", "a zero", "negative"])
+def test_correlation_sums_refuse_a_window_that_is_not_one_positive_weight_per_point(weights):
+    offsets, warps, fn, grad = _case(5, 1)
+    with pytest.raises(ValueError, match="^weights: expected 125 positive window weights"):
+        SplineVolume(_volume()).correlation_sums(warps, offsets, fn, grad, cube_edge=5, weights=weights)
+
+
 def test_correlation_sums_of_no_nodes_are_empty():
     got = SplineVolume(_volume()).correlation_sums(np.zeros((0, 3, 4)), subvolume_offsets(5), np.zeros((0, 125)),
                                                    np.zeros((0, 3, 125)), cube_edge=5)
-    assert got.shape == (0, 15)
+    assert got.shape == (0, 18)
 
 
 def test_resampling_matches_scipy_up_to_the_faces():

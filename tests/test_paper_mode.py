@@ -224,6 +224,7 @@ def test_best_and_paper_settings_hold_their_documented_choices():
     paper = paper_settings(0.128, **common)
     assert best.mode == "best" and paper.mode == "paper"
     assert best.shape_function == "affine" and paper.shape_function == "rigid"
+    assert best.window == "gaussian" and paper.window == "uniform"
     assert paper.subvolume_voxels == 63 and paper.node_spacing_voxels == 63 and best.node_spacing_voxels == 31
     # 16 -> 4 um in 2 um steps: seven edges, the chosen one among them
     assert len(paper.subvolumes_voxels) == 7

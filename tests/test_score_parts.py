@@ -124,7 +124,7 @@ def test_the_best_fit_from_the_truth_lands_on_an_exact_shift_and_skips_masked_no
     status[3] = Status.MASKED
     field = {"nodes": nodes, "status": status, "subvolume_voxels": np.int64(17)}
     truth = np.broadcast_to(shift, (8, 3)).copy()
-    settings = types.SimpleNamespace(shape_function="affine", min_cc=0.5, voxel_size_um=0.5)
+    settings = types.SimpleNamespace(shape_function="affine", window="gaussian", min_cc=0.5, voxel_size_um=0.5)
     got = best_fit(ref, deformed, field, truth, settings)
     assert got["started_nodes"] == 7 and got["ok_fraction"] == 1.0
     assert got["rms_error_voxels"] < 0.01 and got["nodes"] == 7 and got["rms_error_um"] == 0.5 * got["rms_error_voxels"]
@@ -135,7 +135,7 @@ def test_the_best_fit_from_the_truth_lands_on_an_exact_shift_and_skips_masked_no
     assert got["started_nodes"] == 0 and np.isnan(got["ok_fraction"])
 
 
-def test_the_best_fit_uses_the_chains_shape_function_min_cc_and_backend(pretend_gpu):
+def test_the_best_fit_uses_the_chains_shape_function_window_min_cc_and_backend(pretend_gpu):
     shift = np.array([0.4, -0.3, 0.25])
     ref = texture(0).astype(np.float32)
     deformed = fourier_shift(ref, shift)
@@ -144,10 +144,13 @@ def test_the_best_fit_uses_the_chains_shape_function_min_cc_and_backend(pretend_
     truth = np.broadcast_to(shift, (2, 3)).copy()
 
     def settings(**kw):
-        return types.SimpleNamespace(**{"shape_function": "affine", "min_cc": 0.5, "voxel_size_um": 0.5, **kw})
+        return types.SimpleNamespace(**{"shape_function": "affine", "window": "gaussian", "min_cc": 0.5,
+                                        "voxel_size_um": 0.5, **kw})
 
     with pytest.raises(ValueError, match="shape_function"):
         best_fit(ref, deformed, field, truth, settings(shape_function="quadratic"))
+    with pytest.raises(ValueError, match="^window"):
+        best_fit(ref, deformed, field, truth, settings(window="hann"))
     # no CC reaches 1.5: nothing is ok, so there is no error to give
     got = best_fit(ref, deformed, field, truth, settings(min_cc=1.5))
     assert got["ok_fraction"] == 0.0 and got["nodes"] == 0

@@ -110,7 +110,7 @@ def best_fit(reference, deformed, field, truth_voxels, settings, arch="cpu"):
     start = np.where((field["status"] != Status.MASKED)[:, None], truth_voxels, np.nan)
     fit = refine_nodes(reference, deformed, field["nodes"], start,
                        subvolume_voxels=int(field["subvolume_voxels"]), shape_function=settings.shape_function,
-                       min_cc=settings.min_cc, arch=arch)
+                       window=settings.window, min_cc=settings.min_cc, arch=arch)
     started = np.all(np.isfinite(start), axis=1)
     return {**vector_error_stats(fit.displacement, truth_voxels, settings.voxel_size_um, valid=fit.ok),
             "ok_fraction": float(fit.ok[started].mean()) if started.any() else float("nan"),

@@ -3,7 +3,10 @@
 Each node's reference points ``f`` (a shared set of local offsets ``x``
 around the node) are matched to the deformed volume ``g`` sampled at
 ``W(x; p) = c + t + L x`` by minimising the zero-normalised sum of squared
-differences (ZNSSD), which is invariant to affine grey-level changes. The
+differences (ZNSSD), which is invariant to affine grey-level changes. Each
+point may carry a window weight ``w`` (a weighted ZNSSD: means, norms and
+sums all weighted, ``sum w (fn - gn)^2``); uniform weights are the plain
+ZNSSD. The CC reported is the plain ZNCC of all the points either way. The
 reference gradients and the Gauss–Newton Hessian are computed once per node
 (inverse compositional); each iteration samples ``g`` for all active nodes in
 one taichi call and updates ``W <- W o W(dp)^-1``.
@@ -67,7 +70,8 @@ class Refinement:
     warps : numpy.ndarray
         (B, 3, 4) final maps from local offsets to deformed positions, voxels.
     cc : numpy.ndarray
-        (B,) zero-normalised correlation coefficient at the final warp.
+        (B,) zero-normalised correlation coefficient of the subvolume's points at the
+        final warp, unweighted whatever the window.
     iterations : numpy.ndarray
         (B,) Gauss–Newton iterations done.
     converged : numpy.ndarray
@@ -95,18 +99,21 @@ class ReferenceTerms:
     Attributes
     ----------
     fn : numpy.ndarray
-        (B, n) float32 zero-mean, unit-norm reference values.
+        (B, n) float32 reference values less their weighted mean, divided by their
+        weighted norm (sum w fn = 0, sum w fn^2 = 1).
     grad : numpy.ndarray
         (B, 3, n) float32 reference gradient (d/dz, d/dy, d/dx) divided by the same norm.
     hess_packed : numpy.ndarray
-        (B, 6, 10) float64 sums of grad_i grad_k x_j x_l over the points, for the
+        (B, 6, 10) float64 sums of w grad_i grad_k x_j x_l over the points, for the
         upper-triangle pairs (i <= k) and (j <= l) of x = [offset, 1].
     sd_sum : numpy.ndarray
-        (B, 12) float64 sums of grad_i x_j (row-major i, j).
+        (B, 12) float64 sums of w grad_i x_j (row-major i, j).
     sd_fn : numpy.ndarray
-        (B, 12) float64 sums of fn grad_i x_j.
+        (B, 12) float64 sums of w fn grad_i x_j.
     textured : numpy.ndarray
         (B,) bool, the reference points are not flat.
+    weights : numpy.ndarray
+        (n,) float32 window weight w of each point (all 1: uniform).
     """
 
     fn: np.ndarray
@@ -115,9 +122,20 @@ class ReferenceTerms:
     sd_sum: np.ndarray
     sd_fn: np.ndarray
     textured: np.ndarray
+    weights: np.ndarray
 
 
-def reference_terms(f, grad_f, offsets):
+def _window(weights, n):
+    """``weights`` as (n,) float32, all 1 when None."""
+    if weights is None:
+        return np.ones(n, np.float32)
+    weights = np.ascontiguousarray(weights, dtype=np.float32)
+    if weights.shape != (n,) or not np.all(weights > 0):
+        raise ValueError(f"weights: expected {n} positive window weights, one per point, got shape {weights.shape}")
+    return weights
+
+
+def reference_terms(f, grad_f, offsets, weights=None):
     """:class:`ReferenceTerms` from reference values and gradients at arbitrary points.
 
     Parameters
@@ -128,24 +146,29 @@ def reference_terms(f, grad_f, offsets):
         (B, n, 3) reference gradient (d/dz, d/dy, d/dx) at the points.
     offsets : numpy.ndarray
         (n, 3) local offsets of the points from the node (z, y, x), voxels.
+    weights : numpy.ndarray, optional
+        (n,) positive window weight of each point; default 1 (uniform).
     """
     B, n = f.shape
+    weights = _window(weights, n)
     xh = np.concatenate([offsets.astype(np.float64), np.ones((n, 1))], axis=1)
     f = f.astype(np.float32)
-    f0 = f - f.mean(axis=1, keepdims=True)
-    fnorm = np.sqrt(np.einsum("bn,bn->b", f0, f0, dtype=np.float64))
-    textured = fnorm > _FLAT * np.sqrt(n) * (np.abs(f).max(axis=1) + 1e-30)
+    total = weights.sum(dtype=np.float64)
+    f0 = f - (f * weights).sum(axis=1, keepdims=True) / np.float32(total)
+    fnorm = np.sqrt(np.einsum("bn,bn->b", f0 * weights, f0, dtype=np.float64))
+    textured = fnorm > _FLAT * np.sqrt(total) * (np.abs(f).max(axis=1) + 1e-30)
     scale = np.where(textured, 1.0 / np.where(textured, fnorm, 1.0), 0.0).astype(np.float32)
     fn = f0 * scale[:, None]
     gs = np.ascontiguousarray(grad_f.astype(np.float32).transpose(0, 2, 1)) * scale[:, None, None]   # (B, 3, n)
+    gw = gs * weights
     xh32 = xh.astype(np.float32)
     # one GEMM over the points, on the symmetric pairs only
-    gg = (gs[:, _IU3[0], :] * gs[:, _IU3[1], :]).reshape(B * 6, n)
+    gg = (gw[:, _IU3[0], :] * gs[:, _IU3[1], :]).reshape(B * 6, n)
     hess_packed = (gg @ (xh32[:, _IU4[0]] * xh32[:, _IU4[1]])).reshape(B, 6, 10).astype(np.float64)
-    sd_sum = (gs.astype(np.float64) @ xh).reshape(B, 12)
-    sd_fn = ((gs * fn[:, None, :]).astype(np.float64) @ xh).reshape(B, 12)
+    sd_sum = (gw.astype(np.float64) @ xh).reshape(B, 12)
+    sd_fn = ((gw * fn[:, None, :]).astype(np.float64) @ xh).reshape(B, 12)
     return ReferenceTerms(fn=fn, grad=gs, hess_packed=hess_packed, sd_sum=sd_sum, sd_fn=sd_fn,
-                          textured=textured)
+                          textured=textured, weights=weights)
 
 
 def refine(spline, terms, offsets, warps0, *, shape_function="affine",
@@ -209,7 +232,14 @@ def refine(spline, terms, offsets, warps0, *, shape_function="affine",
     textured = terms.textured
     hess[~textured] = np.eye(len(basis))
     hinv = np.linalg.inv(hess)
-    fn, gs, sd_sum, sd_fn = terms.fn, terms.grad, terms.sd_sum, terms.sd_fn
+    fn, gs, sd_sum, sd_fn, weights = terms.fn, terms.grad, terms.sd_sum, terms.sd_fn, terms.weights
+    total = weights.sum(dtype=np.float64)
+    # the CC reported (and judged against min_cc and the stall limit) is the plain ZNCC of the whole
+    # subvolume, whatever the window: a window with fewer effective points lifts the CC of a false
+    # match, and the thresholds are set on the plain one. With a uniform window the two are the same.
+    plain = not np.all(weights == 1.0)
+    fn_mean = fn.mean(axis=1, dtype=np.float64)
+    fn_spread = np.sqrt(np.maximum(np.einsum("bn,bn->b", fn, fn, dtype=np.float64) - n * fn_mean ** 2, 1e-300))
     warps = np.array(warps0, dtype=np.float64)
     cc = np.zeros(B)
     iterations = np.zeros(B, dtype=np.int64)
@@ -233,12 +263,18 @@ def refine(spline, terms, offsets, warps0, *, shape_function="affine",
         if len(active) == 0:
             break
         given = g_a if (it == 0 and g_a is not None) else None
-        sums = spline.correlation_sums(w_a, offsets, fn_a, gs_a, given, cube_edge)
-        mean = sums[:, 0] / n
-        sigma = np.sqrt(np.maximum(sums[:, 1] - n * mean * mean, 1e-300))
-        # both images unit-norm and zero-mean: ZNCC = sum fn g / sigma, in [-1, 1] by
-        # Cauchy-Schwarz; the clip only removes round-off of a near-constant subvolume
-        cc[active] = np.clip(sums[:, 2] / sigma, -1.0, 1.0)
+        sums = spline.correlation_sums(w_a, offsets, fn_a, gs_a, given, cube_edge, weights)
+        mean = sums[:, 0] / total
+        sigma = np.sqrt(np.maximum(sums[:, 1] - total * mean * mean, 1e-300))
+        # both images of unit weighted norm and zero weighted mean: ZNCC = sum w fn g / sigma, in
+        # [-1, 1] by Cauchy-Schwarz; the clip only removes round-off of a near-constant subvolume
+        if plain:
+            g_mean = sums[:, 15] / n
+            g_spread = np.sqrt(np.maximum(sums[:, 16] - n * g_mean * g_mean, 1e-300))
+            cc[active] = np.clip((sums[:, 17] - fn_mean[active] * sums[:, 15]) / (g_spread * fn_spread[active]),
+                                 -1.0, 1.0)
+        else:
+            cc[active] = np.clip(sums[:, 2] / sigma, -1.0, 1.0)
         warps[active] = w_a
         if it == max_iterations:
             break
@@ -249,8 +285,8 @@ def refine(spline, terms, offsets, warps0, *, shape_function="affine",
                     ~stalled, active, fn_a, gs_a, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a, g_a, sums, mean, sigma)
                 if len(active) == 0:
                     break
-        # sd^T (gn - fn) with gn = (g - mean) / sigma, from the sums
-        rhs12 = (sums[:, 3:] - mean[:, None] * sd_sum_a) / sigma[:, None] - sd_fn_a
+        # sd^T W (gn - fn) with gn = (g - mean) / sigma, from the sums
+        rhs12 = (sums[:, 3:15] - mean[:, None] * sd_sum_a) / sigma[:, None] - sd_fn_a
         dp = np.einsum("bkl,bl->bk", hinv_a, rhs12 @ select)
         iterations[active] += 1
         w_a = _compose_inverse(w_a, np.einsum("bk,kij->bij", dp, basis), shape_function)

@@ -12,6 +12,7 @@ import scipy.ndimage as ndi
 import taichi as ti
 
 from analysis._taichi import ensure_taichi
+from analysis.dvc.gauss_newton import _window
 
 
 @ti.func
@@ -53,25 +54,32 @@ _PARTS = 16   # parts of a general point set
 # ends with a few slow nodes (1-47 of 384 on the benchmark's large shifts), which would otherwise run on
 # one thread
 _ROW_PARTS = 4
+_SUMS = 18    # running sums per node, see SplineVolume.correlation_sums
 
 
 @ti.func
-def _accumulate(acc: ti.template(), gd, fn_v, oz, oy, ox, grad: ti.template(), b, v):
-    """Add one sample ``gd`` (float64) to the 15 running sums ``acc`` (see correlation_sums)."""
-    acc[0] += gd
-    acc[1] += gd * gd
-    acc[2] += gd * fn_v
+def _accumulate(acc: ti.template(), gd, w, fn_v, oz, oy, ox, grad: ti.template(), b, v):
+    """Add one sample ``gd`` of window weight ``w`` (both float64) to the _SUMS running sums ``acc``
+    (see correlation_sums)."""
+    gw = w * gd
+    acc[0] += gw
+    acc[1] += gw * gd
+    acc[2] += gw * fn_v
     xh = ti.Vector([oz, oy, ox, 1.0], dt=ti.f64)
     for i in ti.static(range(3)):
-        gi = gd * ti.cast(grad[b, i, v], ti.f64)
+        gi = gw * ti.cast(grad[b, i, v], ti.f64)
         for j in ti.static(range(4)):
             acc[3 + 4 * i + j] += gi * xh[j]
+    acc[15] += gd
+    acc[16] += gd * gd
+    acc[17] += gd * fn_v
 
 
 @ti.kernel
 def _correlation_sums(coef: ti.types.ndarray(dtype=ti.f32, ndim=3),
                       warp: ti.types.ndarray(dtype=ti.f64, ndim=3),
                       offsets: ti.types.ndarray(dtype=ti.f32, ndim=2),
+                      weights: ti.types.ndarray(dtype=ti.f32, ndim=1),
                       fn: ti.types.ndarray(dtype=ti.f32, ndim=2),
                       grad: ti.types.ndarray(dtype=ti.f32, ndim=3),
                       given: ti.types.ndarray(dtype=ti.f32, ndim=2),
@@ -82,7 +90,7 @@ def _correlation_sums(coef: ti.types.ndarray(dtype=ti.f32, ndim=3),
     parts = partial.shape[1]
     chunk = (n + parts - 1) // parts
     for b, p in ti.ndrange(warp.shape[0], parts):
-        acc = ti.Vector.zero(ti.f64, 15)
+        acc = ti.Vector.zero(ti.f64, _SUMS)
         for v in range(p * chunk, ti.min((p + 1) * chunk, n)):
             oz, oy, ox = ti.cast(offsets[v, 0], ti.f64), ti.cast(offsets[v, 1], ti.f64), ti.cast(offsets[v, 2], ti.f64)
             g = ti.f32(0.0)
@@ -93,23 +101,28 @@ def _correlation_sums(coef: ti.types.ndarray(dtype=ti.f32, ndim=3),
                 py = warp[b, 1, 0] * oz + warp[b, 1, 1] * oy + warp[b, 1, 2] * ox + warp[b, 1, 3]
                 px = warp[b, 2, 0] * oz + warp[b, 2, 1] * oy + warp[b, 2, 2] * ox + warp[b, 2, 3]
                 g = _bspline(coef, pz, py, px)
-            _accumulate(acc, ti.cast(g, ti.f64), ti.cast(fn[b, v], ti.f64), oz, oy, ox, grad, b, v)
-        for c in ti.static(range(15)):
+            _accumulate(acc, ti.cast(g, ti.f64), ti.cast(weights[v], ti.f64), ti.cast(fn[b, v], ti.f64),
+                        oz, oy, ox, grad, b, v)
+        for c in ti.static(range(_SUMS)):
             partial[b, p, c] = acc[c]
 
 
 @ti.kernel
 def _cube_correlation_sums(coef: ti.types.ndarray(dtype=ti.f32, ndim=3),
                            warp: ti.types.ndarray(dtype=ti.f64, ndim=3), edge: ti.i32,
+                           weights: ti.types.ndarray(dtype=ti.f32, ndim=1),
                            fn: ti.types.ndarray(dtype=ti.f32, ndim=2),
                            grad: ti.types.ndarray(dtype=ti.f32, ndim=3),
                            partial: ti.types.ndarray(dtype=ti.f64, ndim=3)):
     # _correlation_sums for cubic point sets, one (node, z-row, part of its y-lines) per iteration,
-    # positions built per x-line
+    # positions built per x-line. oz is fixed in a part and oy along a line, so the sums of
+    # w g grad_i times oz, oy and 1 are taken from the sums of w g grad_i per line and per part: per
+    # sample only w g grad_i and its product with ox are added (half the arithmetic of _accumulate)
     half = edge // 2
     lines = (edge + _ROW_PARTS - 1) // _ROW_PARTS
     for b, k, q in ti.ndrange(warp.shape[0], edge, _ROW_PARTS):
-        acc = ti.Vector.zero(ti.f64, 15)
+        acc = ti.Vector.zero(ti.f64, _SUMS)
+        part = ti.Vector.zero(ti.f64, 3)     # sum w g grad_i over the part
         oz = ti.cast(k - half, ti.f64)
         j0 = q * lines
         v = (k * edge + j0) * edge
@@ -118,13 +131,31 @@ def _cube_correlation_sums(coef: ti.types.ndarray(dtype=ti.f32, ndim=3),
             rz = warp[b, 0, 0] * oz + warp[b, 0, 1] * oy + warp[b, 0, 3]
             ry = warp[b, 1, 0] * oz + warp[b, 1, 1] * oy + warp[b, 1, 3]
             rx = warp[b, 2, 0] * oz + warp[b, 2, 1] * oy + warp[b, 2, 3]
+            line = ti.Vector.zero(ti.f64, 3)     # sum w g grad_i over the line
             for i in range(edge):
                 ox = ti.cast(i - half, ti.f64)
                 gd = ti.cast(_bspline(coef, rz + warp[b, 0, 2] * ox, ry + warp[b, 1, 2] * ox,
                                       rx + warp[b, 2, 2] * ox), ti.f64)
-                _accumulate(acc, gd, ti.cast(fn[b, v], ti.f64), oz, oy, ox, grad, b, v)
+                fn_v = ti.cast(fn[b, v], ti.f64)
+                gw = ti.cast(weights[v], ti.f64) * gd
+                acc[0] += gw
+                acc[1] += gw * gd
+                acc[2] += gw * fn_v
+                for c in ti.static(range(3)):
+                    gi = gw * ti.cast(grad[b, c, v], ti.f64)
+                    line[c] += gi
+                    acc[5 + 4 * c] += gi * ox
+                acc[15] += gd
+                acc[16] += gd * gd
+                acc[17] += gd * fn_v
                 v += 1
-        for c in ti.static(range(15)):
+            for c in ti.static(range(3)):
+                part[c] += line[c]
+                acc[4 + 4 * c] += oy * line[c]
+        for c in ti.static(range(3)):
+            acc[3 + 4 * c] = oz * part[c]
+            acc[6 + 4 * c] = part[c]
+        for c in ti.static(range(_SUMS)):
             partial[b, k * _ROW_PARTS + q, c] = acc[c]
 
 
@@ -173,7 +204,7 @@ class SplineVolume:
         coef = np.pad(coef, _PAD, mode="reflect")   # numpy "reflect" is scipy's "mirror"
         self._coef = device_array(coef, arch)
 
-    def correlation_sums(self, warps, offsets, fn, grad, given=None, cube_edge=None):
+    def correlation_sums(self, warps, offsets, fn, grad, given=None, cube_edge=None, weights=None):
         """Per-node sums for one Gauss–Newton step, sampling and reducing in one pass.
 
         Parameters
@@ -191,26 +222,32 @@ class SplineVolume:
         cube_edge : int, optional
             Set when ``offsets`` is :func:`analysis.dvc.grid.subvolume_offsets`
             of this edge: a faster kernel then walks the cube.
+        weights : numpy.ndarray, optional
+            (n,) window weight w of each point (see
+            :func:`analysis.dvc.grid.subvolume_window`); default 1.
 
         Returns
         -------
         numpy.ndarray
-            (B, 15) float64: sum g, sum g^2, sum g fn, then sum g grad_i [x, 1]_j
-            for i in 0..2, j in 0..3 (row-major).
+            (B, 18) float64: sum w g, sum w g^2, sum w g fn, then sum w g grad_i [x, 1]_j
+            for i in 0..2, j in 0..3 (row-major), then the unweighted sum g, sum g^2
+            and sum g fn (for the plain ZNCC of the whole subvolume).
         """
         warps = np.ascontiguousarray(warps, dtype=np.float64)
         if not len(warps):
-            return np.empty((0, 15), dtype=np.float64)
+            return np.empty((0, _SUMS), dtype=np.float64)
         fn = np.ascontiguousarray(fn, dtype=np.float32)
         grad = np.ascontiguousarray(grad, dtype=np.float32)
+        n = fn.shape[1]
+        weights = _window(weights, n)
         if given is None and cube_edge is not None:
-            partial = np.empty((len(warps), int(cube_edge) * _ROW_PARTS, 15), dtype=np.float64)
-            _cube_correlation_sums(self._coef, warps, int(cube_edge), fn, grad, partial)
+            partial = np.empty((len(warps), int(cube_edge) * _ROW_PARTS, _SUMS), dtype=np.float64)
+            _cube_correlation_sums(self._coef, warps, int(cube_edge), weights, fn, grad, partial)
             return partial.sum(axis=1)
         dummy = given is None
         given = np.zeros((1, 1), np.float32) if dummy else np.ascontiguousarray(given, dtype=np.float32)
-        partial = np.empty((len(warps), _PARTS, 15), dtype=np.float64)
-        _correlation_sums(self._coef, warps, np.ascontiguousarray(offsets, dtype=np.float32), fn, grad,
+        partial = np.empty((len(warps), _PARTS, _SUMS), dtype=np.float64)
+        _correlation_sums(self._coef, warps, np.ascontiguousarray(offsets, dtype=np.float32), weights, fn, grad,
                           given, partial, not dummy)
         return partial.sum(axis=1)
 

@@ -8,7 +8,7 @@ from scipy.spatial import cKDTree
 
 from analysis.dvc.consistency import MIN_NEIGHBOURS, THRESHOLD, lattice_neighbours, median_test, neighbour_prediction
 from analysis.dvc.gauss_newton import nearest_rotation, refine
-from analysis.dvc.grid import extract_cubes, inside_fraction, node_grid, subvolume_offsets
+from analysis.dvc.grid import extract_cubes, inside_fraction, node_grid, subvolume_offsets, subvolume_window
 from analysis.dvc.interpolate import SplineVolume, device_array
 from analysis.dvc.reference import cube_terms
 from analysis.dvc.search import integer_search
@@ -95,7 +95,8 @@ class DVCResult:
 def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
               max_displacement_voxels, mask=None, nodes=None, passes=(),
               min_mask_fraction=0.5, min_cc=0.5, max_iterations=50,
-              tolerance_voxels=TOLERANCE_VOXELS, shape_function="affine", arch="cpu", progress=None):
+              tolerance_voxels=TOLERANCE_VOXELS, shape_function="affine", window="gaussian", arch="cpu",
+              progress=None):
     """Local DVC of ``deformed`` against ``reference`` on a node grid.
 
     Integer displacements come from FFT zero-normalised cross-correlation
@@ -115,7 +116,7 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
     first-order (12-parameter affine) shape function, or a rigid one (6
     parameters: translation and rotation), on cubic B-spline
     interpolation of ``deformed`` (ZNSSD criterion, so affine grey-level
-    changes do not matter). A node whose CC is still below 0.5 (or
+    changes do not matter), its points weighted by ``window``. A node whose CC is still below 0.5 (or
     ``min_cc``, if lower) after 10 iterations stops there (MAX_ITERATIONS):
     it has found no match to close in on. Nodes that fail are retried once by a local
     search around their converged neighbours' median displacement (or a
@@ -167,6 +168,12 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
     shape_function : {"affine", "rigid"}
         How each subvolume may deform (``displacement_gradient`` is then the
         affine gradient, or the rotation less the identity).
+    window : {"uniform", "gaussian"}
+        Weight of the subvolume's points in Gauss–Newton's ZNSSD
+        (:func:`analysis.dvc.grid.subvolume_window`). The gaussian window
+        brings an affine fit of a curved field nearer the node's own
+        displacement, at the cost of noisier fits. The integer search, the
+        CC reported and the CC judged against ``min_cc`` stay unweighted.
     arch : {"cpu", "gpu"}
         Taichi backend of the interpolation kernel.
     progress : callable, optional
@@ -206,7 +213,7 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
     n_steps = 2 * len(sizes)
     for k, s in enumerate(sizes):
         step = _Pass(reference_dev, deformed, spline, nodes, s, max_iterations, tolerance_voxels, shape_function,
-                     arch, min_cc)
+                     arch, min_cc, window)
         seeded = np.flatnonzero(ok & live)
         step.run(seeded, warps[seeded].copy(), False, warps, cc, iterations, status)
         fresh = np.flatnonzero(live & ~ok)
@@ -255,7 +262,7 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
 
 
 def refine_nodes(reference, deformed, nodes, displacement_voxels, *, subvolume_voxels, shape_function="affine",
-                 min_cc=0.5, max_iterations=50, tolerance_voxels=TOLERANCE_VOXELS, arch="cpu"):
+                 min_cc=0.5, max_iterations=50, tolerance_voxels=TOLERANCE_VOXELS, window="gaussian", arch="cpu"):
     """Gauss–Newton refinement only, each node started from a given displacement (no search, no neighbour test).
 
     :func:`correlate` finds its own starting points; this starts where it is
@@ -275,7 +282,7 @@ def refine_nodes(reference, deformed, nodes, displacement_voxels, *, subvolume_v
         Starting displacement of each node (translation of an undeformed
         subvolume), voxels; a node with a non-finite start is skipped
         (status MASKED).
-    subvolume_voxels, shape_function, min_cc, max_iterations, tolerance_voxels, arch
+    subvolume_voxels, shape_function, min_cc, max_iterations, tolerance_voxels, window, arch
         As for :func:`correlate`.
 
     Returns
@@ -298,7 +305,7 @@ def refine_nodes(reference, deformed, nodes, displacement_voxels, *, subvolume_v
     live = np.all(np.isfinite(start), axis=1)
     idx = np.flatnonzero(live)
     step = _Pass(device_array(reference, arch), deformed, SplineVolume(deformed, arch=arch), nodes,
-                 int(subvolume_voxels), max_iterations, tolerance_voxels, shape_function, arch, min_cc)
+                 int(subvolume_voxels), max_iterations, tolerance_voxels, shape_function, arch, min_cc, window)
     step.run(idx, _translation_warps(nodes[idx], start[idx]), False, warps, cc, iterations, status)
     ok = _judge(status, cc, min_cc, live)
     return _result(nodes, warps, cc, ok, iterations, status, subvolume_voxels)
@@ -336,20 +343,21 @@ def correlate_tiled(reference, deformed, *, subvolume_voxels, max_displacement_v
     """
     return correlate(reference, deformed, subvolume_voxels=subvolume_voxels, node_spacing_voxels=subvolume_voxels,
                      max_displacement_voxels=max_displacement_voxels, mask=mask, min_cc=min_cc,
-                     shape_function="rigid", arch=arch, progress=progress)
+                     shape_function="rigid", window="uniform", arch=arch, progress=progress)
 
 
 class _Pass:
     """IC-GN over chosen nodes with one subvolume size, in memory-bounded batches."""
 
     def __init__(self, reference, deformed, spline, nodes, s, max_iterations, tolerance_voxels, shape_function,
-                 arch, min_cc):
+                 arch, min_cc, window):
         self.reference, self.deformed, self.spline, self.nodes = reference, deformed, spline, nodes
         self.arch, self.shape_function = arch, shape_function
         self.s, self.max_iterations, self.tolerance = s, max_iterations, tolerance_voxels
         # never stop a node for a CC that min_cc would accept
         self.stall_cc = min(_STALL_CC, min_cc)
         self.offsets = subvolume_offsets(s)
+        self.weights = subvolume_window(s, window)
         self.shape = np.array(deformed.shape)
 
     def run(self, idx, warps0, integer_start, warps, cc, iterations, status):
@@ -358,7 +366,7 @@ class _Pass:
         for start in range(0, len(idx), size):   # batches bound memory; each is one vectorised solve
             sel = idx[start:start + size]
             w0 = warps0[start:start + size]
-            terms = cube_terms(self.reference, self.nodes[sel], s, self.arch)
+            terms = cube_terms(self.reference, self.nodes[sel], s, self.arch, self.weights)
             first = None
             if integer_start:
                 first = extract_cubes(self.deformed, np.round(w0[:, :, 3]).astype(np.int64) - s // 2, s)

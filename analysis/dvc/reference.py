@@ -12,7 +12,7 @@ import numpy as np
 import taichi as ti
 
 from analysis._taichi import ensure_taichi
-from analysis.dvc.gauss_newton import _FLAT, _IU3, _IU4, ReferenceTerms
+from analysis.dvc.gauss_newton import _FLAT, _IU3, _IU4, ReferenceTerms, _window
 
 _PAIRS3 = list(zip(*(a.tolist() for a in _IU3)))
 _PAIRS4 = list(zip(*(a.tolist() for a in _IU4)))
@@ -29,8 +29,9 @@ def _clamp5(c, n):
 # and the rows are combined afterwards in numpy, in a fixed order.
 @ti.kernel
 def _row_stats(ref: ti.types.ndarray(dtype=ti.f32, ndim=3), corners: ti.types.ndarray(dtype=ti.i32, ndim=2),
-               edge: ti.i32, rows: ti.types.ndarray(dtype=ti.f64, ndim=3)):
-    # per (node, row): sum f, sum f^2, max |f|
+               edge: ti.i32, weights: ti.types.ndarray(dtype=ti.f32, ndim=1),
+               rows: ti.types.ndarray(dtype=ti.f64, ndim=3)):
+    # per (node, row): sum w f, sum w f^2, max |f|
     nz, ny, nx = ref.shape[0], ref.shape[1], ref.shape[2]
     for b, k in ti.ndrange(corners.shape[0], edge):
         cz, cy, cx = corners[b, 0], corners[b, 1], corners[b, 2]
@@ -38,13 +39,16 @@ def _row_stats(ref: ti.types.ndarray(dtype=ti.f32, ndim=3), corners: ti.types.nd
         s2 = ti.f64(0.0)
         big = ti.f64(0.0)
         z = ti.math.clamp(cz + k, 0, nz - 1)
+        v = k * edge * edge
         for j in range(edge):
             y = ti.math.clamp(cy + j, 0, ny - 1)
             for i in range(edge):
                 f = ti.cast(ref[z, y, ti.math.clamp(cx + i, 0, nx - 1)], ti.f64)
-                s1 += f
-                s2 += f * f
+                wf = ti.cast(weights[v], ti.f64) * f
+                s1 += wf
+                s2 += wf * f
                 big = ti.max(big, ti.abs(f))
+                v += 1
         rows[b, k, 0] = s1
         rows[b, k, 1] = s2
         rows[b, k, 2] = big
@@ -52,11 +56,12 @@ def _row_stats(ref: ti.types.ndarray(dtype=ti.f32, ndim=3), corners: ti.types.nd
 
 @ti.kernel
 def _row_terms(ref: ti.types.ndarray(dtype=ti.f32, ndim=3), corners: ti.types.ndarray(dtype=ti.i32, ndim=2),
-               edge: ti.i32, mean: ti.types.ndarray(dtype=ti.f64, ndim=1),
+               edge: ti.i32, weights: ti.types.ndarray(dtype=ti.f32, ndim=1),
+               mean: ti.types.ndarray(dtype=ti.f64, ndim=1),
                scale: ti.types.ndarray(dtype=ti.f64, ndim=1), fn: ti.types.ndarray(dtype=ti.f32, ndim=2),
                grad: ti.types.ndarray(dtype=ti.f32, ndim=3), rows: ti.types.ndarray(dtype=ti.f64, ndim=3)):
-    # per (node, row): fn and gradients of its points, and its share of the packed Hessian (60),
-    # sum of steepest descents (12) and their sum with fn (12)
+    # per (node, row): fn and gradients of its points, and its share of the window-weighted packed
+    # Hessian (60), sum of steepest descents (12) and their sum with fn (12)
     nz, ny, nx = ref.shape[0], ref.shape[1], ref.shape[2]
     half = edge // 2
     for b, k in ti.ndrange(corners.shape[0], edge):
@@ -85,11 +90,12 @@ def _row_terms(ref: ti.types.ndarray(dtype=ti.f32, ndim=3), corners: ti.types.nd
                 x32 = ti.Vector([ti.cast(k - half, ti.f32), ti.cast(j - half, ti.f32),
                                  ti.cast(i - half, ti.f32), 1.0])
                 xx = ti.Vector([x32[_PAIRS4[q][0]] * x32[_PAIRS4[q][1]] for q in ti.static(range(10))])
+                w = weights[v]
                 for p in ti.static(range(6)):
-                    gg = g[_PAIRS3[p][0]] * g[_PAIRS3[p][1]]
+                    gg = w * g[_PAIRS3[p][0]] * g[_PAIRS3[p][1]]
                     for q in ti.static(range(10)):
                         hp[p, q] += gg * xx[q]
-                gd = ti.cast(g, ti.f64)
+                gd = ti.cast(w, ti.f64) * ti.cast(g, ti.f64)
                 fd = ti.cast(f32, ti.f64)
                 for a in ti.static(range(3)):
                     for c in ti.static(range(4)):
@@ -106,7 +112,7 @@ def _row_terms(ref: ti.types.ndarray(dtype=ti.f32, ndim=3), corners: ti.types.nd
                 rows[b, k, 72 + 4 * a + c] = sf[a, c]
 
 
-def cube_terms(reference, nodes, subvolume_voxels, arch="cpu"):
+def cube_terms(reference, nodes, subvolume_voxels, arch="cpu", weights=None):
     """:class:`ReferenceTerms` of the cubic subvolumes around ``nodes``.
 
     Parameters
@@ -119,6 +125,9 @@ def cube_terms(reference, nodes, subvolume_voxels, arch="cpu"):
     subvolume_voxels : int
         Cube edge; points are ordered like :func:`analysis.dvc.grid.subvolume_offsets`.
     arch : {"cpu", "gpu"}
+    weights : numpy.ndarray, optional
+        (s^3,) window weight of each point (:func:`analysis.dvc.grid.subvolume_window`);
+        default 1 (uniform).
 
     Notes
     -----
@@ -127,6 +136,7 @@ def cube_terms(reference, nodes, subvolume_voxels, arch="cpu"):
     ensure_taichi(arch)
     s = int(subvolume_voxels)
     b, n = len(nodes), s ** 3
+    weights = _window(weights, n)
     fn = np.empty((b, n), np.float32)
     grad = np.empty((b, 3, n), np.float32)
     sums = np.zeros((b, 84))
@@ -136,14 +146,15 @@ def cube_terms(reference, nodes, subvolume_voxels, arch="cpu"):
         if isinstance(reference, np.ndarray):
             reference = np.ascontiguousarray(reference, dtype=np.float32)
         stats = np.empty((b, s, 3))
-        _row_stats(reference, corners, s, stats)
+        _row_stats(reference, corners, s, weights, stats)
         s1, s2, big = stats[:, :, 0].sum(axis=1), stats[:, :, 1].sum(axis=1), stats[:, :, 2].max(axis=1)
-        mean = s1 / n
+        total = weights.sum(dtype=np.float64)
+        mean = s1 / total
         norm = np.sqrt(np.maximum(s2 - s1 * mean, 0.0))
-        textured = norm > _FLAT * np.sqrt(n) * (big + 1e-30)
+        textured = norm > _FLAT * np.sqrt(total) * (big + 1e-30)
         scale = np.where(textured, 1.0 / np.where(textured, norm, 1.0), 0.0)
         rows = np.empty((b, s, 84))
-        _row_terms(reference, corners, s, mean, scale, fn, grad, rows)
+        _row_terms(reference, corners, s, weights, mean, scale, fn, grad, rows)
         sums = rows.sum(axis=1)
     return ReferenceTerms(fn=fn, grad=grad, hess_packed=sums[:, :60].reshape(b, 6, 10), sd_sum=sums[:, 60:72],
-                          sd_fn=sums[:, 72:], textured=textured)
+                          sd_fn=sums[:, 72:], textured=textured, weights=weights)
