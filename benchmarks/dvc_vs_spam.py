@@ -67,43 +67,56 @@ highest RMS ratio (synthcal / spam) over the cases.
 Afterwards the case where synthcal is slowest is run once more with timers
 around its stages (and cProfile).
 
-Latest table (2-core x86_64 VM, quiet but for this script: load average
-0.5-3.0 with spam's two workers; python 3.11.7, numpy 2.4.6, scipy
-1.17.1, taichi 1.7.4, spam 0.9.1; REPEATS = 5 alternating runs per code
-and case, medians), after synthcal's Gauss-Newton took a gaussian window
-(below)::
+Latest table (2-core x86_64 VM, quiet but for this script; python
+3.11.7, numpy 2.4.6, scipy 1.17.1, taichi 1.7.4, spam 0.9.1; REPEATS = 5
+alternating runs per code and case, medians), after synthcal's
+Gauss-Newton took a gaussian window and its FFT search a sparser subset
+(both below)::
 
-    Run of 2026-12-04 04:12 UTC, x86_64 2 cpus, load average 0.5 1.2 1.3; python 3.11.7, numpy 2.4.6, scipy 1.17.1, taichi 1.7.4, spam 0.9.1
+    Run of 2026-12-04 04:38 UTC, x86_64 2 cpus, load average 1.0 1.2 1.3; python 3.11.7, numpy 2.4.6, scipy 1.17.1, taichi 1.7.4, spam 0.9.1
     2197 nodes, subvolume 17^3, spacing 8, volume (128, 128, 128), 2 processes/threads, 5 alternating runs each, medians; spam starts from the truth rounded to voxels, synthcal searches
     case           code       ms/node  nodes/s nodes/cpu-s  RMS vox RMS cube   ok %
-    gauss-shift    synthcal      0.41     2423        1513   0.0019   0.0019  100.0
-    gauss-shift    spam          1.89      529         299   0.0160   0.0160  100.0
-    gauss-shift    ratio     speed x4.8 (wall; pairs x4.0-x5.4), x5.4 (cpu); RMS synthcal/spam 0.12 on 2197 nodes; search +-5 vox; load average 1.5 1.4 1.3
-    gauss-affine   synthcal      0.31     3237        2002   0.0019   0.0019  100.0
-    gauss-affine   spam          1.77      564         308   0.0149   0.0149  100.0
-    gauss-affine   ratio     speed x5.5 (wall; pairs x5.2-x6.1), x6.2 (cpu); RMS synthcal/spam 0.12 on 2197 nodes; search +-4 vox; load average 2.0 1.5 1.4
-    speckle-5%     synthcal      0.38     2643        1587   0.0034   0.0034  100.0
-    speckle-5%     spam          1.66      604         326   0.0188   0.0188  100.0
-    speckle-5%     ratio     speed x4.4 (wall; pairs x4.0-x4.6), x4.9 (cpu); RMS synthcal/spam 0.18 on 2197 nodes; search +-11 vox; load average 2.2 1.6 1.4
-    speckle-sine   synthcal      0.43     2318        1359   0.0637   0.0203  100.0
-    speckle-sine   spam          1.78      562         308   0.0721   0.0252  100.0
-    speckle-sine   ratio     speed x3.9 (wall; pairs x3.4-x4.5), x4.2 (cpu); RMS synthcal/spam 0.88 on 2197 nodes; search +-4 vox; load average 2.5 1.7 1.4
-    grains-20vox   synthcal      0.50     1986        1177   0.0133   0.0133   78.1
-    grains-20vox   spam          2.30      436         231   0.0305   0.0305   91.1
-    grains-20vox   ratio     speed x4.7 (wall; pairs x3.9-x4.9), x5.2 (cpu); RMS synthcal/spam 0.43 on 1716 nodes; search +-22 vox; load average 2.9 1.9 1.5
+    gauss-shift    synthcal      0.41     2414        1486   0.0019   0.0019  100.0
+    gauss-shift    spam          2.09      479         261   0.0160   0.0160  100.0
+    gauss-shift    ratio     speed x5.0 (wall; pairs x3.9-x5.1), x5.6 (cpu); RMS synthcal/spam 0.12 on 2197 nodes; search +-5 vox; load average 1.6 1.3 1.3
+    gauss-affine   synthcal      0.39     2543        1542   0.0019   0.0019  100.0
+    gauss-affine   spam          2.35      426         239   0.0149   0.0149  100.0
+    gauss-affine   ratio     speed x5.9 (wall; pairs x5.4-x6.4), x6.6 (cpu); RMS synthcal/spam 0.12 on 2197 nodes; search +-4 vox; load average 2.2 1.5 1.4
+    speckle-5%     synthcal      0.56     1783        1276   0.0034   0.0034  100.0
+    speckle-5%     spam          2.72      368         212   0.0188   0.0188  100.0
+    speckle-5%     ratio     speed x5.1 (wall; pairs x4.4-x5.5), x6.1 (cpu); RMS synthcal/spam 0.18 on 2197 nodes; search +-11 vox; load average 2.3 1.6 1.4
+    speckle-sine   synthcal      0.57     1746        1045   0.0637   0.0203  100.0
+    speckle-sine   spam          2.43      411         232   0.0721   0.0252  100.0
+    speckle-sine   ratio     speed x4.1 (wall; pairs x3.6-x4.5), x4.7 (cpu); RMS synthcal/spam 0.88 on 2197 nodes; search +-4 vox; load average 2.5 1.7 1.5
+    grains-20vox   synthcal      0.50     1983        1237   0.0133   0.0133   78.1
+    grains-20vox   spam          3.15      317         169   0.0305   0.0305   91.1
+    grains-20vox   ratio     speed x6.3 (wall; pairs x5.8-x6.6), x7.5 (cpu); RMS synthcal/spam 0.43 on 1716 nodes; search +-22 vox; load average 2.5 1.8 1.5
     grains-20vox   ok in one code only: spam 285 nodes, RMS 0.1596 vox
-    grains-8%      synthcal      0.49     2044        1270   0.0127   0.0127  100.0
-    grains-8%      spam          2.00      501         269   0.0216   0.0216  100.0
-    grains-8%      ratio     speed x4.2 (wall; pairs x3.9-x4.6), x4.9 (cpu); RMS synthcal/spam 0.59 on 2197 nodes; search +-9 vox; load average 2.8 2.0 1.5
-    phantom-sine   synthcal      0.57     1764        1071   0.0665   0.0238  100.0
-    phantom-sine   spam          1.93      518         283   0.0829   0.0451  100.0
-    phantom-sine   ratio     speed x3.6 (wall; pairs x3.3-x3.8), x3.9 (cpu); RMS synthcal/spam 0.80 on 2197 nodes; search +-5 vox; load average 3.0 2.1 1.6
-    phantom-12vox  synthcal      0.69     1443         896   0.0166   0.0166   85.2
-    phantom-12vox  spam          2.46      406         221   0.0475   0.0475   99.3
-    phantom-12vox  ratio     speed x3.6 (wall; pairs x3.5-x3.8), x4.3 (cpu); RMS synthcal/spam 0.35 on 1872 nodes; search +-17 vox; load average 2.9 2.2 1.6
+    grains-8%      synthcal      0.37     2733        1708   0.0127   0.0127  100.0
+    grains-8%      spam          1.68      596         326   0.0216   0.0216  100.0
+    grains-8%      ratio     speed x4.6 (wall; pairs x4.1-x4.8), x5.2 (cpu); RMS synthcal/spam 0.59 on 2197 nodes; search +-9 vox; load average 2.4 1.9 1.6
+    phantom-sine   synthcal      0.57     1756        1067   0.0665   0.0238  100.0
+    phantom-sine   spam          2.01      497         272   0.0829   0.0451  100.0
+    phantom-sine   ratio     speed x3.9 (wall; pairs x3.5-x4.3), x4.2 (cpu); RMS synthcal/spam 0.80 on 2197 nodes; search +-5 vox; load average 2.2 1.9 1.6
+    phantom-12vox  synthcal      0.65     1536         997   0.0166   0.0166   85.2
+    phantom-12vox  spam          2.80      357         194   0.0475   0.0475   99.3
+    phantom-12vox  ratio     speed x4.2 (wall; pairs x4.0-x4.5), x5.0 (cpu); RMS synthcal/spam 0.35 on 1872 nodes; search +-17 vox; load average 2.1 1.9 1.6
     phantom-12vox  ok in one code only: spam 310 nodes, RMS 0.0986 vox
-    worst case     ratio     speed x3.6 (wall, phantom-12vox), x3.9 (cpu, phantom-sine); RMS synthcal/spam 0.88 (speckle-sine)
-    Ended 2026-12-04 04:17 UTC, load average 2.9 2.2 1.6
+    worst case     ratio     speed x3.9 (wall, phantom-sine), x4.2 (cpu, phantom-sine); RMS synthcal/spam 0.88 (speckle-sine)
+    Ended 2026-12-04 04:43 UTC, load average 2.1 1.9 1.6
+
+Sparser search (4 Dec 2026). The FFT search now visits one node per
+3x3x3 block of node spacings instead of 2x2x2 (``_SEARCH_BLOCK_SPACINGS``
+in ``analysis.dvc.local``); the others start from their converged
+neighbours as before. Counted in one process on the eight cases: 2.7
+times fewer nodes searched (125 instead of 343 on the small shifts, 281
+instead of 499 on the 20-voxel one), search CPU time 0.22-1.03 s -> 0.06-0.40
+s, Gauss-Newton iterations -7 % .. +10 %, whole runs 4-30 % less CPU time
+(most on the large shifts), the same ok nodes and RMS to 4 decimals. In
+the table the large shifts went from 4.7x / 3.6x (grains-20vox,
+phantom-12vox, the run just before, with the window) to 6.3x / 4.2x; the
+worst case is now phantom-sine at 3.9x, where Gauss-Newton's 3.5
+iterations per node, not the search, take the time.
 
 Gaussian window (4 Dec 2026). synthcal's ``correlate`` now weighs the
 points of each subvolume by ``exp(-|x|^2 / (2 sigma^2))``, sigma = 0.35
@@ -129,10 +142,11 @@ than these cases. The weights and the plain CC's three extra sums cost
 cube kernel now adds the products with the z and y offsets once per part
 and line instead of per sample, which took that back (in-process A/B of the two versions,
 alternating, 3 runs each, synthcal only: medians 0.37-0.55 against
-0.39-0.58 ms/node on four cases, within the machine's noise). This
-run's worst speed ratio, 3.6x (phantom-12vox and phantom-sine), against
-3.8x and 3.9x in the run before, is within the spread of single pairs
-(3.3-3.8x there).
+0.39-0.58 ms/node on four cases, within the machine's noise). The
+run with the window and the old search (4 Dec 2026 04:12 UTC) gave
+3.6-5.5x wall, worst 3.6x (phantom-12vox and phantom-sine), against
+3.8x and 3.9x in the run before the window: within the spread of single
+pairs (3.3-3.8x there).
 
 The run before the window (3 Dec 2026 22:35 UTC, same machine)::
 

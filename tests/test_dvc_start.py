@@ -1,6 +1,6 @@
 """Where each DVC node starts (analysis.dvc.local): the strategy ``correlate``'s docstring gives (issue #19).
 
-The FFT search runs on about one node per 2x2x2 block of node spacings;
+The FFT search runs on about one node per 3x3x3 block of node spacings;
 every other node starts where its converged lattice neighbours predict it
 to first order (or, without agreeing ones, from the rounded median
 displacement of the converged nodes within 2.5 spacings); a node that
@@ -33,15 +33,15 @@ def _spacing(nodes):
 
 
 def _first_per_block(nodes, spacing):
-    """Index of the first node (in the given order) of each cube of edge 2 spacings on the absolute grid."""
+    """Index of the first node (in the given order) of each cube of edge 3 spacings on the absolute grid."""
     first = {}
     for i, p in enumerate(nodes):
-        first.setdefault(tuple(math.floor(c / (2 * spacing)) for c in p), i)
+        first.setdefault(tuple(math.floor(c / (3 * spacing)) for c in p), i)
     return sorted(first.values())
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_the_sparse_subset_is_the_first_node_of_each_block_of_two_spacings(seed):
+def test_the_sparse_subset_is_the_first_node_of_each_block_of_three_spacings(seed):
     rng = np.random.default_rng(seed)
     lattice = np.array([(z, y, x) for z in range(5) for y in range(4) for x in range(6)], dtype=float)
     nodes = rng.permutation(lattice * 7 + rng.integers(0, 7, 3))     # spacing 7, any origin, any order
@@ -52,7 +52,7 @@ def test_the_sparse_subset_is_the_first_node_of_each_block_of_two_spacings(seed)
 
 def test_the_blocks_follow_the_nearest_spacing_of_an_anisotropic_grid():
     # spacings 9, 9, 7 with two nodes along x: every node's nearest is its x-neighbour, 7 voxels off
-    # (the second nearest is 9), so the blocks are 14 voxels
+    # (the second nearest is 9), so the blocks are 21 voxels
     nodes = np.array([(z, y, x) for z in range(0, 72, 9) for y in range(0, 36, 9) for x in (0, 7)], dtype=float)
     assert len(nodes) == 64 and _spacing(nodes) == 7.0
     np.testing.assert_array_equal(local._sparse_subset(nodes), _first_per_block(nodes, 7.0))
@@ -61,8 +61,9 @@ def test_the_blocks_follow_the_nearest_spacing_of_an_anisotropic_grid():
 def test_fewer_than_64_nodes_are_all_searched_and_64_are_not():
     lattice = np.array([(z, y, x) for z in range(4) for y in range(4) for x in range(4)], dtype=float) * 8
     np.testing.assert_array_equal(local._sparse_subset(lattice[:63]), np.arange(63))
-    # nodes at 0, 8, 16, 24 on each axis fall in blocks {0, 8} and {16, 24}: 8 blocks, one node each
-    np.testing.assert_array_equal(local._sparse_subset(lattice), [0, 2, 8, 10, 32, 34, 40, 42])
+    # nodes at 0, 8, 16, 24 on each axis fall in blocks {0, 8, 16} and {24}: 8 blocks, one node each, the
+    # first of each at positions 0 and 3 along an axis (index 16 z + 4 y + x)
+    np.testing.assert_array_equal(local._sparse_subset(lattice), [0, 3, 12, 15, 48, 51, 60, 63])
 
 
 def _guess_by_definition(nodes, displacement, ok, which, k=26):
@@ -160,7 +161,8 @@ def test_the_search_runs_on_one_node_per_block_and_the_others_start_from_their_n
     assert r.ok.all() and np.abs(r.displacement - shift).max() < 1e-3
 
     searched = _first_per_block(nodes, 8.0)
-    assert len(searched) == 27 and len(rec.searches) == 1      # nothing failed: no second search
+    # blocks of 24 voxels: 10, 18 in one and 26, 34 in the next on each axis, so 2^3 searched nodes
+    assert len(searched) == 8 and len(rec.searches) == 1      # nothing failed: no second search
     got_nodes, radius, guess = rec.searches[0]
     assert _rows(got_nodes) == _rows(nodes[searched]) and radius == 3 and guess is None
 

@@ -41,6 +41,11 @@ TOLERANCE_VOXELS = 0.02
 # of a voxel; a false match is off by a large part of the subvolume, and with the neighbours split
 # between it and the truth the median lies between the two, where neither basin reaches
 _START_SPREAD_VOXELS = 1.0
+# the FFT search visits one node per block of this many node spacings cubed; the others start from
+# their converged neighbours. 3 (was 2, 4 Dec 2026): on the eight cases of benchmarks/dvc_vs_spam.py
+# 2.7 times fewer nodes searched, 4-30 % less CPU time (most on the 12- and 20-voxel shifts), the same
+# ok nodes and RMS to 4 decimals, Gauss-Newton iterations within -7 % .. +10 %
+_SEARCH_BLOCK_SPACINGS = 3
 
 
 class Status(enum.IntEnum):
@@ -101,7 +106,7 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
 
     Integer displacements come from FFT zero-normalised cross-correlation
     up to ``max_displacement_voxels`` on a sparse subset of the nodes (about
-    one per 2x2x2 block); above 6 voxels the search goes coarse-to-fine
+    one per 3x3x3 block); above 6 voxels the search goes coarse-to-fine
     through a 2x2x2-binned pyramid (see
     :func:`analysis.dvc.search.integer_search`), so large displacements are
     found from a zero start. Every other node starts where its converged
@@ -436,11 +441,11 @@ def _outliers(nodes, neighbours, warps, ok, status):
 
 
 def _sparse_subset(nodes):
-    """Indices of about one node per 2x2x2 block of node spacings (all if few)."""
+    """Indices of about one node per block of _SEARCH_BLOCK_SPACINGS^3 node spacings (all if few)."""
     if len(nodes) < 64:
         return np.arange(len(nodes))
     spacing = np.median(cKDTree(nodes).query(nodes, k=2)[0][:, 1])
-    cells = np.floor(nodes / (2.0 * spacing)).astype(np.int64)
+    cells = np.floor(nodes / (_SEARCH_BLOCK_SPACINGS * spacing)).astype(np.int64)
     _, first = np.unique(cells, axis=0, return_index=True)
     return np.sort(first)
 
