@@ -5,7 +5,7 @@ documented constructors:
 
 - :func:`best_settings`: the project's own chain, chosen for the most accurate
   displacement field (whole-volume histogram matching, registration on the foot of the sample,
-  overlapping subvolumes with an affine warp, three phases by multi-Otsu,
+  overlapping subvolumes with an affine warp under a gaussian window, three phases by multi-Otsu,
   continuous CPSD of the pores);
 - :func:`paper_settings`: the seed paper's methods section as written (linear
   contrast matching on the foot, registration on one particle, tiled
@@ -49,7 +49,8 @@ def match_whole_histogram(volume, reference, region):
 def overlapping_affine_dvc(reference, deformed, edge_voxels, settings, *, sample_rows=None, arch="cpu",
                            progress=None):
     """Best mode's DVC: overlapping subvolumes on ``settings.node_spacing_voxels``, a 12-parameter affine
-    warp each, nodes whose subvolume lies mostly outside the sample rows skipped (:func:`analysis.dvc.correlate`).
+    warp each fitted under a gaussian window, nodes whose subvolume lies mostly outside the sample rows skipped
+    (:func:`analysis.dvc.correlate`).
 
     Parameters
     ----------
@@ -70,8 +71,8 @@ def overlapping_affine_dvc(reference, deformed, edge_voxels, settings, *, sample
     return correlate(reference, deformed, subvolume_voxels=edge_voxels,
                      node_spacing_voxels=settings.node_spacing_voxels,
                      max_displacement_voxels=settings.max_displacement_voxels,
-                     mask=sample_mask(reference.shape, sample_rows), min_cc=settings.min_cc, arch=arch,
-                     progress=progress)
+                     mask=sample_mask(reference.shape, sample_rows), min_cc=settings.min_cc,
+                     window=settings.window, arch=arch, progress=progress)
 
 
 def tiled_rigid_dvc(reference, deformed, edge_voxels, settings, *, sample_rows=None, arch="cpu", progress=None):
@@ -213,7 +214,7 @@ def best_settings(voxel_size_um, *, median_size, subvolume_um, node_spacing_um, 
     Median filter; whole-volume histogram matching
     (:func:`match_whole_histogram`); rigid registration on the foot of the
     sample (:func:`analysis.regions.foot_region`); DVC on overlapping
-    subvolumes with an affine warp, sample rows only
+    subvolumes with an affine warp under a gaussian window, sample rows only
     (:func:`overlapping_affine_dvc`); pore, CBD and NMC by multi-Otsu
     (:func:`analysis.segment.segment_three_phase`); continuous CPSD of the
     pores (:func:`analysis.pores.cpsd`).

@@ -30,6 +30,7 @@ def test_the_gaussian_window_is_a_gaussian_of_the_offset_from_the_node():
     # a corner (4, 4, 4) exp(-48 / (2 sigma^2)); the points come in subvolume_offsets order
     sigma = 9 * grid.GAUSSIAN_SIGMA_FRACTION
     w = subvolume_window(9, "gaussian")
+    assert w.dtype == np.float32 and w.shape == (729,)
     offsets = subvolume_offsets(9)
     at = {tuple(o): v for o, v in zip(offsets.tolist(), w)}
     assert at[(0, 0, 0)] == 1.0
