@@ -14,9 +14,11 @@ import scipy.ndimage as ndi
 
 import analysis.dvc.grid as grid
 from analysis.dvc import correlate, node_grid
+from analysis.dvc.gauss_newton import refine
 from analysis.dvc.grid import subvolume_offsets, subvolume_window
+from analysis.dvc.interpolate import SplineVolume
 from analysis.dvc.reference import cube_terms
-from test_dvc_refine import NODES, S, _cube, _refine
+from test_dvc_refine import NODES, S, _cube, _pair, _refine
 
 
 def test_the_uniform_window_weighs_every_point_one():
@@ -141,3 +143,21 @@ def test_the_fitted_displacement_of_a_sine_field_is_its_window_average(window):
     # points by its local contrast, which scatters each node's error around the bias by ~0.01 voxel)
     assert np.sum(error * bias) / np.sum(bias ** 2) == pytest.approx(1.0, abs=0.05)
     assert np.sqrt(np.mean(res.displacement[:, 1:] ** 2)) < 0.02
+
+
+def test_the_plain_correlation_does_not_depend_on_the_grey_level_scale():
+    # ZNCC is invariant to a grey-level scale: both volumes times 2^-30 (exact in float32) give the same CC
+    # at the start, though the deformed cube's spread is then far below 1
+    b = np.array([0.4, -0.3, 0.45])
+    w = subvolume_window(S, "gaussian")
+    reference, deformed = _pair(np.eye(3), b)
+    start = np.concatenate([np.broadcast_to(np.eye(3), (len(NODES), 3, 3)),
+                            np.round(NODES + b)[:, :, None]], axis=2)
+    ccs = []
+    for scale in (1.0, 2.0 ** -30):
+        res = refine(SplineVolume(deformed * np.float32(scale)), cube_terms(reference * np.float32(scale), NODES, S,
+                                                                          weights=w),
+                     subvolume_offsets(S).astype(np.float64), start, max_iterations=0, cube_edge=S)
+        ccs.append(res.cc)
+    assert np.all(ccs[0] < 0.99)
+    np.testing.assert_allclose(ccs[1], ccs[0], rtol=0, atol=1e-6)
