@@ -58,21 +58,28 @@ _SUMS = 18    # running sums per node, see SplineVolume.correlation_sums
 
 
 @ti.func
+def _add_value_sums(acc: ti.template(), gd, gw, fn_v):
+    """Add one sample ``gd`` (and ``gw``, it times its window weight) to the six sums of ``acc`` that do
+    not involve the gradients: sum w g, sum w g^2, sum w g fn and sum g, sum g^2, sum g fn."""
+    acc[0] += gw
+    acc[1] += gw * gd
+    acc[2] += gw * fn_v
+    acc[15] += gd
+    acc[16] += gd * gd
+    acc[17] += gd * fn_v
+
+
+@ti.func
 def _accumulate(acc: ti.template(), gd, w, fn_v, oz, oy, ox, grad: ti.template(), b, v):
     """Add one sample ``gd`` of window weight ``w`` (both float64) to the _SUMS running sums ``acc``
     (see correlation_sums)."""
     gw = w * gd
-    acc[0] += gw
-    acc[1] += gw * gd
-    acc[2] += gw * fn_v
+    _add_value_sums(acc, gd, gw, fn_v)
     xh = ti.Vector([oz, oy, ox, 1.0], dt=ti.f64)
     for i in ti.static(range(3)):
         gi = gw * ti.cast(grad[b, i, v], ti.f64)
         for j in ti.static(range(4)):
             acc[3 + 4 * i + j] += gi * xh[j]
-    acc[15] += gd
-    acc[16] += gd * gd
-    acc[17] += gd * fn_v
 
 
 @ti.kernel
@@ -136,18 +143,12 @@ def _cube_correlation_sums(coef: ti.types.ndarray(dtype=ti.f32, ndim=3),
                 ox = ti.cast(i - half, ti.f64)
                 gd = ti.cast(_bspline(coef, rz + warp[b, 0, 2] * ox, ry + warp[b, 1, 2] * ox,
                                       rx + warp[b, 2, 2] * ox), ti.f64)
-                fn_v = ti.cast(fn[b, v], ti.f64)
                 gw = ti.cast(weights[v], ti.f64) * gd
-                acc[0] += gw
-                acc[1] += gw * gd
-                acc[2] += gw * fn_v
+                _add_value_sums(acc, gd, gw, ti.cast(fn[b, v], ti.f64))
                 for c in ti.static(range(3)):
                     gi = gw * ti.cast(grad[b, c, v], ti.f64)
                     line[c] += gi
                     acc[5 + 4 * c] += gi * ox
-                acc[15] += gd
-                acc[16] += gd * gd
-                acc[17] += gd * fn_v
                 v += 1
             for c in ti.static(range(3)):
                 part[c] += line[c]
