@@ -12,10 +12,9 @@ import numpy as np
 import taichi as ti
 
 from analysis._taichi import ensure_taichi
-from analysis.dvc.gauss_newton import _FLAT, _IU3, _IU4, ReferenceTerms, _window
+from analysis.dvc.gauss_newton import _FLAT, _IU3, ReferenceTerms, _window
 
 _PAIRS3 = list(zip(*(a.tolist() for a in _IU3)))
-_PAIRS4 = list(zip(*(a.tolist() for a in _IU4)))
 
 
 @ti.func
@@ -61,20 +60,41 @@ def _row_terms(ref: ti.types.ndarray(dtype=ti.f32, ndim=3), corners: ti.types.nd
                scale: ti.types.ndarray(dtype=ti.f64, ndim=1), fn: ti.types.ndarray(dtype=ti.f32, ndim=2),
                grad: ti.types.ndarray(dtype=ti.f32, ndim=3), rows: ti.types.ndarray(dtype=ti.f64, ndim=3)):
     # per (node, row): fn and gradients of its points, and its share of the window-weighted packed
-    # Hessian (60), sum of steepest descents (12) and their sum with fn (12)
+    # Hessian (60), sum of steepest descents (12) and their sum with fn (12). oz is fixed in a row and
+    # oy along a line, so per point only the sums times 1, ox (and ox^2) are taken; the products with oy
+    # are applied once per line and those with oz once per row (a third of the per-point arithmetic)
     nz, ny, nx = ref.shape[0], ref.shape[1], ref.shape[2]
     half = edge // 2
     for b, k in ti.ndrange(corners.shape[0], edge):
         cz, cy, cx = corners[b, 0], corners[b, 1], corners[b, 2]
         sc = ti.cast(scale[b], ti.f32)
-        # the Hessian only sets the step, not the solution: float32 sums are enough
-        hp = ti.Matrix.zero(ti.f32, 6, 10)
-        ss = ti.Matrix.zero(ti.f64, 3, 4)
-        sf = ti.Matrix.zero(ti.f64, 3, 4)
+        oz = ti.cast(k - half, ti.f32)
+        # the Hessian only sets the step, not the solution: float32 sums are enough. Row sums of
+        # w g_p g_q (one per pair of gradient components) times 1, oy, oy^2, ox, ox oy, ox^2
+        h0 = ti.Vector.zero(ti.f32, 6)
+        h0y = ti.Vector.zero(ti.f32, 6)
+        h0yy = ti.Vector.zero(ti.f32, 6)
+        h1 = ti.Vector.zero(ti.f32, 6)
+        h1y = ti.Vector.zero(ti.f32, 6)
+        h2 = ti.Vector.zero(ti.f32, 6)
+        # row sums of w g_a times 1, oy, ox, and the same times fn
+        s0 = ti.Vector.zero(ti.f64, 3)
+        s0y = ti.Vector.zero(ti.f64, 3)
+        s1 = ti.Vector.zero(ti.f64, 3)
+        f0 = ti.Vector.zero(ti.f64, 3)
+        f0y = ti.Vector.zero(ti.f64, 3)
+        f1 = ti.Vector.zero(ti.f64, 3)
         v = k * edge * edge
         zs = _clamp5(cz + k, nz)
         for j in range(edge):
             ys = _clamp5(cy + j, ny)
+            l0 = ti.Vector.zero(ti.f32, 6)
+            l1 = ti.Vector.zero(ti.f32, 6)
+            l2 = ti.Vector.zero(ti.f32, 6)
+            m0 = ti.Vector.zero(ti.f64, 3)
+            m1 = ti.Vector.zero(ti.f64, 3)
+            n0 = ti.Vector.zero(ti.f64, 3)
+            n1 = ti.Vector.zero(ti.f64, 3)
             for i in range(edge):
                 xs = _clamp5(cx + i, nx)
                 z, y, x = zs[2], ys[2], xs[2]
@@ -87,29 +107,54 @@ def _row_terms(ref: ti.types.ndarray(dtype=ti.f32, ndim=3), corners: ti.types.nd
                 fn[b, v] = f32
                 for a in ti.static(range(3)):
                     grad[b, a, v] = g[a]
-                x32 = ti.Vector([ti.cast(k - half, ti.f32), ti.cast(j - half, ti.f32),
-                                 ti.cast(i - half, ti.f32), 1.0])
-                xx = ti.Vector([x32[_PAIRS4[q][0]] * x32[_PAIRS4[q][1]] for q in ti.static(range(10))])
+                ox = ti.cast(i - half, ti.f32)
                 w = weights[v]
                 for p in ti.static(range(6)):
                     gg = w * g[_PAIRS3[p][0]] * g[_PAIRS3[p][1]]
-                    for q in ti.static(range(10)):
-                        hp[p, q] += gg * xx[q]
+                    l0[p] += gg
+                    l1[p] += gg * ox
+                    l2[p] += gg * ox * ox
                 gd = ti.cast(w, ti.f64) * ti.cast(g, ti.f64)
                 fd = ti.cast(f32, ti.f64)
+                oxd = ti.cast(ox, ti.f64)
                 for a in ti.static(range(3)):
-                    for c in ti.static(range(4)):
-                        t = gd[a] * ti.cast(x32[c], ti.f64)
-                        ss[a, c] += t
-                        sf[a, c] += fd * t
+                    m0[a] += gd[a]
+                    m1[a] += gd[a] * oxd
+                    n0[a] += fd * gd[a]
+                    n1[a] += fd * gd[a] * oxd
                 v += 1
+            oy = ti.cast(j - half, ti.f32)
+            h0 += l0
+            h0y += oy * l0
+            h0yy += oy * oy * l0
+            h1 += l1
+            h1y += oy * l1
+            h2 += l2
+            oyd = ti.cast(oy, ti.f64)
+            s0 += m0
+            s0y += oyd * m0
+            s1 += m1
+            f0 += n0
+            f0y += oyd * n0
+            f1 += n1
         for p in ti.static(range(6)):
+            # the ten products of [oz, oy, ox, 1] in packed (upper-triangle) order: zz, zy, zx, z1, yy, yx, y1,
+            # xx, x1, 11
+            xx = ti.Vector([oz * oz * h0[p], oz * h0y[p], oz * h1[p], oz * h0[p], h0yy[p], h1y[p], h0y[p],
+                            h2[p], h1[p], h0[p]])
             for q in ti.static(range(10)):
-                rows[b, k, 10 * p + q] = ti.cast(hp[p, q], ti.f64)
+                rows[b, k, 10 * p + q] = ti.cast(xx[q], ti.f64)
+        ozd = ti.cast(oz, ti.f64)
         for a in ti.static(range(3)):
-            for c in ti.static(range(4)):
-                rows[b, k, 60 + 4 * a + c] = ss[a, c]
-                rows[b, k, 72 + 4 * a + c] = sf[a, c]
+            # [oz, oy, ox, 1] in order
+            rows[b, k, 60 + 4 * a] = ozd * s0[a]
+            rows[b, k, 61 + 4 * a] = s0y[a]
+            rows[b, k, 62 + 4 * a] = s1[a]
+            rows[b, k, 63 + 4 * a] = s0[a]
+            rows[b, k, 72 + 4 * a] = ozd * f0[a]
+            rows[b, k, 73 + 4 * a] = f0y[a]
+            rows[b, k, 74 + 4 * a] = f1[a]
+            rows[b, k, 75 + 4 * a] = f0[a]
 
 
 def cube_terms(reference, nodes, subvolume_voxels, arch="cpu", weights=None):
