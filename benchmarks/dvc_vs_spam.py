@@ -70,78 +70,8 @@ around its stages (and cProfile).
 Latest table (2-core x86_64 VM, quiet but for this script; python
 3.11.7, numpy 2.4.6, scipy 1.17.1, taichi 1.7.4, spam 0.9.1; REPEATS = 5
 alternating runs per code and case, medians), after synthcal's
-Gauss-Newton learnt to stop on a predicted update and its reference
-terms to take the products with oy and oz per line and per row (both
-below)::
-
-    Run of 2026-12-04 15:51 UTC, x86_64 2 cpus, load average 1.4 1.4 1.0; python 3.11.7, numpy 2.4.6, scipy 1.17.1, taichi 1.7.4, spam 0.9.1
-    2197 nodes, subvolume 17^3, spacing 8, volume (128, 128, 128), 2 processes/threads, 5 alternating runs each, medians; spam starts from the truth rounded to voxels, synthcal searches
-    case           code       ms/node  nodes/s nodes/cpu-s  RMS vox RMS cube   ok %
-    gauss-shift    synthcal      0.32     3143        2004   0.0019   0.0019  100.0
-    gauss-shift    spam          1.90      526         288   0.0160   0.0160  100.0
-    gauss-shift    ratio     speed x6.0 (wall; pairs x5.3-x6.8), x7.0 (cpu); RMS synthcal/spam 0.12 on 2197 nodes; search +-5 vox; load average 1.6 1.4 1.0
-    gauss-affine   synthcal      0.25     3944        2424   0.0019   0.0019  100.0
-    gauss-affine   spam          1.89      529         287   0.0149   0.0149  100.0
-    gauss-affine   ratio     speed x7.5 (wall; pairs x7.1-x7.5), x8.4 (cpu); RMS synthcal/spam 0.12 on 2197 nodes; search +-4 vox; load average 1.9 1.5 1.0
-    speckle-5%     synthcal      0.32     3100        2035   0.0034   0.0034  100.0
-    speckle-5%     spam          2.02      496         267   0.0188   0.0188  100.0
-    speckle-5%     ratio     speed x6.2 (wall; pairs x6.1-x6.3), x7.6 (cpu); RMS synthcal/spam 0.18 on 2197 nodes; search +-11 vox; load average 2.2 1.6 1.1
-    speckle-sine   synthcal      0.29     3402        2075   0.0635   0.0204  100.0
-    speckle-sine   spam          2.02      494         265   0.0721   0.0252  100.0
-    speckle-sine   ratio     speed x6.8 (wall; pairs x6.3-x7.2), x7.7 (cpu); RMS synthcal/spam 0.88 on 2197 nodes; search +-4 vox; load average 2.3 1.7 1.1
-    grains-20vox   synthcal      0.37     2698        1716   0.0133   0.0133   78.1
-    grains-20vox   spam          2.92      342         180   0.0305   0.0305   91.1
-    grains-20vox   ratio     speed x7.9 (wall; pairs x7.6-x8.0), x9.5 (cpu); RMS synthcal/spam 0.43 on 1716 nodes; search +-22 vox; load average 2.4 1.8 1.2
-    grains-20vox   ok in one code only: spam 285 nodes, RMS 0.1596 vox
-    grains-8%      synthcal      0.32     3089        1999   0.0127   0.0127  100.0
-    grains-8%      spam          2.01      498         268   0.0216   0.0216  100.0
-    grains-8%      ratio     speed x6.2 (wall; pairs x6.0-x6.6), x7.4 (cpu); RMS synthcal/spam 0.59 on 2197 nodes; search +-9 vox; load average 2.5 1.9 1.2
-    phantom-sine   synthcal      0.34     2900        1749   0.0663   0.0239  100.0
-    phantom-sine   spam          2.28      438         234   0.0831   0.0452  100.0
-    phantom-sine   ratio     speed x6.6 (wall; pairs x6.3-x6.7), x7.4 (cpu); RMS synthcal/spam 0.80 on 2197 nodes; search +-5 vox; load average 2.7 2.0 1.3
-    phantom-12vox  synthcal      0.42     2377        1593   0.0167   0.0167   85.2
-    phantom-12vox  spam          2.46      407         217   0.0477   0.0477   99.3
-    phantom-12vox  ratio     speed x5.8 (wall; pairs x5.5-x6.1), x7.3 (cpu); RMS synthcal/spam 0.35 on 1872 nodes; search +-17 vox; load average 2.7 2.1 1.4
-    phantom-12vox  ok in one code only: spam 309 nodes, RMS 0.0964 vox
-    worst case     ratio     speed x5.8 (wall, phantom-12vox), x7.0 (cpu, gauss-shift); RMS synthcal/spam 0.88 (speckle-sine)
-    Ended 2026-12-04 15:55 UTC, load average 2.7 2.1 1.4
-
-The slowest case's profile in that run (phantom-12vox, one run, 0.98 s
-wall): B-spline samples and sums 38 %, FFT search 19 %, reference
-subvolumes 16 %, Gauss-Newton's numpy side 14 %, the deformed volume's
-prefilter 5 %; 2.2 Gauss-Newton iterations per node.
-
-The same machine gives spam 10-20 % more or less speed from one run to
-the next (gauss-shift 1.77-2.09 ms/node over the runs of 4 Dec). Run at
-15:43 UTC with only the stop on a predicted update: 5.3-7.2x wall, worst
-phantom-12vox 5.3x (pairs 4.9-5.4x); the run before it (04:38 UTC, the
-table that follows) 3.9-6.3x, worst phantom-sine 3.9x.
-
-Stop on a predicted update (4 Dec 2026). Gauss-Newton used to stop once
-an update moved no subvolume point by 0.02 voxel; the iteration that
-found that small update only confirmed the one before. It now also stops
-when the last two updates shrink so fast that the next one, extrapolated
-at their ratio (d_k^2 / d_(k-1)), would be below 0.02
-(``analysis.dvc.gauss_newton.update_converged``). synthcal alone, one
-process, medians of 3 runs, before -> after: iterations per node
-gauss-shift 1.58 -> 1.55, gauss-affine 1.51 -> 1.49, speckle-5% 1.92 ->
-1.88, speckle-sine 2.87 -> 2.02, grains-20vox 1.77 -> 1.69, grains-8% 2.09
--> 2.05, phantom-sine 3.58 -> 2.64, phantom-12vox 2.53 -> 2.03; RMS error
-0.06367 -> 0.06350 (speckle-sine), 0.06648 -> 0.06633 (phantom-sine),
-0.01666 -> 0.01674 (phantom-12vox), 0.00340 -> 0.00342 (speckle-5%), the
-others the same to 4 digits; ms/node 0.427 -> 0.372 (phantom-sine),
-0.366 -> 0.303 (speckle-sine), 0.496 -> 0.459 (phantom-12vox).
-
-Reference terms per line (4 Dec 2026). The reference kernel took the
-Hessian's 60 products with [oz, oy, ox, 1] pairs per point; oz is fixed
-in a row and oy along a line, so it now sums the gradient products times
-1, ox and ox^2 per point and applies oy once per line and oz once per row
-(18 multiply-adds per point instead of 70; the steepest-descent sums
-likewise). In-process A/B, synthcal alone, medians of 5 runs: 7-13 % less
-wall time and 10-14 % less CPU time per case, the same iterations and
-RMS.
-
-The run of 4 Dec 2026, 04:38 UTC (before those two changes)::
+Gauss-Newton took a gaussian window and its FFT search a sparser subset
+(both below)::
 
     Run of 2026-12-04 04:38 UTC, x86_64 2 cpus, load average 1.0 1.2 1.3; python 3.11.7, numpy 2.4.6, scipy 1.17.1, taichi 1.7.4, spam 0.9.1
     2197 nodes, subvolume 17^3, spacing 8, volume (128, 128, 128), 2 processes/threads, 5 alternating runs each, medians; spam starts from the truth rounded to voxels, synthcal searches

@@ -75,7 +75,7 @@ class Refinement:
     iterations : numpy.ndarray
         (B,) Gauss–Newton iterations done.
     converged : numpy.ndarray
-        (B,) bool, Gauss–Newton stopped on its tolerance (:func:`update_converged`).
+        (B,) bool, the last update was below tolerance.
     textured : numpy.ndarray
         (B,) bool, the reference points are not flat (Hessian invertible).
     left : numpy.ndarray
@@ -191,9 +191,7 @@ def refine(spline, terms, offsets, warps0, *, shape_function="affine",
     max_iterations : int
     tolerance_voxels : float
         Convergence when the update moves every point of the subvolume by
-        less than this, voxels, or when the last two updates shrink so fast
-        that the next one, at the same ratio, would (see
-        :func:`update_converged`; a tolerance of 0 is never met).
+        less than this, voxels (so a tolerance of 0 is never met).
     exact_first : numpy.ndarray, optional
         (B, n) deformed grey values at ``warps0`` when already known (an
         integer translation samples voxels exactly), saving one interpolation.
@@ -254,15 +252,14 @@ def refine(spline, terms, offsets, warps0, *, shape_function="affine",
     # the per-point residual enters only through sums (see ReferenceTerms)
     sd_sum_a, sd_fn_a = sd_sum[active], sd_fn[active]
     streak_a = np.zeros(len(active), dtype=np.int64)   # consecutive iterations outside
-    move_a = np.zeros(len(active))                     # each node's last update, voxels (0: none yet)
     for it in range(max_iterations + 1):
         if outside is not None and len(active):
             streak_a = np.where(outside(w_a), streak_a + 1, 0)
             gone = streak_a > outside_patience
             if gone.any():
                 left[active[gone]] = True
-                active, fn_a, gs_a, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a, g_a, move_a = _compact(
-                    ~gone, active, fn_a, gs_a, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a, g_a, move_a)
+                active, fn_a, gs_a, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a, g_a = _compact(
+                    ~gone, active, fn_a, gs_a, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a, g_a)
         if len(active) == 0:
             break
         given = g_a if (it == 0 and g_a is not None) else None
@@ -284,9 +281,8 @@ def refine(spline, terms, offsets, warps0, *, shape_function="affine",
         if it == stall_iterations:
             stalled = cc[active] < stall_cc
             if stalled.any():
-                active, fn_a, gs_a, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a, g_a, move_a, sums, mean, sigma = \
-                    _compact(~stalled, active, fn_a, gs_a, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a, g_a, move_a,
-                             sums, mean, sigma)
+                active, fn_a, gs_a, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a, g_a, sums, mean, sigma = _compact(
+                    ~stalled, active, fn_a, gs_a, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a, g_a, sums, mean, sigma)
                 if len(active) == 0:
                     break
         # sd^T W (gn - fn) with gn = (g - mean) / sigma, from the sums
@@ -295,43 +291,14 @@ def refine(spline, terms, offsets, warps0, *, shape_function="affine",
         iterations[active] += 1
         w_a = _compose_inverse(w_a, np.einsum("bk,kij->bij", dp, basis), shape_function)
         warps[active] = w_a
-        move = np.abs(dp) @ gen_reach
-        done = update_converged(move, move_a, tolerance_voxels)
-        move_a = move
+        done = np.abs(dp) @ gen_reach < tolerance_voxels
         if done.any():
-            # a converged node's cc is from the warp before its last update
+            # a converged node's cc is from the warp before its last, sub-tolerance update
             converged[active[done]] = True
-            active, fn_a, gs_a, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a, g_a, move_a = _compact(
-                ~done, active, fn_a, gs_a, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a, g_a, move_a)
+            active, fn_a, gs_a, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a, g_a = _compact(
+                ~done, active, fn_a, gs_a, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a, g_a)
     return Refinement(warps=warps, cc=cc, iterations=iterations, converged=converged, textured=textured,
                       left=left)
-
-
-def update_converged(move_voxels, previous_move_voxels, tolerance_voxels):
-    """Whether Gauss–Newton stops after an update.
-
-    It stops when the update moved no subvolume point by ``tolerance_voxels``
-    or more, or when the last two updates shrank so fast that the next one,
-    extrapolated at their ratio (``move * move / previous``), would move
-    none by that much. Near its solution Gauss–Newton shrinks each update by
-    a roughly constant factor, so the iteration that would only confirm the
-    extrapolation is skipped; the warp after the update is kept in both cases.
-
-    Parameters
-    ----------
-    move_voxels : numpy.ndarray
-        Largest displacement of a subvolume point by each node's update, voxels.
-    previous_move_voxels : numpy.ndarray
-        The same for the update before (0 where there was none).
-    tolerance_voxels : float
-
-    Returns
-    -------
-    numpy.ndarray
-        bool per node.
-    """
-    move_voxels = np.asarray(move_voxels, dtype=np.float64)
-    return (move_voxels < tolerance_voxels) | (move_voxels * move_voxels < tolerance_voxels * previous_move_voxels)
 
 
 def _compact(keep, *arrays):

@@ -34,10 +34,7 @@ _STALL_ITERATIONS, _STALL_CC = 10, 0.5
 #: Gauss-Newton stops when an update moves no subvolume point by more than this, voxels. The state
 #: after that update is kept, and Gauss-Newton converges fast enough that 0.005, 0.01, 0.02 and 0.05
 #: gave the same RMS error (4 decimals) on all eight cases of benchmarks/dvc_vs_spam.py, while 0.02
-#: saves 1-19 % of the iterations against 0.005 (0.05: up to 30 %, and 0.1 starts to cost accuracy).
-#: It also stops when the last two updates predict the next below this (update_converged, 4 Dec 2026):
-#: on the same cases 2-30 % fewer iterations (the sine fields 2.87 -> 2.02 and 3.58 -> 2.64 per node),
-#: RMS error changed by -0.3 % .. +0.6 %
+#: saves 1-19 % of the iterations against 0.005 (0.05: up to 30 %, and 0.1 starts to cost accuracy)
 TOLERANCE_VOXELS = 0.02
 # a node starts from its lattice neighbours' first-order prediction only where those predictions agree
 # to within this (median absolute deviation, voxels). A smooth field's curvature spreads them by tenths
@@ -172,8 +169,7 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
     max_iterations : int
     tolerance_voxels : float
         Gauss–Newton stops when an update moves no subvolume point by more
-        than this, voxels, or when the next one, extrapolated from the last
-        two, would not (:func:`analysis.dvc.gauss_newton.update_converged`).
+        than this, voxels.
     shape_function : {"affine", "rigid"}
         How each subvolume may deform (``displacement_gradient`` is then the
         affine gradient, or the rotation less the identity).
