@@ -102,6 +102,31 @@ def test_correlation_sums_refuse_a_window_that_is_not_one_positive_weight_per_po
         SplineVolume(_volume()).correlation_sums(warps, offsets, fn, grad, cube_edge=5, weights=weights)
 
 
+@pytest.mark.parametrize("cube_edge, given", [(None, False), (5, False), (None, True), (5, True)])
+def test_correlation_sums_read_each_warps_row_of_the_reference_arrays(cube_edge, given):
+    # warps 0..2 of the case, read against rows 3, 0 and 3 of 4 rows of fn, grad (and given values): the
+    # same sums as with those rows gathered first (every row differs, so a wrong row shows)
+    volume = _volume()
+    offsets, warps, fn, grad = _case(5, 6)
+    values = np.random.default_rng(7).normal(size=fn.shape).astype(np.float32) if given else None
+    rows = np.array([3, 0, 3])
+    spline = SplineVolume(volume)
+    got = spline.correlation_sums(warps[:3], offsets, fn, grad, given=values, cube_edge=cube_edge, rows=rows)
+    want = spline.correlation_sums(warps[:3], offsets, fn[rows], grad[rows],
+                                   given=None if values is None else values[rows], cube_edge=cube_edge)
+    np.testing.assert_array_equal(got, want)
+    assert not np.array_equal(got, spline.correlation_sums(warps[:3], offsets, fn[:3], grad[:3], cube_edge=cube_edge,
+                                                           given=None if values is None else values[:3]))
+
+
+@pytest.mark.parametrize("rows, message", [(np.array([0, 1]), r"^rows: expected one index per warp, shape \(3,\)"),
+                                           (np.array([0, 1, 4]), r"^rows: expected indices in 0 \.\. 3")])
+def test_correlation_sums_refuse_rows_that_do_not_fit(rows, message):
+    offsets, warps, fn, grad = _case(5, 1)
+    with pytest.raises(ValueError, match=message):
+        SplineVolume(_volume()).correlation_sums(warps[:3], offsets, fn, grad, cube_edge=5, rows=rows)
+
+
 def test_correlation_sums_of_no_nodes_are_empty():
     got = SplineVolume(_volume()).correlation_sums(np.zeros((0, 3, 4)), subvolume_offsets(5), np.zeros((0, 125)),
                                                    np.zeros((0, 3, 125)), cube_edge=5)

@@ -246,9 +246,11 @@ def refine(spline, terms, offsets, warps0, *, shape_function="affine",
     converged = np.zeros(B, dtype=bool)
     left = np.zeros(B, dtype=bool)
     # working copies hold only the active nodes; they are compacted when some converge or leave
+    # the per-point arrays (fn, gs, exact_first) stay whole: the sampling kernel reads the active nodes'
+    # rows, so a node that drops out costs no copy of them
     active = np.flatnonzero(textured)
-    fn_a, gs_a, hinv_a, w_a = fn[active], gs[active], hinv[active], warps[active]
-    g_a = None if exact_first is None else np.asarray(exact_first, dtype=np.float32)[active]
+    hinv_a, w_a = hinv[active], warps[active]
+    first = None if exact_first is None else np.asarray(exact_first, dtype=np.float32)
     # the per-point residual enters only through sums (see ReferenceTerms)
     sd_sum_a, sd_fn_a = sd_sum[active], sd_fn[active]
     streak_a = np.zeros(len(active), dtype=np.int64)   # consecutive iterations outside
@@ -258,12 +260,12 @@ def refine(spline, terms, offsets, warps0, *, shape_function="affine",
             gone = streak_a > outside_patience
             if gone.any():
                 left[active[gone]] = True
-                active, fn_a, gs_a, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a, g_a = _compact(
-                    ~gone, active, fn_a, gs_a, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a, g_a)
+                active, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a = _compact(
+                    ~gone, active, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a)
         if len(active) == 0:
             break
-        given = g_a if (it == 0 and g_a is not None) else None
-        sums = spline.correlation_sums(w_a, offsets, fn_a, gs_a, given, cube_edge, weights)
+        given = first if it == 0 else None
+        sums = spline.correlation_sums(w_a, offsets, fn, gs, given, cube_edge, weights, rows=active)
         mean = sums[:, 0] / total
         sigma = np.sqrt(np.maximum(sums[:, 1] - total * mean * mean, 1e-300))
         # both images of unit weighted norm and zero weighted mean: ZNCC = sum w fn g / sigma, in
@@ -281,8 +283,8 @@ def refine(spline, terms, offsets, warps0, *, shape_function="affine",
         if it == stall_iterations:
             stalled = cc[active] < stall_cc
             if stalled.any():
-                active, fn_a, gs_a, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a, g_a, sums, mean, sigma = _compact(
-                    ~stalled, active, fn_a, gs_a, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a, g_a, sums, mean, sigma)
+                active, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a, sums, mean, sigma = _compact(
+                    ~stalled, active, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a, sums, mean, sigma)
                 if len(active) == 0:
                     break
         # sd^T W (gn - fn) with gn = (g - mean) / sigma, from the sums
@@ -295,8 +297,8 @@ def refine(spline, terms, offsets, warps0, *, shape_function="affine",
         if done.any():
             # a converged node's cc is from the warp before its last, sub-tolerance update
             converged[active[done]] = True
-            active, fn_a, gs_a, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a, g_a = _compact(
-                ~done, active, fn_a, gs_a, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a, g_a)
+            active, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a = _compact(
+                ~done, active, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a)
     return Refinement(warps=warps, cc=cc, iterations=iterations, converged=converged, textured=textured,
                       left=left)
 

@@ -70,14 +70,14 @@ def _add_value_sums(acc: ti.template(), gd, gw, fn_v):
 
 
 @ti.func
-def _accumulate(acc: ti.template(), gd, w, fn_v, oz, oy, ox, grad: ti.template(), b, v):
+def _accumulate(acc: ti.template(), gd, w, fn_v, oz, oy, ox, grad: ti.template(), r, v):
     """Add one sample ``gd`` of window weight ``w`` (both float64) to the _SUMS running sums ``acc``
-    (see correlation_sums)."""
+    (see correlation_sums); ``r`` is the node's row of ``grad``."""
     gw = w * gd
     _add_value_sums(acc, gd, gw, fn_v)
     xh = ti.Vector([oz, oy, ox, 1.0], dt=ti.f64)
     for i in ti.static(range(3)):
-        gi = gw * ti.cast(grad[b, i, v], ti.f64)
+        gi = gw * ti.cast(grad[r, i, v], ti.f64)
         for j in ti.static(range(4)):
             acc[3 + 4 * i + j] += gi * xh[j]
 
@@ -90,6 +90,7 @@ def _correlation_sums(coef: ti.types.ndarray(dtype=ti.f32, ndim=3),
                       fn: ti.types.ndarray(dtype=ti.f32, ndim=2),
                       grad: ti.types.ndarray(dtype=ti.f32, ndim=3),
                       given: ti.types.ndarray(dtype=ti.f32, ndim=2),
+                      rows: ti.types.ndarray(dtype=ti.i32, ndim=1),
                       partial: ti.types.ndarray(dtype=ti.f64, ndim=3),
                       use_given: ti.template()):
     # one (node, part) per iteration, the part's points summed in a fixed order: reproducible bits
@@ -97,19 +98,20 @@ def _correlation_sums(coef: ti.types.ndarray(dtype=ti.f32, ndim=3),
     parts = partial.shape[1]
     chunk = (n + parts - 1) // parts
     for b, p in ti.ndrange(warp.shape[0], parts):
+        r = rows[b]
         acc = ti.Vector.zero(ti.f64, _SUMS)
         for v in range(p * chunk, ti.min((p + 1) * chunk, n)):
             oz, oy, ox = ti.cast(offsets[v, 0], ti.f64), ti.cast(offsets[v, 1], ti.f64), ti.cast(offsets[v, 2], ti.f64)
             g = ti.f32(0.0)
             if ti.static(use_given):
-                g = given[b, v]
+                g = given[r, v]
             else:
                 pz = warp[b, 0, 0] * oz + warp[b, 0, 1] * oy + warp[b, 0, 2] * ox + warp[b, 0, 3]
                 py = warp[b, 1, 0] * oz + warp[b, 1, 1] * oy + warp[b, 1, 2] * ox + warp[b, 1, 3]
                 px = warp[b, 2, 0] * oz + warp[b, 2, 1] * oy + warp[b, 2, 2] * ox + warp[b, 2, 3]
                 g = _bspline(coef, pz, py, px)
-            _accumulate(acc, ti.cast(g, ti.f64), ti.cast(weights[v], ti.f64), ti.cast(fn[b, v], ti.f64),
-                        oz, oy, ox, grad, b, v)
+            _accumulate(acc, ti.cast(g, ti.f64), ti.cast(weights[v], ti.f64), ti.cast(fn[r, v], ti.f64),
+                        oz, oy, ox, grad, r, v)
         for c in ti.static(range(_SUMS)):
             partial[b, p, c] = acc[c]
 
@@ -120,6 +122,7 @@ def _cube_correlation_sums(coef: ti.types.ndarray(dtype=ti.f32, ndim=3),
                            weights: ti.types.ndarray(dtype=ti.f32, ndim=1),
                            fn: ti.types.ndarray(dtype=ti.f32, ndim=2),
                            grad: ti.types.ndarray(dtype=ti.f32, ndim=3),
+                           rows: ti.types.ndarray(dtype=ti.i32, ndim=1),
                            partial: ti.types.ndarray(dtype=ti.f64, ndim=3)):
     # _correlation_sums for cubic point sets, one (node, z-row, part of its y-lines) per iteration,
     # positions built per x-line. oz is fixed in a part and oy along a line, so the sums of
@@ -128,6 +131,7 @@ def _cube_correlation_sums(coef: ti.types.ndarray(dtype=ti.f32, ndim=3),
     half = edge // 2
     lines = (edge + _ROW_PARTS - 1) // _ROW_PARTS
     for b, k, q in ti.ndrange(warp.shape[0], edge, _ROW_PARTS):
+        r = rows[b]
         acc = ti.Vector.zero(ti.f64, _SUMS)
         part = ti.Vector.zero(ti.f64, 3)     # sum w g grad_i over the part
         oz = ti.cast(k - half, ti.f64)
@@ -144,9 +148,9 @@ def _cube_correlation_sums(coef: ti.types.ndarray(dtype=ti.f32, ndim=3),
                 gd = ti.cast(_bspline(coef, rz + warp[b, 0, 2] * ox, ry + warp[b, 1, 2] * ox,
                                       rx + warp[b, 2, 2] * ox), ti.f64)
                 gw = ti.cast(weights[v], ti.f64) * gd
-                _add_value_sums(acc, gd, gw, ti.cast(fn[b, v], ti.f64))
+                _add_value_sums(acc, gd, gw, ti.cast(fn[r, v], ti.f64))
                 for c in ti.static(range(3)):
-                    gi = gw * ti.cast(grad[b, c, v], ti.f64)
+                    gi = gw * ti.cast(grad[r, c, v], ti.f64)
                     line[c] += gi
                     acc[5 + 4 * c] += gi * ox
                 v += 1
@@ -205,7 +209,7 @@ class SplineVolume:
         coef = np.pad(coef, _PAD, mode="reflect")   # numpy "reflect" is scipy's "mirror"
         self._coef = device_array(coef, arch)
 
-    def correlation_sums(self, warps, offsets, fn, grad, given=None, cube_edge=None, weights=None):
+    def correlation_sums(self, warps, offsets, fn, grad, given=None, cube_edge=None, weights=None, rows=None):
         """Per-node sums for one Gauss–Newton step, sampling and reducing in one pass.
 
         Parameters
@@ -226,6 +230,10 @@ class SplineVolume:
         weights : numpy.ndarray, optional
             (n,) window weight w of each point (see
             :func:`analysis.dvc.grid.subvolume_window`); default 1.
+        rows : numpy.ndarray, optional
+            (B,) int, the row of ``fn``, ``grad`` and ``given`` of each warp
+            (a Gauss–Newton batch whose converged nodes drop out keeps its
+            reference arrays whole); default 0 .. B-1.
 
         Returns
         -------
@@ -241,15 +249,21 @@ class SplineVolume:
         grad = np.ascontiguousarray(grad, dtype=np.float32)
         n = fn.shape[1]
         weights = _window(weights, n)
+        rows = np.arange(len(warps), dtype=np.int32) if rows is None else np.ascontiguousarray(rows, dtype=np.int32)
+        if rows.shape != (len(warps),):
+            raise ValueError(f"rows: expected one index per warp, shape ({len(warps)},), got {rows.shape}")
+        if rows.min() < 0 or rows.max() >= len(fn):
+            raise ValueError(f"rows: expected indices in 0 .. {len(fn) - 1} (the rows of fn), got "
+                             f"{rows.min()} .. {rows.max()}")
         if given is None and cube_edge is not None:
             partial = np.empty((len(warps), int(cube_edge) * _ROW_PARTS, _SUMS), dtype=np.float64)
-            _cube_correlation_sums(self._coef, warps, int(cube_edge), weights, fn, grad, partial)
+            _cube_correlation_sums(self._coef, warps, int(cube_edge), weights, fn, grad, rows, partial)
             return partial.sum(axis=1)
         dummy = given is None
         given = np.zeros((1, 1), np.float32) if dummy else np.ascontiguousarray(given, dtype=np.float32)
         partial = np.empty((len(warps), _PARTS, _SUMS), dtype=np.float64)
         _correlation_sums(self._coef, warps, np.ascontiguousarray(offsets, dtype=np.float32), weights, fn, grad,
-                          given, partial, not dummy)
+                          given, rows, partial, not dummy)
         return partial.sum(axis=1)
 
     def resample(self, warp, shape):
