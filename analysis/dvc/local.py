@@ -253,11 +253,6 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
         fits = _search_fits(nodes[near] + g_near - s // 2, s, _RESCUE_RADIUS_VOXELS, deformed.shape)
         gone = near[~fits]
         cc[gone], iterations[gone], status[gone] = 0.0, 0, Status.OUTSIDE
-        # a node whose Gauss-Newton already left the volume within the local search's reach of that guess went
-        # where its neighbours put it and left from there: the retry would start in the same place
-        left = (status[near] == Status.OUTSIDE) & np.all(
-            np.abs(warps[near, :, 3] - nodes[near] - g_near) <= _RESCUE_RADIUS_VOXELS, axis=1)
-        fits &= ~left
         for sel, r, g in ((near[fits], _RESCUE_RADIUS_VOXELS, g_near[fits]), (retry[~has], radius, None)):
             if len(sel):
                 d_int, _ = integer_search(reference, deformed, nodes[sel], s, r, g)
