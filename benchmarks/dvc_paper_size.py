@@ -45,7 +45,7 @@ copying them (4 Dec 2026), an affine case of this size (a script before
 this one: sigma 2, seed 7) took 69.6 s at 8.1 GiB peak, and 52.4 s at
 6.1 GiB after. Before the median test also judged nodes against pairs of
 opposite neighbours (same day), the curved case kept 29.5 % of its nodes,
-in 154 s: the first-order predictions flagged the converged nodes (CC
+in 154 s (that run predates the rows change too): the first-order predictions flagged the converged nodes (CC
 0.99) on the faces of the block of nodes inside the volume. Skipping the
 retry of nodes that left the volume where their neighbours put them
 (tried the same day, reverted) lost 1.1 % of them (77.3 % ok).
@@ -113,7 +113,7 @@ def volume_pair(case, seed=11):
     return reference, deformed
 
 
-def inside_fraction(case, nodes):
+def inside_volume_fraction(case, nodes):
     """Fraction of nodes whose deformed subvolume (its 8 corners) stays inside the volume."""
     u = field(case)
     h = SUBVOLUME // 2
@@ -139,7 +139,7 @@ def run(case):
     true = field(case)(nodes.T.astype(np.float64)).T
     rms = np.sqrt(np.mean(np.sum((r.displacement[r.ok] - true[r.ok]) ** 2, axis=1)))
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
-    print(f"{case:8s} {len(nodes):5d} {seconds:6.1f} {100 * r.ok.mean():6.1f} {100 * inside_fraction(case, nodes):9.1f} "
+    print(f"{case:8s} {len(nodes):5d} {seconds:6.1f} {100 * r.ok.mean():6.1f} {100 * inside_volume_fraction(case, nodes):9.1f} "
           f"{r.iterations.mean():8.2f} {rms:8.4f} {peak_gib:9.1f}", flush=True)
 
 

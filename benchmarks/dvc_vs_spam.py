@@ -155,44 +155,23 @@ worst case of 5.8x. But on smooth textures (speckle of sigma 4 voxels,
 rigid sub-voxel shifts, the hypothesis test of #14) it stopped nodes
 0.031-0.034 voxel from the shift, where the tolerance alone leaves
 0.008-0.014 and the test allows 0.02: the updates there do not shrink
-geometrically (slow modes remain after the fast ones). Extrapolating the
+geometrically (traced afterwards on one such node: Gauss-Newton shrinks
+the error only 0.8 times per iteration there, even for a translation, where
+a Gauss-Newton that differentiates the ZNSSD's normalisation converges in
+two iterations). Extrapolating the
 whole geometric tail below half the tolerance still left 0.034 on one
-such case; a tolerance of 0.01 with that tail rule is as fast as 0.02
-alone. None of these is kept.
+such case; a tolerance of 0.01 with that tail rule costs about what 0.02
+alone costs, more on some cases (gauss-shift +32 %) and less on others
+(speckle-sine -19 %). None of these is kept.
 
-The run of 4 Dec 2026, 04:38 UTC (before these changes, morning VM)::
+The run of 4 Dec 2026, 04:38 UTC (before these changes, morning VM; synthcal's
+wall-clock speed over spam's, and RMS synthcal/spam)::
 
-    Run of 2026-12-04 04:38 UTC, x86_64 2 cpus, load average 1.0 1.2 1.3; python 3.11.7, numpy 2.4.6, scipy 1.17.1, taichi 1.7.4, spam 0.9.1
-    2197 nodes, subvolume 17^3, spacing 8, volume (128, 128, 128), 2 processes/threads, 5 alternating runs each, medians; spam starts from the truth rounded to voxels, synthcal searches
-    case           code       ms/node  nodes/s nodes/cpu-s  RMS vox RMS cube   ok %
-    gauss-shift    synthcal      0.41     2414        1486   0.0019   0.0019  100.0
-    gauss-shift    spam          2.09      479         261   0.0160   0.0160  100.0
-    gauss-shift    ratio     speed x5.0 (wall; pairs x3.9-x5.1), x5.6 (cpu); RMS synthcal/spam 0.12 on 2197 nodes; search +-5 vox; load average 1.6 1.3 1.3
-    gauss-affine   synthcal      0.39     2543        1542   0.0019   0.0019  100.0
-    gauss-affine   spam          2.35      426         239   0.0149   0.0149  100.0
-    gauss-affine   ratio     speed x5.9 (wall; pairs x5.4-x6.4), x6.6 (cpu); RMS synthcal/spam 0.12 on 2197 nodes; search +-4 vox; load average 2.2 1.5 1.4
-    speckle-5%     synthcal      0.56     1783        1276   0.0034   0.0034  100.0
-    speckle-5%     spam          2.72      368         212   0.0188   0.0188  100.0
-    speckle-5%     ratio     speed x5.1 (wall; pairs x4.4-x5.5), x6.1 (cpu); RMS synthcal/spam 0.18 on 2197 nodes; search +-11 vox; load average 2.3 1.6 1.4
-    speckle-sine   synthcal      0.57     1746        1045   0.0637   0.0203  100.0
-    speckle-sine   spam          2.43      411         232   0.0721   0.0252  100.0
-    speckle-sine   ratio     speed x4.1 (wall; pairs x3.6-x4.5), x4.7 (cpu); RMS synthcal/spam 0.88 on 2197 nodes; search +-4 vox; load average 2.5 1.7 1.5
-    grains-20vox   synthcal      0.50     1983        1237   0.0133   0.0133   78.1
-    grains-20vox   spam          3.15      317         169   0.0305   0.0305   91.1
-    grains-20vox   ratio     speed x6.3 (wall; pairs x5.8-x6.6), x7.5 (cpu); RMS synthcal/spam 0.43 on 1716 nodes; search +-22 vox; load average 2.5 1.8 1.5
-    grains-20vox   ok in one code only: spam 285 nodes, RMS 0.1596 vox
-    grains-8%      synthcal      0.37     2733        1708   0.0127   0.0127  100.0
-    grains-8%      spam          1.68      596         326   0.0216   0.0216  100.0
-    grains-8%      ratio     speed x4.6 (wall; pairs x4.1-x4.8), x5.2 (cpu); RMS synthcal/spam 0.59 on 2197 nodes; search +-9 vox; load average 2.4 1.9 1.6
-    phantom-sine   synthcal      0.57     1756        1067   0.0665   0.0238  100.0
-    phantom-sine   spam          2.01      497         272   0.0829   0.0451  100.0
-    phantom-sine   ratio     speed x3.9 (wall; pairs x3.5-x4.3), x4.2 (cpu); RMS synthcal/spam 0.80 on 2197 nodes; search +-5 vox; load average 2.2 1.9 1.6
-    phantom-12vox  synthcal      0.65     1536         997   0.0166   0.0166   85.2
-    phantom-12vox  spam          2.80      357         194   0.0475   0.0475   99.3
-    phantom-12vox  ratio     speed x4.2 (wall; pairs x4.0-x4.5), x5.0 (cpu); RMS synthcal/spam 0.35 on 1872 nodes; search +-17 vox; load average 2.1 1.9 1.6
-    phantom-12vox  ok in one code only: spam 310 nodes, RMS 0.0986 vox
-    worst case     ratio     speed x3.9 (wall, phantom-sine), x4.2 (cpu, phantom-sine); RMS synthcal/spam 0.88 (speckle-sine)
-    Ended 2026-12-04 04:43 UTC, load average 2.1 1.9 1.6
+    gauss-shift    x5.0, 0.12     grains-20vox   x6.3, 0.43
+    gauss-affine   x5.9, 0.12     grains-8%      x4.6, 0.59
+    speckle-5%     x5.1, 0.18     phantom-sine   x3.9, 0.80
+    speckle-sine   x4.1, 0.88     phantom-12vox  x4.2, 0.35
+    worst          x3.9 wall (phantom-sine), x4.2 CPU; RMS 0.88 (speckle-sine)
 
 Sparser search (4 Dec 2026). The FFT search now visits one node per
 3x3x3 block of node spacings instead of 2x2x2 (``_SEARCH_BLOCK_SPACINGS``
