@@ -81,23 +81,11 @@ def _within(table, check, value, limit, fmt="{:.3g}", lower=False):
 
 
 def busy_dem(arch):
-    """A short, busy DEM on ``arch``: every force model at work, as the driver test of tests/test_dem.py."""
-    from synthcal.dem import BondModel, Material, Simulation
+    """tests/test_dem.py's busy DEM (every force model at work) on ``arch``, with that backend's own driver."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from test_dem import _busy_run
 
-    rng = np.random.default_rng(3)
-    g = 1.3 + 2.6 * np.arange(5)
-    x = np.stack(np.meshgrid(g[:4], g, g, indexing="ij"), axis=-1).reshape(-1, 3)
-    n = len(x)
-    r, kinds, v = rng.uniform(1.0, 1.25, n), np.arange(n) % 2, rng.normal(0, 1e5, (n, 3))
-    materials = [Material(200e9, 0.3, 4650.0, 0.5, 0.4, rolling_friction=0.1),
-                 Material(2e9, 0.3, 930.0, 0.5, 0.4, rolling_friction=0.1)]
-    bond = BondModel(youngs_modulus_pa=2e9, poisson_ratio=0.3, radius_fraction=0.5, tensile_strength_pa=3e5,
-                     shear_strength_pa=3e5, damping_ratio=0.2)
-    sim = Simulation(x, r, materials, kinds=kinds, velocities_um_s=v, bottom_z_um=0.0, box_yx_um=(0, 13, 0, 13),
-                     gravity=True, background_damping_per_s=1e5, bond_model=bond, skin_um=0.02, arch=arch)
-    sim.form_bonds(tolerance_um=0.3)
-    sim.set_head(float(np.max(x[:, 0] + r)), -1e6, radius_um=4.0, center_yx_um=(6.5, 6.5))
-    sim.run(1e-7)
+    sim = _busy_run(None, arch=arch)
     return {"positions_um": sim.positions_um, "orientations": sim.orientations,
             "velocities_um_s": sim.velocities_um_s, "bonds_intact": sim.bonds_intact,
             "head_force_n": sim.head_force_n, "n_steps": sim.n_steps, "n_rebuilds": sim.n_rebuilds}

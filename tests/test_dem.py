@@ -321,8 +321,10 @@ def test_runs_are_bit_identical_in_a_fresh_process():
 STRENGTH, RUN = 3e5, 1e-7
 
 
-def _busy_run(driver, perm=None):
-    """Contacts, bonds (some breaking), foil, box, a moving disc head, rolling resistance."""
+def _busy_run(driver, perm=None, arch="cpu"):
+    """Contacts, bonds (some breaking), foil, box, a moving disc head, rolling resistance.
+
+    benchmarks/gpu_compare.py runs it on the GPU (``arch="gpu"``, the driver taichi's default there)."""
     rng = np.random.default_rng(3)
     g = 1.3 + 2.6 * np.arange(5)
     x = np.stack(np.meshgrid(g[:4], g, g, indexing="ij"), axis=-1).reshape(-1, 3)
@@ -336,7 +338,7 @@ def _busy_run(driver, perm=None):
     sim = Simulation(x, r, rolling, kinds=kinds, velocities_um_s=v,
                      bottom_z_um=0.0, box_yx_um=(0, 13, 0, 13), gravity=True, background_damping_per_s=1e5,
                      bond_model=dataclasses.replace(BOND, tensile_strength_pa=STRENGTH, shear_strength_pa=STRENGTH),
-                     skin_um=0.02, driver=driver)
+                     skin_um=0.02, arch=arch, driver=driver)
     pairs = candidate_pairs(x, r, 0.3)
     pairs = pairs[(kinds[pairs[:, 0]] == 1) | (kinds[pairs[:, 1]] == 1)]
     sim.set_bonds(pairs, 0.5 * np.minimum(r[pairs[:, 0]], r[pairs[:, 1]]))
