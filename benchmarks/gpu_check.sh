@@ -12,7 +12,8 @@
 #
 # Every tolerance, and why it is what it is, is in benchmarks/gpu_compare.py. Prints one table
 # (check, measured, tolerance, result) and exits 1 on any mismatch or failed step; runs unattended
-# within BUDGET_S seconds (default 570, under 10 minutes). On a machine without a GPU it says so
+# within BUDGET_S seconds (default 570, under 10 minutes): every step's limit is capped by what is left,
+# and a step that ignores its SIGTERM is killed 10 s later. On a machine without a GPU it says so
 # in one line and exits 0.
 #
 # Run: bash benchmarks/gpu_check.sh
@@ -61,7 +62,7 @@ step() {
         return 1
     fi
     echo "=== $name (at most $limit s): $*" >> "$LOG"
-    timeout "$limit" "$@" >> "$LOG" 2>&1
+    timeout -k 10 "$limit" "$@" >> "$LOG" 2>&1
     rc=$?
     if (( rc != 0 )); then
         row "$name" "exit $rc$( (( rc == 124 )) && echo ": over $limit s")" "exit 0" "FAIL"
@@ -71,7 +72,7 @@ step() {
 
 echo "gpu_check: $("$NVIDIA_SMI" -L | head -1); work folder $WORK"
 
-if step "taichi starts on the $ON" 120 "$PY" -c "from analysis._taichi import ensure_taichi; ensure_taichi('$ARCH')"; then
+if step "taichi starts on the $ON" "$(cap 120)" "$PY" -c "from analysis._taichi import ensure_taichi; ensure_taichi('$ARCH')"; then
 
     # 1. the kernels' tests, on the GPU
     t0=$SECONDS
@@ -84,7 +85,7 @@ if step "taichi starts on the $ON" 120 "$PY" -c "from analysis._taichi import en
     # 2. a busy DEM, particle by particle
     step "busy DEM on the CPU" "$(cap 120)" "${CMP[@]}" drivers --arch cpu "$WORK/dem_cpu.npz" &&
         step "busy DEM on the $ON" "$(cap 120)" "${CMP[@]}" drivers --arch "$ARCH" "$WORK/dem_gpu.npz" &&
-        step "compare the busy DEMs" 60 "${CMP[@]}" compare-drivers "$WORK/dem_cpu.npz" "$WORK/dem_gpu.npz"
+        step "compare the busy DEMs" "$(cap 60)" "${CMP[@]}" compare-drivers "$WORK/dem_cpu.npz" "$WORK/dem_gpu.npz"
 
     # 3. quick, stage by stage, from one DEM
     if step "quick on the CPU" "$(cap 300)" "$PY" -m synthcal.cli run "$SCENARIO" --arch cpu \
@@ -94,13 +95,13 @@ if step "taichi starts on the $ON" 120 "$PY" -c "from analysis._taichi import en
         cp -r "$WORK/quick_cpu/dem" "$WORK/quick_gpu/dem"
         step "quick on the $ON from the CPU's DEM" "$(cap 240)" "$PY" -m synthcal.cli run "$SCENARIO" \
                 --arch "$ARCH" --out "$WORK/quick_gpu" "${SET[@]}" &&
-            step "compare quick, CPU and $ON" 120 "${CMP[@]}" compare-runs "$WORK/quick_cpu" "$WORK/quick_gpu" &&
+            step "compare quick, CPU and $ON" "$(cap 120)" "${CMP[@]}" compare-runs "$WORK/quick_cpu" "$WORK/quick_gpu" &&
             "${CMP[@]}" stage-times "$WORK/quick_gpu" "quick, $ON (its DEM is the CPU's):"
 
         # 4. quick's whole DEM on the GPU
         step "quick's DEM on the $ON" "$(cap 240)" "$PY" -m synthcal.cli run "$SCENARIO" --arch "$ARCH" \
                 --until dem --out "$WORK/quick_gpu_dem" &&
-            step "quick's DEM, sanity" 60 "${CMP[@]}" dem-sanity "$WORK/quick_cpu" "$WORK/quick_gpu_dem" &&
+            step "quick's DEM, sanity" "$(cap 60)" "${CMP[@]}" dem-sanity "$WORK/quick_cpu" "$WORK/quick_gpu_dem" &&
             "${CMP[@]}" stage-times "$WORK/quick_gpu_dem" "quick, $ON:"
     fi
 
@@ -109,7 +110,7 @@ if step "taichi starts on the $ON" 120 "$PY" -c "from analysis._taichi import en
     if (( limit >= 30 )); then
         echo "=== paper imaging (at most $limit s)" >> "$LOG"
         mkdir -p "$WORK/paper_imaging"
-        timeout "$limit" "$PY" benchmarks/paper_imaging.py --arch "$ARCH" --work "$WORK/paper_imaging" \
+        timeout -k 10 "$limit" "$PY" benchmarks/paper_imaging.py --arch "$ARCH" --work "$WORK/paper_imaging" \
             > "$WORK/paper_imaging.txt" 2>> "$LOG"
         rc=$?
         "${CMP[@]}" paper-imaging "$WORK/paper_imaging.txt"
@@ -122,7 +123,7 @@ if step "taichi starts on the $ON" 120 "$PY" -c "from analysis._taichi import en
     limit=$(( $(left) - 15 ))
     if (( limit >= 30 )); then
         echo "=== paper run (at most $limit s)" >> "$LOG"
-        timeout "$limit" "$PY" -m synthcal.cli run scenarios/paper.toml --arch "$ARCH" --out "$WORK/paper" \
+        timeout -k 10 "$limit" "$PY" -m synthcal.cli run scenarios/paper.toml --arch "$ARCH" --out "$WORK/paper" \
             "${SET[@]}" >> "$LOG" 2>&1
         rc=$?
         "${CMP[@]}" stage-times "$WORK/paper" "paper, $ON:"
