@@ -69,45 +69,47 @@ around its stages (and cProfile).
 
 Latest table (2-core x86_64 VM, quiet but for this script; python
 3.11.7, numpy 2.4.6, scipy 1.17.1, taichi 1.7.4, spam 0.9.1; REPEATS = 5
-alternating runs per code and case, medians), after synthcal's
-reference kernel took the oy and oz products per line and per row and its
-sampling kernels learnt to read each node's row of the reference arrays
-(both below)::
+alternating runs per code and case, medians), after Gauss-Newton's step
+took the ZNSSD's Hessian (``analysis.dvc.gauss_newton.normalised_hessian_inverse``:
+the same fixed point, the same RMS on every case to 3-4 digits; in-process
+iterations within 0.5 %). gauss-affine's pairs (x4.6-x10.7) ran beside a
+40-second job of mine; the other cases ran alone::
 
-    Run of 2026-12-04 16:57 UTC, x86_64 2 cpus, load average 1.0 1.3 1.5; python 3.11.7, numpy 2.4.6, scipy 1.17.1, taichi 1.7.4, spam 0.9.1
+    Run of 2026-12-04 18:35 UTC, x86_64 2 cpus, load average 1.0 1.1 1.0; python 3.11.7, numpy 2.4.6, scipy 1.17.1, taichi 1.7.4, spam 0.9.1
     2197 nodes, subvolume 17^3, spacing 8, volume (128, 128, 128), 2 processes/threads, 5 alternating runs each, medians; spam starts from the truth rounded to voxels, synthcal searches
     case           code       ms/node  nodes/s nodes/cpu-s  RMS vox RMS cube   ok %
-    gauss-shift    synthcal      0.30     3311        2081   0.0019   0.0019  100.0
-    gauss-shift    spam          1.96      511         281   0.0160   0.0160  100.0
-    gauss-shift    ratio     speed x6.5 (wall; pairs x6.1-x7.2), x7.4 (cpu); RMS synthcal/spam 0.12 on 2197 nodes; search +-5 vox; load average 1.4 1.4 1.5
-    gauss-affine   synthcal      0.25     3930        2376   0.0019   0.0019  100.0
-    gauss-affine   spam          1.91      523         281   0.0149   0.0149  100.0
-    gauss-affine   ratio     speed x7.5 (wall; pairs x6.6-x7.7), x8.4 (cpu); RMS synthcal/spam 0.12 on 2197 nodes; search +-4 vox; load average 1.8 1.5 1.5
-    speckle-5%     synthcal      0.32     3107        1995   0.0034   0.0034  100.0
-    speckle-5%     spam          2.07      482         259   0.0188   0.0188  100.0
-    speckle-5%     ratio     speed x6.5 (wall; pairs x6.4-x6.7), x7.8 (cpu); RMS synthcal/spam 0.18 on 2197 nodes; search +-11 vox; load average 2.2 1.6 1.6
-    speckle-sine   synthcal      0.35     2821        1673   0.0637   0.0203  100.0
-    speckle-sine   spam          2.09      477         262   0.0721   0.0252  100.0
-    speckle-sine   ratio     speed x5.9 (wall; pairs x5.5-x6.0), x6.4 (cpu); RMS synthcal/spam 0.88 on 2197 nodes; search +-4 vox; load average 2.3 1.7 1.6
-    grains-20vox   synthcal      0.39     2545        1591   0.0133   0.0133   78.1
-    grains-20vox   spam          3.06      326         173   0.0305   0.0305   91.1
-    grains-20vox   ratio     speed x7.8 (wall; pairs x7.6-x8.1), x9.3 (cpu); RMS synthcal/spam 0.43 on 1716 nodes; search +-22 vox; load average 2.3 1.8 1.6
+    [Taichi] Starting on arch=x64
+    gauss-shift    synthcal      0.30     3389        2117   0.0019   0.0019  100.0
+    gauss-shift    spam          1.98      504         282   0.0160   0.0160  100.0
+    gauss-shift    ratio     speed x6.8 (wall; pairs x6.0-x7.2), x7.6 (cpu); RMS synthcal/spam 0.12 on 2197 nodes; search +-5 vox; load average 1.6 1.3 1.0
+    gauss-affine   synthcal      0.25     3982        2407   0.0019   0.0019  100.0
+    gauss-affine   spam          1.96      510         281   0.0149   0.0149  100.0
+    gauss-affine   ratio     speed x7.5 (wall; pairs x4.6-x10.7), x8.5 (cpu); RMS synthcal/spam 0.12 on 2197 nodes; search +-4 vox; load average 2.4 1.5 1.1
+    speckle-5%     synthcal      0.32     3155        2021   0.0034   0.0034  100.0
+    speckle-5%     spam          2.10      476         257   0.0188   0.0188  100.0
+    speckle-5%     ratio     speed x6.6 (wall; pairs x6.5-x6.6), x7.9 (cpu); RMS synthcal/spam 0.18 on 2197 nodes; search +-11 vox; load average 2.4 1.6 1.1
+    speckle-sine   synthcal      0.34     2959        1717   0.0637   0.0203  100.0
+    speckle-sine   spam          2.03      492         265   0.0721   0.0252  100.0
+    speckle-sine   ratio     speed x6.0 (wall; pairs x5.8-x6.0), x6.5 (cpu); RMS synthcal/spam 0.88 on 2197 nodes; search +-4 vox; load average 2.4 1.7 1.2
+    grains-20vox   synthcal      0.38     2633        1660   0.0133   0.0133   78.1
+    grains-20vox   spam          2.96      338         177   0.0305   0.0305   91.1
+    grains-20vox   ratio     speed x7.8 (wall; pairs x7.7-x7.9), x9.3 (cpu); RMS synthcal/spam 0.43 on 1716 nodes; search +-22 vox; load average 2.3 1.7 1.2
     grains-20vox   ok in one code only: spam 285 nodes, RMS 0.1596 vox
-    grains-8%      synthcal      0.35     2894        1879   0.0127   0.0127  100.0
-    grains-8%      spam          2.17      462         249   0.0216   0.0216  100.0
-    grains-8%      ratio     speed x6.4 (wall; pairs x5.6-x6.5), x7.5 (cpu); RMS synthcal/spam 0.59 on 2197 nodes; search +-9 vox; load average 2.6 1.9 1.7
-    phantom-sine   synthcal      0.41     2468        1433   0.0665   0.0238  100.0
-    phantom-sine   spam          2.40      416         225   0.0831   0.0452  100.0
-    phantom-sine   ratio     speed x5.9 (wall; pairs x5.8-x6.0), x6.4 (cpu); RMS synthcal/spam 0.80 on 2197 nodes; search +-5 vox; load average 2.4 1.9 1.7
-    phantom-12vox  synthcal      0.48     2097        1370   0.0167   0.0167   85.2
-    phantom-12vox  spam          2.60      384         206   0.0477   0.0477   99.3
-    phantom-12vox  ratio     speed x5.6 (wall; pairs x5.3-x5.7), x6.9 (cpu); RMS synthcal/spam 0.35 on 1872 nodes; search +-17 vox; load average 2.8 2.1 1.8
+    grains-8%      synthcal      0.32     3105        1973   0.0127   0.0127  100.0
+    grains-8%      spam          2.06      486         262   0.0216   0.0216  100.0
+    grains-8%      ratio     speed x6.4 (wall; pairs x6.2-x6.4), x7.6 (cpu); RMS synthcal/spam 0.59 on 2197 nodes; search +-9 vox; load average 2.5 1.8 1.3
+    phantom-sine   synthcal      0.40     2492        1444   0.0665   0.0238  100.0
+    phantom-sine   spam          2.34      428         230   0.0831   0.0452  100.0
+    phantom-sine   ratio     speed x5.9 (wall; pairs x5.6-x6.0), x6.3 (cpu); RMS synthcal/spam 0.80 on 2197 nodes; search +-5 vox; load average 2.5 1.9 1.3
+    phantom-12vox  synthcal      0.46     2174        1412   0.0167   0.0167   85.2
+    phantom-12vox  spam          2.54      394         210   0.0477   0.0477   99.3
+    phantom-12vox  ratio     speed x5.5 (wall; pairs x5.2-x5.6), x6.7 (cpu); RMS synthcal/spam 0.35 on 1872 nodes; search +-17 vox; load average 3.0 2.1 1.4
     phantom-12vox  ok in one code only: spam 309 nodes, RMS 0.0964 vox
-    worst case     ratio     speed x5.6 (wall, phantom-12vox), x6.4 (cpu, speckle-sine); RMS synthcal/spam 0.88 (speckle-sine)
-    Ended 2026-12-04 17:02 UTC, load average 2.8 2.1 1.8
+    worst case     ratio     speed x5.5 (wall, phantom-12vox), x6.3 (cpu, phantom-sine); RMS synthcal/spam 0.88 (speckle-sine)
+    Ended 2026-12-04 18:40 UTC, load average 3.0 2.1 1.4
 
-The profile of the slowest case in that run (phantom-12vox, 1.06 s wall,
-one run): B-spline samples and sums 44 %, FFT search 19 %, reference
+The profile of the slowest case in the run before it (16:57 UTC, the same
+code but the Hessian; phantom-12vox, 1.06 s wall, one run): B-spline samples and sums 44 %, FFT search 19 %, reference
 subvolumes 15 %, Gauss-Newton's numpy side 9 %, the deformed volume's
 prefilter 5 %; 2.7 Gauss-Newton iterations per node in all passes.
 
@@ -158,7 +160,7 @@ rigid sub-voxel shifts, the hypothesis test of #14) it stopped nodes
 geometrically (traced afterwards on one such node: Gauss-Newton shrinks
 the error only 0.8 times per iteration there, even for a translation, where
 a Gauss-Newton that differentiates the ZNSSD's normalisation converges in
-two iterations). Extrapolating the
+two iterations; fixed since by the ZNSSD Hessian, above). Extrapolating the
 whole geometric tail below half the tolerance still left 0.034 on one
 such case; a tolerance of 0.01 with that tail rule costs about what 0.02
 alone costs, more on some cases (gauss-shift +32 %) and less on others

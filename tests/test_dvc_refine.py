@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from analysis.dvc.gauss_newton import (_basis, _compose_inverse, _sym_index, nearest_rotation, reference_terms,
-                                       refine)
+from analysis.dvc.gauss_newton import (_basis, _compose_inverse, _sym_index, nearest_rotation,
+                                       normalised_hessian_inverse, reference_terms, refine)
 from analysis.dvc.grid import subvolume_offsets, subvolume_window
 from analysis.dvc.interpolate import SplineVolume
 import analysis.dvc.reference as reference
@@ -599,3 +599,48 @@ def test_a_cube_exactly_at_the_flatness_limit_is_flat_and_one_of_zeros_too(monke
     assert terms.textured.tolist() == [False, False]
     monkeypatch.setattr(reference, "_FLAT", np.nextafter(limit, 0.0))
     assert cube_terms(volume, np.array([[4, 4, 4]]), 5).textured.tolist() == [True]
+
+
+def _steepest_descent_sums(sd, fn, w):
+    """Gauss-Newton Hessian, sum w sd and sum w fn sd of (n, K) steepest-descent images."""
+    return sd.T @ (w[:, None] * sd), sd.T @ w, sd.T @ (w * fn)
+
+
+def _weighted_unit_zero_mean(v, w):
+    v = v - np.sum(w * v) / np.sum(w)
+    return v / np.sqrt(np.sum(w * v * v))
+
+
+@pytest.mark.parametrize("k", [3, 6, 12])
+def test_the_znssd_hessian_is_that_of_the_images_with_the_mean_and_fn_projected_out(k):
+    rng = np.random.default_rng(k)
+    n = 200
+    w = rng.uniform(0.2, 1.0, n)
+    fn = _weighted_unit_zero_mean(rng.normal(size=n), w)
+    sd = rng.normal(size=(n, k)) + 0.3 + 0.5 * fn[:, None]       # images with a mean and an fn part
+    projected = sd.copy()
+    for basis_image in (np.ones(n), fn):
+        unit = basis_image / np.sqrt(np.sum(w * basis_image ** 2))
+        projected -= np.outer(unit, (w * unit) @ projected)
+    hess, sd_sum, sd_fn = _steepest_descent_sums(sd, fn, w)
+    got = normalised_hessian_inverse(hess[None], sd_sum[None], sd_fn[None], np.sum(w))[0]
+    np.testing.assert_allclose(got, np.linalg.inv(projected.T @ (w[:, None] * projected)), rtol=1e-9)
+
+
+def test_where_the_projection_leaves_no_curvature_the_step_keeps_the_plain_hessian():
+    # one steepest-descent image is a constant plus a multiple of fn (a linear ramp's dilation is a
+    # contrast change): the projected Hessian is singular there, so that node keeps H^-1; the other
+    # node of the batch is projected as usual
+    rng = np.random.default_rng(1)
+    n, k = 150, 4
+    w = np.ones(n)
+    fn = _weighted_unit_zero_mean(rng.normal(size=n), w)
+    sd_bad = rng.normal(size=(n, k))
+    sd_bad[:, 2] = 0.7 + 2.0 * fn
+    sd_good = rng.normal(size=(n, k))
+    sums = [_steepest_descent_sums(sd, fn, w) for sd in (sd_bad, sd_good)]
+    hess, sd_sum, sd_fn = (np.stack(a) for a in zip(*sums))
+    got = normalised_hessian_inverse(hess, sd_sum, sd_fn, float(n))
+    np.testing.assert_allclose(got[0], np.linalg.inv(hess[0]), rtol=1e-12)
+    assert np.all(np.isfinite(got))
+    assert not np.allclose(got[1], np.linalg.inv(hess[1]), rtol=1e-3)

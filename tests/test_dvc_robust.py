@@ -4,7 +4,7 @@ neighbour consistency (normalised median test), subvoxel accuracy on any band-li
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import analysis.dvc.local as dvc_local
@@ -344,6 +344,9 @@ def test_outlier_status_appended_to_the_enum():
 @settings(max_examples=12, deadline=None)
 @given(seed=st.integers(0, 2 ** 31 - 1), sigma=st.floats(1.0, 4.0),
        shift=st.lists(st.floats(-1.0, 1.0, allow_nan=False), min_size=3, max_size=3))
+# sparse smooth blobs, where Gauss-Newton with the plain Hessian shrank the error only 0.8x per iteration
+# and stopped 0.024 voxel off (see analysis.dvc.gauss_newton.normalised_hessian_inverse)
+@example(seed=1731334240, sigma=3.798939490963134, shift=[-0.5289670853876571, -0.3604306913634274, 0.5997590521099068])
 def test_subvoxel_rigid_shift_of_any_band_limited_texture_recovered_within_0p02_voxel(seed, sigma, shift):
     # band-limited: a Gaussian of sigma >= 1 voxel leaves < 1 % amplitude at Nyquist (exp(-pi^2 sigma^2 / 2)),
     # and wrap filtering makes the texture periodic, so the Fourier shift is exact everywhere; the nodes

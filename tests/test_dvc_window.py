@@ -68,8 +68,10 @@ def test_the_correlation_reported_with_a_window_is_the_plain_pearson_coefficient
 
 
 def test_one_weighted_gauss_newton_step_is_the_weighted_least_squares_step():
-    # from an integer start, one IC-GN step solves min sum w (fn + sd dp - gn)^2 (fn, gn weighted-unit
-    # reference and deformed cubes, sd the reference's steepest descents) and composes W o W(dp)^-1
+    # from an integer start, one IC-GN step solves (P^T W P) dp = sd^T W (gn - fn) (fn, gn weighted-unit
+    # reference and deformed cubes, sd the reference's steepest descents, P the same with their weighted
+    # projections on a constant and on fn removed: the part of a warp's change that the normalisation
+    # does not absorb) and composes W o W(dp)^-1
     a = np.eye(3) + np.array([[0.02, -0.01, 0.0], [0.01, 0.015, 0.0], [0.0, 0.01, -0.01]])
     b = np.array([0.4, -0.3, 0.45])
     w = subvolume_window(S, "gaussian").astype(np.float64)
@@ -84,8 +86,11 @@ def test_one_weighted_gauss_newton_step_is_the_weighted_least_squares_step():
         gn = _weighted_unit(_cube(deformed, start[k, :, 3].astype(int), S).ravel(), w)
         # columns: translations z, y, x, then du_i/dx_j row-major (the affine basis' order)
         sd = np.column_stack([grad[i] for i in range(3)] + [grad[i] * x[:, j] for i in range(3) for j in range(3)])
-        root = np.sqrt(w)
-        dp = np.linalg.lstsq(sd * root[:, None], (gn - fn) * root, rcond=None)[0]
+        projected = sd.copy()
+        for basis_image in (np.ones_like(fn), fn):
+            unit = basis_image / np.sqrt(np.sum(w * basis_image ** 2))
+            projected -= np.outer(unit, (w * unit) @ projected)
+        dp = np.linalg.solve(projected.T @ (w[:, None] * projected), sd.T @ (w * (gn - fn)))
         d = np.eye(4)
         d[:3, 3] += dp[:3]
         d[:3, :3] += dp[3:].reshape(3, 3)

@@ -9,7 +9,10 @@ sums all weighted, ``sum w (fn - gn)^2``); uniform weights are the plain
 ZNSSD. The CC reported is the plain ZNCC of all the points either way. The
 reference gradients and the Gauss–Newton Hessian are computed once per node
 (inverse compositional); each iteration samples ``g`` for all active nodes in
-one taichi call and updates ``W <- W o W(dp)^-1``.
+one taichi call and updates ``W <- W o W(dp)^-1``. The Hessian is that of the
+ZNSSD, with what the deformed subvolume's normalisation absorbs projected out
+(:func:`normalised_hessian_inverse`): the usual IC-GN's fixed point, reached
+in fewer iterations where the texture is sparse and smooth.
 
 Shape functions: ``"affine"`` (12 parameters: translation and the full
 3x3 displacement gradient), ``"rigid"`` (6: translation and an
@@ -23,6 +26,7 @@ import numpy as np
 
 
 _FLAT = 1e-6        # relative grey-level spread at or below which a subvolume has no texture
+_MIN_CURVATURE_LEFT = 1e-3   # see normalised_hessian_inverse
 _IU3 = np.triu_indices(3)
 _IU4 = np.triu_indices(4)
 
@@ -171,6 +175,50 @@ def reference_terms(f, grad_f, offsets, weights=None):
                           textured=textured, weights=weights)
 
 
+def normalised_hessian_inverse(hess, sd_sum, sd_fn, total_weight):
+    """Inverse of the ZNSSD Hessian: the Gauss–Newton Hessian less what the normalisation absorbs.
+
+    The residual ``gn - fn`` changes with the warp only through the part of the
+    steepest-descent images ``sd = grad . dW/dp`` that the deformed subvolume's
+    normalisation does not remove: the part orthogonal (in the window's weights)
+    to a constant and to ``fn`` itself. Its Jacobian is therefore the projected
+    Hessian ``H - s s^T / W - t t^T`` (``s = sum w sd``, ``t = sum w fn sd``, ``W``
+    the total weight, and ``sum w fn^2 = 1``). The usual IC-GN (Pan et al., 2013)
+    steps with ``H`` itself: the same fixed point, but on a texture of sparse,
+    smooth blobs, where moving a blob through the subvolume changes its mean and
+    spread, each iteration removed only 15-20 % of the error (a subvoxel shift of
+    a speckle of 4-voxel features needed > 8 iterations for 0.02 voxel; with
+    the projected Hessian, 2). The inverse is ``H^-1`` updated by Woodbury's
+    identity through the 2x2 matrix ``S = I - U^T H^-1 U``, ``U = [s / sqrt(W), t]``.
+    Where the projection leaves a direction with less than ``1e-3`` of its
+    curvature (``S`` nearly singular: a steepest-descent image that is nearly a
+    constant plus a multiple of ``fn``, as on a linear ramp), the step stays
+    the usual one.
+
+    Parameters
+    ----------
+    hess : numpy.ndarray
+        (B, K, K) Gauss–Newton Hessians ``sum w sd sd^T``, positive definite.
+    sd_sum, sd_fn : numpy.ndarray
+        (B, K) ``sum w sd`` and ``sum w fn sd``.
+    total_weight : float
+        ``sum w`` over the subvolume's points.
+
+    Returns
+    -------
+    numpy.ndarray
+        (B, K, K) inverses.
+    """
+    hinv = np.linalg.inv(hess)
+    u = np.stack([sd_sum / np.sqrt(total_weight), sd_fn], axis=2)            # (B, K, 2)
+    hu = hinv @ u
+    schur = np.eye(2) - u.transpose(0, 2, 1) @ hu
+    usable = np.linalg.eigvalsh(schur)[:, 0] > _MIN_CURVATURE_LEFT
+    hu, schur = hu[usable], schur[usable]
+    hinv[usable] += hu @ np.linalg.solve(schur, hu.transpose(0, 2, 1))
+    return hinv
+
+
 def refine(spline, terms, offsets, warps0, *, shape_function="affine",
            max_iterations=50, tolerance_voxels=1e-3, exact_first=None, cube_edge=None, outside=None,
            outside_patience=0, stall_iterations=None, stall_cc=0.3):
@@ -231,9 +279,9 @@ def refine(spline, terms, offsets, warps0, *, shape_function="affine",
     hess = select.T @ h12 @ select
     textured = terms.textured
     hess[~textured] = np.eye(len(basis))
-    hinv = np.linalg.inv(hess)
     fn, gs, sd_sum, sd_fn, weights = terms.fn, terms.grad, terms.sd_sum, terms.sd_fn, terms.weights
     total = weights.sum(dtype=np.float64)
+    hinv = normalised_hessian_inverse(hess, sd_sum @ select, sd_fn @ select, total)
     # the CC reported (and judged against min_cc and the stall limit) is the plain ZNCC of the whole
     # subvolume, whatever the window: a window with fewer effective points lifts the CC of a false
     # match, and the thresholds are set on the plain one. With a uniform window the two are the same.
