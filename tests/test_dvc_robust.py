@@ -167,17 +167,30 @@ def test_planted_outliers_in_a_smooth_field_are_flagged_and_only_they():
     assert np.abs(expected[planted] - truth[planted]).max() < 0.1
 
 
-def test_nodes_with_fewer_than_three_ok_neighbours_are_not_tested():
+def test_nodes_with_fewer_than_two_ok_neighbours_are_not_tested():
     nodes = cube_grid(3)
     u = np.zeros((27, 3))
     u[0] = 5.0
     ok = np.zeros(27, bool)
-    ok[[0, 1, 3]] = True        # node 0 (a corner) has 2 ok neighbours
+    ok[[0, 1]] = True           # node 0 (a corner) has 1 ok neighbour
     residual, _ = median_test(nodes, u, ok)
     assert np.isnan(residual[0]) and np.isnan(residual[~ok]).all()
-    ok[4] = True                # now 3
+    ok[3] = True                # now 2, which agree: r = 5 / (0 + 0.1)
     residual, _ = median_test(nodes, u, ok)
-    assert residual[0] > THRESHOLD
+    assert residual[0] == pytest.approx(50.0)
+
+
+def test_of_two_neighbours_a_wrong_one_cannot_flag_a_right_node_and_two_right_ones_flag_a_wrong_one():
+    # corner node 0 (u = 0) with two ok neighbours: node 1 right (0.05 off) and node 3 wrong (6 voxels off
+    # in x). Node 0: median 3.025, spread 2.975, r = 3.025 / 3.075 < 1. Node 3, between nodes 0 and 1:
+    # median 0.025, spread 0.025, r = 5.975 / 0.125 = 47.8
+    nodes = cube_grid(3)
+    u = np.zeros((27, 3))
+    u[1, 2], u[3, 2] = 0.05, 6.0
+    ok = np.zeros(27, bool)
+    ok[[0, 1, 3]] = True
+    residual, _ = median_test(nodes, u, ok)
+    assert residual[0] == pytest.approx(3.025 / 3.075) and residual[3] == pytest.approx(5.975 / 0.125)
 
 
 def test_lattice_neighbours_are_the_26_around_each_node():

@@ -278,7 +278,7 @@ def _warps_at(nodes, displacement):
 
 
 def test_a_lone_success_among_exactly_three_failed_neighbours_is_an_outlier():
-    """Two lone ok nodes far apart: one has exactly MIN_NEIGHBOURS (3) correlated, failed lattice
+    """Two lone ok nodes far apart: one has exactly three correlated, failed lattice
     neighbours and no ok one, so it is flagged; the other has no neighbour at all and stays untested."""
     lone = np.array([[8, 8, 8], [16, 8, 8], [8, 16, 8], [8, 8, 16]])
     far = np.array([[80, 80, 80]])

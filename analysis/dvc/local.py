@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from analysis.dvc.consistency import MIN_NEIGHBOURS, THRESHOLD, lattice_neighbours, median_test, neighbour_prediction
+from analysis.dvc.consistency import THRESHOLD, lattice_neighbours, median_test, neighbour_prediction
 from analysis.dvc.gauss_newton import nearest_rotation, refine
 from analysis.dvc.grid import extract_cubes, inside_fraction, node_grid, subvolume_offsets, subvolume_window
 from analysis.dvc.interpolate import SplineVolume, device_array
@@ -16,6 +16,8 @@ from analysis.dvc.search import integer_search
 # nodes per IC-GN batch (~0.1 MB each at 17^3); a GPU runs one thread per node, so it wants many
 _BATCH_NODES = {"cpu": 384, "gpu": 4096}
 _RESCUE_RADIUS_VOXELS = 2
+# correlated, failed neighbours that make a lone ok node an outlier (see _outliers)
+_ALONE_AMONG_FAILED = 3
 # rounds of re-correlating outliers: each fixes the rim of a cluster of wrong matches (whose
 # neighbours are mostly right) and exposes the next rim; the loop stops as soon as a round flags
 # nothing new, so a clean field pays for one test only
@@ -136,7 +138,7 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
     Outliers are re-correlated by a +-2 voxel search around their
     consistent neighbours' prediction and Gauss–Newton (up to eight rounds);
     those still inconsistent get status OUTLIER and are not ``ok``. A node
-    with fewer than three ok neighbours cannot be tested; if it has none
+    with fewer than two ok neighbours cannot be tested; if it has none
     while at least three neighbours were correlated and failed, it is an
     OUTLIER too (a lone success among overlapping subvolumes that failed is
     the mark of a false peak, e.g. where the true place left the volume).
@@ -436,7 +438,7 @@ def _outliers(nodes, neighbours, warps, ok, status):
     # were never correlated, and OUTSIDE says where a neighbour's match went, not that it was wrong
     # (at a face of the volume a true match beside them is the rule), so none counts against it
     failed = exists & ~ok[j] & ~np.isin(status[j], (Status.FLAT, Status.MASKED, Status.OUTSIDE))
-    alone = ok & ~np.any(exists & ok[j], axis=1) & (failed.sum(axis=1) >= MIN_NEIGHBOURS)
+    alone = ok & ~np.any(exists & ok[j], axis=1) & (failed.sum(axis=1) >= _ALONE_AMONG_FAILED)
     return (residual > THRESHOLD) | alone   # NaN (untested) compares False
 
 
