@@ -78,7 +78,7 @@ Tools
 ``tests/test_frame_scores.py`` only: every test in ``tests/test_validation.py``
 needs the session fixture ``tiny_run``, a whole pipeline run, so each mutant
 would cost minutes. ``tests/test_frame_scores.py`` reaches ``score_dvc``,
-``registration_error``, ``truth_frame`` and ``_node_regions`` on a hand-made
+``registration_error``, ``truth_frame`` and ``node_regions`` on a hand-made
 phantom instead.
 
 Measured

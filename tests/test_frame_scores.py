@@ -25,7 +25,7 @@ from synthcal.binder import Binder, BridgeVoxels
 from synthcal.grid import Grid
 from synthcal.pieces import MAX_PLANES, PAD_PLANE, Pieces
 from synthcal.truth import ParticlePoses
-from validation.frame import TruthFrame, _node_regions, score_dvc, truth_frame
+from validation.frame import TruthFrame, node_regions, score_dvc, truth_frame
 
 V, OFF = 0.5, 2
 SHAPE = (24, 25, 25)
@@ -327,13 +327,13 @@ def test_node_regions_split_at_the_step_0_head_row_and_one_edge_from_the_field_o
     grid = _grid(head_rows=(10, 8))
     nodes = np.array([[6, 3, 3], [7, 3, 3], [6, 2, 4], [6, 6, 4], [6, 5, 5], [6, 4, 2], [6, 4, 6], [8, 0, 0],
                       [6, 3, 5]])
-    regions = _node_regions(nodes, grid, (12, 9, 9), 3)
+    regions = node_regions(nodes, grid, (12, 9, 9), 3)
     assert set(regions) == {"near_head", "near_fov_edge", "bulk"}
     np.testing.assert_array_equal(regions["near_head"], [0, 1, 0, 0, 0, 0, 0, 1, 0])
     np.testing.assert_array_equal(regions["near_fov_edge"], [0, 0, 1, 1, 0, 1, 1, 0, 0])
     np.testing.assert_array_equal(regions["bulk"], [1, 0, 0, 0, 1, 0, 0, 0, 1])
     # y and x are bounded by their own widths: 9 rows in y (y > 5 is near), 13 columns in x (x > 9 is near)
-    wide = _node_regions(np.array([[6, 4, 9], [6, 4, 10], [6, 6, 9]]), grid, (12, 9, 13), 3)
+    wide = node_regions(np.array([[6, 4, 9], [6, 4, 10], [6, 6, 9]]), grid, (12, 9, 13), 3)
     np.testing.assert_array_equal(wide["bulk"], [1, 0, 0])
     np.testing.assert_array_equal(wide["near_fov_edge"], [0, 1, 1])
 

@@ -129,6 +129,12 @@ def test_the_best_fit_from_the_truth_lands_on_an_exact_shift_and_skips_masked_no
     assert got["started_nodes"] == 7 and got["ok_fraction"] == 1.0
     assert got["rms_error_voxels"] < 0.01 and got["nodes"] == 7 and got["rms_error_um"] == 0.5 * got["rms_error_voxels"]
     assert got["start"] == "the true displacement of each node (the scores' truth rule), registered frame"
+    assert "error_by_region" not in got
+    # per region, as the chain's error: the masked node (3, in the lower layer) is in neither count
+    lower = nodes[:, 0] == 16
+    got = best_fit(ref, deformed, field, truth, settings, regions={"lower": lower, "upper": ~lower})
+    assert {name: row["nodes"] for name, row in got["error_by_region"].items()} == {"lower": 3, "upper": 4}
+    assert all(row["rms_error_voxels"] < 0.01 for row in got["error_by_region"].values())
     # a node with no truth is not started either; with none started the fraction is not a number
     truth[:] = np.nan
     got = best_fit(ref, deformed, field, truth, settings)

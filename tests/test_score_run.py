@@ -81,7 +81,8 @@ class _Run:
         return f"{self.mode} processed {k}"
 
     def dvc(self, k):
-        return {"tag": f"{self.mode} field {k}", "nodes": f"{self.mode} nodes {k}", "ok": np.array(FIELD_OK[k])}
+        return {"tag": f"{self.mode} field {k}", "nodes": f"{self.mode} nodes {k}", "ok": np.array(FIELD_OK[k]),
+                "subvolume_voxels": np.int64(7)}
 
     def strain(self, k):
         return {"small_strain": f"{self.mode} measured strain {k}", "rotation": f"{self.mode} rotation {k}"}
@@ -101,6 +102,7 @@ class _Truth:
     def __init__(self, mode):
         self.mode = mode
         self.transforms = [f"{mode} registration {k}" for k in range(3)]
+        self.grid = f"{mode} grid"
 
     def registration_error(self, k):
         return {"of": self.transforms[k], "error_voxels": REGISTRATION_ERROR[k]}
@@ -120,9 +122,14 @@ def seen(monkeypatch):
         stats = {"of": field["tag"], "rms_error_voxels": DVC_RMS[k]}
         return stats, np.array(TRUTH_AT_NODES[k]), f"error of {field['tag']}", f"fragments of {field['tag']}"
 
-    def best_fit(reference, deformed, field, truth_voxels, settings, arch="cpu"):
+    def best_fit(reference, deformed, field, truth_voxels, settings, arch="cpu", *, regions=None):
         seen["best_fit"].append((reference, deformed, field["tag"], truth_voxels, settings.mode, arch))
+        seen["best_fit_regions"].append(regions)
         return {"between": f"{reference} and {deformed}"}
+
+    def node_regions(nodes, grid, shape, edge):
+        seen["node_regions"].append((nodes, grid, shape, edge))
+        return f"regions of {nodes}"
 
     def total_displacement(transform, nodes, residual):
         seen["total_displacement"].append((transform, nodes, residual))
@@ -152,7 +159,7 @@ def seen(monkeypatch):
         seen["paper_rows"].append((run.mode, scores["analysis_mode"]))
         return f"{run.mode} table"
 
-    for f in (truth_frame, score_dvc, best_fit, total_displacement, strain_fields, tensor_rms_error, truth_pores,
+    for f in (truth_frame, score_dvc, best_fit, node_regions, total_displacement, strain_fields, tensor_rms_error, truth_pores,
               subvolume_study, paper_rows):
         monkeypatch.setattr(run_module, f.__name__, f)
     return seen
@@ -207,6 +214,9 @@ def _want_calls(mode, arch):
         # the processed reference and step k's processed volume, step k's field and truth
         "best_fit": [(f"{mode} processed 0", f"{mode} processed {k}", f"{mode} field {k}", TRUTH_AT_NODES[k], mode,
                       arch) for k in (1, 2)],
+        # its floor per region: the regions of step k's nodes, with the mode's grid and step k's subvolume edge
+        "node_regions": [(f"{mode} nodes {k}", f"{mode} grid", SHAPE, 7) for k in (1, 2)],
+        "best_fit_regions": [f"regions of {mode} nodes {k}" for k in (1, 2)],
         # the truth at step k's nodes composed with step k's registration
         "total_displacement": [(f"{mode} registration {k}", f"{mode} nodes {k}", TRUTH_AT_NODES[k]) for k in (1, 2)],
         "strain_fields": [(f"{mode} nodes {k}", f"total of {mode} registration {k} at {mode} nodes {k}", USABLE[k])

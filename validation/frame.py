@@ -160,7 +160,26 @@ def truth_frame(run):
                       region=region, binder=run.binder(), bridges0=run.bridges(0))
 
 
-def _node_regions(nodes, grid, shape, edge):
+def node_regions(nodes, grid, shape, edge):
+    """Where each DVC node lies: near the head, near a side of the field of view, or in the bulk.
+
+    Parameters
+    ----------
+    nodes : (N, 3) ndarray
+        Node positions (z, y, x), voxels of the reconstruction.
+    grid : synthcal.grid.Grid
+        The run's grid (``head_rows``: the head's rows at step 0).
+    shape : tuple of 3 int
+        Reconstruction shape.
+    edge : int
+        Subvolume edge, voxels: a node is near the head from one edge below the head's first row, near
+        a side within one edge of it.
+
+    Returns
+    -------
+    dict of str -> (N,) bool ndarray
+        ``near_head``, ``near_fov_edge`` (not near the head) and ``bulk``, disjoint.
+    """
     near_head = nodes[:, 0] >= grid.head_rows[0] - edge
     near_edge = ((nodes[:, 1] < edge) | (nodes[:, 1] > shape[1] - 1 - edge)
                  | (nodes[:, 2] < edge) | (nodes[:, 2] > shape[2] - 1 - edge))
@@ -221,7 +240,7 @@ def score_dvc(truth, field, step, shape, rule="particle"):
     })
     error = np.where(ok, np.linalg.norm(measured - combined, axis=1), np.nan)
     stats["error_by_cc"] = error_by_cc(error, cc)
-    stats["error_by_region"] = error_by_region(error, _node_regions(nodes, truth.grid, shape, edge))
+    stats["error_by_region"] = error_by_region(error, node_regions(nodes, truth.grid, shape, edge))
     fragments = truth.fragment_nodes(nodes, step, edge)
     stats["fragments"] = {name: {**vector_error_stats(measured, combined, v, valid=ok & where),
                                  "nodes": int(where.sum()),

@@ -15,9 +15,9 @@ from analysis.phases import SAMPLE_PHASES, Phase
 from analysis.pores import phase_fractions
 from analysis.regions import sample_mask
 from analysis.transform import total_displacement
-from validation.frame import score_dvc, truth_frame
+from validation.frame import node_regions, score_dvc, truth_frame
 from validation.paper import COLUMNS, paper_rows
-from validation.score import tensor_rms_error, vector_error_stats
+from validation.score import error_by_region, tensor_rms_error, vector_error_stats
 
 
 def truth_pores(run, k, settings, arch, pore_phases=(Phase.PORE,)):
@@ -64,7 +64,8 @@ def _score_step(run, truth, k, settings, shape, arch, reference):
     reference scan, read once for every step)."""
     field = run.dvc(k)
     dvc, combined, error, fragments = score_dvc(truth, field, k, shape)
-    dvc["best_fit"] = best_fit(reference, run.processed(k), field, combined, settings, arch)
+    regions = node_regions(field["nodes"], truth.grid, shape, int(field["subvolume_voxels"]))
+    dvc["best_fit"] = best_fit(reference, run.processed(k), field, combined, settings, arch, regions=regions)
     usable = field["ok"] & np.all(np.isfinite(combined), axis=1)
     # the measured strain is of the total field: compose the truth with the same registration
     true_total = total_displacement(truth.transforms[k], field["nodes"], combined)
@@ -78,7 +79,7 @@ def _score_step(run, truth, k, settings, shape, arch, reference):
                  "fragments": fragments}
 
 
-def best_fit(reference, deformed, field, truth_voxels, settings, arch="cpu"):
+def best_fit(reference, deformed, field, truth_voxels, settings, arch="cpu", *, regions=None):
     """The error floor of subvolume fitting: the chain's Gauss–Newton started at the true displacement.
 
     Each node the DVC tried (not MASKED) with a truth is refined
@@ -99,23 +100,31 @@ def best_fit(reference, deformed, field, truth_voxels, settings, arch="cpu"):
         The truth at the nodes, registered frame, voxels.
     settings : ChainSettings
     arch : {"cpu", "gpu"}
+    regions : dict of str -> (N,) bool ndarray, optional
+        Node regions (:func:`validation.frame.node_regions`): the floor is
+        then also given per region, as the chain's error is.
 
     Returns
     -------
     dict
         :func:`validation.score.vector_error_stats` of its ``ok`` nodes
         against the same truth, ``ok_fraction`` (of the started nodes),
-        ``started_nodes`` and ``start`` (what it starts from).
+        ``started_nodes``, ``start`` (what it starts from) and, with
+        ``regions``, ``error_by_region`` (:func:`validation.score.error_by_region`).
     """
     start = np.where((field["status"] != Status.MASKED)[:, None], truth_voxels, np.nan)
     fit = refine_nodes(reference, deformed, field["nodes"], start,
                        subvolume_voxels=int(field["subvolume_voxels"]), shape_function=settings.shape_function,
                        window=settings.window, min_cc=settings.min_cc, arch=arch)
     started = np.all(np.isfinite(start), axis=1)
-    return {**vector_error_stats(fit.displacement, truth_voxels, settings.voxel_size_um, valid=fit.ok),
-            "ok_fraction": float(fit.ok[started].mean()) if started.any() else float("nan"),
-            "started_nodes": int(started.sum()),
-            "start": "the true displacement of each node (the scores' truth rule), registered frame"}
+    out = {**vector_error_stats(fit.displacement, truth_voxels, settings.voxel_size_um, valid=fit.ok),
+           "ok_fraction": float(fit.ok[started].mean()) if started.any() else float("nan"),
+           "started_nodes": int(started.sum()),
+           "start": "the true displacement of each node (the scores' truth rule), registered frame"}
+    if regions is not None:
+        error = np.where(fit.ok, np.linalg.norm(fit.displacement - truth_voxels, axis=1), np.nan)
+        out["error_by_region"] = error_by_region(error, regions)
+    return out
 
 
 def subvolume_study(run, truth, settings, shape):
