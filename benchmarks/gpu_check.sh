@@ -17,6 +17,8 @@
 # in one line and exits 0.
 #
 # Run: bash benchmarks/gpu_check.sh
+#   On a machine without network whose Python lacks synthcal's dependencies, bundle them first where pip
+#   works (benchmarks/offline_bundle.sh) and unpack them there onto PYTHONPATH (that script's header).
 #   PYTHON     the interpreter with synthcal installed (default .venv/bin/python, else python3)
 #   WORK       folder for runs and logs (default a new temporary folder; kept, its path is printed)
 #   BUDGET_S   seconds for the whole check (default 570)
