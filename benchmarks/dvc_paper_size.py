@@ -31,7 +31,7 @@ the fraction whose subvolume stays inside the deformed volume (the most
 that can be ok), Gauss-Newton iterations per node, RMS error against
 u(node) on the ok nodes, and the process's peak resident memory.
 
-Latest run (2-core x86_64 VM, 4 Dec 2026, 19:00 UTC, quiet; after Gauss-Newton took the
+Latest run (2-core x86_64 VM, 4 Dec 2026, 19:02-19:07 UTC, quiet; after Gauss-Newton took the
 ZNSSD's Hessian and the median test judged nodes from two neighbours)::
 
     case     nodes  DVC s   ok %  inside %  it/node  RMS vox  peak GiB
