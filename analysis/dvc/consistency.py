@@ -228,9 +228,8 @@ def neighbour_prediction(nodes, displacement, gradient, ok, *, neighbours=None):
     j = np.where(use, nb, 0)
     g = np.where(use[:, :, None], gradient[j].reshape(len(nodes), nb.shape[1], 9), np.nan)
     g = _nanmedian(g).reshape(len(nodes), 3, 3)
-    expected = _nanmedian(pred)
-    spread = _nanmedian(np.abs(pred - expected[:, None, :])).max(axis=1)
-    return expected, g, spread
+    expected, spread = _median_spread(pred)
+    return expected, g, spread.max(axis=1)
 
 
 def _checked(nodes, displacement, ok, gradient, neighbours):

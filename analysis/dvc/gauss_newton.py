@@ -293,27 +293,23 @@ def refine(spline, terms, offsets, warps0, *, shape_function="affine",
     iterations = np.zeros(B, dtype=np.int64)
     converged = np.zeros(B, dtype=bool)
     left = np.zeros(B, dtype=bool)
-    # working copies hold only the active nodes; they are compacted when some converge or leave
-    # the per-point arrays (fn, gs, exact_first) stay whole: the sampling kernel reads the active nodes'
-    # rows, so a node that drops out costs no copy of them
+    # the nodes still iterating; everything per node (warps, hinv, the sums of ReferenceTerms, the
+    # per-point fn, gs and exact_first) is read through ``active``: the sampling kernel takes the active
+    # nodes' rows, so a node that drops out costs no copy
     active = np.flatnonzero(textured)
-    hinv_a, w_a = hinv[active], warps[active]
     first = None if exact_first is None else np.asarray(exact_first, dtype=np.float32)
-    # the per-point residual enters only through sums (see ReferenceTerms)
-    sd_sum_a, sd_fn_a = sd_sum[active], sd_fn[active]
-    streak_a = np.zeros(len(active), dtype=np.int64)   # consecutive iterations outside
+    streak_a = np.zeros(len(active), dtype=np.int64)   # consecutive iterations outside, per active node
     for it in range(max_iterations + 1):
         if outside is not None and len(active):
-            streak_a = np.where(outside(w_a), streak_a + 1, 0)
+            streak_a = np.where(outside(warps[active]), streak_a + 1, 0)
             gone = streak_a > outside_patience
             if gone.any():
                 left[active[gone]] = True
-                active, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a = _compact(
-                    ~gone, active, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a)
+                active, streak_a = _compact(~gone, active, streak_a)
         if len(active) == 0:
             break
         given = first if it == 0 else None
-        sums = spline.correlation_sums(w_a, offsets, fn, gs, given, cube_edge, weights, rows=active)
+        sums = spline.correlation_sums(warps[active], offsets, fn, gs, given, cube_edge, weights, rows=active)
         mean = sums[:, 0] / total
         sigma = np.sqrt(np.maximum(sums[:, 1] - total * mean * mean, 1e-300))
         # both images of unit weighted norm and zero weighted mean: ZNCC = sum w fn g / sigma, in
@@ -325,35 +321,32 @@ def refine(spline, terms, offsets, warps0, *, shape_function="affine",
                                  -1.0, 1.0)
         else:
             cc[active] = np.clip(sums[:, 2] / sigma, -1.0, 1.0)
-        warps[active] = w_a
         if it == max_iterations:
             break
         if it == stall_iterations:
             stalled = cc[active] < stall_cc
             if stalled.any():
-                active, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a, sums, mean, sigma = _compact(
-                    ~stalled, active, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a, sums, mean, sigma)
+                active, streak_a, sums, mean, sigma = _compact(~stalled, active, streak_a, sums, mean, sigma)
                 if len(active) == 0:
                     break
-        # sd^T W (gn - fn) with gn = (g - mean) / sigma, from the sums
-        rhs12 = (sums[:, 3:15] - mean[:, None] * sd_sum_a) / sigma[:, None] - sd_fn_a
-        dp = np.einsum("bkl,bl->bk", hinv_a, rhs12 @ select)
+        # sd^T W (gn - fn) with gn = (g - mean) / sigma, from the sums (the per-point residual enters
+        # only through them, see ReferenceTerms)
+        rhs12 = (sums[:, 3:15] - mean[:, None] * sd_sum[active]) / sigma[:, None] - sd_fn[active]
+        dp = np.einsum("bkl,bl->bk", hinv[active], rhs12 @ select)
         iterations[active] += 1
-        w_a = _compose_inverse(w_a, np.einsum("bk,kij->bij", dp, basis), shape_function)
-        warps[active] = w_a
+        warps[active] = _compose_inverse(warps[active], np.einsum("bk,kij->bij", dp, basis), shape_function)
         done = np.abs(dp) @ gen_reach < tolerance_voxels
         if done.any():
             # a converged node's cc is from the warp before its last, sub-tolerance update
             converged[active[done]] = True
-            active, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a = _compact(
-                ~done, active, hinv_a, w_a, sd_sum_a, sd_fn_a, streak_a)
+            active, streak_a = _compact(~done, active, streak_a)
     return Refinement(warps=warps, cc=cc, iterations=iterations, converged=converged, textured=textured,
                       left=left)
 
 
 def _compact(keep, *arrays):
-    """The active-node working arrays with only the rows ``keep`` (None stays None)."""
-    return [None if a is None else a[keep] for a in arrays]
+    """The active-node working arrays with only the rows ``keep``."""
+    return [a[keep] for a in arrays]
 
 
 def _compose_inverse(warps, dm, shape_function):
