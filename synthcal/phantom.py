@@ -68,6 +68,7 @@ rigidly moved particle matches the moved phantom. The material is the same at
 any voxel size; only how sharply it is seen depends on the voxel size.
 """
 
+import inspect
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -91,6 +92,8 @@ _KIND_NMC = int(ParticleKind.NMC)
 # more than a few at one voxel does not happen.
 MAX_CANDIDATES = 12
 MAX_BOND_CANDIDATES = 16
+# fine rows beyond the grid, each side, that attenuation_rows prepares for (motion and blur halos)
+_ROW_MARGIN = 64
 
 
 @dataclass(frozen=True)
@@ -211,11 +214,38 @@ def _normal(h):
     return (s - 2.0) * ti.sqrt(3.0)
 
 
+# A cell is skipped only when its gap exceeds the bound by this relative margin, so that
+# float32 rounding of the gap and of the seed distances cannot skip a cell that matters.
+_GAP_SLACK = 1.0 + 1e-4
+
+
 @ti.func
 def _nmc_factor(key, b, h, tex: ti.template()):
-    """Density factor of an NMC particle at body point b (µm)."""
+    """Density factor of an NMC particle at body point b (µm).
+
+    The jittered-lattice Voronoi (nearest and second-nearest seed) and the pores are those of
+    all 27 cells around b; a cell is visited only if the gap between b and the cell's box can
+    be shorter than the second-nearest seed found so far, or than the largest pore reach.
+    """
     g = tex[0]
-    base = ti.floor(b / g, ti.i32)
+    q = b / g
+    base = ti.floor(q, ti.i32)
+    frac = q - ti.cast(base, ti.f32)
+    # Per axis, the cells are visited in the order own, nearer neighbour, farther neighbour:
+    # offsets[a, i] and the squared gap from b to that slab of cells, gaps[a, i] (0, then
+    # nondecreasing). A cell's gap is the sum over the axes, so once a cell's gap reaches the
+    # bound, every later cell of its row (and of its plane, at the row's first cell) does too.
+    offsets = ti.Matrix([[0, 0, 0], [0, 0, 0], [0, 0, 0]], ti.i32)
+    gaps = ti.Matrix([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]], ti.f32)
+    for a in ti.static(range(3)):
+        lo = frac[a] * g
+        hi = (1.0 - frac[a]) * g
+        if lo < hi:
+            offsets[a, 1], offsets[a, 2] = -1, 1
+            gaps[a, 1], gaps[a, 2] = lo * lo, hi * hi
+        else:
+            offsets[a, 1], offsets[a, 2] = 1, -1
+            gaps[a, 1], gaps[a, 2] = hi * hi, lo * lo
     d1 = 1e30
     d2 = 1e30
     s1 = ti.Vector([0.0, 0.0, 0.0], ti.f32)
@@ -226,31 +256,45 @@ def _nmc_factor(key, b, h, tex: ti.template()):
     # pore coverage ramps over half a voxel each side of the pore surface, kept within
     # the neighbour cells searched (pore_radius_um < grain_size_um)
     ramp = ti.min(0.5 * h, g - tex[5])
-    for t in range(27):
-        cell = base + ti.Vector([t // 9 - 1, (t // 3) % 3 - 1, t % 3 - 1], ti.i32)
-        hc = _hash_cell(key, cell)
-        jitter = ti.Vector([_u01(_mix(hc + ti.u32(11))), _u01(_mix(hc + ti.u32(12))),
-                            _u01(_mix(hc + ti.u32(13)))], ti.f32)
-        s = (ti.cast(cell, ti.f32) + jitter) * g
-        d = (b - s).norm_sqr()
-        hp = _mix(hc + ti.u32(21))
-        if _u01(hp) < tex[4]:
-            r = tex[5] * (0.5 + 0.5 * _u01(_mix(hp + ti.u32(1))))
-            centre = (ti.cast(cell, ti.f32) + ti.Vector(
-                [_u01(_mix(hp + ti.u32(2))), _u01(_mix(hp + ti.u32(3))), _u01(_mix(hp + ti.u32(4)))],
-                ti.f32)) * g
-            pore = ti.max(pore, ti.min(ti.max(0.5 + 0.5 * (r - (b - centre).norm()) / ramp, 0.0), 1.0))
-        if d < d1:
-            d2 = d1
-            s2 = s1
-            h2 = h1
-            d1 = d
-            s1 = s
-            h1 = hc
-        elif d < d2:
-            d2 = d
-            s2 = s
-            h2 = hc
+    pore_reach2 = ((tex[5] + ramp) * _GAP_SLACK) ** 2
+    for iz in range(3):
+        if gaps[0, iz] >= ti.max(d2 * _GAP_SLACK, pore_reach2):
+            break
+        for iy in range(3):
+            gap_zy = gaps[0, iz] + gaps[1, iy]
+            if gap_zy >= ti.max(d2 * _GAP_SLACK, pore_reach2):
+                break
+            for ix in range(3):
+                gap2 = gap_zy + gaps[2, ix]
+                seeds = gap2 < d2 * _GAP_SLACK
+                pores = gap2 < pore_reach2
+                if not (seeds or pores):
+                    break
+                cell = base + ti.Vector([offsets[0, iz], offsets[1, iy], offsets[2, ix]], ti.i32)
+                hc = _hash_cell(key, cell)
+                if seeds:
+                    jitter = ti.Vector([_u01(_mix(hc + ti.u32(11))), _u01(_mix(hc + ti.u32(12))),
+                                        _u01(_mix(hc + ti.u32(13)))], ti.f32)
+                    s = (ti.cast(cell, ti.f32) + jitter) * g
+                    d = (b - s).norm_sqr()
+                    if d < d1:
+                        d2 = d1
+                        s2 = s1
+                        h2 = h1
+                        d1 = d
+                        s1 = s
+                        h1 = hc
+                    elif d < d2:
+                        d2 = d
+                        s2 = s
+                        h2 = hc
+                hp = _mix(hc + ti.u32(21))
+                if pores and _u01(hp) < tex[4]:
+                    r = tex[5] * (0.5 + 0.5 * _u01(_mix(hp + ti.u32(1))))
+                    centre = (ti.cast(cell, ti.f32) + ti.Vector(
+                        [_u01(_mix(hp + ti.u32(2))), _u01(_mix(hp + ti.u32(3))), _u01(_mix(hp + ti.u32(4)))],
+                        ti.f32)) * g
+                    pore = ti.max(pore, ti.min(ti.max(0.5 + 0.5 * (r - (b - centre).norm()) / ramp, 0.0), 1.0))
     # distance from b to the bisector plane of the two nearest seeds
     e = (d2 - d1) / (2.0 * ti.max((s2 - s1).norm(), 1e-12))
     c = ti.min(ti.max(0.5 + e / h, 0.0), 1.0)
@@ -430,30 +474,36 @@ def _voxelise_slab(labels: ti.types.ndarray(dtype=ti.u8, ndim=3),
                 bond = bond_c
                 weight = w_c
                 ref_x = x_c
-        value = 0.0
         if n_close > 1:
             # the border between two overlapping particles may cross the voxel
             near = True
+        # the voxel's value is total / n_points: fixed parts summed first, then each particle's
+        # texture (counts[a] points of cand[a]), then the binder's; one place evaluates textures
+        counts = ti.Vector([0] * MAX_CANDIDATES, ti.i32)
+        n_textured = 0
+        n_points = 1
+        n_binder = 0
+        rep_kind = NONE
+        rep_bond = -1
+        rep_owner = -1
+        total = 0.0
         if not near:
             if label == _HEAD:
-                value = mu_head
+                total = mu_head
             elif label == _FOIL:
-                value = mu_foil
+                total = mu_foil
             elif held != NONE:
-                value = _cbd_factor(binder_key, ref_x + origin, h, tex) * mu_cbd
+                total = _cbd_factor(binder_key, ref_x + origin, h, tex) * mu_cbd
             elif own >= 0:
-                value = _particle_mu(own, x, pc, pk, rot, piece, roots, key_seed, h, tex, mu_nmc, mu_cbd, mu_air)
+                cand[0] = own
+                counts[0] = 1
+                n_textured = 1
             else:
-                value = mu_air
+                total = mu_air
         else:
-            counts = ti.Vector([0] * MAX_CANDIDATES, ti.i32)
             n_head = 0
             n_foil = 0
             n_pore = 0
-            n_binder = 0
-            rep_kind = NONE
-            rep_bond = -1
-            rep_owner = -1
             for s in range(n_sub * n_sub * n_sub):
                 offset = ti.Vector([s // (n_sub * n_sub), (s // n_sub) % n_sub, s % n_sub], ti.f32)
                 y = x + h * ((offset + 0.5) / n_sub - 0.5)
@@ -488,17 +538,19 @@ def _voxelise_slab(labels: ti.types.ndarray(dtype=ti.u8, ndim=3),
                         if kind_s == NONE:
                             n_pore += 1
             total = n_pore * mu_air + n_head * mu_head + n_foil * mu_foil
-            for a in range(n_cand):
-                if counts[a] > 0:
-                    total += counts[a] * _particle_mu(cand[a], x, pc, pk, rot, piece, roots, key_seed, h, tex,
-                                                      mu_nmc, mu_cbd, mu_air)
-            if n_binder > 0:
-                # the binder's texture at the voxel centre's reference point, pulled back through the
-                # structure holding the first binder sub-point (as a particle's texture at the centre)
-                xr = pull_through(rep_kind, rep_bond, rep_owner, x, centres, ref_c, back, moved, radii,
-                                  pairs, bgeo, intact)
-                total += n_binder * _cbd_factor(binder_key, xr + origin, h, tex) * mu_cbd
-            value = total / (n_sub * n_sub * n_sub)
+            n_textured = n_cand
+            n_points = n_sub * n_sub * n_sub
+        for a in range(n_textured):
+            if counts[a] > 0:
+                total += counts[a] * _particle_mu(cand[a], x, pc, pk, rot, piece, roots, key_seed, h, tex,
+                                                  mu_nmc, mu_cbd, mu_air)
+        if n_binder > 0:
+            # the binder's texture at the voxel centre's reference point, pulled back through the
+            # structure holding the first binder sub-point (as a particle's texture at the centre)
+            xr = pull_through(rep_kind, rep_bond, rep_owner, x, centres, ref_c, back, moved, radii,
+                              pairs, bgeo, intact)
+            total += n_binder * _cbd_factor(binder_key, xr + origin, h, tex) * mu_cbd
+        value = total / n_points
         labels[k, j, i] = label
         owner[k, j, i] = own
         bond_out[k, j, i] = bond
@@ -575,6 +627,47 @@ def voxelise(positions_um, radii_um, kinds, quaternions, *, voxel_size_um, shape
     Returns
     -------
     Phantom
+    """
+    launch, bonds = _renderer(positions_um, radii_um, kinds, quaternions, voxel_size_um=voxel_size_um, shape=shape,
+                              origin_um=origin_um, seed=seed, head_z_um=head_z_um, foil_top_z_um=foil_top_z_um,
+                              energy_kev=energy_kev, supersampling=supersampling, texture=texture,
+                              head_material=head_material, foil_material=foil_material,
+                              cbd_nanoporosity=cbd_nanoporosity, binder=binder, bonds_intact=bonds_intact,
+                              pieces=pieces, arch=arch)
+    shape = tuple(int(s) for s in shape)
+    labels = np.empty(shape, dtype=np.uint8)
+    mu = np.empty(shape, dtype=np.float32)
+    owner = np.empty(shape, dtype=np.int32)
+    bridge_index, bridge_bond, bridge_weight = [], [], []
+    slab = max(1, -(-shape[0] // 16))
+    for k0 in range(0, shape[0], slab):
+        k1 = min(shape[0], k0 + slab)
+        bond, weight = launch(k0, labels[k0:k1], mu[k0:k1], owner[k0:k1])
+        found = np.flatnonzero(bond.reshape(-1) >= 0)
+        bridge_index.append(found + k0 * shape[1] * shape[2])
+        bridge_bond.append(bond.reshape(-1)[found])
+        bridge_weight.append(weight.reshape(-1)[found])
+        if progress is not None:
+            progress(k1 / shape[0])
+    bridges = BridgeVoxels(np.concatenate(bridge_index), np.concatenate(bridge_bond), np.concatenate(bridge_weight),
+                           bonds)
+    return Phantom(labels=labels, mu_per_um=mu, owner=owner, bridges=bridges, voxel_size_um=float(voxel_size_um),
+                   origin_um=np.asarray(origin_um, dtype=np.float64).copy(), energy_kev=float(energy_kev))
+
+
+def _renderer(positions_um, radii_um, kinds, quaternions, *, voxel_size_um, shape, origin_um, seed, head_z_um,
+              foil_top_z_um, energy_kev, supersampling, texture, head_material, foil_material, cbd_nanoporosity,
+              binder, bonds_intact, pieces, arch):
+    """Check :func:`voxelise`'s inputs and build its tables (binning, binder) once for the whole grid.
+
+    Returns
+    -------
+    launch : callable
+        ``launch(k0, labels, mu, owner)`` fills the outputs of grid rows
+        ``k0 .. k0 + len(labels) - 1`` and returns their bridge bond and
+        blend weight arrays (bond -1 off the bridges).
+    bonds : (M, 2) ndarray
+        The binder's bonds (none without a binder).
     """
     centres = np.asarray(positions_um, dtype=np.float64)
     radii = np.asarray(radii_um, dtype=np.float64)
@@ -670,16 +763,11 @@ def voxelise(positions_um, radii_um, kinds, quaternions, *, voxel_size_um, shape
                     pk=dummy_rows(kinds_arr, 0, np.int32), piece=dummy_rows(piece, piece.shape[1], np.float32),
                     n_planes=dummy_rows(pieces.n_planes, 0, np.int32),
                     roots=dummy_rows(pieces.root_ids, 0, np.int32))
-    labels = np.empty(shape, dtype=np.uint8)
-    mu = np.empty(shape, dtype=np.float32)
-    owner = np.empty(shape, dtype=np.int32)
-    bridge_index, bridge_bond, bridge_weight = [], [], []
-    slab = max(1, -(-shape[0] // 16))
-    for k0 in range(0, shape[0], slab):
-        k1 = min(shape[0], k0 + slab)
-        bond = np.empty((k1 - k0,) + shape[1:], dtype=np.int32)
-        weight = np.empty(bond.shape, dtype=np.float32)
-        _voxelise_slab(labels[k0:k1], mu[k0:k1], owner[k0:k1], bond, weight,
+
+    def launch(k0, labels, mu, owner):
+        bond = np.empty(labels.shape, dtype=np.int32)
+        weight = np.empty(labels.shape, dtype=np.float32)
+        _voxelise_slab(labels, mu, owner, bond, weight,
                        motion["cur_c"], ref["radii"], ref["kinds"], rot, particle["pc"], particle["pr"],
                        particle["pk"], particle["piece"], particle["n_planes"], particle["roots"], cell_start, items,
                        ref["ref_c"], motion["back"], motion["moved"], ref["pairs"], ref["bgeo"], motion["intact"],
@@ -690,16 +778,9 @@ def voxelise(positions_um, radii_um, kinds, quaternions, *, voxel_size_um, shape
                        float(head_z - origin[0]), float(foil_z - origin[0]),
                        int(supersampling), _seed_key(int(seed)), has_binder, float(tau),
                        ti.Vector([float(o) for o in origin]))
-        found = np.flatnonzero(bond.reshape(-1) >= 0)
-        bridge_index.append(found + k0 * shape[1] * shape[2])
-        bridge_bond.append(bond.reshape(-1)[found])
-        bridge_weight.append(weight.reshape(-1)[found])
-        if progress is not None:
-            progress(k1 / shape[0])
-    bridges = BridgeVoxels(np.concatenate(bridge_index), np.concatenate(bridge_bond), np.concatenate(bridge_weight),
-                           binder.bonds)
-    return Phantom(labels=labels, mu_per_um=mu, owner=owner, bridges=bridges, voxel_size_um=float(voxel_size_um),
-                   origin_um=origin.copy(), energy_kev=float(energy_kev))
+        return bond, weight
+
+    return launch, binder.bonds
 
 
 def attenuation_rows(positions_um, radii_um, kinds, quaternions, *, voxel_size_um, shape, origin_um, oversampling,
@@ -751,10 +832,31 @@ def attenuation_rows(positions_um, radii_um, kinds, quaternions, *, voxel_size_u
     fine_origin = np.asarray(origin_um, dtype=np.float64) - 0.5 * (voxel_size_um - fine_um)
     fine_yx = (o * int(shape[1]), o * int(shape[2]))
 
+    # voxelise's defaults for the keywords not given
+    settings = {name: p.default for name, p in inspect.signature(voxelise).parameters.items()
+                if p.kind is p.KEYWORD_ONLY and p.default is not p.empty and name not in ("progress", "supersampling")}
+    settings.update(voxelise_kwargs)
+    # The tables (binning, binder) are built once, for the block of fine rows that holds the
+    # grid and a margin each side; a request outside it gets a block of its own. The float32
+    # coordinates are relative to a block's first row, so a row's values do not depend on how the
+    # rows were requested.
+    def prepare(first, end):
+        launch, _ = _renderer(positions_um, radii_um, kinds, quaternions, voxel_size_um=fine_um,
+                              shape=(end - first, *fine_yx), origin_um=fine_origin + (first * fine_um, 0.0, 0.0),
+                              supersampling=-(-int(supersampling) // o), **settings)
+        return first, end, launch
+
+    grid_block = []
+
     def render_rows(first_row, n_rows):
-        phantom = voxelise(positions_um, radii_um, kinds, quaternions, voxel_size_um=fine_um,
-                           shape=(n_rows, *fine_yx), origin_um=fine_origin + (first_row * fine_um, 0.0, 0.0),
-                           supersampling=-(-int(supersampling) // o), **voxelise_kwargs)
-        return phantom.mu_per_um * np.float32(fine_um)
+        if not grid_block:
+            grid_block.append(prepare(-_ROW_MARGIN, o * int(shape[0]) + _ROW_MARGIN))
+        first, end, launch = grid_block[0]
+        if first_row < first or first_row + n_rows > end:
+            first, end, launch = prepare(first_row, first_row + n_rows)
+        labels = np.empty((n_rows, *fine_yx), dtype=np.uint8)
+        mu = np.empty(labels.shape, dtype=np.float32)
+        launch(first_row - first, labels, mu, np.empty(labels.shape, dtype=np.int32))
+        return mu * np.float32(fine_um)
 
     return render_rows
