@@ -58,6 +58,10 @@ scenarios bind NMC only) once per slab of 8 fine rows. From CPU-time rates on
 the quick scenario (render 2.4 M fine voxels, project 0.7 G ray samples per
 CPU-second), one paper scan at oversampling 2 costs ~2.6 k CPU-s (render
 ~0.8 k, project ~1.7 k): ~21 min on two free cores, against ~4.5 min before.
+Since 4 Dec 2026 the fine grid renders at 5.1 M fine voxels per CPU-s (3.2 M
+before, measured in one script on the quick run's step 1, fine rows by 80): a
+paper scan is then ~0.4 k CPU-s of rendering and ~1.8 k of projecting
+(estimated), and the projector is the stage's wall.
 
 (reconstruct: normalise 3.0 s, the rest FBP). The whole chain for one load
 step takes ~11 min and at most 4.8 GiB, so it fits in 24 GiB with a wide
