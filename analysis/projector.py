@@ -17,6 +17,11 @@ along its major axis (x when ``|cos t| >= |sin t|``, else y) and linearly
 interpolates between the two voxels it passes on the other axis; each sample
 is weighted by the step length ``1 / max(|cos t|, |sin t|)``, so projections
 are line integrals in voxel-length units. Voxels outside the volume are zero.
+Two shortcuts leave the sums as they are (to float32 rounding): a ray visits only
+the samples within its z-block's support (the largest distance of a non-zero
+voxel from the axis, plus one voxel), so a pillar in air spares the air around
+it; and a slice of one value (a flat head filling the grid) is projected as
+that value times a projected slice of ones.
 
 The back-projector is the exact transpose of that matrix, written as a gather:
 each voxel visits, for every angle, the (at most two) detector bins whose
@@ -81,12 +86,14 @@ def _clamped_index(v, n):
 
 
 @ti.func
-def _ray_sum(arr: ti.template(), zb, start, slope, n_march, n_interp):
+def _ray_sum(arr: ti.template(), zb, start, slope, n_march, n_interp, reach):
     """Joseph sums of _ZB slices along one ray over arr[zb, interp, march].
 
     The sample at march index i interpolates at p = start + i * slope. Only
-    indices that can touch the volume are visited, and the bounds checks are
-    skipped where both neighbours are certainly inside.
+    indices that can touch the volume, and touch it within ``reach`` voxels of
+    the rotation axis, are visited (beyond it every voxel is zero: see
+    :func:`_support_reach`), and the bounds checks are skipped where both
+    neighbours are certainly inside.
     """
     r1 = (-1.0 - start) / slope
     r2 = (ti.cast(n_interp, ti.f32) - start) / slope
@@ -94,6 +101,20 @@ def _ray_sum(arr: ti.template(), zb, start, slope, n_march, n_interp):
     s2 = (ti.cast(n_interp - 1, ti.f32) - start) / slope
     lo = ti.max(0, _clamped_index(ti.floor(ti.min(r1, r2)), n_march) - 1)
     hi = ti.min(n_march, _clamped_index(ti.ceil(ti.max(r1, r2)), n_march) + 2)
+    # the march indices whose sample lies within reach of the axis: with m = i - cm and
+    # q = start + i slope - cp, m^2 + q^2 <= reach^2 is a quadratic in i
+    cm = 0.5 * ti.cast(n_march - 1, ti.f32)
+    cp = 0.5 * ti.cast(n_interp - 1, ti.f32)
+    q0 = start + cm * slope - cp  # q at m = 0
+    qa = 1.0 + slope * slope
+    half_b = slope * q0
+    disc = half_b * half_b - qa * (q0 * q0 - reach * reach)
+    if disc < 0.0:
+        hi = lo
+    else:
+        root = ti.sqrt(disc)
+        lo = ti.max(lo, _clamped_index(ti.floor(cm + (-half_b - root) / qa), n_march) - 1)
+        hi = ti.max(lo, ti.min(hi, _clamped_index(ti.ceil(cm + (-half_b + root) / qa), n_march) + 2))
     a = ti.min(ti.max(_clamped_index(ti.ceil(ti.min(s1, s2)), n_march) + 2, lo), hi)
     b = ti.min(ti.max(_clamped_index(ti.floor(ti.max(s1, s2)), n_march) - 2, a), hi)
     if ti.abs(slope) < 1e-3:
@@ -133,6 +154,7 @@ def _checked_sample(arr: ti.template(), zb, p, i, n_interp):
 def _forward_kernel(vol: ti.types.ndarray(dtype=_VEC, ndim=3),
                     vol_t: ti.types.ndarray(dtype=_VEC, ndim=3),
                     g: ti.types.ndarray(dtype=ti.f32, ndim=2),
+                    reach: ti.types.ndarray(dtype=ti.f32, ndim=1),
                     sino: ti.types.ndarray(dtype=_VEC, ndim=3)):
     # vol is (z-block, y, x), vol_t the same with y and x swapped, so that
     # y-major rays also march along a contiguous axis. sino is (z-block, a, j).
@@ -147,10 +169,10 @@ def _forward_kernel(vol: ti.types.ndarray(dtype=_VEC, ndim=3),
         acc = _VEC(0.0)
         if g[a, _G_XMAJOR] > 0.5:
             # y(x) = cy + u / cos + (x - cx) tan
-            acc = _ray_sum(vol, zb, cy + u * g[a, _G_INV] - cx * slope, slope, nx, ny)
+            acc = _ray_sum(vol, zb, cy + u * g[a, _G_INV] - cx * slope, slope, nx, ny, reach[zb])
         else:
             # x(y) = cx - u / sin + (y - cy) cot
-            acc = _ray_sum(vol_t, zb, cx - u * g[a, _G_INV] - cy * slope, slope, ny, nx)
+            acc = _ray_sum(vol_t, zb, cx - u * g[a, _G_INV] - cy * slope, slope, ny, nx, reach[zb])
         sino[zb, a, j] = acc * g[a, _G_STEP]
 
 
@@ -229,6 +251,32 @@ def _from_blocks(blocks, nz):
     return np.ascontiguousarray(blocks.transpose(0, 3, 1, 2).reshape(nzb * _ZB, n0, n1)[:nz])
 
 
+def _uniform_slices(vol):
+    """Which z slices hold a single non-zero value, and that value (float32)."""
+    flat = vol.reshape(vol.shape[0], -1)
+    level = flat[:, 0].astype(np.float32)
+    uniform = (level != 0) & np.all(flat == flat[:, :1], axis=1)
+    return uniform, level
+
+
+def _support_reach(blocks):
+    """Per z-block, a distance from the rotation axis (voxels) beyond which no ray sample reads a non-zero voxel.
+
+    The largest distance of a non-zero voxel centre from the axis, plus one
+    voxel for the interpolation's neighbour and a little for float32
+    rounding; 0 for an empty block. A pillar narrower than its grid then
+    spares the rays' samples in the air around it.
+    """
+    nzb, ny, nx = blocks.shape[:3]
+    r2 = (np.arange(ny) - 0.5 * (ny - 1))[:, None] ** 2 + (np.arange(nx) - 0.5 * (nx - 1))[None, :] ** 2
+    reach = np.zeros(nzb, dtype=np.float32)
+    for b in range(nzb):
+        occupied = np.any(blocks[b] != 0, axis=2)
+        if occupied.any():
+            reach[b] = np.sqrt(r2[occupied].max()) + 1.01
+    return reach
+
+
 def _check_volume(volume):
     vol = np.asarray(volume)
     if vol.ndim != 3 or min(vol.shape) < 1:
@@ -287,16 +335,29 @@ def forward_project(volume, angles_deg, n_det=None, arch="cpu", progress=None):
     if not isinstance(n_det, (int, np.integer)) or n_det < 1:
         raise ValueError(f"n_det: expected a positive int, got {n_det!r}")
     ensure_taichi(arch)
+    # A slice of one value (a flat head or a pin filling the grid) projects as that value times
+    # a slice of ones: it is projected once, and those slices enter the kernel as zeros.
+    uniform, level = _uniform_slices(vol)
+    if uniform.any():
+        vol = np.where(uniform[:, None, None], np.float32(0.0), vol)
     blocks = _to_blocks(vol)
     # y-major rays march along y: give them a (z, x, y) copy to read contiguously.
     blocks_t = np.ascontiguousarray(blocks.transpose(0, 2, 1, 3)) if np.any(geom[:, _G_XMAJOR] < 0.5) else blocks
     out = np.empty((blocks.shape[0], geom.shape[0], int(n_det), _ZB), dtype=np.float32)
+    reach = _support_reach(blocks)
     chunks = _chunks(blocks.shape[0], progress)
     for k, (b0, b1) in enumerate(chunks):
-        _forward_kernel(blocks[b0:b1], blocks_t[b0:b1], geom, out[b0:b1])
+        _forward_kernel(blocks[b0:b1], blocks_t[b0:b1], geom, reach[b0:b1], out[b0:b1])
         if progress is not None:
             progress((k + 1) / len(chunks))
     sino = np.ascontiguousarray(_from_blocks(out, vol.shape[0]).transpose(1, 0, 2))
+    if uniform.any():
+        ones = np.ones((1,) + vol.shape[1:], np.float32)
+        ones_blocks = _to_blocks(ones)
+        ones_out = np.empty((1, geom.shape[0], int(n_det), _ZB), dtype=np.float32)
+        _forward_kernel(ones_blocks, np.ascontiguousarray(ones_blocks.transpose(0, 2, 1, 3)), geom,
+                        _support_reach(ones_blocks), ones_out)
+        sino[:, uniform] += level[uniform][None, :, None] * ones_out[0, :, None, :, 0]
     return sino
 
 

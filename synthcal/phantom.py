@@ -819,8 +819,10 @@ def attenuation_rows(positions_um, radii_um, kinds, quaternions, *, voxel_size_u
     -------
     callable
         ``render_rows(first_row, n_rows)``: float32 ``(n_rows, oversampling * ny,
-        oversampling * nx)``, attenuation in 1/fine-voxel-length, for any rows
-        (above and below the grid too: head, pin).
+        oversampling * nx)``, attenuation above that of air (the flat fields are
+        taken through the same air) in 1/fine-voxel-length, for any rows (above
+        and below the grid too: head, pin). A texture's rare point below air's
+        attenuation counts as air.
     """
     if int(oversampling) != oversampling or oversampling < 1:
         raise ValueError(f"oversampling: expected an integer >= 1, got {oversampling}")
@@ -847,6 +849,12 @@ def attenuation_rows(positions_um, radii_um, kinds, quaternions, *, voxel_size_u
         return first, end, launch
 
     grid_block = []
+    # the flats see the same air (the sample leaves the beam, the air stays), so only the
+    # attenuation above air's takes photons from a projection; air is then 0, which the
+    # projector skips
+    if "energy_kev" not in settings:
+        raise ValueError("energy_kev: expected the beam energy in keV")
+    mu_air = np.float32(linear_attenuation_per_um("air", settings["energy_kev"]))
 
     def render_rows(first_row, n_rows):
         if not grid_block:
@@ -857,6 +865,6 @@ def attenuation_rows(positions_um, radii_um, kinds, quaternions, *, voxel_size_u
         labels = np.empty((n_rows, *fine_yx), dtype=np.uint8)
         mu = np.empty(labels.shape, dtype=np.float32)
         launch(first_row - first, labels, mu, np.empty(labels.shape, dtype=np.int32))
-        return mu * np.float32(fine_um)
+        return np.maximum(mu - mu_air, 0.0) * np.float32(fine_um)
 
     return render_rows

@@ -27,7 +27,9 @@ Physics, in the order it is applied:
 
 1. Line integrals of each fine slab with the parallel-beam Joseph projector
    of :mod:`analysis.projector` (its geometry contract applies; the detector
-   may be narrower than the object: interior tomography).
+   may be narrower than the object: interior tomography). The pipeline's
+   ``render_rows`` (:func:`synthcal.phantom.attenuation_rows`) gives the
+   attenuation above air's: the flats are taken through the same air.
 2. Motion: the object is shifted rigidly by ``motion_voxels[a]`` (z, y, x;
    reconstruction voxels) while projection ``a`` is taken. In parallel beam
    a shift is a shift of the projection, by ``dz`` rows and
