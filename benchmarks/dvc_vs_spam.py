@@ -7,7 +7,9 @@ dependency of synthcal)::
     SYNTHCAL_DEM_THREADS=1 /tmp/venv-dvc/bin/python benchmarks/dvc_vs_spam.py
 
 Cases (the table ``CASES`` below): four textures, strains 0-8 %, grey-level
-noise 1-5 %, displacements 0-20 voxels, affine fields and a non-affine one.
+noise 1-5 %, and 30-40 % on two cases (the phantom at 40 %: mean CC about 0.80, near
+the paper's 0.81),
+displacements 0-20 voxels, affine fields and a non-affine one.
 
 * ``gauss``: gaussian-filtered white noise (sigma 1.5 voxels), the classic,
   flattering texture.
@@ -67,13 +69,60 @@ highest RMS ratio (synthcal / spam) over the cases.
 Afterwards the case where synthcal is slowest is run once more with timers
 around its stages (and cProfile).
 
-Latest table (2-core x86_64 VM, quiet but for this script; python
-3.11.7, numpy 2.4.6, scipy 1.17.1, taichi 1.7.4, spam 0.9.1; REPEATS = 5
-alternating runs per code and case, medians), after Gauss-Newton's step
-took the ZNSSD's Hessian (``analysis.dvc.gauss_newton.normalised_hessian_inverse``:
-the same fixed point, the same RMS on every case to 3-4 digits; in-process
-iterations within 0.5 %). gauss-affine's pairs (x4.6-x10.7) ran beside a
-40-second job of mine; the other cases ran alone::
+Latest table (2-core x86_64 VM, quiet but for this script: a low-priority
+job was paused for it; python 3.11.7, numpy 2.4.6, scipy 1.17.1, taichi
+1.7.4, spam 0.9.1; REPEATS = 5 alternating runs per code and case, medians),
+with the two noisy cases added (4 Dec 2026, late evening; the DVC code is
+that of the run of 18:35 UTC below, whose eight cases gave 5.5-7.8x and
+0.12-0.88x)::
+
+    Run of 2026-12-04 21:28 UTC, x86_64 2 cpus, load average 1.9 2.0 2.5; python 3.11.7, numpy 2.4.6, scipy 1.17.1, taichi 1.7.4, spam 0.9.1
+    2197 nodes, subvolume 17^3, spacing 8, volume (128, 128, 128), 2 processes/threads, 5 alternating runs each, medians; spam starts from the truth rounded to voxels, synthcal searches
+    case           code       ms/node  nodes/s nodes/cpu-s  RMS vox RMS cube   ok %
+    gauss-shift    synthcal      0.26     3859        2324   0.0019   0.0019  100.0
+    gauss-shift    spam          1.86      536         293   0.0160   0.0160  100.0
+    gauss-shift    ratio     speed x7.1 (wall; pairs x6.7-x7.5), x7.9 (cpu); RMS synthcal/spam 0.12 on 2197 nodes; search +-5 vox; load average 2.0 2.1 2.5
+    gauss-affine   synthcal      0.24     4250        2558   0.0019   0.0019  100.0
+    gauss-affine   spam          1.85      541         295   0.0149   0.0149  100.0
+    gauss-affine   ratio     speed x7.9 (wall; pairs x7.4-x8.1), x8.8 (cpu); RMS synthcal/spam 0.12 on 2197 nodes; search +-4 vox; load average 2.4 2.1 2.5
+    speckle-5%     synthcal      0.30     3330        2118   0.0034   0.0034  100.0
+    speckle-5%     spam          1.99      503         270   0.0188   0.0188  100.0
+    speckle-5%     ratio     speed x6.7 (wall; pairs x6.5-x6.8), x7.9 (cpu); RMS synthcal/spam 0.18 on 2197 nodes; search +-11 vox; load average 2.2 2.1 2.5
+    speckle-sine   synthcal      0.34     2926        1706   0.0637   0.0203  100.0
+    speckle-sine   spam          2.03      493         267   0.0721   0.0252  100.0
+    speckle-sine   ratio     speed x5.9 (wall; pairs x5.8-x5.9), x6.4 (cpu); RMS synthcal/spam 0.88 on 2197 nodes; search +-4 vox; load average 2.1 2.1 2.4
+    grains-20vox   synthcal      0.37     2675        1674   0.0133   0.0133   78.1
+    grains-20vox   spam          2.93      341         179   0.0305   0.0305   91.1
+    grains-20vox   ratio     speed x7.9 (wall; pairs x7.6-x8.0), x9.4 (cpu); RMS synthcal/spam 0.43 on 1716 nodes; search +-22 vox; load average 2.2 2.1 2.4
+    grains-20vox   ok in one code only: spam 285 nodes, RMS 0.1596 vox
+    grains-8%      synthcal      0.32     3087        1979   0.0127   0.0127  100.0
+    grains-8%      spam          2.05      488         262   0.0216   0.0216  100.0
+    grains-8%      ratio     speed x6.3 (wall; pairs x6.2-x6.4), x7.5 (cpu); RMS synthcal/spam 0.59 on 2197 nodes; search +-9 vox; load average 2.1 2.1 2.4
+    phantom-sine   synthcal      0.40     2514        1455   0.0665   0.0238  100.0
+    phantom-sine   spam          2.34      427         230   0.0831   0.0452  100.0
+    phantom-sine   ratio     speed x5.9 (wall; pairs x5.6-x6.0), x6.3 (cpu); RMS synthcal/spam 0.80 on 2197 nodes; search +-5 vox; load average 2.4 2.2 2.4
+    phantom-12vox  synthcal      0.45     2212        1440   0.0167   0.0167   85.2
+    phantom-12vox  spam          2.57      390         207   0.0477   0.0477   99.3
+    phantom-12vox  ratio     speed x5.7 (wall; pairs x5.6-x5.9), x7.0 (cpu); RMS synthcal/spam 0.35 on 1872 nodes; search +-17 vox; load average 2.6 2.3 2.4
+    phantom-12vox  ok in one code only: spam 309 nodes, RMS 0.0964 vox
+    phantom-40%n   synthcal      0.63     1600         977   0.0497   0.0497   94.5
+    phantom-40%n   spam          4.31      232         121   0.0749   0.0749  100.0
+    phantom-40%n   ratio     speed x6.8 (wall; pairs x6.6-x7.0), x8.0 (cpu); RMS synthcal/spam 0.66 on 2076 nodes; search +-7 vox; load average 2.5 2.3 2.4
+    phantom-40%n   ok in one code only: synthcal 1 nodes, RMS 0.0165 vox; spam 120 nodes, RMS 0.0972 vox
+    speckle-30%n   synthcal      0.37     2730        1617   0.0357   0.0213  100.0
+    speckle-30%n   spam          1.99      502         267   0.0421   0.0328  100.0
+    speckle-30%n   ratio     speed x5.6 (wall; pairs x5.3-x5.7), x6.2 (cpu); RMS synthcal/spam 0.85 on 2197 nodes; search +-6 vox; load average 2.6 2.3 2.5
+    worst case     ratio     speed x5.6 (wall, speckle-30%n), x6.2 (cpu, speckle-30%n); RMS synthcal/spam 0.88 (speckle-sine)
+    Ended 2026-12-04 21:34 UTC, load average 2.6 2.3 2.5
+
+The profile of the slowest case in that run (phantom-40%n, 1.44 s wall, one
+run): B-spline samples and sums 60 %, FFT search 14 %, reference subvolumes
+11 %, Gauss-Newton's numpy side 8 %; 5.8 Gauss-Newton iterations per node in
+all passes (119 nodes end LOW_CC after 7.6 on average). Noise costs
+iterations: the eight low-noise cases took 1.3-3.5 per node when last counted.
+
+The run of 18:35 UTC (the eight cases; gauss-affine's pairs, x4.6-x10.7, ran
+beside a 40-second job of mine, the other cases alone)::
 
     Run of 2026-12-04 18:35 UTC, x86_64 2 cpus, load average 1.0 1.1 1.0; python 3.11.7, numpy 2.4.6, scipy 1.17.1, taichi 1.7.4, spam 0.9.1
     2197 nodes, subvolume 17^3, spacing 8, volume (128, 128, 128), 2 processes/threads, 5 alternating runs each, medians; spam starts from the truth rounded to voxels, synthcal searches
@@ -449,6 +498,8 @@ CASES = (
     ("grains-8%",      "grains",  (-2.2, 1.4, 3.1),    (-8.0, 3.0, 3.0, 1.5, 0.0, -1.0), 0.0, 0.01),
     ("phantom-sine",   "phantom", (1.4, 0.7, -2.2),    (-0.5, 0.2, 0.2, 0, 0, 0),        0.6, 0.02),
     ("phantom-12vox",  "phantom", (12.4, -7.7, 3.3),   (-4.0, 1.5, 1.5, 0.5, 0.0, 0.0),  0.0, 0.05),
+    ("phantom-40%n",   "phantom", (3.4, -2.7, 1.3),    (-3.0, 1.0, 1.0, 0, 0, 0),        0.0, 0.40),
+    ("speckle-30%n",   "speckle", (2.2, 1.1, -0.7),    (-2.0, 0.5, 0.5, 0, 0, 0),        0.3, 0.30),
 )
 
 
