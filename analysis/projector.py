@@ -340,7 +340,16 @@ def forward_project(volume, angles_deg, n_det=None, arch="cpu", progress=None):
     uniform, level = _uniform_slices(vol)
     if uniform.any():
         vol = np.where(uniform[:, None, None], np.float32(0.0), vol)
-    blocks = _to_blocks(vol)
+    out = _project_blocks(_to_blocks(vol), geom, n_det, progress)
+    sino = np.ascontiguousarray(_from_blocks(out, vol.shape[0]).transpose(1, 0, 2))
+    if uniform.any():
+        ones = _project_blocks(_to_blocks(np.ones((1,) + vol.shape[1:], np.float32)), geom, n_det, None)
+        sino[:, uniform] += level[uniform][None, :, None] * ones[0, :, None, :, 0]
+    return sino
+
+
+def _project_blocks(blocks, geom, n_det, progress):
+    """Forward kernel over (z-block, y, x, _ZB) blocks: (z-block, angle, n_det, _ZB) float32."""
     # y-major rays march along y: give them a (z, x, y) copy to read contiguously.
     blocks_t = np.ascontiguousarray(blocks.transpose(0, 2, 1, 3)) if np.any(geom[:, _G_XMAJOR] < 0.5) else blocks
     out = np.empty((blocks.shape[0], geom.shape[0], int(n_det), _ZB), dtype=np.float32)
@@ -350,15 +359,7 @@ def forward_project(volume, angles_deg, n_det=None, arch="cpu", progress=None):
         _forward_kernel(blocks[b0:b1], blocks_t[b0:b1], geom, reach[b0:b1], out[b0:b1])
         if progress is not None:
             progress((k + 1) / len(chunks))
-    sino = np.ascontiguousarray(_from_blocks(out, vol.shape[0]).transpose(1, 0, 2))
-    if uniform.any():
-        ones = np.ones((1,) + vol.shape[1:], np.float32)
-        ones_blocks = _to_blocks(ones)
-        ones_out = np.empty((1, geom.shape[0], int(n_det), _ZB), dtype=np.float32)
-        _forward_kernel(ones_blocks, np.ascontiguousarray(ones_blocks.transpose(0, 2, 1, 3)), geom,
-                        _support_reach(ones_blocks), ones_out)
-        sino[:, uniform] += level[uniform][None, :, None] * ones_out[0, :, None, :, 0]
-    return sino
+    return out
 
 
 def back_project(sinogram, angles_deg, shape_yx, arch="cpu", progress=None):

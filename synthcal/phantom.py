@@ -838,17 +838,6 @@ def attenuation_rows(positions_um, radii_um, kinds, quaternions, *, voxel_size_u
     settings = {name: p.default for name, p in inspect.signature(voxelise).parameters.items()
                 if p.kind is p.KEYWORD_ONLY and p.default is not p.empty and name not in ("progress", "supersampling")}
     settings.update(voxelise_kwargs)
-    # The tables (binning, binder) are built once, for the block of fine rows that holds the
-    # grid and a margin each side; a request outside it gets a block of its own. The float32
-    # coordinates are relative to a block's first row, so a row's values do not depend on how the
-    # rows were requested.
-    def prepare(first, end):
-        launch, _ = _renderer(positions_um, radii_um, kinds, quaternions, voxel_size_um=fine_um,
-                              shape=(end - first, *fine_yx), origin_um=fine_origin + (first * fine_um, 0.0, 0.0),
-                              supersampling=-(-int(supersampling) // o), **settings)
-        return first, end, launch
-
-    grid_block = []
     # the flats see the same air (the sample leaves the beam, the air stays), so only the
     # attenuation above air's takes photons from a projection; air is then 0, which the
     # projector skips
@@ -856,10 +845,20 @@ def attenuation_rows(positions_um, radii_um, kinds, quaternions, *, voxel_size_u
         raise ValueError("energy_kev: expected the beam energy in keV")
     mu_air = np.float32(linear_attenuation_per_um("air", settings["energy_kev"]))
 
+    def prepare(first, end):
+        launch, _ = _renderer(positions_um, radii_um, kinds, quaternions, voxel_size_um=fine_um,
+                              shape=(end - first, *fine_yx), origin_um=fine_origin + (first * fine_um, 0.0, 0.0),
+                              supersampling=-(-int(supersampling) // o), **settings)
+        return first, end, launch
+
+    # The tables (binning, binder) are built once, for the block of fine rows that holds the
+    # grid and a margin each side; a request outside it gets a block of its own. The float32
+    # coordinates are relative to a block's first row, so a row's values do not depend on how the
+    # rows were requested.
+    grid_block = prepare(-_ROW_MARGIN, o * int(shape[0]) + _ROW_MARGIN)
+
     def render_rows(first_row, n_rows):
-        if not grid_block:
-            grid_block.append(prepare(-_ROW_MARGIN, o * int(shape[0]) + _ROW_MARGIN))
-        first, end, launch = grid_block[0]
+        first, end, launch = grid_block
         if first_row < first or first_row + n_rows > end:
             first, end, launch = prepare(first_row, first_row + n_rows)
         labels = np.empty((n_rows, *fine_yx), dtype=np.uint8)
