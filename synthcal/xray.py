@@ -66,6 +66,8 @@ from the seed ``[rng_seed, 0]``, the projections' row ``r`` from
 streamed.
 """
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,6 +83,9 @@ __all__ = ["Scan", "forward_project", "limited_angles_deg", "rows_of_volume",
 _SLAB_VOXELS = 2 ** 24
 _ZB = 8  # the projector's z-block: slabs are whole blocks
 _ANGLE_GROUP = 64  # projections exposed together (bounds the float64 temporaries)
+# Fine line integrals held before they are exposed: each exposure also shifts and blurs a halo of
+# rows on both sides, so rows are exposed in batches of about this many values (float32: 256 MB)
+_EXPOSE_VALUES = 2 ** 26
 
 
 @dataclass(frozen=True)
@@ -232,19 +237,22 @@ def _frames(rng, expected, n_frames, dark_counts, read_noise_counts):
 
 
 def _shift_linear(images, shifts, axis):
-    """``images`` (angle, row, column) moved by ``shifts[angle]`` pixels along ``axis``, linearly
-    interpolated; edge pixels continue (the caller crops what they reach)."""
+    """``images`` (angle, row, column) moved by ``shifts[angle]`` pixels along ``axis`` (1 or 2),
+    linearly interpolated; edge pixels continue (the caller crops what they reach)."""
     n = images.shape[axis]
     source = np.arange(n)[None, :] - shifts[:, None]
     lo = np.floor(source)
     frac = source - lo
-    shape = [len(shifts), 1, 1]
-    shape[axis] = n
     lo = lo.astype(np.int64)
-    first = np.take_along_axis(images, np.clip(lo, 0, n - 1).reshape(shape), axis=axis)
-    second = np.take_along_axis(images, np.clip(lo + 1, 0, n - 1).reshape(shape), axis=axis)
-    frac = frac.reshape(shape)
-    return first * (1.0 - frac) + second * frac
+    first, second = np.clip(lo, 0, n - 1), np.clip(lo + 1, 0, n - 1)
+    weight_shape = (n, 1) if axis == 1 else (1, n)
+    out = np.empty(images.shape)
+    # one gather per projection along its own axis: ~10x faster than take_along_axis over the stack
+    for a in range(len(shifts)):
+        w = frac[a].reshape(weight_shape)
+        out[a] = (np.take(images[a], first[a], axis=axis - 1) * (1.0 - w)
+                  + np.take(images[a], second[a], axis=axis - 1) * w)
+    return out
 
 
 def _bin(image, factor):
@@ -372,10 +380,11 @@ def simulate_scan(render_rows, shape, angles_deg, *, oversampling=1, motion_voxe
     counts = np.empty((n_angles, nz, n_det), dtype=np.float32)
     incident_fine = float(incident_counts) / o ** 2
 
-    def expose(lines, k0, k1):
+    def expose(lines, k0, k1, pool):
         """Binned expected photons of rows k0..k1-1 from the line integrals of their fine rows and halo."""
         expected = np.empty((n_angles, k1 - k0, n_det))
-        for a0 in range(0, n_angles, _ANGLE_GROUP):
+
+        def expose_group(a0):
             a1 = min(n_angles, a0 + _ANGLE_GROUP)
             moved = _shift_linear(lines[a0:a1], shift_rows[a0:a1], axis=1)
             moved = _shift_linear(moved, shift_cols[a0:a1], axis=2)
@@ -384,6 +393,9 @@ def simulate_scan(render_rows, shape, angles_deg, *, oversampling=1, motion_voxe
                 intensity = scipy.ndimage.gaussian_filter(intensity, (0.0, sigma_fine, sigma_fine), mode="nearest")
             seen = intensity[:, halo_rows:halo_rows + o * (k1 - k0), halo_cols:halo_cols + o * n_det]
             expected[a0:a1] = _bin(seen * gain[o * k0:o * k1], o)
+
+        # the groups write disjoint projections, so the threads leave the bytes as one thread would
+        list(pool.map(expose_group, range(0, n_angles, _ANGLE_GROUP)))
         return expected
 
     def detect(expected, k0):
@@ -393,22 +405,25 @@ def simulate_scan(render_rows, shape, angles_deg, *, oversampling=1, motion_voxe
             counts[:, k0 + r] = _frames(rng, np.maximum(expected[:, r], 0.0), 1, dark_counts, read_noise_counts)[0]
 
     first, last = -halo_rows, o * nz + halo_rows
+    expose_rows = max(1, _EXPOSE_VALUES // (n_angles * n_window * o))
     lines = np.zeros((n_angles, 0, n_window), dtype=np.float32)
     lines_first, done = first, 0
-    for f0 in range(first, last, slab_rows):
-        n_rows = min(slab_rows, last - f0)
-        mu = np.asarray(render_rows(f0, n_rows), dtype=np.float32)
-        if mu.shape != (n_rows,) + fine_yx:
-            raise ValueError(f"render_rows: expected shape {(n_rows,) + fine_yx} for rows {f0}.., got {mu.shape}")
-        if not np.all(np.isfinite(mu)) or mu.min() < 0:
-            raise ValueError(f"render_rows: expected finite, non-negative attenuation (rows {f0}..)")
-        lines = np.concatenate([lines, forward_project(mu, angles, n_det=n_window, arch=arch)], axis=1)
-        ready = min(nz, (f0 + n_rows - halo_rows) // o)
-        if ready > done:
-            start = o * done - halo_rows - lines_first
-            detect(expose(lines[:, start:start + o * (ready - done) + 2 * halo_rows], done, ready), done)
-            keep = o * ready - halo_rows - lines_first
-            lines, lines_first, done = lines[:, keep:], lines_first + keep, ready
-        if progress is not None:
-            progress((f0 + n_rows - first) / (last - first))
+    with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
+        for f0 in range(first, last, slab_rows):
+            n_rows = min(slab_rows, last - f0)
+            mu = np.asarray(render_rows(f0, n_rows), dtype=np.float32)
+            if mu.shape != (n_rows,) + fine_yx:
+                raise ValueError(f"render_rows: expected shape {(n_rows,) + fine_yx} for rows {f0}.., "
+                                 f"got {mu.shape}")
+            if not np.all(np.isfinite(mu)) or mu.min() < 0:
+                raise ValueError(f"render_rows: expected finite, non-negative attenuation (rows {f0}..)")
+            lines = np.concatenate([lines, forward_project(mu, angles, n_det=n_window, arch=arch)], axis=1)
+            ready = min(nz, (f0 + n_rows - halo_rows) // o)
+            if ready - done >= expose_rows or (ready == nz and done < nz):
+                start = o * done - halo_rows - lines_first
+                detect(expose(lines[:, start:start + o * (ready - done) + 2 * halo_rows], done, ready, pool), done)
+                keep = o * ready - halo_rows - lines_first
+                lines, lines_first, done = lines[:, keep:], lines_first + keep, ready
+            if progress is not None:
+                progress((f0 + n_rows - first) / (last - first))
     return Scan(counts=counts, flats=flats, darks=darks, angles_deg=angles, motion_voxels=motion)

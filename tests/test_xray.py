@@ -210,6 +210,7 @@ def test_streaming_in_slabs_gives_the_bytes_of_one_slab(monkeypatch):
                   motion_voxels=scan_motion_voxels(FULL[::15], (1.2, -0.4, 0.6), (1.5, 0.5, -0.8)))
     whole = simulate_scan(rows_of_volume(vol), (24, 24, 24), FULL[::15], **kwargs)
     monkeypatch.setattr(xray, "_SLAB_VOXELS", 8 * 48 * 48)  # one projector block of 8 fine rows per slab
+    monkeypatch.setattr(xray, "_EXPOSE_VALUES", 1)  # each slab's finished rows exposed on their own
     slabs = simulate_scan(rows_of_volume(vol), (24, 24, 24), FULL[::15], **kwargs)
     assert digest((whole.counts, whole.flats)) == digest((slabs.counts, slabs.flats))
 
