@@ -324,12 +324,10 @@ def _isqrt(t):
 
 
 @ti.func
-def _paint_run(lt: ti.template(), z, y, x_lo, x_hi, cx, q, r2_out, value):
-    """lt = max(lt, value) on row (z, y) from x_lo to x_hi, where strictly inside the lattice-centred ball."""
+def _paint_run(lt: ti.template(), z, y, x_lo, x_hi, value):
+    """lt = max(lt, value) on row (z, y) from x_lo to x_hi."""
     for x in range(x_lo, x_hi + 1):
-        ex = ti.cast(x - cx, ti.f32)
-        if q + ex * ex < r2_out - _TIE:
-            ti.atomic_max(lt[z, y, x], value)
+        ti.atomic_max(lt[z, y, x], value)
 
 
 @ti.kernel
@@ -349,31 +347,35 @@ def paint_ridge_kernel(centre: ti.types.ndarray(dtype=ti.i32, ndim=2),
     of ridge voxels, where neighbouring balls nearly coincide, it leaves
     out most of each ball. Both balls have integer r_out^2 and lattice
     centres, so "strictly inside" (within the float slack ``_TIE``) is
-    q + dx^2 <= r_out^2 - 1, exactly, and the overlap of a row is a run of x.
+    |offset|^2 <= r_out^2 - 1, exactly: the ball's planes, rows and runs of
+    x, and the overlap of a row, all follow from integer square roots, and
+    only rows that cross the ball are visited.
     """
     nz, ny, nx = lt.shape[0], lt.shape[1], lt.shape[2]
     for i in range(centre.shape[0]):
         if skip[i] == 0:
             cz, cy, cx = centre[i, 0], centre[i, 1], centre[i, 2]
-            r2_out, value = ball[i, 3], ball[i, 4]
+            inside = ti.cast(ball[i, 3], ti.i32) - 1   # largest |offset|^2 strictly inside
+            value = ball[i, 4]
             j = partner[i]
-            r2_j = 0
+            inside_j = -1
             if j >= 0:
-                r2_j = ti.cast(ball[j, 3], ti.i32)
-            reach = ti.cast(ti.ceil(ti.sqrt(r2_out) + 1.0), ti.i32)
-            for dz in range(ti.max(-reach, -cz), ti.min(reach, nz - 1 - cz) + 1):
-                for dy in range(ti.max(-reach, -cy), ti.min(reach, ny - 1 - cy) + 1):
-                    w, q = _ball_rows(r2_out, 0.0, 0.0, dz, dy)
-                    if w >= 0:
-                        x0 = ti.max(ti.cast(ti.floor(cx - w), ti.i32), 0)
-                        x1 = ti.min(ti.cast(ti.ceil(cx + w), ti.i32), nx - 1)
-                        a_end, b_start = x1, x1 + 1
-                        if j >= 0:
-                            ez, ey = cz + dz - centre[j, 0], cy + dy - centre[j, 1]
-                            t = r2_j - 1 - ez * ez - ey * ey
-                            if t >= 0:
-                                m = _isqrt(t)
-                                a_end = ti.min(x1, centre[j, 2] - m - 1)
-                                b_start = ti.max(x0, centre[j, 2] + m + 1)
-                        _paint_run(lt, cz + dz, cy + dy, x0, a_end, cx, q, r2_out, value)
-                        _paint_run(lt, cz + dz, cy + dy, b_start, x1, cx, q, r2_out, value)
+                inside_j = ti.cast(ball[j, 3], ti.i32) - 1
+            reach_z = _isqrt(inside)
+            for dz in range(ti.max(-reach_z, -cz), ti.min(reach_z, nz - 1 - cz) + 1):
+                plane = inside - dz * dz
+                reach_y = _isqrt(plane)
+                for dy in range(ti.max(-reach_y, -cy), ti.min(reach_y, ny - 1 - cy) + 1):
+                    m = _isqrt(plane - dy * dy)
+                    x0 = ti.max(cx - m, 0)
+                    x1 = ti.min(cx + m, nx - 1)
+                    a_end, b_start = x1, x1 + 1
+                    if j >= 0:
+                        ez, ey = cz + dz - centre[j, 0], cy + dy - centre[j, 1]
+                        t = inside_j - ez * ez - ey * ey
+                        if t >= 0:
+                            mj = _isqrt(t)
+                            a_end = ti.min(x1, centre[j, 2] - mj - 1)
+                            b_start = ti.max(x0, centre[j, 2] + mj + 1)
+                    _paint_run(lt, cz + dz, cy + dy, x0, a_end, value)
+                    _paint_run(lt, cz + dz, cy + dy, b_start, x1, value)
