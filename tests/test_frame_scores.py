@@ -483,3 +483,47 @@ def test_fragment_nodes_are_the_nodes_whose_box_holds_a_voxel_of_a_cracked_parti
     # with no piece cracked, nothing holds fragments
     whole = TruthFrame(_grid(), [RADIUS_UM, RADIUS_UM], [p0, p1], _owner(), DRIFT, _registration(), region=(slice(0, 1),) * 3)
     assert not whole.fragment_nodes(nodes, 1, 3).any()
+
+
+def test_prefetched_truths_are_those_of_each_field_alone_from_one_pass_over_the_phantom(monkeypatch):
+    import validation.frame as frame_module
+
+    p0, p1 = _poses()
+    cracked = ParticlePoses(np.vstack([p1.positions_um, p1.positions_um[:1]]),
+                            np.vstack([p1.quaternions, p1.quaternions[:1]]), pieces=_cracked_a())
+
+    def frame():
+        return TruthFrame(_grid(), [RADIUS_UM, RADIUS_UM], [p0, cracked], _owner(), DRIFT, _registration(),
+                          region=(slice(2, 9), slice(3, 12), slice(1, 15)))
+
+    # three fields of different sizes and edges (a study's), their boxes overlapping
+    node_sets = [(np.array([[5, 10, 7], [5, 10, 13], [15, 10, 10], [7, 11, 10]]), 3),
+                 (np.array([[5.4, 9.6, 8.0], [6, 11, 12]]), 5),
+                 (np.array([[4, 10, 7], [5, 10, 12], [6, 9, 14]]), 7)]
+    alone = frame()
+    want = [(alone.dvc_truth(n, 1, e), alone.fragment_nodes(n, 1, e)) for n, e in node_sets]
+    want_registration = alone.registration_error(1)
+
+    passes = []
+    for name in ("mean_solid_displacement_um", "cracked_voxel_counts"):
+        monkeypatch.setattr(frame_module, name, lambda *a, _f=getattr(frame_module, name), _n=name, **k:
+                            passes.append(_n) or _f(*a, **k))
+    fetched = frame()
+    fetched.prefetch(1, node_sets)
+    assert sorted(passes) == ["cracked_voxel_counts", "mean_solid_displacement_um"]   # one pass each
+    got = [(fetched.dvc_truth(n, 1, e), fetched.fragment_nodes(n, 1, e)) for n, e in node_sets]
+    assert fetched.registration_error(1) == want_registration
+    assert len(passes) == 2                                                            # none since
+    for (truths, fragments), (want_truths, want_fragments) in zip(got, want):
+        for a, b in zip(truths, want_truths):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(fragments, want_fragments)
+    assert any(f.any() for _, f in want) and not all(f.all() for _, f in want)
+    # what is fetched for one step is not another step's truth
+    nodes, edge = node_sets[1]
+    for a, b in zip(fetched.dvc_truth(nodes, 0, edge), alone.dvc_truth(nodes, 0, edge)):
+        np.testing.assert_array_equal(a, b)
+    at_zero = frame()
+    at_zero.prefetch(0, node_sets)
+    for a, b in zip(at_zero.dvc_truth(nodes, 1, edge), want[1][0]):
+        np.testing.assert_array_equal(a, b)

@@ -9,6 +9,7 @@ scores whose means are worked out by hand.
 """
 
 import types
+import warnings
 
 import numpy as np
 import pytest
@@ -113,6 +114,18 @@ def test_the_subvolume_study_averages_the_compressed_steps_per_edge_largest_firs
                     {"edge_voxels": 5, "edge_um": 2.5, "mean_cc": 0.625, "rms_error_voxels": 1.0,
                      "ok_fraction": 0.25}]
     assert calls == [("truth", 1, (10, 20, 30)), ("truth", 2, (10, 20, 30))] * 2
+
+
+def test_an_edge_where_no_step_trusted_a_node_reads_nan_without_a_warning(monkeypatch):
+    nan = float("nan")
+    monkeypatch.setattr(run_module, "score_dvc", lambda truth, field, k, shape: (
+        {"mean_cc": nan, "rms_error_voxels": nan, "ok_fraction": 0.0}, None, None, None))
+    run = types.SimpleNamespace(steps=[0, 1, 2], dvc=lambda k, edge: {"edge": edge, "k": k})
+    settings = types.SimpleNamespace(subvolumes_voxels=(7,), voxel_size_um=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        row, = subvolume_study(run, "truth", settings, (10, 20, 30))
+    assert np.isnan(row["mean_cc"]) and np.isnan(row["rms_error_voxels"]) and row["ok_fraction"] == 0.0
 
 
 def test_the_best_fit_from_the_truth_lands_on_an_exact_shift_and_skips_masked_nodes():

@@ -80,7 +80,10 @@ class _Run:
         self.processed_read.append(k)
         return f"{self.mode} processed {k}"
 
-    def dvc(self, k):
+    def dvc(self, k, edge_voxels=None):
+        if edge_voxels is not None:
+            return {"tag": f"{self.mode} field {k} edge {edge_voxels}", "nodes": f"{self.mode} nodes {k} edge {edge_voxels}",
+                    "subvolume_voxels": np.int64(edge_voxels)}
         return {"tag": f"{self.mode} field {k}", "nodes": f"{self.mode} nodes {k}", "ok": np.array(FIELD_OK[k]),
                 "subvolume_voxels": np.int64(7)}
 
@@ -99,10 +102,13 @@ class _Truth:
 
     v = 0.5
 
-    def __init__(self, mode):
-        self.mode = mode
+    def __init__(self, mode, seen):
+        self.mode, self.seen = mode, seen
         self.transforms = [f"{mode} registration {k}" for k in range(3)]
         self.grid = f"{mode} grid"
+
+    def prefetch(self, k, node_sets):
+        self.seen["prefetch"].append((self.mode, k, list(node_sets)))
 
     def registration_error(self, k):
         return {"of": self.transforms[k], "error_voxels": REGISTRATION_ERROR[k]}
@@ -115,7 +121,7 @@ def seen(monkeypatch):
 
     def truth_frame(run):
         seen["truth_frame"].append(run.mode)
-        return _Truth(run.mode)
+        return _Truth(run.mode, seen)
 
     def score_dvc(truth, field, k, shape):
         seen["score_dvc"].append((truth.mode, field["tag"], k, shape))
@@ -210,6 +216,9 @@ def _want_calls(mode, arch):
     pore_phases = {"paper": (Phase.PORE, Phase.CBD), "best": (Phase.PORE,)}[mode]
     return {
         "truth_frame": [mode],
+        # per step, before it is scored: the nodes and edge of its field and of each edge of the study
+        "prefetch": [(mode, k, [(f"{mode} nodes {k}", 7), (f"{mode} nodes {k} edge 9", 9),
+                                (f"{mode} nodes {k} edge 5", 5)]) for k in (1, 2)],
         "score_dvc": [(mode, f"{mode} field 1", 1, SHAPE), (mode, f"{mode} field 2", 2, SHAPE)],
         # the processed reference and step k's processed volume, step k's field and truth
         "best_fit": [(f"{mode} processed 0", f"{mode} processed {k}", f"{mode} field {k}", TRUTH_AT_NODES[k], mode,

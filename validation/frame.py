@@ -68,6 +68,43 @@ class TruthFrame:
         self.region = tuple(region)
         self.binder = binder
         self.bridges0 = bridges0
+        self._box_cache = {}
+
+    def prefetch(self, step, node_sets):
+        """Compute the subvolume truths of several node fields of one step in one pass over the phantom.
+
+        A pass of :func:`synthcal.truth.mean_solid_displacement_um` (and of
+        :func:`synthcal.truth.cracked_voxel_counts`) evaluates the motion of
+        every phantom voxel whatever the number of boxes, so the fields of a
+        subvolume study, scored one by one, would repeat it per edge. Later
+        calls for these fields, and :meth:`registration_error` of the step,
+        read the results kept here.
+
+        Parameters
+        ----------
+        step : int
+        node_sets : sequence of ((N, 3) ndarray, int)
+            Each field's nodes (reconstruction voxels) and subvolume edge (voxels).
+        """
+        boxes = [self.boxes(nodes, edge) for nodes, edge in node_sets] + [self._registration_box()]
+        every = np.concatenate(boxes)
+        values = {what: self._per_box(what, step, every) for what in ("solid", "cracked")}
+        starts = np.cumsum([0] + [len(b) for b in boxes])
+        for b, lo, hi in zip(boxes, starts[:-1], starts[1:]):
+            for what, value in values.items():
+                self._box_cache[what, step, b.tobytes()] = value[lo:hi]
+
+    def _per_box(self, what, step, boxes):
+        """Per box of step ``step``: the mean solid displacement in µm (``what="solid"``) or the number of
+        voxels of cracked particles (``"cracked"``), from :meth:`prefetch` where it computed them."""
+        kept = self._box_cache.get((what, step, boxes.tobytes()))
+        if kept is not None:
+            return kept
+        ref, cur = self.poses[0], self.poses[step]
+        if what == "cracked":
+            return cracked_voxel_counts(self.owner0, ref, cur, boxes)
+        return mean_solid_displacement_um(self.owner0, ref, cur, boxes, voxel_size_um=self.v, origin_um=self.origin,
+                                          bridges=self.bridges0)
 
     def points_um(self, nodes):
         return self.grid.recon_to_world_um(nodes)
@@ -80,13 +117,11 @@ class TruthFrame:
         """True displacement (µm) at node centres (NaN in pores) and of the subvolume's solid."""
         ref, cur = self.poses[0], self.poses[step]
         centre = true_displacement_um(self.points_um(nodes), ref, cur, self.radii_um, binder=self.binder)
-        solid = mean_solid_displacement_um(self.owner0, ref, cur, self.boxes(nodes, edge),
-                                           voxel_size_um=self.v, origin_um=self.origin, bridges=self.bridges0)
-        return centre, solid
+        return centre, self._per_box("solid", step, self.boxes(nodes, edge))
 
     def fragment_nodes(self, nodes, step, edge):
         """(N,) bool: the node's subvolume (reference frame) holds material of particles cracked by ``step``."""
-        return cracked_voxel_counts(self.owner0, self.poses[0], self.poses[step], self.boxes(nodes, edge)) > 0
+        return self._per_box("cracked", step, self.boxes(nodes, edge)) > 0
 
     def as_analysed(self, nodes, u_um, step):
         """World displacement (µm) -> what DVC on the registered volume should find (voxels)."""
@@ -134,12 +169,15 @@ class TruthFrame:
             return self.as_analysed(points, u_um, step)
         return u_um / self.v + self.drift[step]
 
+    def _registration_box(self):
+        """The registration region as a phantom box (1, 6)."""
+        region = np.array([[r.start, r.stop] for r in self.region])
+        return (region + self.off[:, None]).reshape(1, 6)
+
     def registration_error(self, step):
         """Distance (voxels) between the estimated and the true map of the region centre."""
         region = np.array([[r.start, r.stop] for r in self.region])
-        box = (region + self.off[:, None]).reshape(1, 6)
-        u = mean_solid_displacement_um(self.owner0, self.poses[0], self.poses[step], box,
-                                       voxel_size_um=self.v, origin_um=self.origin, bridges=self.bridges0)[0]
+        u = self._per_box("solid", step, self._registration_box())[0]
         centre = (region[:, 0] + region[:, 1] - 1) / 2.0
         estimated = self.transforms[step].apply(centre)
         true = centre + u / self.v + self.drift[step]

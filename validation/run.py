@@ -133,10 +133,17 @@ def subvolume_study(run, truth, settings, shape):
     for edge in sorted(settings.subvolumes_voxels, reverse=True):
         per_step = [score_dvc(truth, run.dvc(k, edge), k, shape)[0] for k in run.steps[1:]]
         rows.append({"edge_voxels": edge, "edge_um": edge * settings.voxel_size_um,
-                     "mean_cc": float(np.nanmean([r["mean_cc"] for r in per_step])),
-                     "rms_error_voxels": float(np.nanmean([r["rms_error_voxels"] for r in per_step])),
+                     "mean_cc": _finite_mean([r["mean_cc"] for r in per_step]),
+                     "rms_error_voxels": _finite_mean([r["rms_error_voxels"] for r in per_step]),
                      "ok_fraction": float(np.mean([r["ok_fraction"] for r in per_step]))})
     return rows
+
+
+def _finite_mean(values):
+    """Mean of the finite values; NaN when there are none (an edge where no step trusted a node)."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if values.size else float("nan")
 
 
 def score_run(run, *, arch="cpu", progress=None):
@@ -190,6 +197,9 @@ def _score_mode(run, arch, progress):
     steps, node_truth = [], {}
     reference = run.processed(0)
     for k in run.steps[1:]:
+        # the main field and the study's: their truths in one pass over the phantom
+        fields = [run.dvc(k)] + [run.dvc(k, edge) for edge in settings.study_subvolumes_voxels]
+        truth.prefetch(k, [(f["nodes"], int(f["subvolume_voxels"])) for f in fields])
         row, arrays = _score_step(run, truth, k, settings, shape, arch, reference)
         steps.append(row)
         node_truth.update({f"{step_name(k)}_{name}": value for name, value in arrays.items()})
