@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.dvc import Status
+from analysis.dvc import PreparedPair, Status
 from analysis.io import atomic_output, write_volume
 from analysis.layout import dvc_stem, step_name
 from analysis.phases import Phase
@@ -197,11 +197,18 @@ def correlate_series(volumes, settings, *, sample_rows=None, arch="cpu", progres
     """
     check_subvolumes(volumes[0].shape, settings)
     rows = sample_rows[0] if sample_rows else None
-    jobs = [(k, e) for e in settings.subvolumes_voxels for k in range(1, len(volumes))]
-    return {(k, edge): settings.correlate(
-        volumes[0], volumes[k], edge, settings, sample_rows=rows, arch=arch,
-        progress=None if progress is None else _sub(progress, i / len(jobs), (i + 1) / len(jobs)))
-        for i, (k, edge) in enumerate(jobs)}
+    edges = settings.subvolumes_voxels
+    n_jobs = (len(volumes) - 1) * len(edges)
+    results = {}
+    for k in range(1, len(volumes)):
+        # every edge correlates the same pair: prepared once per step, one step's in memory at a time
+        prepared = PreparedPair(volumes[0], volumes[k], arch)
+        for j, edge in enumerate(edges):
+            i = (k - 1) * len(edges) + j
+            results[k, edge] = settings.correlate(
+                volumes[0], volumes[k], edge, settings, sample_rows=rows, arch=arch, prepared=prepared,
+                progress=None if progress is None else _sub(progress, i / n_jobs, (i + 1) / n_jobs))
+    return results
 
 
 def strain_fields(nodes, displacement, ok):

@@ -47,7 +47,7 @@ def match_whole_histogram(volume, reference, region):
 
 
 def overlapping_affine_dvc(reference, deformed, edge_voxels, settings, *, sample_rows=None, arch="cpu",
-                           progress=None):
+                           progress=None, prepared=None):
     """Best mode's DVC: overlapping subvolumes on ``settings.node_spacing_voxels``, a 12-parameter affine
     warp each fitted under a gaussian window, nodes whose subvolume lies mostly outside the sample rows skipped
     (:func:`analysis.dvc.correlate`).
@@ -63,6 +63,8 @@ def overlapping_affine_dvc(reference, deformed, edge_voxels, settings, *, sample
         The reference's sample rows.
     arch : {"cpu", "gpu"}
     progress : callable, optional
+    prepared : analysis.dvc.PreparedPair, optional
+        Of ``reference`` and ``deformed``, shared by every edge of a study.
 
     Returns
     -------
@@ -72,10 +74,11 @@ def overlapping_affine_dvc(reference, deformed, edge_voxels, settings, *, sample
                      node_spacing_voxels=settings.node_spacing_voxels,
                      max_displacement_voxels=settings.max_displacement_voxels,
                      mask=sample_mask(reference.shape, sample_rows), min_cc=settings.min_cc,
-                     window=settings.window, arch=arch, progress=progress)
+                     window=settings.window, arch=arch, progress=progress, prepared=prepared)
 
 
-def tiled_rigid_dvc(reference, deformed, edge_voxels, settings, *, sample_rows=None, arch="cpu", progress=None):
+def tiled_rigid_dvc(reference, deformed, edge_voxels, settings, *, sample_rows=None, arch="cpu", progress=None,
+                    prepared=None):
     """Paper mode's DVC: cubes of ``edge_voxels`` tiling the whole volume (node spacing = edge), a rigid
     warp each (:func:`analysis.dvc.correlate_tiled`).
 
@@ -86,7 +89,7 @@ def tiled_rigid_dvc(reference, deformed, edge_voxels, settings, *, sample_rows=N
     """
     return correlate_tiled(reference, deformed, subvolume_voxels=edge_voxels,
                            max_displacement_voxels=settings.max_displacement_voxels, min_cc=settings.min_cc,
-                           arch=arch, progress=progress)
+                           arch=arch, progress=progress, prepared=prepared)
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,8 @@ class ChainSettings:
         reference box registered on.
     correlate : callable
         ``(reference, deformed, edge_voxels, settings, *, sample_rows, arch,
-        progress) -> DVCResult``.
+        progress, prepared) -> DVCResult`` (``prepared``: the pair's
+        :class:`analysis.dvc.PreparedPair`).
     segment : callable
         ``(volume, mask) -> analysis.segment.Segmentation``.
     pore_size : callable

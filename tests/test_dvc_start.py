@@ -21,6 +21,7 @@ import pytest
 import analysis.dvc.local as local
 from analysis.dvc import Status, correlate
 from analysis.dvc.consistency import lattice_neighbours
+from analysis.dvc.search import SearchPyramid
 
 from test_dvc_status import S, fourier_shift, texture
 
@@ -132,10 +133,10 @@ class _Recorder:
         self.searches, self.runs = [], []
         search, run = local.integer_search, local._Pass.run
 
-        def recorded_search(reference, deformed, nodes, s, radius, guess=None):
+        def recorded_search(reference, deformed, nodes, s, radius, guess=None, pyramid=None):
             if len(nodes):
                 self.searches.append((np.array(nodes), radius, None if guess is None else np.array(guess)))
-            return search(reference, deformed, nodes, s, radius, guess)
+            return search(reference, deformed, nodes, s, radius, guess, pyramid=pyramid)
 
         def recorded_run(step, idx, warps0, *args):
             if len(idx):
@@ -330,7 +331,7 @@ def _reject(monkeypatch, nodes, start, found, gradient, failed=()):
     converged; returns ok, status, the searches' guesses and the nodes each run redid."""
     guesses = []
 
-    def search(reference, deformed, at, s, radius, guess=None):
+    def search(reference, deformed, at, s, radius, guess=None, pyramid=None):
         assert radius == 2
         guesses.append(np.array(guess))
         return np.array(guess), np.ones(len(at))
@@ -343,7 +344,7 @@ def _reject(monkeypatch, nodes, start, found, gradient, failed=()):
     warps[:, :, 3] = nodes + start
     status = np.full(n, Status.CONVERGED, dtype=np.int64)
     status[list(failed)] = Status.LOW_CC
-    ok = local._reject_outliers(step, None, None, lattice_neighbours(nodes), warps, np.ones(n),
+    ok = local._reject_outliers(step, SearchPyramid(None, None), lattice_neighbours(nodes), warps, np.ones(n),
                                 np.zeros(n, dtype=np.int64), status, status == Status.CONVERGED, 0.5,
                                 np.ones(n, bool))
     return ok, status, guesses, step.redone

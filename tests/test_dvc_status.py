@@ -17,6 +17,7 @@ from analysis.dvc import Status, correlate
 from analysis.dvc.consistency import lattice_neighbours
 from analysis.dvc.interpolate import SplineVolume, device_array
 from analysis.dvc.local import _Pass, _outliers, _reject_outliers
+from analysis.dvc.search import SearchPyramid
 
 S, H, N = 17, 8, 48   # subvolume edge, its half (offsets -H .. +H), volume edge
 
@@ -329,8 +330,8 @@ def test_an_outlier_is_searched_again_around_what_its_neighbours_expect():
     iterations = np.zeros(len(nodes), dtype=np.int64)
     status = np.full(len(nodes), Status.CONVERGED, dtype=np.int64)
     ok = np.ones(len(nodes), bool)
-    ok = _reject_outliers(step, ref, deformed, lattice_neighbours(nodes), warps, cc, iterations, status, ok,
-                          0.5, np.ones(len(nodes), bool))
+    ok = _reject_outliers(step, SearchPyramid(ref, deformed), lattice_neighbours(nodes), warps, cc, iterations,
+                          status, ok, 0.5, np.ones(len(nodes), bool))
     assert ok.all() and np.all(status == Status.CONVERGED)
     np.testing.assert_allclose(warps[13, :, 3], nodes[13] + shift, atol=0.01)
     assert cc[13] > 0.99 and iterations[13] >= 1

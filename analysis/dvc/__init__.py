@@ -10,6 +10,6 @@ refines from given starting displacements).
 """
 
 from analysis.dvc.grid import node_grid
-from analysis.dvc.local import DVCResult, Status, correlate, correlate_tiled, refine_nodes
+from analysis.dvc.local import DVCResult, PreparedPair, Status, correlate, correlate_tiled, refine_nodes
 
-__all__ = ["correlate", "correlate_tiled", "refine_nodes", "DVCResult", "Status", "node_grid"]
+__all__ = ["correlate", "correlate_tiled", "refine_nodes", "PreparedPair", "DVCResult", "Status", "node_grid"]

@@ -2,6 +2,7 @@
 
 import enum
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -11,7 +12,7 @@ from analysis.dvc.gauss_newton import nearest_rotation, refine
 from analysis.dvc.grid import extract_cubes, inside_fraction, node_grid, subvolume_offsets, subvolume_window
 from analysis.dvc.interpolate import SplineVolume, device_array
 from analysis.dvc.reference import cube_terms
-from analysis.dvc.search import integer_search
+from analysis.dvc.search import SearchPyramid, integer_search
 
 # nodes per IC-GN batch (~0.1 MB each at 17^3); a GPU runs one thread per node, so it wants many
 _BATCH_NODES = {"cpu": 384, "gpu": 4096}
@@ -103,7 +104,7 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
               max_displacement_voxels, mask=None, nodes=None, passes=(),
               min_mask_fraction=0.5, min_cc=0.5, max_iterations=50,
               tolerance_voxels=TOLERANCE_VOXELS, shape_function="affine", window="gaussian", arch="cpu",
-              progress=None):
+              progress=None, prepared=None):
     """Local DVC of ``deformed`` against ``reference`` on a node grid.
 
     Integer displacements come from FFT zero-normalised cross-correlation
@@ -185,12 +186,21 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
         Taichi backend of the interpolation kernel.
     progress : callable, optional
         Called as ``progress(fraction)``.
+    prepared : PreparedPair, optional
+        The :class:`PreparedPair` of ``reference`` and ``deformed`` on
+        ``arch``, to share its work between calls on the same volumes (the
+        edges of a subvolume study); default: prepared for this call.
 
     Returns
     -------
     DVCResult
     """
-    reference, deformed = _volume_pair(reference, deformed, shape_function)
+    _check_shape_function(shape_function)
+    if prepared is None:
+        prepared = PreparedPair(reference, deformed, arch)
+    elif not prepared.holds(reference, deformed, arch):
+        raise ValueError(f"prepared: expected the PreparedPair of these reference and deformed volumes on {arch!r}")
+    reference, deformed = prepared.reference, prepared.deformed
     if not max_displacement_voxels >= 0:
         raise ValueError(f"max_displacement_voxels: expected >= 0, got {max_displacement_voxels!r}")
     sizes = [int(p) for p in passes] + [subvolume_voxels]
@@ -208,8 +218,6 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
     live = status != Status.MASKED
 
     neighbours = lattice_neighbours(nodes)
-    spline = SplineVolume(deformed, arch=arch)
-    reference_dev = device_array(reference, arch)
     radius = int(np.ceil(max_displacement_voxels))
     warps = np.zeros((n_nodes, 3, 4))
     warps[:, :, :3] = np.eye(3)
@@ -219,14 +227,14 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
     ok = np.zeros(n_nodes, dtype=bool)
     n_steps = 2 * len(sizes)
     for k, s in enumerate(sizes):
-        step = _Pass(reference_dev, deformed, spline, nodes, s, max_iterations, tolerance_voxels, shape_function,
-                     arch, min_cc, window)
+        step = _Pass(prepared.reference_dev, deformed, prepared.spline, nodes, s, max_iterations, tolerance_voxels,
+                     shape_function, arch, min_cc, window)
         seeded = np.flatnonzero(ok & live)
         step.run(seeded, warps[seeded].copy(), False, warps, cc, iterations, status)
         fresh = np.flatnonzero(live & ~ok)
         # FFT search on a sparse subset only; the others start from its converged neighbours
         searched = fresh[_sparse_subset(nodes[fresh])]
-        d_int, _ = integer_search(reference, deformed, nodes[searched], s, radius)
+        d_int, _ = integer_search(reference, deformed, nodes[searched], s, radius, pyramid=prepared.pyramid)
         step.run(searched, _translation_warps(nodes[searched], d_int), True, warps, cc, iterations, status)
         ok = _judge(status, cc, min_cc, live)
         # the others start where their converged lattice neighbours predict them to first order (sub-voxel,
@@ -257,10 +265,10 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
         cc[gone], iterations[gone], status[gone] = 0.0, 0, Status.OUTSIDE
         for sel, r, g in ((near[fits], _RESCUE_RADIUS_VOXELS, g_near[fits]), (retry[~has], radius, None)):
             if len(sel):
-                d_int, _ = integer_search(reference, deformed, nodes[sel], s, r, g)
+                d_int, _ = integer_search(reference, deformed, nodes[sel], s, r, g, pyramid=prepared.pyramid)
                 step.run(sel, _translation_warps(nodes[sel], d_int), True, warps, cc, iterations, status)
         ok = _judge(status, cc, min_cc, live)
-        ok = _reject_outliers(step, reference, deformed, neighbours, warps, cc, iterations, status, ok,
+        ok = _reject_outliers(step, prepared.pyramid, neighbours, warps, cc, iterations, status, ok,
                               min_cc, live)
         _report(progress, (2 * k + 2) / n_steps)
 
@@ -297,7 +305,8 @@ def refine_nodes(reference, deformed, nodes, displacement_voxels, *, subvolume_v
     DVCResult
         Statuses CONVERGED, MAX_ITERATIONS, OUTSIDE, FLAT, LOW_CC or MASKED.
     """
-    reference, deformed = _volume_pair(reference, deformed, shape_function)
+    _check_shape_function(shape_function)
+    reference, deformed = _volume_pair(reference, deformed)
     nodes = _node_array(nodes)
     start = np.asarray(displacement_voxels, dtype=np.float64)
     if start.shape != nodes.shape:
@@ -319,7 +328,7 @@ def refine_nodes(reference, deformed, nodes, displacement_voxels, *, subvolume_v
 
 
 def correlate_tiled(reference, deformed, *, subvolume_voxels, max_displacement_voxels, mask=None, min_cc=0.5,
-                    arch="cpu", progress=None):
+                    arch="cpu", progress=None, prepared=None):
     """Local DVC on tiled cubes with a rigid warp each: Avizo's local mode as the paper shows it.
 
     The paper's CC maps (its Fig. 3e, f) show the dataset cut into cubes of
@@ -343,6 +352,8 @@ def correlate_tiled(reference, deformed, *, subvolume_voxels, max_displacement_v
     min_cc : float
     arch : {"cpu", "gpu"}
     progress : callable, optional
+    prepared : PreparedPair, optional
+        See :func:`correlate`.
 
     Returns
     -------
@@ -350,7 +361,7 @@ def correlate_tiled(reference, deformed, *, subvolume_voxels, max_displacement_v
     """
     return correlate(reference, deformed, subvolume_voxels=subvolume_voxels, node_spacing_voxels=subvolume_voxels,
                      max_displacement_voxels=max_displacement_voxels, mask=mask, min_cc=min_cc,
-                     shape_function="rigid", window="uniform", arch=arch, progress=progress)
+                     shape_function="rigid", window="uniform", arch=arch, progress=progress, prepared=prepared)
 
 
 class _Pass:
@@ -399,7 +410,7 @@ class _Pass:
         return np.any((pos < -0.5) | (pos > self.shape - 0.5), axis=(1, 2))
 
 
-def _reject_outliers(step, reference, deformed, neighbours, warps, cc, iterations, status, ok, min_cc, live):
+def _reject_outliers(step, pyramid, neighbours, warps, cc, iterations, status, ok, min_cc, live):
     """Neighbour median test of the ok nodes; outliers are re-correlated, those still failing become OUTLIER.
 
     Returns the new ``ok``; ``warps``, ``cc``, ``iterations`` and ``status`` are updated in place.
@@ -418,8 +429,8 @@ def _reject_outliers(step, reference, deformed, neighbours, warps, cc, iteration
         has = np.all(np.isfinite(expected[redo]), axis=1)
         sel = redo[has]
         if len(sel):
-            d_int, _ = integer_search(reference, deformed, nodes[sel], s, _RESCUE_RADIUS_VOXELS,
-                                      np.round(expected[sel]).astype(np.int64))
+            d_int, _ = integer_search(*pyramid.level(0), nodes[sel], s, _RESCUE_RADIUS_VOXELS,
+                                      np.round(expected[sel]).astype(np.int64), pyramid=pyramid)
             step.run(sel, _translation_warps(nodes[sel], d_int), True, warps, cc, iterations, status)
         ok = _judge(status, cc, min_cc, live)
         flag = _outliers(nodes, neighbours, warps, ok, status)
@@ -514,9 +525,49 @@ def _result(nodes, warps, cc, ok, iterations, status, subvolume_voxels):
                      status=status, displacement_gradient=gradient, subvolume_voxels=int(subvolume_voxels))
 
 
-def _volume_pair(reference, deformed, shape_function):
+class PreparedPair:
+    """A reference and a deformed volume prepared once for any number of :func:`correlate` calls.
+
+    Each call on the same two volumes (each edge of a subvolume study)
+    would otherwise convert them, prefilter the deformed one for cubic
+    B-spline sampling and bin both for the coarse search again (a fifth of
+    the paper run's DVC time). The volumes are checked at once; the rest is
+    computed when first needed.
+
+    Parameters
+    ----------
+    reference, deformed : numpy.ndarray
+        3D volumes (z, y, x) of the same shape, any real dtype.
+    arch : {"cpu", "gpu"}
+        Taichi backend of the interpolation kernel.
+    """
+
+    def __init__(self, reference, deformed, arch="cpu"):
+        self._given = (reference, deformed, arch)
+        self.reference, self.deformed = _volume_pair(reference, deformed)
+        self.pyramid = SearchPyramid(self.reference, self.deformed)
+
+    @cached_property
+    def spline(self):
+        """The deformed volume's :class:`analysis.dvc.interpolate.SplineVolume`."""
+        return SplineVolume(self.deformed, arch=self._given[2])
+
+    @cached_property
+    def reference_dev(self):
+        """The reference on the backend (:func:`analysis.dvc.interpolate.device_array`)."""
+        return device_array(self.reference, self._given[2])
+
+    def holds(self, reference, deformed, arch):
+        """Whether it was prepared from these very arrays on ``arch``."""
+        return self._given[0] is reference and self._given[1] is deformed and self._given[2] == arch
+
+
+def _check_shape_function(shape_function):
     if shape_function not in ("affine", "rigid"):
         raise ValueError(f"shape_function: expected 'affine' or 'rigid', got {shape_function!r}")
+
+
+def _volume_pair(reference, deformed):
     reference = _volume(reference, "reference")
     deformed = _volume(deformed, "deformed")
     if deformed.shape != reference.shape:

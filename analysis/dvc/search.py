@@ -25,8 +25,36 @@ _BATCH_VOXELS = 1 << 23      # window voxels of all FFT batches in flight (memor
 _THREADS_BOUNDED = 8         # batches in flight that _BATCH_VOXELS still bounds
 
 
+class SearchPyramid:
+    """A volume pair and its 2x2x2-binned levels for the coarse-to-fine search, each level binned once.
+
+    :func:`integer_search` builds one per call; a caller that searches the
+    same pair many times (each pass and retry of
+    :func:`analysis.dvc.correlate`, each edge of a subvolume study) builds
+    it once and hands it on.
+
+    Parameters
+    ----------
+    reference, deformed : numpy.ndarray
+        3D float32 volumes (z, y, x) of the same shape.
+    """
+
+    def __init__(self, reference, deformed):
+        self._levels = [(reference, deformed)]
+
+    def level(self, i):
+        """(reference, deformed) binned ``i`` times."""
+        while len(self._levels) <= i:
+            self._levels.append(tuple(_bin2(v) for v in self._levels[-1]))
+        return self._levels[i]
+
+    def holds(self, reference, deformed):
+        """Whether the pyramid was built on these very arrays."""
+        return self._levels[0][0] is reference and self._levels[0][1] is deformed
+
+
 def integer_search(reference, deformed, nodes, subvolume_voxels, radius_voxels,
-                   guess=None, workers=-1):
+                   guess=None, workers=-1, pyramid=None):
     """Best integer displacement per node within a cube of half-edge ``radius_voxels``.
 
     Parameters
@@ -47,6 +75,9 @@ def integer_search(reference, deformed, nodes, subvolume_voxels, radius_voxels,
         The nodes are split between them in batches (FFTs, box sums and
         the rest of the numpy work release the GIL). The batches do not
         depend on ``workers``, so neither does the result.
+    pyramid : SearchPyramid, optional
+        Built on ``reference`` and ``deformed`` themselves, to bin them
+        once for many searches; default: built for this call.
 
     Returns
     -------
@@ -71,14 +102,20 @@ def integer_search(reference, deformed, nodes, subvolume_voxels, radius_voxels,
     large: for ``s`` = 17 the search stops one level down, at radius
     ``r // 2 + 1``.
     """
+    if pyramid is None:
+        pyramid = SearchPyramid(reference, deformed)
+    elif not pyramid.holds(reference, deformed):
+        raise ValueError("pyramid: expected the SearchPyramid of these reference and deformed arrays")
     nodes = np.asarray(nodes, dtype=np.int64)
     guess = np.zeros_like(nodes) if guess is None else np.asarray(guess, dtype=np.int64)
     s, r = int(subvolume_voxels), int(radius_voxels)
-    return _search(reference, deformed, nodes - s // 2, s, guess, r, guess - r, guess + r, workers)
+    return _search(pyramid, 0, nodes - s // 2, s, guess, r, guess - r, guess + r, workers)
 
 
-def _search(reference, deformed, corners, s, guess, r, low, high, workers):
-    """Best shift in ``[low, high]`` of the templates at ``corners`` (edge ``s``), around ``guess`` +- ``r``."""
+def _search(pyramid, level, corners, s, guess, r, low, high, workers):
+    """Best shift in ``[low, high]`` of the templates at ``corners`` (edge ``s``), around ``guess`` +- ``r``,
+    on the pyramid's ``level``."""
+    reference, deformed = pyramid.level(level)
     coarse_s = s // 2 | 1   # about the subvolume's own footprint: no more context than the finest level has
     if r > _DIRECT_RADIUS_VOXELS and coarse_s >= _MIN_COARSE_EDGE:
         coarse_r = r // 2 + 1   # covers (guess +- r) / 2 for odd guesses too
@@ -87,7 +124,7 @@ def _search(reference, deformed, corners, s, guess, r, low, high, workers):
         centre = corners + (s - 1) / 2
         coarse_corner = np.round((centre - 0.5) / 2 - (coarse_s - 1) / 2).astype(np.int64)
         coarse_corner = np.clip(coarse_corner, 0, np.maximum(np.array(reference.shape) // 2 - coarse_s, 0))
-        cd, _ = _search(_bin2(reference), _bin2(deformed), coarse_corner, coarse_s, coarse_guess, coarse_r,
+        cd, _ = _search(pyramid, level + 1, coarse_corner, coarse_s, coarse_guess, coarse_r,
                         coarse_guess - coarse_r, coarse_guess + coarse_r, workers)
         guess = np.clip(2 * cd, low, high)
         r = _REFINE_RADIUS_VOXELS
