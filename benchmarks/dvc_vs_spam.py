@@ -69,56 +69,60 @@ highest RMS ratio (synthcal / spam) over the cases.
 Afterwards the case where synthcal is slowest is run once more with timers
 around its stages (and cProfile).
 
-Latest table (2-core x86_64 VM, quiet but for this script: a low-priority
-job was paused for it; python 3.11.7, numpy 2.4.6, scipy 1.17.1, taichi
-1.7.4, spam 0.9.1; REPEATS = 5 alternating runs per code and case, medians),
-with the two noisy cases added (4 Dec 2026, late evening; the DVC code is
-that of the run of 18:35 UTC below, whose eight cases gave 5.5-7.8x and
-0.12-0.88x)::
+Latest table (2-core x86_64 VM, quiet but for this script; python 3.11.7,
+numpy 2.4.6, scipy 1.17.1, taichi 1.7.4, spam 0.9.1; REPEATS = 5 alternating
+runs per code and case, medians), 5 Dec 2026, on the code whose
+``correlate`` takes a ``PreparedPair`` (not given one here, it prepares the
+pair itself, so each timed call still pays the float32 copies, the
+prefilter and the binning); the quick phantom was remade for it, between grains-8% and
+phantom-sine. The run before it (4 Dec 2026, 21:28 UTC, the same ten
+cases) gave 5.6-7.9x and 0.12-0.88x; the two runs differ by up to 0.4x per
+case either way, the machine's spread::
 
-    Run of 2026-12-04 21:28 UTC, x86_64 2 cpus, load average 1.9 2.0 2.5; python 3.11.7, numpy 2.4.6, scipy 1.17.1, taichi 1.7.4, spam 0.9.1
+    Run of 2026-12-05 03:50 UTC, x86_64 2 cpus, load average 1.5 1.8 1.2; python 3.11.7, numpy 2.4.6, scipy 1.17.1, taichi 1.7.4, spam 0.9.1
     2197 nodes, subvolume 17^3, spacing 8, volume (128, 128, 128), 2 processes/threads, 5 alternating runs each, medians; spam starts from the truth rounded to voxels, synthcal searches
     case           code       ms/node  nodes/s nodes/cpu-s  RMS vox RMS cube   ok %
-    gauss-shift    synthcal      0.26     3859        2324   0.0019   0.0019  100.0
-    gauss-shift    spam          1.86      536         293   0.0160   0.0160  100.0
-    gauss-shift    ratio     speed x7.1 (wall; pairs x6.7-x7.5), x7.9 (cpu); RMS synthcal/spam 0.12 on 2197 nodes; search +-5 vox; load average 2.0 2.1 2.5
-    gauss-affine   synthcal      0.24     4250        2558   0.0019   0.0019  100.0
-    gauss-affine   spam          1.85      541         295   0.0149   0.0149  100.0
-    gauss-affine   ratio     speed x7.9 (wall; pairs x7.4-x8.1), x8.8 (cpu); RMS synthcal/spam 0.12 on 2197 nodes; search +-4 vox; load average 2.4 2.1 2.5
-    speckle-5%     synthcal      0.30     3330        2118   0.0034   0.0034  100.0
-    speckle-5%     spam          1.99      503         270   0.0188   0.0188  100.0
-    speckle-5%     ratio     speed x6.7 (wall; pairs x6.5-x6.8), x7.9 (cpu); RMS synthcal/spam 0.18 on 2197 nodes; search +-11 vox; load average 2.2 2.1 2.5
-    speckle-sine   synthcal      0.34     2926        1706   0.0637   0.0203  100.0
-    speckle-sine   spam          2.03      493         267   0.0721   0.0252  100.0
-    speckle-sine   ratio     speed x5.9 (wall; pairs x5.8-x5.9), x6.4 (cpu); RMS synthcal/spam 0.88 on 2197 nodes; search +-4 vox; load average 2.1 2.1 2.4
-    grains-20vox   synthcal      0.37     2675        1674   0.0133   0.0133   78.1
-    grains-20vox   spam          2.93      341         179   0.0305   0.0305   91.1
-    grains-20vox   ratio     speed x7.9 (wall; pairs x7.6-x8.0), x9.4 (cpu); RMS synthcal/spam 0.43 on 1716 nodes; search +-22 vox; load average 2.2 2.1 2.4
+    gauss-shift    synthcal      0.27     3725        2342   0.0019   0.0019  100.0
+    gauss-shift    spam          1.73      577         321   0.0160   0.0160  100.0
+    gauss-shift    ratio     speed x6.5 (wall; pairs x6.2-x6.7), x7.4 (cpu); RMS synthcal/spam 0.12 on 2197 nodes; search +-5 vox; load average 1.7 1.8 1.2
+    gauss-affine   synthcal      0.22     4546        2763   0.0019   0.0019  100.0
+    gauss-affine   spam          1.65      606         324   0.0149   0.0149  100.0
+    gauss-affine   ratio     speed x7.8 (wall; pairs x7.2-x8.2), x8.6 (cpu); RMS synthcal/spam 0.12 on 2197 nodes; search +-4 vox; load average 1.9 1.9 1.3
+    speckle-5%     synthcal      0.26     3811        2425   0.0034   0.0034  100.0
+    speckle-5%     spam          1.78      560         300   0.0188   0.0188  100.0
+    speckle-5%     ratio     speed x6.9 (wall; pairs x6.4-x6.9), x8.1 (cpu); RMS synthcal/spam 0.18 on 2197 nodes; search +-11 vox; load average 2.0 1.9 1.3
+    speckle-sine   synthcal      0.29     3419        1976   0.0637   0.0203  100.0
+    speckle-sine   spam          1.77      565         304   0.0721   0.0252  100.0
+    speckle-sine   ratio     speed x6.1 (wall; pairs x5.7-x6.1), x6.5 (cpu); RMS synthcal/spam 0.88 on 2197 nodes; search +-4 vox; load average 2.4 2.0 1.3
+    grains-20vox   synthcal      0.31     3232        1987   0.0133   0.0133   78.1
+    grains-20vox   spam          2.55      392         207   0.0305   0.0305   91.1
+    grains-20vox   ratio     speed x8.2 (wall; pairs x7.9-x8.5), x9.6 (cpu); RMS synthcal/spam 0.43 on 1716 nodes; search +-22 vox; load average 2.5 2.1 1.4
     grains-20vox   ok in one code only: spam 285 nodes, RMS 0.1596 vox
-    grains-8%      synthcal      0.32     3087        1979   0.0127   0.0127  100.0
-    grains-8%      spam          2.05      488         262   0.0216   0.0216  100.0
-    grains-8%      ratio     speed x6.3 (wall; pairs x6.2-x6.4), x7.5 (cpu); RMS synthcal/spam 0.59 on 2197 nodes; search +-9 vox; load average 2.1 2.1 2.4
-    phantom-sine   synthcal      0.40     2514        1455   0.0665   0.0238  100.0
-    phantom-sine   spam          2.34      427         230   0.0831   0.0452  100.0
-    phantom-sine   ratio     speed x5.9 (wall; pairs x5.6-x6.0), x6.3 (cpu); RMS synthcal/spam 0.80 on 2197 nodes; search +-5 vox; load average 2.4 2.2 2.4
-    phantom-12vox  synthcal      0.45     2212        1440   0.0167   0.0167   85.2
-    phantom-12vox  spam          2.57      390         207   0.0477   0.0477   99.3
-    phantom-12vox  ratio     speed x5.7 (wall; pairs x5.6-x5.9), x7.0 (cpu); RMS synthcal/spam 0.35 on 1872 nodes; search +-17 vox; load average 2.6 2.3 2.4
-    phantom-12vox  ok in one code only: spam 309 nodes, RMS 0.0964 vox
-    phantom-40%n   synthcal      0.63     1600         977   0.0497   0.0497   94.5
-    phantom-40%n   spam          4.31      232         121   0.0749   0.0749  100.0
-    phantom-40%n   ratio     speed x6.8 (wall; pairs x6.6-x7.0), x8.0 (cpu); RMS synthcal/spam 0.66 on 2076 nodes; search +-7 vox; load average 2.5 2.3 2.4
-    phantom-40%n   ok in one code only: synthcal 1 nodes, RMS 0.0165 vox; spam 120 nodes, RMS 0.0972 vox
-    speckle-30%n   synthcal      0.37     2730        1617   0.0357   0.0213  100.0
-    speckle-30%n   spam          1.99      502         267   0.0421   0.0328  100.0
-    speckle-30%n   ratio     speed x5.6 (wall; pairs x5.3-x5.7), x6.2 (cpu); RMS synthcal/spam 0.85 on 2197 nodes; search +-6 vox; load average 2.6 2.3 2.5
-    worst case     ratio     speed x5.6 (wall, speckle-30%n), x6.2 (cpu, speckle-30%n); RMS synthcal/spam 0.88 (speckle-sine)
-    Ended 2026-12-04 21:34 UTC, load average 2.6 2.3 2.5
+    grains-8%      synthcal      0.27     3667        2332   0.0127   0.0127  100.0
+    grains-8%      spam          1.73      580         309   0.0216   0.0216  100.0
+    grains-8%      ratio     speed x6.3 (wall; pairs x6.1-x6.6), x7.6 (cpu); RMS synthcal/spam 0.59 on 2197 nodes; search +-9 vox; load average 2.4 2.1 1.4
+    phantom-sine   synthcal      0.36     2741        1585   0.0664   0.0238  100.0
+    phantom-sine   spam          2.13      470         253   0.0827   0.0452  100.0
+    phantom-sine   ratio     speed x5.5 (wall; pairs x5.4-x6.0), x6.1 (cpu); RMS synthcal/spam 0.80 on 2197 nodes; search +-5 vox; load average 2.0 2.0 1.5
+    phantom-12vox  synthcal      0.41     2443        1595   0.0166   0.0166   85.2
+    phantom-12vox  spam          2.37      422         231   0.0468   0.0468   99.2
+    phantom-12vox  ratio     speed x5.8 (wall; pairs x5.7-x5.9), x6.9 (cpu); RMS synthcal/spam 0.36 on 1872 nodes; search +-17 vox; load average 2.2 2.0 1.5
+    phantom-12vox  ok in one code only: spam 307 nodes, RMS 0.0964 vox
+    phantom-40%n   synthcal      0.57     1769        1061   0.0495   0.0495   94.7
+    phantom-40%n   spam          3.77      265         137   0.0759   0.0759  100.0
+    phantom-40%n   ratio     speed x6.7 (wall; pairs x6.6-x7.2), x7.7 (cpu); RMS synthcal/spam 0.65 on 2079 nodes; search +-7 vox; load average 2.5 2.1 1.6
+    phantom-40%n   ok in one code only: synthcal 1 nodes, RMS 0.0661 vox; spam 117 nodes, RMS 0.0905 vox
+    speckle-30%n   synthcal      0.34     2967        1754   0.0357   0.0213  100.0
+    speckle-30%n   spam          1.86      539         293   0.0421   0.0328  100.0
+    speckle-30%n   ratio     speed x5.5 (wall; pairs x5.4-x5.7), x6.0 (cpu); RMS synthcal/spam 0.85 on 2197 nodes; search +-6 vox; load average 2.3 2.1 1.6
+    worst case     ratio     speed x5.5 (wall, speckle-30%n), x6.0 (cpu, speckle-30%n); RMS synthcal/spam 0.88 (speckle-sine)
+    Ended 2026-12-05 03:57 UTC, load average 2.3 2.1 1.6
 
-The profile of the slowest case in that run (phantom-40%n, 1.44 s wall, one
-run): B-spline samples and sums 60 %, FFT search 14 %, reference subvolumes
-11 %, Gauss-Newton's numpy side 8 %; 5.8 Gauss-Newton iterations per node in
-all passes (119 nodes end LOW_CC after 7.6 on average). Noise costs
+The profile of the slowest case in that run (phantom-40%n, 1.20 s wall, one
+run): B-spline samples and sums 62 %, FFT search 12 %, reference subvolumes
+11 %, Gauss-Newton's numpy side 7 %; 5.8 Gauss-Newton iterations per node in
+all passes (117 nodes end LOW_CC after 7.6 on average; the run of 4 Dec, 21:28:
+1.44 s, 60 %, 14 %, 11 %, 8 %, the same iterations). Noise costs
 iterations: the eight low-noise cases took 1.3-3.5 per node when last counted.
 
 The run of 18:35 UTC (the eight cases; gauss-affine's pairs, x4.6-x10.7, ran
