@@ -21,7 +21,8 @@ Two shortcuts leave the sums as they are (to float32 rounding): a ray visits onl
 the samples within its z-block's support (the largest distance of a non-zero
 voxel from the axis, plus one voxel), so a pillar in air spares the air around
 it; and a slice of one value (a flat head filling the grid) is projected as
-that value times a projected slice of ones.
+that value times a projected slice of ones (projected once per geometry and
+kept for the next call: a scan's slabs share it).
 
 The back-projector is the exact transpose of that matrix, written as a gather:
 each voxel visits, for every angle, the (at most two) detector bins whose
@@ -30,9 +31,25 @@ rays touch it and applies the weight those rays gave it, in closed form
 times the step length). There are no atomic adds, so results are
 bit-for-bit reproducible; <A x, y> = <x, A^T y> holds to float32 rounding.
 
-Eight consecutive slices are processed together as one float32 vector (they
-share every geometric computation), so volumes are repacked to
-(z-block, y, x, 8) for the kernels and back; nz is padded to a multiple of 8.
+Consecutive slices are processed together as one float32 vector (they share
+every geometric computation), so volumes are repacked to (z-block, y, x, w)
+for the kernels and back, nz padded to a multiple of w: w = 2 slices for the
+forward projector, 8 for the back-projectors. Measured on a 2-core VM (5 Dec
+2026, 801 angles, alternating runs; the sums agree to float32 rounding,
+relative differences up to 7e-7, between widths): on the paper scenario's
+fine slabs (1368 x 1368 slices of its phantom, steps 0 and 1)
+2-wide blocks project 1.9-2.3x faster than 8-wide ones and 1.3-1.6x faster
+than 4-wide ones; on centred crops of those slabs of 224^2 to 684^2 the
+widths are within 10 % of each other (8 ahead at 224^2, 0.135 against 0.145
+s for 16 slices), at 1000^2 2-wide is 1.2x faster. On the smooth disks of
+``benchmarks/projector_vs_astra.py`` 2-wide costs more on small slices
+(256^2 x 64 slices x 180 angles: 0.19 against 0.14 s) and the same at
+1024^2 x 8 x 801 (1.45 against 1.41 s): the small cases are short, the
+paper's scans are not (a whole scan of its last step, 1050 -> 473 s, the
+projection 745 -> 189 s with the slice of ones kept below). The
+back-projectors are 1.5x faster at 8 than at 4 (24 slices of 508^2). Why wide forward blocks slow
+down on large slices was not traced (a block's slab and its transposed copy
+are read once per angle: 120 MB at w = 8 on the paper's slices).
 ``backproject_interpolating`` is the different, pixel-driven back-projector
 that filtered back-projection needs (linear interpolation on the detector).
 
@@ -75,8 +92,10 @@ def _geometry(angles_deg):
     return np.ascontiguousarray(geom, dtype=np.float32)
 
 
-_ZB = 8  # slices processed together: one detector row block shares all geometry
+_ZB = 8  # slices back-projected together: one detector row block shares all geometry
 _VEC = ti.types.vector(_ZB, ti.f32)
+_ZB_FORWARD = 2  # slices forward-projected together (see the module docstring for why fewer)
+_VEC_FORWARD = ti.types.vector(_ZB_FORWARD, ti.f32)
 
 
 @ti.func
@@ -87,7 +106,7 @@ def _clamped_index(v, n):
 
 @ti.func
 def _ray_sum(arr: ti.template(), zb, start, slope, n_march, n_interp, reach):
-    """Joseph sums of _ZB slices along one ray over arr[zb, interp, march].
+    """Joseph sums of _ZB_FORWARD slices along one ray over arr[zb, interp, march].
 
     The sample at march index i interpolates at p = start + i * slope. Only
     indices that can touch the volume, and touch it within ``reach`` voxels of
@@ -125,7 +144,7 @@ def _ray_sum(arr: ti.template(), zb, start, slope, n_march, n_interp, reach):
         lo, a, b, hi = 0, 0, 0, n_march
         if start < -1.0 or start > ti.cast(n_interp, ti.f32):
             hi = 0
-    acc = _VEC(0.0)
+    acc = _VEC_FORWARD(0.0)
     for i in range(lo, a):
         acc += _checked_sample(arr, zb, start + ti.cast(i, ti.f32) * slope, i, n_interp)
     for i in range(a, b):
@@ -142,7 +161,7 @@ def _ray_sum(arr: ti.template(), zb, start, slope, n_march, n_interp, reach):
 def _checked_sample(arr: ti.template(), zb, p, i, n_interp):
     p0 = ti.cast(ti.floor(p), ti.i32)
     f = p - ti.cast(p0, ti.f32)
-    v = _VEC(0.0)
+    v = _VEC_FORWARD(0.0)
     if 0 <= p0 < n_interp:
         v += (1.0 - f) * arr[zb, p0, i]
     if 0 <= p0 + 1 < n_interp:
@@ -151,11 +170,11 @@ def _checked_sample(arr: ti.template(), zb, p, i, n_interp):
 
 
 @ti.kernel
-def _forward_kernel(vol: ti.types.ndarray(dtype=_VEC, ndim=3),
-                    vol_t: ti.types.ndarray(dtype=_VEC, ndim=3),
+def _forward_kernel(vol: ti.types.ndarray(dtype=_VEC_FORWARD, ndim=3),
+                    vol_t: ti.types.ndarray(dtype=_VEC_FORWARD, ndim=3),
                     g: ti.types.ndarray(dtype=ti.f32, ndim=2),
                     reach: ti.types.ndarray(dtype=ti.f32, ndim=1),
-                    sino: ti.types.ndarray(dtype=_VEC, ndim=3)):
+                    sino: ti.types.ndarray(dtype=_VEC_FORWARD, ndim=3)):
     # vol is (z-block, y, x), vol_t the same with y and x swapped, so that
     # y-major rays also march along a contiguous axis. sino is (z-block, a, j).
     nzb, ny, nx = vol.shape[0], vol.shape[1], vol.shape[2]
@@ -166,7 +185,7 @@ def _forward_kernel(vol: ti.types.ndarray(dtype=_VEC, ndim=3),
     for zb, a, j in ti.ndrange(nzb, na, nd):
         u = ti.cast(j, ti.f32) - cd
         slope = g[a, _G_SLOPE]
-        acc = _VEC(0.0)
+        acc = _VEC_FORWARD(0.0)
         if g[a, _G_XMAJOR] > 0.5:
             # y(x) = cy + u / cos + (x - cx) tan
             acc = _ray_sum(vol, zb, cy + u * g[a, _G_INV] - cx * slope, slope, nx, ny, reach[zb])
@@ -232,23 +251,23 @@ def _interp_backproject_kernel(sino: ti.types.ndarray(dtype=_VEC, ndim=3),
         vol[zb, y, x] = acc
 
 
-def _to_blocks(arr):
-    """(nz, n0, n1) float32 -> (ceil(nz / _ZB), n0, n1, _ZB), zero-padded in z.
+def _to_blocks(arr, width):
+    """(nz, n0, n1) float32 -> (ceil(nz / width), n0, n1, width), zero-padded in z.
 
-    A taichi ndarray of _ZB-vectors: _ZB consecutive slices share every
-    geometric computation and sit next to each other in memory.
+    A taichi ndarray of width-vectors: ``width`` consecutive slices share
+    every geometric computation and sit next to each other in memory.
     """
     nz = arr.shape[0]
-    nzb = -(-nz // _ZB)
-    out = np.zeros((nzb * _ZB,) + arr.shape[1:], dtype=np.float32)
+    nzb = -(-nz // width)
+    out = np.zeros((nzb * width,) + arr.shape[1:], dtype=np.float32)
     out[:nz] = arr
-    return np.ascontiguousarray(out.reshape((nzb, _ZB) + arr.shape[1:]).transpose(0, 2, 3, 1))
+    return np.ascontiguousarray(out.reshape((nzb, width) + arr.shape[1:]).transpose(0, 2, 3, 1))
 
 
 def _from_blocks(blocks, nz):
     """Inverse of :func:`_to_blocks`."""
-    nzb, n0, n1 = blocks.shape[:3]
-    return np.ascontiguousarray(blocks.transpose(0, 3, 1, 2).reshape(nzb * _ZB, n0, n1)[:nz])
+    nzb, n0, n1, width = blocks.shape
+    return np.ascontiguousarray(blocks.transpose(0, 3, 1, 2).reshape(nzb * width, n0, n1)[:nz])
 
 
 def _uniform_slices(vol):
@@ -340,19 +359,39 @@ def forward_project(volume, angles_deg, n_det=None, arch="cpu", progress=None):
     uniform, level = _uniform_slices(vol)
     if uniform.any():
         vol = np.where(uniform[:, None, None], np.float32(0.0), vol)
-    out = _project_blocks(_to_blocks(vol), geom, n_det, progress)
+    out = _project_blocks(_to_blocks(vol, _ZB_FORWARD), geom, n_det, progress)
     sino = np.ascontiguousarray(_from_blocks(out, vol.shape[0]).transpose(1, 0, 2))
     if uniform.any():
-        ones = _project_blocks(_to_blocks(np.ones((1,) + vol.shape[1:], np.float32)), geom, n_det, None)
-        sino[:, uniform] += level[uniform][None, :, None] * ones[0, :, None, :, 0]
+        ones = _projected_ones(vol.shape[1:], geom, n_det, arch)
+        sino[:, uniform] += level[uniform][None, :, None] * ones[:, None, :]
     return sino
 
 
+_ONES = {}  # the last projected slice of ones, by (ny, nx, n_det, arch, geometry)
+
+
+def _projected_ones(shape_yx, geom, n_det, arch):
+    """(n_angles, n_det) projection of a (ny, nx) slice of ones, kept for the next call with the same geometry.
+
+    A scan projects its slabs one after the other with one geometry, and each slab that holds a
+    slice of the head or the pin needs this projection: made anew for each slab, it cost more
+    than the slab itself where the head fills most of it (the paper scenario's last step).
+    """
+    key = (tuple(shape_yx), int(n_det), arch, geom.tobytes())
+    if key not in _ONES:
+        ones = _project_blocks(_to_blocks(np.ones((1,) + tuple(shape_yx), np.float32), _ZB_FORWARD), geom,
+                               n_det, None)[0, :, :, 0]
+        ones.setflags(write=False)
+        _ONES.clear()
+        _ONES[key] = ones
+    return _ONES[key]
+
+
 def _project_blocks(blocks, geom, n_det, progress):
-    """Forward kernel over (z-block, y, x, _ZB) blocks: (z-block, angle, n_det, _ZB) float32."""
+    """Forward kernel over (z-block, y, x, _ZB_FORWARD) blocks: (z-block, angle, n_det, _ZB_FORWARD) float32."""
     # y-major rays march along y: give them a (z, x, y) copy to read contiguously.
     blocks_t = np.ascontiguousarray(blocks.transpose(0, 2, 1, 3)) if np.any(geom[:, _G_XMAJOR] < 0.5) else blocks
-    out = np.empty((blocks.shape[0], geom.shape[0], int(n_det), _ZB), dtype=np.float32)
+    out = np.empty((blocks.shape[0], geom.shape[0], int(n_det), _ZB_FORWARD), dtype=np.float32)
     reach = _support_reach(blocks)
     chunks = _chunks(blocks.shape[0], progress)
     for k, (b0, b1) in enumerate(chunks):
@@ -439,7 +478,7 @@ def backproject_interpolating(sinogram, angles_deg, shape_yx, weights=None, arch
 def _gather(kernel, sino, geom, extra, shape_yx, progress):
     """Run a back-projection kernel per z-block chunk; returns (nz, ny, nx) float32."""
     nz = sino.shape[1]
-    blocks = _to_blocks(np.transpose(sino, (1, 0, 2)))
+    blocks = _to_blocks(np.transpose(sino, (1, 0, 2)), _ZB)
     out = np.empty((blocks.shape[0],) + tuple(shape_yx) + (_ZB,), dtype=np.float32)
     chunks = _chunks(blocks.shape[0], progress)
     for k, (b0, b1) in enumerate(chunks):

@@ -14,7 +14,26 @@ Run: ``python benchmarks/projector_vs_astra.py [n] [nz] [n_angles]`` in a venv
 with ``astra-toolbox`` (``pip install astra-toolbox``; not a dependency).
 GUPS = giga voxel updates per second = n_angles * nz * n^2 / time / 1e9.
 
-Latest tables: astra-toolbox 2.5.0 (CPU), taichi 1.7.4 (x64 backend, 2
+Latest tables (5 Dec 2026, quiet 2-core x86_64 VM, astra-toolbox 2.5.0 CPU,
+taichi 1.7.4 x64 on 2 threads; errors are relative RMS against the analytic
+answer, "ours-astra" their relative RMS difference), with the forward
+projector's 2-slice blocks (``analysis.projector``)::
+
+    256^2 x 64 slices x 180 angles; best of 3; wall s (CPU s, all threads)
+    op             ours s      astra s speed-up ours GUPS astra GUPS  ours err astra err ours-astra
+    forward   0.19 (0.32)  2.65 (2.65)     14.3      4.06       0.29  3.45e-03  3.45e-03   9.47e-06
+    fbp       0.17 (0.29)  2.41 (2.41)     14.5      4.55       0.31  3.57e-02  4.14e-02   1.58e-02
+
+    1024^2 x 8 slices x 801 angles
+    forward   1.45 (2.66) 25.85 (25.84)     17.9      4.65       0.26  8.65e-04  8.67e-04   4.64e-05
+    fbp       2.23 (4.20) 24.90 (24.88)     11.2      3.01       0.27  1.66e-02  1.94e-02   8.06e-03
+
+The code before (8-slice forward blocks), measured in the same minutes: forward 0.14 s
+(19.6x) at 256^2 and 1.41 s (17.9x) at 1024^2, FBP the same. Wider blocks
+are ahead on these small smooth cases and far behind on the paper's fine
+slices (1368^2 of its phantom: 2.0-2.3x slower, see ``analysis.projector``).
+
+Older tables: astra-toolbox 2.5.0 (CPU), taichi 1.7.4 (x64 backend, 2
 threads); 2-core x86_64 VM, shared with other jobs (load average 4-5 during
 the runs), so wall times are noisy and CPU times are given too. Errors are
 relative RMS against the analytic answer; "ours-astra" is their relative

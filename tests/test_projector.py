@@ -164,11 +164,11 @@ def test_forward_kernel_never_reads_outside_the_volume():
         ny, nx = (int(v) for v in rng.integers(1, 40, 2))
         n_det = int(rng.integers(1, 60))
         angle = rng.choice(near_axes) + rng.choice([0.0, 1e-6, -1e-4]) if trial % 2 else rng.uniform(-400, 400)
-        buf = np.full((3, ny, nx, projector._ZB), np.nan, np.float32)
-        buf[1] = rng.standard_normal((ny, nx, projector._ZB))
-        buf_t = np.full((3, nx, ny, projector._ZB), np.nan, np.float32)
+        buf = np.full((3, ny, nx, projector._ZB_FORWARD), np.nan, np.float32)
+        buf[1] = rng.standard_normal((ny, nx, projector._ZB_FORWARD))
+        buf_t = np.full((3, nx, ny, projector._ZB_FORWARD), np.nan, np.float32)
         buf_t[1] = buf[1].transpose(1, 0, 2)
-        out = np.empty((1, 1, n_det, projector._ZB), np.float32)
+        out = np.empty((1, 1, n_det, projector._ZB_FORWARD), np.float32)
         projector._forward_kernel(buf[1:2], buf_t[1:2], projector._geometry([angle]),
                                   projector._support_reach(buf[1:2]), out)
         assert np.all(np.isfinite(out)), (ny, nx, n_det, angle)
@@ -182,8 +182,8 @@ def test_rays_skip_only_zeros_around_the_support(ny, nx, n_det, monkeypatch):
     import analysis.projector as projector
 
     rng = np.random.default_rng(7)
-    # four z-blocks: a textured disc, nothing, a lone voxel near a corner, and a flat head (six
-    # slices of one value, the seventh of another) above a slice with one voxel off
+    # slices holding a textured disc (0-7), nothing (8-15), a lone voxel near a corner (19), and a
+    # flat head (six slices of one value, the seventh of another) above a slice with one voxel off
     nz = 31
     vol = np.zeros((nz, ny, nx), np.float32)
     vol[24:30] = 2.5
@@ -202,3 +202,28 @@ def test_rays_skip_only_zeros_around_the_support(ny, nx, n_det, monkeypatch):
     # one missed sample inside the support would move a sum by ~0.1 or more
     np.testing.assert_allclose(clipped, every_sample, rtol=0, atol=1e-5 * every_sample.max())
     assert np.count_nonzero(clipped[:, 8:16]) == 0 and np.count_nonzero(clipped[:, 19]) > 0
+
+
+def test_the_projected_slice_of_ones_is_reused_only_for_the_same_geometry(monkeypatch):
+    # A slice of one value is projected as that value times a projected slice of ones, kept for the
+    # next call: calls in a row that change only the angles, only the detector or only the slice
+    # shape must each get the sums of every sample.
+    import analysis.projector as projector
+
+    rng = np.random.default_rng(3)
+
+    def volume(ny, nx):
+        vol = np.zeros((3, ny, nx), np.float32)
+        vol[0, 4:9, 5:11] = rng.uniform(0.5, 1.5, (5, 6))
+        vol[1:] = 1.5
+        return vol
+
+    calls = [(volume(20, 24), np.array([0.0, 30.0, 75.0]), 26),
+             (volume(20, 24), np.array([10.0, -40.0, 120.0]), 26),
+             (volume(20, 24), np.array([10.0, -40.0, 120.0]), 31),
+             (volume(22, 24), np.array([10.0, -40.0, 120.0]), 31)]
+    shortcut = [forward_project(v, a, n_det=d) for v, a, d in calls]
+    monkeypatch.setattr(projector, "_uniform_slices", lambda v: (np.zeros(len(v), bool), np.zeros(len(v), np.float32)))
+    for (v, a, d), got in zip(calls, shortcut):
+        every_sample = forward_project(v, a, n_det=d)
+        np.testing.assert_allclose(got, every_sample, rtol=0, atol=1e-5 * every_sample.max())
