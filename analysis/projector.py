@@ -47,9 +47,10 @@ s for 16 slices), at 1000^2 2-wide is 1.2x faster. On the smooth disks of
 1024^2 x 8 x 801 (1.45 against 1.41 s): the small cases are short, the
 paper's scans are not (a whole scan of its last step, 1050 -> 473 s, the
 projection 745 -> 189 s with the slice of ones kept below). The
-back-projectors are 1.5x faster at 8 than at 4 (24 slices of 508^2). Why wide forward blocks slow
-down on large slices was not traced (a block's slab and its transposed copy
-are read once per angle: 120 MB at w = 8 on the paper's slices).
+back-projectors are 1.5x faster at 8 than at 4 (24 slices of 508^2). Why
+wide forward blocks slow down on large slices was not traced (a block's slab
+and its transposed copy are read once per angle: 120 MB at w = 8 on the
+paper's slices).
 ``backproject_interpolating`` is the different, pixel-driven back-projector
 that filtered back-projection needs (linear interpolation on the detector).
 
