@@ -38,10 +38,11 @@ forward projector, 8 for the back-projectors. Measured on a 2-core VM (5 Dec
 2026, 801 angles, alternating runs; the sums agree to float32 rounding,
 relative differences up to 7e-7, between widths): on the paper scenario's
 fine slabs (1368 x 1368 slices of its phantom, steps 0 and 1)
-2-wide blocks project 1.9-2.3x faster than 8-wide ones and 1.3-1.6x faster
-than 4-wide ones; on centred crops of those slabs of 224^2 to 684^2 the
-widths are within 10 % of each other (8 ahead at 224^2, 0.135 against 0.145
-s for 16 slices), at 1000^2 2-wide is 1.2x faster. On the smooth disks of
+2-wide blocks project 1.9-2.3x faster than 8-wide ones and 1.2-1.7x faster
+than 4-wide ones; on centred crops of those slabs (16 slices, two runs each)
+2- and 8-wide are within 10 % at 448^2 and 684^2, 8-wide is ahead by 7-19 %
+at 224^2 (0.132-0.135 against 0.145-0.157 s), and 2-wide ahead by 1.2-1.3x
+at 1000^2. On the smooth disks of
 ``benchmarks/projector_vs_astra.py`` 2-wide costs more on small slices
 (256^2 x 64 slices x 180 angles: 0.19 against 0.14 s) and the same at
 1024^2 x 8 x 801 (1.45 against 1.41 s): the small cases are short, the

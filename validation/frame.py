@@ -169,14 +169,17 @@ class TruthFrame:
             return self.as_analysed(points, u_um, step)
         return u_um / self.v + self.drift[step]
 
+    def _registration_region(self):
+        """The registration region's (start, stop) per axis, reconstruction voxels (3, 2)."""
+        return np.array([[r.start, r.stop] for r in self.region])
+
     def _registration_box(self):
         """The registration region as a phantom box (1, 6)."""
-        region = np.array([[r.start, r.stop] for r in self.region])
-        return (region + self.off[:, None]).reshape(1, 6)
+        return (self._registration_region() + self.off[:, None]).reshape(1, 6)
 
     def registration_error(self, step):
         """Distance (voxels) between the estimated and the true map of the region centre."""
-        region = np.array([[r.start, r.stop] for r in self.region])
+        region = self._registration_region()
         u = self._per_box("solid", step, self._registration_box())[0]
         centre = (region[:, 0] + region[:, 1] - 1) / 2.0
         estimated = self.transforms[step].apply(centre)
