@@ -468,6 +468,33 @@ def _pull_bridge(b, x, cur_c: ti.template(), ref_c: ti.template(), back: ti.temp
 
 
 @ti.func
+def _clear_of_bridge(b, x, clearance, cur_c: ti.template(), ref_c: ti.template(), back: ti.template(),
+                     pairs: ti.template(), bgeo: ti.template(), seg: ti.template()):
+    """Whether :func:`_pull_bridge` would put current point x at least ``clearance`` outside bridge b's
+    radius, so that x is neither in the bridge nor near its lateral surface, without the root-find.
+
+    Every answer of the root-find is ``X(w) = x_i + w M_w^-1 F_j (x_j - x_i) = x_j + (1 - w) M_w^-1
+    F_i (x_i - x_j)`` for some w in [0, 1], and the smallest singular value of ``M_w = (1 - w) F_i +
+    w F_j`` is at least ``cos(theta / 2)``, theta the angle between the two rotations. So with
+    ``R = |x_j - x_i| / cos(theta / 2)`` (``seg[b, 13]`` is the factor), X lies within ``w R`` of
+    x_i and ``(1 - w) R`` of x_j, and its distance from the axis is at least the smallest over w of
+    ``max(rho_i - w R, rho_j - (1 - w) R)``. The slack (1 nm and 0.1 %) covers float32 rounding of
+    the pull-backs and of the root-find.
+    """
+    i = pairs[b, 0]
+    xi = _pull_rigid(i, x, cur_c, ref_c, back)
+    xj = _pull_rigid(pairs[b, 1], x, cur_c, ref_c, back)
+    n = row3(bgeo, b, 0)
+    vi = xi - row3(ref_c, i, 0)
+    vj = xj - row3(ref_c, i, 0)
+    rho_i = (vi - vi.dot(n) * n).norm()
+    rho_j = (vj - vj.dot(n) * n).norm()
+    reach = (xj - xi).norm() * seg[b, 13] * 1.001 + 1e-3
+    least = ti.max(0.5 * (rho_i + rho_j - reach), ti.max(rho_i, rho_j) - reach)
+    return least >= bgeo[b, 4] + clearance
+
+
+@ti.func
 def segment_distance(y, p0, p1):
     e = p1 - p0
     l2 = e.dot(e)
@@ -521,20 +548,25 @@ def claim(y, tau, margin, cand_b, n_b, cand_p, n_p, cur_c: ti.template(), ref_c:
             j = pairs[b, 1]
             if intact[b]:
                 xb = y
+                # most points in a bridge's capsule are beside the bridge: no root-find for those
+                clear = False
                 if moved[i] or moved[j]:
-                    xb = _pull_bridge(b, y, cur_c, ref_c, back, radii, pairs, bgeo)
-                if margin > 0 and _bridge_near(b, xb, False, 2.0 * margin, ref_c, radii, pairs, bgeo):
-                    near = True
-                inside, wb = _in_bridge(b, xb, ref_c, radii, pairs, bgeo)
-                if kind == NONE and inside:
-                    cls, idx, wb, dmin = _ref_classify(xb, tau, ref_c, radii, kinds, pairs, bgeo, rp_start,
-                                                       rp_items, rb_start, rb_items, cell_dims, cell_size)
-                    if cls == BRIDGE and idx == b:
-                        kind = BRIDGE
-                        bond = b
-                        owner = i if wb < 0.5 else j
-                        w = wb
-                        X = xb
+                    clear = _clear_of_bridge(b, y, 2.0 * margin, cur_c, ref_c, back, pairs, bgeo, seg)
+                    if not clear:
+                        xb = _pull_bridge(b, y, cur_c, ref_c, back, radii, pairs, bgeo)
+                if not clear:
+                    if margin > 0 and _bridge_near(b, xb, False, 2.0 * margin, ref_c, radii, pairs, bgeo):
+                        near = True
+                    inside, wb = _in_bridge(b, xb, ref_c, radii, pairs, bgeo)
+                    if kind == NONE and inside:
+                        cls, idx, wb, dmin = _ref_classify(xb, tau, ref_c, radii, kinds, pairs, bgeo, rp_start,
+                                                           rp_items, rb_start, rb_items, cell_dims, cell_size)
+                        if cls == BRIDGE and idx == b:
+                            kind = BRIDGE
+                            bond = b
+                            owner = i if wb < 0.5 else j
+                            w = wb
+                            X = xb
             else:
                 for e in ti.static(range(2)):
                     p = pairs[b, e]
@@ -645,8 +677,10 @@ def motion_tables(binder, positions_um, quaternions, bonds_intact, origin_um):
         ``cur_c`` (N, 3) centres relative to the origin; ``back`` (N, 9) row-major ``R_ref R_cur^T``
         (pulls a current point of the particle back to the reference); ``moved`` (N,) whether the pose
         differs from the reference at all (else the pull-back is skipped: exact identity);
-        ``intact`` (M,); ``seg`` (M, 13): ``P0, P1, R, Q0, Q1``, two capsules ``[P0, P1]`` and
-        ``[Q0, Q1]`` of radius ``R`` that hold the bridge now (the same one twice while it holds).
+        ``intact`` (M,); ``seg`` (M, 14): ``P0, P1, R, Q0, Q1``, two capsules ``[P0, P1]`` and
+        ``[Q0, Q1]`` of radius ``R`` that hold the bridge now (the same one twice while it holds), and
+        ``1 / cos(theta / 2)``, theta the angle between the two particles' rotations since the
+        reference (:func:`_clear_of_bridge`; 1e6 from theta = 175.4 deg on, where it stops helping).
     boxes : (B, 3) centres, (B,) reaches and (B,) bond rows of cubes that hold the bridges now, world
         µm (for the binning): one per intact bridge, two per broken one.
 
@@ -684,13 +718,16 @@ def motion_tables(binder, positions_um, quaternions, bonds_intact, origin_um):
     spread = np.linalg.norm(push(j, middle) - push(i, middle), axis=1) + \
         np.linalg.norm(fwd[j] - fwd[i], axis=(1, 2)) * e
     radius = np.where(intact, a + spread, a)
-    seg = np.column_stack([p0 - origin, p1 - origin, radius, q0 - origin, q1 - origin]) if len(a) \
-        else np.zeros((0, 13))
+    # cos(theta / 2) of the relative rotation F_i^T F_j from its trace, 1 + 2 cos(theta)
+    cos_half = np.sqrt(np.clip(1.0 + np.einsum("mab,mab->m", fwd[i], fwd[j]), 0.0, 4.0)) / 2.0
+    stretch = np.where(cos_half > 0.04, 1.0 / np.maximum(cos_half, 0.04), 1e6)
+    seg = np.column_stack([p0 - origin, p1 - origin, radius, q0 - origin, q1 - origin, stretch]) if len(a) \
+        else np.zeros((0, 14))
     tables = {"cur_c": dummy_rows(pos - origin, 3, np.float32),
               "back": dummy_rows(back.reshape(-1, 9), 9, np.float32),
               "moved": dummy_rows(moved.astype(np.int32), 0, np.int32),
               "intact": dummy_rows(intact.astype(np.int32), 0, np.int32),
-              "seg": dummy_rows(seg, 13, np.float32)}
+              "seg": dummy_rows(seg, 14, np.float32)}
     # a held bridge's image (1 - w) A_i(X) + w A_j(X) lies within a of the hull of [P0, P1] and
     # [J0, J1] (the segment moved with j): a box much tighter than the kernel's capsule when the two
     # particles have turned apart; a broken one's halves get a box each

@@ -7,12 +7,15 @@ docstring, evaluated here independently of the kernels.
 
 import numpy as np
 import pytest
+import taichi as ti
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage
 
 from analysis.phases import Phase
-from synthcal.binder import Binder, BridgeVoxels, bridge_volume_um3, design_binder, motion_tables
+from analysis._taichi import ensure_taichi
+from synthcal.binder import (Binder, BridgeVoxels, _clear_of_bridge, _pull_bridge, bridge_volume_um3, design_binder,
+                             motion_tables, reference_tables)
 from synthcal.materials import binder_volume_per_nmc_volume
 from synthcal.phantom import Texture, voxelise
 from synthcal.rotations import rotation_matrices_zyx
@@ -348,6 +351,52 @@ def test_binning_box_holds_the_image_of_a_held_bridge_whose_particles_turned_apa
     _, (centres, reaches, rows) = motion_tables(binder, moved, quats_k, [True], [0.0, 0.0, 0.0])
     assert list(rows) == [0]
     assert np.all(np.abs(image - centres[0]) <= reaches[0])
+
+
+@ti.kernel
+def _pull_and_clear(points: ti.types.ndarray(dtype=ti.f32, ndim=2), clearance: ti.f32,
+                    pulled: ti.types.ndarray(dtype=ti.f32, ndim=2), clear: ti.types.ndarray(dtype=ti.i32, ndim=1),
+                    cur_c: ti.types.ndarray(dtype=ti.f32, ndim=2), ref_c: ti.types.ndarray(dtype=ti.f32, ndim=2),
+                    back: ti.types.ndarray(dtype=ti.f32, ndim=2), radii: ti.types.ndarray(dtype=ti.f32, ndim=1),
+                    pairs: ti.types.ndarray(dtype=ti.i32, ndim=2), bgeo: ti.types.ndarray(dtype=ti.f32, ndim=2),
+                    seg: ti.types.ndarray(dtype=ti.f32, ndim=2)):
+    for p in range(points.shape[0]):
+        x = ti.Vector([points[p, 0], points[p, 1], points[p, 2]])
+        clear[p] = 1 if _clear_of_bridge(0, x, clearance, cur_c, ref_c, back, pairs, bgeo, seg) else 0
+        X = _pull_bridge(0, x, cur_c, ref_c, back, radii, pairs, bgeo)
+        for a in ti.static(range(3)):
+            pulled[p, a] = X[a]
+
+
+@settings(max_examples=25, deadline=None)
+@given(turn_i=st.floats(0.0, 0.5), turn_j=st.floats(0.0, 2.5), axis_i=st.sampled_from([[0.3, 1.0, 0.2], [1, 0, 0]]),
+       axis_j=st.sampled_from([[1.0, -0.4, 0.5], [0, 1, 0], [0.2, 0.1, 1.0]]),
+       shift_j=st.tuples(*[st.floats(-0.4, 0.4)] * 3), clearance=st.sampled_from([0.0, 0.11]))
+def test_points_the_shortcut_clears_are_pulled_back_clear_of_the_bridge(turn_i, turn_j, axis_i, axis_j, shift_j,
+                                                                       clearance):
+    """The phantom skips the bridge root-find where ``_clear_of_bridge`` proves its answer lies at least the
+    clearance beyond the bridge's radius: the root-find's answer must then be that far from the axis, also
+    when the two particles turned far apart (up to 2.5 rad here)."""
+    ensure_taichi("cpu")
+    pos, quats, binder, _, _, _ = stretched_pair()
+    moved = np.array([pos[0] + [0.05, -0.1, -0.1], pos[1] + np.asarray(shift_j)])
+    quats_k = np.array([axis_angle_quaternion(axis_i, turn_i), axis_angle_quaternion(axis_j, turn_j)])
+    motion, _ = motion_tables(binder, moved, quats_k, [True], [0.0, 0.0, 0.0])
+    ref = reference_tables(binder, [0.0, 0.0, 0.0], np.array([1, 1, 1]), 100.0)
+    # points all round the bridge's image, most of them beside it
+    points = np.random.default_rng(7).uniform([1.0, 1.0, 1.5], [3.2, 3.2, 3.2], (20000, 3)).astype(np.float32)
+    pulled, clear = np.empty_like(points), np.empty(len(points), np.int32)
+    _pull_and_clear(points, clearance, pulled, clear, motion["cur_c"], ref["ref_c"], motion["back"], ref["radii"],
+                    ref["pairs"], ref["bgeo"], motion["seg"])
+    axis = (pos[1] - pos[0]) / np.linalg.norm(pos[1] - pos[0])
+    v = pulled.astype(np.float64) - pos[0]
+    rho = np.linalg.norm(v - (v @ axis)[:, None] * axis, axis=1)
+    assert 0 < clear.sum() < len(points)
+    assert np.all(rho[clear == 1] >= 0.45 + clearance)
+    # the stretch factor is the largest 1 / sigma_min of (1 - w) F_i + w F_j over w (by SVD, rotations by hand)
+    f_i, f_j = rotation_zyx_about_axis(axis_i, turn_i), rotation_zyx_about_axis(axis_j, turn_j)
+    stretch = max(1 / np.linalg.svd((1 - w) * f_i + w * f_j, compute_uv=False)[-1] for w in np.linspace(0, 1, 101))
+    assert motion["seg"][0, 13] == pytest.approx(stretch, rel=1e-5)
 
 
 def test_texture_moves_with_the_truth_of_a_stretched_bridge():
