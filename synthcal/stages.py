@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synthcal.dataset import FOLDERS, Run, analysis_settings, step_name
+from synthcal.dataset import FOLDERS, Run, analysis_settings, compared_settings, step_name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -272,7 +272,7 @@ def run_compare(ctx):
 
     mode = other_mode(ctx.scenario.analysis.mode)
     if ctx.scenario.analysis.compare_modes:
-        settings = analysis_settings(ctx.scenario, ctx.run.grid, mode=mode)
+        settings = compared_settings(ctx.scenario, ctx.run.grid)
         write_chain(ctx.run.volumes(), settings, ctx.out, sample_rows=ctx.run.grid.sample_rows, arch=ctx.arch,
                     progress=ctx.progress)
     _write_json(ctx.out / "mode.json", {"mode": mode, "compared": ctx.scenario.analysis.compare_modes})

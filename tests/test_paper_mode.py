@@ -1,5 +1,6 @@
 """Paper mode (issue 13): each of its choices against a hand-worked answer, and a reduced run on tiny."""
 
+import dataclasses
 import functools
 import itertools
 import json
@@ -256,16 +257,37 @@ def test_paper_table_has_every_row_and_column_for_both_modes(tiny_paper_run):
     assert comparison["tables"]["best"]["folder"] == "analysis-compare"
     expected_rows = [f"mean_pore_radius_step{s}" for s in "0AB"] + [f"inactive_fraction_step{s}" for s in "0AB"] \
         + ["mean_cc_chosen_edge", "cc_rank_chosen_edge"]
-    for table in comparison["tables"].values():
+    for mode, table in comparison["tables"].items():
         rows = table["rows"]
         assert [r["row"] for r in rows] == expected_rows
         for row in rows:
             assert {"paper", "measured", "truth", "measured_minus_truth", "definition"} <= set(row)
+            if mode == "best" and row["row"] == "cc_rank_chosen_edge":
+                # analysis-compare/ runs no subvolume study unless [analysis] compare_study: nothing to rank
+                assert row["paper"] == 2 and row["measured"] is None and row["truth"] is None
+                continue
             assert row["paper"] is not None and row["measured"] is not None
             if row["row"] != "mean_cc_chosen_edge":
                 assert row["measured_minus_truth"] == pytest.approx(row["measured"] - row["truth"])
         assert [r["paper"] for r in rows] == [2.0, 1.7, 1.5, 0.68, 0.58, 0.55, 0.81, 2]
     assert scores["compared"]["analysis_mode"] == "best"
+
+
+def test_the_compared_chain_runs_its_subvolume_study_only_when_asked(tiny_paper_run):
+    from synthcal.dataset import analysis_settings, compared_settings, load_run
+
+    run = load_run(tiny_paper_run)
+    compared = run.compared()
+    assert len(run.analysis_settings().study_subvolumes_voxels) == 2    # tiny's 4.8 and 3.2 um beside 4.0
+    assert compared.analysis_settings().study_subvolumes_voxels == ()
+    assert not list(compared.folder("dvc").glob("study_*")) and list(run.folder("dvc").glob("study_*"))
+    assert sorted(p.name for p in compared.folder("dvc").glob("*.npz")) == ["step1.npz", "step2.npz"]
+    scores = run.scores()
+    # the study scores the chosen edge beside its two others
+    assert len(scores["subvolume_study"]) == 3 and scores["compared"]["subvolume_study"] == []
+    asked = dataclasses.replace(run.scenario, analysis=dataclasses.replace(run.scenario.analysis, compare_study=True))
+    assert compared_settings(asked, run.grid) == analysis_settings(asked, run.grid, mode="best")
+    assert len(compared_settings(asked, run.grid).study_subvolumes_voxels) == 2
 
 
 def test_paper_truth_is_the_non_nmc_phase_of_the_phantom_in_the_analysed_region(tiny_paper_run):
