@@ -4,7 +4,7 @@ The chain has two modes, two instances of :class:`ChainSettings` built by two
 documented constructors:
 
 - :func:`best_settings`: the project's own chain, chosen for the most accurate
-  displacement field (whole-volume histogram matching, registration on the foot of the sample,
+  displacement field (whole-volume histogram matching, registration on the slab that straddles the foil top,
   overlapping subvolumes with an affine warp under a gaussian window, three phases by multi-Otsu,
   continuous CPSD of the pores);
 - :func:`paper_settings`: the seed paper's methods section as written (linear
@@ -25,7 +25,7 @@ import numpy as np
 from analysis.dvc import correlate, correlate_tiled
 from analysis.pores import cpsd, cpsd_whole_voxel
 from analysis.preprocess import match_histogram, match_linear
-from analysis.regions import foot_region, particle_region, sample_mask
+from analysis.regions import particle_region, pin_region, sample_mask
 from analysis.segment import segment_nmc_vs_rest, segment_three_phase
 
 
@@ -152,7 +152,7 @@ class ChainSettings:
     registration_box: tuple = None
     mode: str = "best"
     match_contrast: Callable = match_whole_histogram
-    registration_region: Callable = foot_region
+    registration_region: Callable = pin_region
     correlate: Callable = overlapping_affine_dvc
     segment: Callable = segment_three_phase
     pore_size: Callable = cpsd
@@ -216,8 +216,8 @@ def best_settings(voxel_size_um, *, median_size, subvolume_um, node_spacing_um, 
     """The project's own chain (the default), chosen for the most accurate displacement field.
 
     Median filter; whole-volume histogram matching
-    (:func:`match_whole_histogram`); rigid registration on the foot of the
-    sample (:func:`analysis.regions.foot_region`); DVC on overlapping
+    (:func:`match_whole_histogram`); rigid registration on the slab that
+    straddles the foil top (:func:`analysis.regions.pin_region`); DVC on overlapping
     subvolumes with an affine warp under a gaussian window, sample rows only
     (:func:`overlapping_affine_dvc`); pore, CBD and NMC by multi-Otsu
     (:func:`analysis.segment.segment_three_phase`); continuous CPSD of the
@@ -233,7 +233,7 @@ def best_settings(voxel_size_um, *, median_size, subvolume_um, node_spacing_um, 
     study_subvolumes_um : sequence of float
     edge_exclusion_um : float
     registration_box : tuple of 3 (start, stop) pairs, optional
-        Voxels of the reference; replaces the foot.
+        Voxels of the reference; replaces the slab on the pin.
 
     Returns
     -------
