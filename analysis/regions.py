@@ -70,7 +70,8 @@ def pin_region(reference, rows, edge_voxels):
     rows : (int, int) or None
         The reference's sample rows (None: the slab is the bottom of the volume).
     edge_voxels : int
-        Subvolume edge, voxels: the slab spans ``2 * (edge_voxels // 4) + 1`` rows (at least 5).
+        Subvolume edge, voxels: the slab spans ``2 * (edge_voxels // 4) + 1`` rows (at least 5), at least
+        2 rows from the volume's faces (moved up or down to fit).
 
     Returns
     -------
@@ -79,7 +80,8 @@ def pin_region(reference, rows, edge_voxels):
     shape = np.shape(reference)
     z0 = 0 if rows is None else rows[0]
     reach = max(int(edge_voxels) // 4, 2)
-    first = min(max(z0 - reach, 0), max(shape[0] - 2 * reach - 1, 0))
+    # 2 rows from the volume's faces, where the registration does not look
+    first = min(max(z0 - reach, 2), max(shape[0] - 2 - (2 * reach + 1), 0))
     return (slice(first, min(first + 2 * reach + 1, shape[0])), slice(2, shape[1] - 2), slice(2, shape[2] - 2))
 
 

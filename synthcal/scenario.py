@@ -188,7 +188,7 @@ class Dvc:
     max_displacement_um: float = _f(10.0, "largest displacement searched", lo=0.0, lo_open=True)
     cc_threshold: float = _f(0.5, "nodes below this correlation are not trusted", lo=-1.0, hi=1.0)
     subvolume_study_um: list = _f([16.0, 14.0, 12.0, 10.0, 8.0, 6.0, 4.0], "further edges correlated and scored for the subvolume study; empty = no study", lo=0.0)
-    registration_box_um: list = _f([], "[z0, z1, y0, y1, x0, x1] region to register on; empty = lowest quarter (best) or one particle on the foil picked automatically (paper)")
+    registration_box_um: list = _f([], "[z0, z1, y0, y1, x0, x1] region to register on; empty = the slab across the foil top (best) or one particle on the foil picked automatically (paper)")
     strain_cap: float = _f(-0.10, "lower cap of strain for display", hi=0.0)
 
 
