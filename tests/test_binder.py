@@ -368,6 +368,22 @@ def _pull_and_clear(points: ti.types.ndarray(dtype=ti.f32, ndim=2), clearance: t
             pulled[p, a] = X[a]
 
 
+def _cleared_and_pulled(moved, quats_k, clearance):
+    """``_clear_of_bridge`` and the root-find's distance from the axis, at points all round the stretched pair's
+    bridge (most of them beside it)."""
+    ensure_taichi("cpu")
+    pos, _, binder, _, _, _ = stretched_pair()
+    motion, _ = motion_tables(binder, moved, quats_k, [True], [0.0, 0.0, 0.0])
+    ref = reference_tables(binder, [0.0, 0.0, 0.0], np.array([1, 1, 1]), 100.0)
+    points = np.random.default_rng(7).uniform([1.0, 1.0, 1.5], [3.2, 3.2, 3.2], (20000, 3)).astype(np.float32)
+    pulled, clear = np.empty_like(points), np.empty(len(points), np.int32)
+    _pull_and_clear(points, clearance, pulled, clear, motion["cur_c"], ref["ref_c"], motion["back"], ref["radii"],
+                    ref["pairs"], ref["bgeo"], motion["seg"])
+    axis = (pos[1] - pos[0]) / np.linalg.norm(pos[1] - pos[0])
+    v = pulled.astype(np.float64) - pos[0]
+    return clear == 1, np.linalg.norm(v - (v @ axis)[:, None] * axis, axis=1), motion
+
+
 @settings(max_examples=25, deadline=None)
 @given(turn_i=st.floats(0.0, 0.5), turn_j=st.floats(0.0, 2.5), axis_i=st.sampled_from([[0.3, 1.0, 0.2], [1, 0, 0]]),
        axis_j=st.sampled_from([[1.0, -0.4, 0.5], [0, 1, 0], [0.2, 0.1, 1.0]]),
@@ -376,27 +392,23 @@ def test_points_the_shortcut_clears_are_pulled_back_clear_of_the_bridge(turn_i, 
                                                                        clearance):
     """The phantom skips the bridge root-find where ``_clear_of_bridge`` proves its answer lies at least the
     clearance beyond the bridge's radius: the root-find's answer must then be that far from the axis, also
-    when the two particles turned far apart (up to 2.5 rad here)."""
-    ensure_taichi("cpu")
-    pos, quats, binder, _, _, _ = stretched_pair()
+    when the two particles turned far apart (up to 2.5 rad here, where the bound may clear nothing)."""
+    pos = stretched_pair()[0]
     moved = np.array([pos[0] + [0.05, -0.1, -0.1], pos[1] + np.asarray(shift_j)])
     quats_k = np.array([axis_angle_quaternion(axis_i, turn_i), axis_angle_quaternion(axis_j, turn_j)])
-    motion, _ = motion_tables(binder, moved, quats_k, [True], [0.0, 0.0, 0.0])
-    ref = reference_tables(binder, [0.0, 0.0, 0.0], np.array([1, 1, 1]), 100.0)
-    # points all round the bridge's image, most of them beside it
-    points = np.random.default_rng(7).uniform([1.0, 1.0, 1.5], [3.2, 3.2, 3.2], (20000, 3)).astype(np.float32)
-    pulled, clear = np.empty_like(points), np.empty(len(points), np.int32)
-    _pull_and_clear(points, clearance, pulled, clear, motion["cur_c"], ref["ref_c"], motion["back"], ref["radii"],
-                    ref["pairs"], ref["bgeo"], motion["seg"])
-    axis = (pos[1] - pos[0]) / np.linalg.norm(pos[1] - pos[0])
-    v = pulled.astype(np.float64) - pos[0]
-    rho = np.linalg.norm(v - (v @ axis)[:, None] * axis, axis=1)
-    assert 0 < clear.sum() < len(points)
-    assert np.all(rho[clear == 1] >= 0.45 + clearance)
+    clear, rho, motion = _cleared_and_pulled(moved, quats_k, clearance)
+    assert not clear.all()
+    assert np.all(rho[clear] >= 0.45 + clearance)
     # the stretch factor is the largest 1 / sigma_min of (1 - w) F_i + w F_j over w (by SVD, rotations by hand)
     f_i, f_j = rotation_zyx_about_axis(axis_i, turn_i), rotation_zyx_about_axis(axis_j, turn_j)
     stretch = max(1 / np.linalg.svd((1 - w) * f_i + w * f_j, compute_uv=False)[-1] for w in np.linspace(0, 1, 101))
     assert motion["seg"][0, 13] == pytest.approx(stretch, rel=1e-5)
+
+
+def test_the_shortcut_clears_points_beside_a_moderately_stretched_bridge():
+    _, _, _, moved, quats_k, _ = stretched_pair()
+    clear, rho, _ = _cleared_and_pulled(moved, quats_k, 0.11)
+    assert 0.2 < clear.mean() < 1 and np.all(rho[clear] >= 0.45 + 0.11)
 
 
 def test_texture_moves_with_the_truth_of_a_stretched_bridge():
