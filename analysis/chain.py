@@ -293,9 +293,10 @@ def _sub(progress, lo, hi):
 # fit below this CC or beyond this turn followed something other than the sample. Measured: fits that
 # followed the drift reached CC 0.92-0.94 (paper, the box on the foil; best mode's slab on the pin 0.91-0.96 on
 # paper and quick), with turns under 0.7 deg, and 0.30-0.62 on the lowest quarter of the sample, which the load
-# compresses (best mode's region until 5 Dec 2026); a scan unrelated to its reference
-# fits CC 0.19 with a 22 deg turn; the paper run's box 13-21 um above the foil fitted CC 0.37-0.38 with
-# 12 and 24 deg turns, caught by the turn.
+# compresses (best mode's region until 5 Dec 2026); a scan unrelated to its reference fits CC 0.19 with a
+# 22 deg turn on that quarter, but CC 0.30 with a 10 deg turn on best mode's 5-row slab of a 30-voxel cube
+# (few voxels: the turn, not the CC, refuses it there); the paper run's box 13-21 um above the foil fitted
+# CC 0.37-0.38 with 12 and 24 deg turns, caught by the turn.
 MIN_REGISTRATION_CC = 0.3
 MAX_REGISTRATION_TURN_DEG = 5.0
 

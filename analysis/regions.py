@@ -56,9 +56,9 @@ def pin_region(reference, rows, edge_voxels):
     """The slab on the pin: the rows within a quarter subvolume edge of the sample's first row.
 
     The rows within ``edge_voxels // 4`` of the sample's first row (the foil top), less a 2-voxel border
-    in y and x. The pin holds the foil still and the particles glued to it move with it, while the head compresses
-    everything above; the slab straddles the foil top, the foil's face below and the first particles
-    above. On the paper scenario's scans (8 µm edge: the 31 rows from 2 µm under the foil top to 2 µm
+    in y and x. The pin holds the foil still and the particles glued to it move with it, while the head
+    compresses everything above; the slab straddles the foil top, the foil's face below and the first
+    particles above. On the paper scenario's scans (8 µm edge: the 31 rows from 2 µm under the foil top to 2 µm
     over it) the best chain's rigid registration on this slab fitted CC 0.94 and 0.91 at loads A and B,
     within 0.15 voxel of the stage drift on every axis; on the lowest quarter of the sample rows (15 µm,
     :func:`foot_region`) CC 0.36 and 0.30, 0.7-0.8 voxel short in z, pulled by the compressed material.

@@ -76,8 +76,8 @@ def _parser():
                          help=f"margin left out of the pore analysis (default {Pores().edge_exclusion_um:g})")
     analyse.add_argument("--register-box-um", type=float, nargs=6, metavar=("Z0", "Z1", "Y0", "Y1", "X0", "X1"),
                          help="region to register on, um from the first voxel's centre "
-                              "(default: the rows within a quarter subvolume edge of the sample's first row; paper mode: one particle, "
-                              "picked automatically)")
+                              "(default: the rows within a quarter subvolume edge of the sample's first row; "
+                              "paper mode: one particle, picked automatically)")
     analyse.add_argument("--sample-z-um", type=float, nargs=2, metavar=("Z0", "Z1"),
                          help="rows of the sample (e.g. between pin and head), um; DVC nodes and the pore "
                               "analysis stay inside them (default: all rows)")
