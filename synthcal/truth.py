@@ -321,17 +321,19 @@ def _plane_displacement(owner_plane, k, m, t, voxel_size_um, origin, bridges=Non
     since the reference follow the fragment holding them.
     """
     solid = owner_plane >= 0
-    idx = np.where(solid, owner_plane, 0)
     ny, nx = owner_plane.shape
     z = origin[0] + voxel_size_um * k
-    y = origin[1] + voxel_size_um * np.arange(ny)[:, None]
-    x = origin[2] + voxel_size_um * np.arange(nx)[None, :]
+    jy, ix = np.nonzero(solid)
+    y = origin[1] + voxel_size_um * jy
+    x = origin[2] + voxel_size_um * ix
+    idx = owner_plane[jy, ix]
     if follow is not None:
-        jy, ix = np.nonzero(solid)
-        idx[jy, ix] = follow(idx[jy, ix], np.column_stack([np.full(len(jy), z), y[jy, 0], x[0, ix]]))
-    mk, tk = m[idx], t[idx]
-    u = np.stack([mk[..., c, 0] * z + mk[..., c, 1] * y + mk[..., c, 2] * x + tk[..., c] for c in range(3)])
-    u = np.where(solid, u, 0.0)
+        idx = follow(idx, np.column_stack([np.full(len(jy), z), y, x]))
+    # one gather of each solid voxel's particle row (z is fixed in the plane); the sums keep the
+    # order ((M z + M y) + M x) + t of the dense form, so the values are the same to the bit
+    coef = np.concatenate([m[:, :, 0] * z, m[:, :, 1], m[:, :, 2], t], axis=1)[idx]
+    u = np.zeros((3, ny, nx))
+    u[:, jy, ix] = (((coef[:, 0:3] + coef[:, 3:6] * y[:, None]) + coef[:, 6:9] * x[:, None]) + coef[:, 9:12]).T
     if bridges is not None:
         voxels, starts, intact = bridges
         part = slice(starts[k], starts[k + 1])
