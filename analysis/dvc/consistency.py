@@ -53,9 +53,13 @@ Two choices made here:
   when any component does (the residual reported is the largest of the
   three): a wrong match usually moves mainly along one axis, and a vector
   norm would dilute it with the two good components.
+
+A node with too few ok lattice neighbours for the test is judged against its
+nearest ok nodes at any distance instead (:func:`scattered_median_test`).
 """
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 THRESHOLD = 2.0          #: normalised residual above which a node is an outlier (Westerweel & Scarano 2005)
 NOISE_VOXELS = 0.1       #: eps, the noise floor of the residual, voxels
@@ -66,6 +70,7 @@ NOISE_VOXELS = 0.1       #: eps, the noise floor of the residual, voxels
 # voxels off with CC 0.83 and two ok neighbours (r = 7.7) stayed ok with three.
 MIN_NEIGHBOURS = 2
 MIN_PAIRS = 3            #: fewest pairs of opposite ok neighbours for their midpoints to judge a node
+SCATTERED_NEIGHBOURS = 8  #: nearest ok nodes that judge a node too isolated for the lattice test
 
 _OFFSETS = np.array([(a, b, c) for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1)
                      if (a, b, c) != (0, 0, 0)], dtype=np.int64)
@@ -187,6 +192,81 @@ def median_test(nodes, displacement, ok, *, gradient=None, neighbours=None, eps_
         expected = np.where(tighter[:, None], pair_expected, expected)
     tested = ok & (use.sum(axis=1) >= min_neighbours)
     return np.where(tested, residual, np.nan), expected
+
+
+def scattered_median_test(nodes, displacement, ok, *, gradient=None, judged=None, k=SCATTERED_NEIGHBOURS,
+                          eps_voxels=NOISE_VOXELS):
+    """Normalised median residual of nodes against their ``k`` nearest ok nodes, at any distance.
+
+    The lattice test (:func:`median_test`) cannot judge a node with fewer
+    than ``MIN_NEIGHBOURS`` ok lattice neighbours. Where most nodes fail
+    (low correlation, a displacement beyond the search range) the ok nodes
+    that remain are scattered, and a false match then often has one ok
+    lattice neighbour: the node beside it, whose subvolume shares half of
+    its voxels and found the same false peak. The two confirm each other
+    and no test judges them. Here such a node is judged as Duncan et al.
+    (2010, "Universal outlier detection for particle image velocimetry
+    (PIV) and particle tracking velocimetry (PTV) data", Meas. Sci.
+    Technol. 21:057002) judge scattered vectors: the normalised median
+    test of Westerweel & Scarano over its nearest ok nodes, whatever
+    their distance (first-order predictions ``u_i + G_i (x - x_i)`` when
+    ``gradient`` is given, so an affine field gives residual 0 at any
+    distance; Duncan et al.'s distance weighting is not used). Among
+    ``k`` = 8 the one partner of a false pair cannot move the median.
+
+    Parameters
+    ----------
+    nodes : numpy.ndarray
+        (N, 3) node positions (z, y, x), voxels; any arrangement.
+    displacement : numpy.ndarray
+        (N, 3) displacement (z, y, x), voxels; only ``ok`` rows are read.
+    ok : numpy.ndarray
+        (N,) bool, the trusted nodes: the only ones that predict.
+    gradient : numpy.ndarray, optional
+        (N, 3, 3) displacement gradient du_i/dx_j, dimensionless.
+    judged : numpy.ndarray, optional
+        (N,) bool, the ``ok`` nodes to judge; default every ``ok`` node.
+    k : int
+        Nearest ok nodes (other than the node itself) that predict it.
+    eps_voxels : float
+        Noise floor added to the median residual, voxels.
+
+    Returns
+    -------
+    numpy.ndarray
+        (N,) largest normalised residual over the three components, NaN
+        where a node is not judged or fewer than ``MIN_NEIGHBOURS`` other
+        ok nodes exist. Outliers: ``residual > THRESHOLD``.
+    """
+    nodes = np.asarray(nodes, dtype=np.float64)
+    displacement = np.asarray(displacement, dtype=np.float64)
+    ok = np.asarray(ok, dtype=bool)
+    n = len(nodes)
+    if nodes.shape != (n, 3) or displacement.shape != (n, 3) or ok.shape != (n,):
+        raise ValueError(f"nodes, displacement, ok: expected shapes (N, 3), (N, 3), (N,), got {nodes.shape}, "
+                         f"{displacement.shape}, {ok.shape}")
+    judged = ok if judged is None else np.asarray(judged, dtype=bool) & ok
+    if gradient is not None:
+        gradient = np.asarray(gradient, dtype=np.float64)
+        if gradient.shape != (n, 3, 3):
+            raise ValueError(f"gradient: expected shape ({n}, 3, 3), got {gradient.shape}")
+    if int(k) != k or k < 1:
+        raise ValueError(f"k: expected an integer >= 1, got {k!r}")
+    if not eps_voxels > 0:
+        raise ValueError(f"eps_voxels: expected > 0, got {eps_voxels!r}")
+    residual = np.full(n, np.nan)
+    trusted, asked = np.flatnonzero(ok), np.flatnonzero(judged)
+    if len(trusted) <= MIN_NEIGHBOURS or len(asked) == 0:
+        return residual
+    # the node itself is among its nearest ok nodes (at least two are asked for): ask for one more, drop it
+    _, near = cKDTree(nodes[trusted]).query(nodes[asked], k=min(int(k) + 1, len(trusted)))
+    others = trusted[near]
+    table = np.full((n, others.shape[1]), -1)
+    table[asked] = np.where(others == asked[:, None], -1, others)
+    pred = _predictions(nodes, displacement, ok, gradient, table)[1][asked]
+    expected, spread = _median_spread(pred)
+    residual[asked] = (np.abs(displacement[asked] - expected) / (spread + eps_voxels)).max(axis=1)
+    return residual
 
 
 def neighbour_prediction(nodes, displacement, gradient, ok, *, neighbours=None):

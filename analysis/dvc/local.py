@@ -7,7 +7,8 @@ from functools import cached_property
 import numpy as np
 from scipy.spatial import cKDTree
 
-from analysis.dvc.consistency import THRESHOLD, lattice_neighbours, median_test, neighbour_prediction
+from analysis.dvc.consistency import (THRESHOLD, lattice_neighbours, median_test, neighbour_prediction,
+                                      scattered_median_test)
 from analysis.dvc.gauss_newton import nearest_rotation, refine
 from analysis.dvc.grid import extract_cubes, inside_fraction, node_grid, subvolume_offsets, subvolume_window
 from analysis.dvc.interpolate import SplineVolume, device_array
@@ -139,10 +140,15 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
     Outliers are re-correlated by a +-2 voxel search around their
     consistent neighbours' prediction and Gauss–Newton (up to eight rounds);
     those still inconsistent get status OUTLIER and are not ``ok``. A node
-    with fewer than two ok neighbours cannot be tested; if it has none
-    while at least three neighbours were correlated and failed, it is an
-    OUTLIER too (a lone success among overlapping subvolumes that failed is
-    the mark of a false peak, e.g. where the true place left the volume).
+    with fewer than two ok lattice neighbours is judged by the same test
+    against its eight nearest ok nodes at any distance
+    (:func:`analysis.dvc.consistency.scattered_median_test`): where most
+    nodes fail, a false match is often confirmed only by the node beside
+    it, whose subvolume overlaps its own and found the same false peak. If
+    it has no ok neighbour while at least three neighbours were correlated
+    and failed, it is an OUTLIER too (a lone success among overlapping
+    subvolumes that failed is the mark of a false peak, e.g. where the true
+    place left the volume).
     A whole region locked on the same wrong match (one period off in a
     repeated texture) is consistent with itself and passes.
 
@@ -439,9 +445,17 @@ def _reject_outliers(step, pyramid, neighbours, warps, cc, iterations, status, o
 
 
 def _outliers(nodes, neighbours, warps, ok, status):
-    """Ok nodes that fail the median test, or that no neighbour confirms while at least three failed."""
-    residual, _ = median_test(nodes, warps[:, :, 3] - nodes, ok, gradient=warps[:, :, :3] - np.eye(3),
-                              neighbours=neighbours)
+    """Ok nodes that fail the median test, or that no neighbour confirms while at least three failed.
+
+    A node with too few ok lattice neighbours for the median test is judged against its nearest ok
+    nodes at any distance (:func:`analysis.dvc.consistency.scattered_median_test`).
+    """
+    displacement, gradient = warps[:, :, 3] - nodes, warps[:, :, :3] - np.eye(3)
+    residual, _ = median_test(nodes, displacement, ok, gradient=gradient, neighbours=neighbours)
+    untested = ok & np.isnan(residual)
+    if untested.any():
+        residual[untested] = scattered_median_test(nodes, displacement, ok, gradient=gradient,
+                                                   judged=untested)[untested]
     exists = neighbours >= 0
     j = np.maximum(neighbours, 0)
     # a subvolume shares half its voxels with its neighbours': a true match alone among neighbours
