@@ -154,6 +154,42 @@ def test_the_best_fit_from_the_truth_lands_on_an_exact_shift_and_skips_masked_no
     assert got["started_nodes"] == 0 and np.isnan(got["ok_fraction"])
 
 
+def test_the_best_fit_refines_an_even_sample_of_at_most_max_nodes(monkeypatch):
+    """12 nodes, node 2 MASKED and node 7 without a truth: 10 eligible (0 1 3 4 5 6 8 9 10 11); 4 of them
+    at positions 0, 3, 6, 9 of that list (0 to 9 in four even steps): nodes 0, 4, 8, 11. The stand-in fit
+    returns the start plus (0, 0, 0.5) where the node index is even, and fails node 11."""
+    nodes = np.array([(10, 10, 10 + 8 * i) for i in range(12)])
+    status = np.full(12, Status.CONVERGED)
+    status[2] = Status.MASKED
+    truth = np.zeros((12, 3))
+    truth[7] = np.nan
+    seen = []
+
+    def refine_nodes(reference, deformed, nodes_in, start, **kw):
+        seen.append((nodes_in.copy(), start.copy()))
+        index = (nodes_in[:, 2] - 10) // 8
+        return types.SimpleNamespace(displacement=start + np.where(index % 2 == 0, 0.5, 0.0)[:, None] * [0, 0, 1],
+                                     ok=index != 11)
+
+    monkeypatch.setattr(run_module, "refine_nodes", refine_nodes)
+    settings = types.SimpleNamespace(shape_function="affine", window="gaussian", min_cc=0.5, voxel_size_um=0.5)
+    field = {"nodes": nodes, "status": status, "subvolume_voxels": 17}
+    upper = nodes[:, 2] >= 50
+    got = best_fit(None, None, field, truth, settings, regions={"low": ~upper, "up": upper}, max_nodes=4)
+    np.testing.assert_array_equal(seen[0][0], nodes[[0, 4, 8, 11]])
+    assert got["started_nodes"] == 4 and got["eligible_nodes"] == 10 and got["ok_fraction"] == 0.75
+    # ok: nodes 0, 4, 8, each 0.5 off
+    assert got["nodes"] == 3 and got["rms_error_voxels"] == pytest.approx(0.5)
+    assert {name: row["nodes"] for name, row in got["error_by_region"].items()} == {"low": 2, "up": 1}
+    # at or under the limit every eligible node is refined
+    seen.clear()
+    got = best_fit(None, None, field, truth, settings, max_nodes=10)
+    np.testing.assert_array_equal(seen[0][0], nodes[[0, 1, 3, 4, 5, 6, 8, 9, 10, 11]])
+    assert got["started_nodes"] == got["eligible_nodes"] == 10
+    with pytest.raises(ValueError, match="max_nodes: expected an integer >= 1"):
+        best_fit(None, None, field, truth, settings, max_nodes=0)
+
+
 def test_the_best_fit_uses_the_chains_shape_function_window_min_cc_and_backend(pretend_gpu):
     shift = np.array([0.4, -0.3, 0.25])
     ref = texture(0).astype(np.float32)
