@@ -127,6 +127,7 @@ def test_scattered_median_test_needs_three_ok_nodes_and_judges_only_what_it_is_a
     ({"k": 2.5}, "k: expected an integer >= 1"),
     ({"eps_voxels": 0.0}, "eps_voxels: expected > 0"),
     ({"gradient": np.zeros((4, 3))}, r"gradient: expected shape \(4, 3, 3\)"),
+    ({"judged": np.ones(3, bool)}, r"judged: expected shape \(4,\) like ok"),
 ])
 def test_scattered_median_test_refuses_bad_arguments_in_one_line(kwargs, match):
     nodes, u = np.zeros((4, 3)), np.zeros((4, 3))

@@ -245,7 +245,10 @@ def scattered_median_test(nodes, displacement, ok, *, gradient=None, judged=None
     if nodes.shape != (n, 3) or displacement.shape != (n, 3) or ok.shape != (n,):
         raise ValueError(f"nodes, displacement, ok: expected shapes (N, 3), (N, 3), (N,), got {nodes.shape}, "
                          f"{displacement.shape}, {ok.shape}")
-    judged = ok if judged is None else np.asarray(judged, dtype=bool) & ok
+    judged = ok if judged is None else np.asarray(judged, dtype=bool)
+    if judged.shape != (n,):
+        raise ValueError(f"judged: expected shape ({n},) like ok, got {judged.shape}")
+    judged = judged & ok
     if gradient is not None:
         gradient = np.asarray(gradient, dtype=np.float64)
         if gradient.shape != (n, 3, 3):
