@@ -11,17 +11,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analysis.dvc import Status
-from analysis.dvc.consistency import lattice_neighbours, median_test, scattered_median_test
+from analysis.dvc.consistency import lattice_neighbours, median_test, scattered_median_test, small_groups
 from analysis.dvc.local import _outliers
 
 
-def _by_definition(nodes, u, ok, gradient, judged, k, eps):
+def _by_definition(nodes, u, ok, gradient, judged, k, eps, groups):
     out = np.full(len(nodes), np.nan)
     trusted = np.flatnonzero(ok)
     if len(trusted) <= 2:
         return out
     for i in np.flatnonzero(judged & ok):
-        others = [j for j in trusted if j != i]
+        others = [j for j in trusted if groups[j] != groups[i]]
+        if not others:
+            continue
         others.sort(key=lambda j: np.linalg.norm(nodes[j] - nodes[i]))
         pred = []
         for j in others[:k]:
@@ -36,18 +38,20 @@ def _by_definition(nodes, u, ok, gradient, judged, k, eps):
     return out
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(seed=st.integers(0, 2 ** 16), n=st.integers(1, 40), k=st.integers(1, 10), with_gradient=st.booleans(),
-       eps=st.sampled_from([0.1, 0.5]))
-def test_scattered_median_test_is_its_definition_node_by_node(seed, n, k, with_gradient, eps):
+       eps=st.sampled_from([0.1, 0.5]), n_labels=st.sampled_from([None, 2, 5, 15]))
+def test_scattered_median_test_is_its_definition_node_by_node(seed, n, k, with_gradient, eps, n_labels):
+    """``n_labels``: None leaves only the node itself out; else random group labels (groups of any size)."""
     rng = np.random.default_rng(seed)
     nodes = rng.uniform(0, 100, (n, 3))          # distinct distances almost surely: no ties to order
     u = rng.normal(0, 2, (n, 3))
     gradient = rng.normal(0, 0.05, (n, 3, 3)) if with_gradient else None
     ok = rng.random(n) < 0.7
     judged = rng.random(n) < 0.5
-    got = scattered_median_test(nodes, u, ok, gradient=gradient, judged=judged, k=k, eps_voxels=eps)
-    want = _by_definition(nodes, u, ok, gradient, judged, k, eps)
+    groups = None if n_labels is None else rng.integers(0, n_labels, n)
+    got = scattered_median_test(nodes, u, ok, gradient=gradient, judged=judged, groups=groups, k=k, eps_voxels=eps)
+    want = _by_definition(nodes, u, ok, gradient, judged, k, eps, np.arange(n) if groups is None else groups)
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
 
 
@@ -73,17 +77,18 @@ def test_an_affine_field_passes_at_any_distance_and_one_wrong_node_is_caught(see
     assert np.nanmax(np.delete(residual, bad)) < 1e-6
 
 
-def _pair_field():
+def _pair_field(false_group=((30, 30, 30), (30, 30, 40))):
     """A 7^3 lattice, 10 voxels apart, in a 2 % compression along z; every node failed but nine scattered
-    ones with the true displacement and a pair of lattice neighbours that share a false match 30 voxels
-    off along x (a subvolume and its neighbour's overlap by half and find the same false peak)."""
+    ones with the true displacement and a group of lattice neighbours (a pair by default) that share a
+    false match 30 voxels off along x (a subvolume and its neighbour's overlap by half and find the same
+    false peak)."""
     nodes = np.array([(z, y, x) for z in range(0, 70, 10) for y in range(0, 70, 10) for x in range(0, 70, 10)])
     g = np.diag([-0.02, 0.01, 0.01])
     u = nodes @ g.T
     index = {tuple(p): i for i, p in enumerate(nodes.tolist())}
     good = [index[p] for p in [(0, 0, 0), (0, 60, 60), (60, 0, 60), (60, 60, 0), (0, 0, 60), (30, 60, 30),
                                (60, 30, 0), (0, 30, 30), (60, 60, 60)]]
-    pair = [index[(30, 30, 30)], index[(30, 30, 40)]]
+    pair = [index[p] for p in false_group]
     ok = np.zeros(len(nodes), bool)
     ok[good + pair] = True
     u[pair] += [0.0, 0.0, 30.0]
@@ -102,16 +107,68 @@ def test_a_false_pair_that_the_lattice_test_cannot_judge_is_judged_by_the_neares
     np.testing.assert_allclose(residual[good], 0.0, atol=1e-9)
 
 
-def test_the_dvc_flags_the_false_pair_and_keeps_the_scattered_true_nodes():
-    """analysis.dvc.local._outliers, the DVC's judgement of its ok nodes, on the same field as warps."""
-    nodes, u, g, ok, good, pair = _pair_field()
+def _dvc_flags(nodes, u, g, ok):
+    """analysis.dvc.local._outliers, the DVC's judgement of its ok nodes, on the field as warps; the failed
+    nodes are OUTSIDE (not counted against a lone node), so only the median tests judge."""
     warps = np.zeros((len(nodes), 3, 4))
     warps[:, :, :3] = np.eye(3) + g
     warps[:, :, 3] = nodes + u
-    # the failed nodes are OUTSIDE (not counted against a lone node), so only the median tests judge
     status = np.where(ok, Status.CONVERGED, Status.OUTSIDE)
-    flag = _outliers(nodes, lattice_neighbours(nodes), warps, ok, status)
-    assert set(np.flatnonzero(flag)) == set(pair)
+    return set(np.flatnonzero(_outliers(nodes, lattice_neighbours(nodes), warps, ok, status)))
+
+
+def test_the_dvc_flags_the_false_pair_and_keeps_the_scattered_true_nodes():
+    nodes, u, g, ok, good, pair = _pair_field()
+    assert _dvc_flags(nodes, u, g, ok) == set(pair)
+
+
+TRIPLE = ((30, 30, 30), (30, 30, 40), (30, 40, 40))
+
+
+def test_a_false_triple_passes_the_lattice_test_and_the_dvc_flags_it_as_a_small_group():
+    """Three adjacent nodes sharing one false match: each has two ok lattice neighbours that agree with
+    it (lattice residual 0); as a small group, each is judged by the nearest ok nodes outside it."""
+    nodes, u, g, ok, good, triple = _pair_field(TRIPLE)
+    gradient = np.repeat(g[None], len(nodes), axis=0)
+    lattice, _ = median_test(nodes, u, ok, gradient=gradient)
+    np.testing.assert_allclose(lattice[triple], 0.0, atol=1e-12)
+    assert _dvc_flags(nodes, u, g, ok) == set(triple)
+
+
+def test_small_groups_are_the_connected_ok_nodes_of_at_most_max_nodes():
+    """On a 6 x 1 x 6 lattice (26-neighbours: diagonals link): a diagonal pair, an L of three, a row of
+    four, a lone node; max_nodes 3."""
+    nodes = np.array([(z, 0, x) for z in range(6) for x in range(6)])
+    index = {(z, x): 6 * z + x for z in range(6) for x in range(6)}
+    pair, ell, row, lone = [(0, 0), (1, 1)], [(0, 4), (0, 5), (1, 5)], [(4, 0), (4, 1), (4, 2), (4, 3)], [(3, 5)]
+    ok = np.zeros(36, bool)
+    for p in pair + ell + row + lone:
+        ok[index[p]] = True
+    group, small = small_groups(lattice_neighbours(nodes), ok)
+    members = [[index[p] for p in part] for part in (pair, ell, row, lone)]
+    assert set(np.flatnonzero(small)) == set(members[0] + members[1] + members[3])
+    assert len(set(group[members[0]])) == 1 and len(set(group[members[1]])) == 1
+    assert group[members[0][0]] != group[members[1][0]]
+    # everyone else, the row of four and the failed nodes included, has a label of its own
+    rest = [i for i in range(36) if i not in members[0] + members[1]]
+    assert len(set(group[rest])) == len(rest) and not set(group[rest]) & set(group[members[0] + members[1]])
+    _, small = small_groups(lattice_neighbours(nodes), ok, max_nodes=4)
+    assert small[members[2]].all()
+
+
+def test_the_members_of_a_group_do_not_judge_each_other():
+    """The triple, judged by its two nearest ok nodes (k=2): without groups those are its partners, who
+    agree (residual 0); with the triple as one group, two true nodes judge it (30 voxels off: 300)."""
+    nodes, u, g, ok, good, triple = _pair_field(TRIPLE)
+    gradient = np.repeat(g[None], len(nodes), axis=0)
+    judged = np.zeros(len(nodes), bool)
+    judged[triple] = True
+    alone = scattered_median_test(nodes, u, ok, gradient=gradient, judged=judged, k=2)
+    np.testing.assert_allclose(alone[triple], 0.0, atol=1e-9)
+    groups = np.arange(len(nodes))
+    groups[triple] = -1
+    grouped = scattered_median_test(nodes, u, ok, gradient=gradient, judged=judged, groups=groups, k=2)
+    np.testing.assert_allclose(grouped[triple], 300.0, rtol=1e-9)
 
 
 def test_scattered_median_test_needs_three_ok_nodes_and_judges_only_what_it_is_asked():
@@ -128,6 +185,7 @@ def test_scattered_median_test_needs_three_ok_nodes_and_judges_only_what_it_is_a
     ({"eps_voxels": 0.0}, "eps_voxels: expected > 0"),
     ({"gradient": np.zeros((4, 3))}, r"gradient: expected shape \(4, 3, 3\)"),
     ({"judged": np.ones(3, bool)}, r"judged: expected shape \(4,\) like ok"),
+    ({"groups": np.zeros(5, int)}, r"groups: expected shape \(4,\) like ok"),
 ])
 def test_scattered_median_test_refuses_bad_arguments_in_one_line(kwargs, match):
     nodes, u = np.zeros((4, 3)), np.zeros((4, 3))

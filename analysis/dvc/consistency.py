@@ -59,6 +59,8 @@ nearest ok nodes at any distance instead (:func:`scattered_median_test`).
 """
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 THRESHOLD = 2.0          #: normalised residual above which a node is an outlier (Westerweel & Scarano 2005)
@@ -71,6 +73,9 @@ NOISE_VOXELS = 0.1       #: eps, the noise floor of the residual, voxels
 MIN_NEIGHBOURS = 2
 MIN_PAIRS = 3            #: fewest pairs of opposite ok neighbours for their midpoints to judge a node
 SCATTERED_NEIGHBOURS = 8  #: nearest ok nodes that judge a node too isolated for the lattice test
+# largest group of adjacent ok nodes judged by the nearest ok nodes outside it: on the paper scans' best chain
+# (5 Dec 2026) the false matches left after pairs were judged came as groups of three adjacent nodes
+SMALL_GROUP_NODES = 3
 
 _OFFSETS = np.array([(a, b, c) for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1)
                      if (a, b, c) != (0, 0, 0)], dtype=np.int64)
@@ -194,8 +199,38 @@ def median_test(nodes, displacement, ok, *, gradient=None, neighbours=None, eps_
     return np.where(tested, residual, np.nan), expected
 
 
-def scattered_median_test(nodes, displacement, ok, *, gradient=None, judged=None, k=SCATTERED_NEIGHBOURS,
-                          eps_voxels=NOISE_VOXELS):
+def small_groups(neighbours, ok, max_nodes=SMALL_GROUP_NODES):
+    """Groups of at most ``max_nodes`` ok nodes connected through ok lattice neighbours, and who is in one.
+
+    Parameters
+    ----------
+    neighbours : numpy.ndarray
+        (N, m) neighbour table (:func:`lattice_neighbours`), -1 for none.
+    ok : numpy.ndarray
+        (N,) bool.
+    max_nodes : int
+
+    Returns
+    -------
+    group : numpy.ndarray
+        (N,) int label, the same for the members of one small group and
+        unique to each other node (for ``scattered_median_test``'s ``groups``).
+    small : numpy.ndarray
+        (N,) bool, the ok nodes in a small group.
+    """
+    neighbours = np.asarray(neighbours)
+    ok = np.asarray(ok, dtype=bool)
+    n = len(ok)
+    rows, cols = np.nonzero((neighbours >= 0) & ok[:, None] & ok[np.maximum(neighbours, 0)])
+    links = coo_matrix((np.ones(len(rows)), (rows, neighbours[rows, cols])), shape=(n, n))
+    _, component = connected_components(links, directed=False)
+    size = np.bincount(component[ok], minlength=n)[component]
+    small = ok & (size <= max_nodes)
+    return np.where(small, component, n + np.arange(n)), small
+
+
+def scattered_median_test(nodes, displacement, ok, *, gradient=None, judged=None, groups=None,
+                          k=SCATTERED_NEIGHBOURS, eps_voxels=NOISE_VOXELS):
     """Normalised median residual of nodes against their ``k`` nearest ok nodes, at any distance.
 
     The lattice test (:func:`median_test`) cannot judge a node with fewer
@@ -212,7 +247,10 @@ def scattered_median_test(nodes, displacement, ok, *, gradient=None, judged=None
     their distance (first-order predictions ``u_i + G_i (x - x_i)`` when
     ``gradient`` is given, so an affine field gives residual 0 at any
     distance; Duncan et al.'s distance weighting is not used). Among
-    ``k`` = 8 the one partner of a false pair cannot move the median.
+    ``k`` = 8 the one partner of a false pair cannot move the median; with
+    ``groups`` (:func:`small_groups`) the members of a small group of
+    adjacent ok nodes, which may share one false peak, do not judge each
+    other at all.
 
     Parameters
     ----------
@@ -226,6 +264,9 @@ def scattered_median_test(nodes, displacement, ok, *, gradient=None, judged=None
         (N, 3, 3) displacement gradient du_i/dx_j, dimensionless.
     judged : numpy.ndarray, optional
         (N,) bool, the ``ok`` nodes to judge; default every ``ok`` node.
+    groups : numpy.ndarray, optional
+        (N,) int labels: a node is not predicted by the nodes of its own
+        label. Default: every node its own label (only itself is left out).
     k : int
         Nearest ok nodes (other than the node itself) that predict it.
     eps_voxels : float
@@ -249,6 +290,9 @@ def scattered_median_test(nodes, displacement, ok, *, gradient=None, judged=None
     if judged.shape != (n,):
         raise ValueError(f"judged: expected shape ({n},) like ok, got {judged.shape}")
     judged = judged & ok
+    groups = np.arange(n) if groups is None else np.asarray(groups)
+    if groups.shape != (n,):
+        raise ValueError(f"groups: expected shape ({n},) like ok, got {groups.shape}")
     if gradient is not None:
         gradient = np.asarray(gradient, dtype=np.float64)
         if gradient.shape != (n, 3, 3):
@@ -261,11 +305,15 @@ def scattered_median_test(nodes, displacement, ok, *, gradient=None, judged=None
     trusted, asked = np.flatnonzero(ok), np.flatnonzero(judged)
     if len(trusted) <= MIN_NEIGHBOURS or len(asked) == 0:
         return residual
-    # the node itself is among its nearest ok nodes (at least two are asked for): ask for one more, drop it
-    _, near = cKDTree(nodes[trusted]).query(nodes[asked], k=min(int(k) + 1, len(trusted)))
-    others = trusted[near]
+    # the node's own group (itself at least) is among its nearest ok nodes: ask for as many more, drop it,
+    # and keep the k nearest others
+    own = np.bincount(np.unique(groups, return_inverse=True)[1][trusted]).max()
+    _, near = cKDTree(nodes[trusted]).query(nodes[asked], k=min(int(k) + int(own), len(trusted)))
+    others = trusted[near.reshape(len(asked), -1)]
+    others = np.where(groups[others] == groups[asked][:, None], -1, others)
+    others = np.where(np.cumsum(others >= 0, axis=1) <= int(k), others, -1)
     table = np.full((n, others.shape[1]), -1)
-    table[asked] = np.where(others == asked[:, None], -1, others)
+    table[asked] = others
     pred = _predictions(nodes, displacement, ok, gradient, table)[1][asked]
     expected, spread = _median_spread(pred)
     residual[asked] = (np.abs(displacement[asked] - expected) / (spread + eps_voxels)).max(axis=1)

@@ -8,7 +8,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from analysis.dvc.consistency import (THRESHOLD, lattice_neighbours, median_test, neighbour_prediction,
-                                      scattered_median_test)
+                                      scattered_median_test, small_groups)
 from analysis.dvc.gauss_newton import nearest_rotation, refine
 from analysis.dvc.grid import extract_cubes, inside_fraction, node_grid, subvolume_offsets, subvolume_window
 from analysis.dvc.interpolate import SplineVolume, device_array
@@ -140,11 +140,12 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
     Outliers are re-correlated by a +-2 voxel search around their
     consistent neighbours' prediction and Gauss–Newton (up to eight rounds);
     those still inconsistent get status OUTLIER and are not ``ok``. A node
-    with fewer than two ok lattice neighbours is judged by the same test
-    against its eight nearest ok nodes at any distance
+    with fewer than two ok lattice neighbours, or in a group of at most
+    three adjacent ok nodes, is also judged by the same test against its
+    eight nearest ok nodes at any distance outside its group
     (:func:`analysis.dvc.consistency.scattered_median_test`): where most
-    nodes fail, a false match is often confirmed only by the node beside
-    it, whose subvolume overlaps its own and found the same false peak. If
+    nodes fail, a false match is often confirmed only by the nodes beside
+    it, whose subvolumes overlap its own and found the same false peak. If
     it has no ok neighbour while at least three neighbours were correlated
     and failed, it is an OUTLIER too (a lone success among overlapping
     subvolumes that failed is the mark of a false peak, e.g. where the true
@@ -447,15 +448,18 @@ def _reject_outliers(step, pyramid, neighbours, warps, cc, iterations, status, o
 def _outliers(nodes, neighbours, warps, ok, status):
     """Ok nodes that fail the median test, or that no neighbour confirms while at least three failed.
 
-    A node with too few ok lattice neighbours for the median test is judged against its nearest ok
-    nodes at any distance (:func:`analysis.dvc.consistency.scattered_median_test`).
+    A node with too few ok lattice neighbours for the median test, and a node of a small group of
+    adjacent ok nodes (which may share one false peak and confirm each other), is also judged against
+    its nearest ok nodes at any distance, outside its group
+    (:func:`analysis.dvc.consistency.scattered_median_test`); it fails if either test fails it.
     """
     displacement, gradient = warps[:, :, 3] - nodes, warps[:, :, :3] - np.eye(3)
     residual, _ = median_test(nodes, displacement, ok, gradient=gradient, neighbours=neighbours)
-    untested = ok & np.isnan(residual)
-    if untested.any():
-        residual[untested] = scattered_median_test(nodes, displacement, ok, gradient=gradient,
-                                                   judged=untested)[untested]
+    group, small = small_groups(neighbours, ok)
+    judged = ok & (np.isnan(residual) | small)
+    if judged.any():
+        residual = np.fmax(residual, scattered_median_test(nodes, displacement, ok, gradient=gradient,
+                                                           judged=judged, groups=group))
     exists = neighbours >= 0
     j = np.maximum(neighbours, 0)
     # a subvolume shares half its voxels with its neighbours': a true match alone among neighbours
