@@ -54,8 +54,10 @@ Two choices made here:
   three): a wrong match usually moves mainly along one axis, and a vector
   norm would dilute it with the two good components.
 
-A node with too few ok lattice neighbours for the test is judged against its
-nearest ok nodes at any distance instead (:func:`scattered_median_test`).
+A node with too few ok lattice neighbours for the test, or one of a small group
+of adjacent ok nodes (:func:`small_groups`), which the test would judge by its
+own members, is judged against its nearest ok nodes outside its group, at any
+distance (:func:`scattered_median_test`).
 """
 
 import numpy as np
