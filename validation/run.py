@@ -126,7 +126,8 @@ def best_fit(reference, deformed, field, truth_voxels, settings, arch="cpu", *, 
     if int(max_nodes) != max_nodes or max_nodes < 1:
         raise ValueError(f"max_nodes: expected an integer >= 1, got {max_nodes!r}")
     eligible = np.flatnonzero((field["status"] != Status.MASKED) & np.all(np.isfinite(truth_voxels), axis=1))
-    chosen = eligible[np.unique(np.linspace(0, len(eligible) - 1, int(max_nodes)).round().astype(np.int64))] \
+    # more eligible nodes than max_nodes: the even steps are over one index apart, so the rounded ones differ
+    chosen = eligible[np.linspace(0, len(eligible) - 1, int(max_nodes)).round().astype(np.int64)] \
         if len(eligible) > max_nodes else eligible
     truth = np.asarray(truth_voxels, dtype=np.float64)[chosen]
     fit = refine_nodes(reference, deformed, field["nodes"][chosen], truth,

@@ -295,10 +295,7 @@ def scattered_median_test(nodes, displacement, ok, *, gradient=None, judged=None
     groups = np.arange(n) if groups is None else np.asarray(groups)
     if groups.shape != (n,):
         raise ValueError(f"groups: expected shape ({n},) like ok, got {groups.shape}")
-    if gradient is not None:
-        gradient = np.asarray(gradient, dtype=np.float64)
-        if gradient.shape != (n, 3, 3):
-            raise ValueError(f"gradient: expected shape ({n}, 3, 3), got {gradient.shape}")
+    gradient = _gradient_array(gradient, n)
     if int(k) != k or k < 1:
         raise ValueError(f"k: expected an integer >= 1, got {k!r}")
     if not eps_voxels > 0:
@@ -365,6 +362,16 @@ def neighbour_prediction(nodes, displacement, gradient, ok, *, neighbours=None):
     return expected, g, spread.max(axis=1)
 
 
+def _gradient_array(gradient, n):
+    """``gradient`` as an (n, 3, 3) float64 array (None stays None), shape checked."""
+    if gradient is None:
+        return None
+    gradient = np.asarray(gradient, dtype=np.float64)
+    if gradient.shape != (n, 3, 3):
+        raise ValueError(f"gradient: expected shape ({n}, 3, 3), got {gradient.shape}")
+    return gradient
+
+
 def _checked(nodes, displacement, ok, gradient, neighbours):
     """The arguments of median_test / neighbour_prediction as arrays, shapes checked, and the neighbour table."""
     nodes = np.asarray(nodes)
@@ -375,10 +382,7 @@ def _checked(nodes, displacement, ok, gradient, neighbours):
         raise ValueError(f"displacement: expected shape ({n}, 3) like nodes, got {displacement.shape}")
     if ok.shape != (n,):
         raise ValueError(f"ok: expected shape ({n},), got {ok.shape}")
-    if gradient is not None:
-        gradient = np.asarray(gradient, dtype=np.float64)
-        if gradient.shape != (n, 3, 3):
-            raise ValueError(f"gradient: expected shape ({n}, 3, 3), got {gradient.shape}")
+    gradient = _gradient_array(gradient, n)
     nb = lattice_neighbours(nodes) if neighbours is None else np.asarray(neighbours)
     if nb.shape != (n, len(_OFFSETS)):
         raise ValueError(f"neighbours: expected shape ({n}, {len(_OFFSETS)}), got {nb.shape}")
