@@ -91,9 +91,9 @@ def best_fit(reference, deformed, field, truth_voxels, settings, arch="cpu", *, 
     the same subvolume, shape function and ``min_cc``, starting from the
     truth the scores use; where more than ``max_nodes`` qualify, a sample
     of ``max_nodes`` of them, evenly spaced in node order (the node grid's
-    z-y-x order, so it spans the volume): the floor is a statistic, and the
-    paper scenario's best chain (3375 overlapping nodes per step) spent 8 of
-    its 13 minutes of scoring here on every node. What it gets wrong no search could get right:
+    z-y-x order, so it spans the volume): the floor is a statistic, and a
+    best chain at the paper's size with nodes half an edge apart (3375 per
+    step) spent 8 of its 13 minutes of scoring here on every node. What it gets wrong no search could get right:
     where the images hold the motion, it converges next to the truth; where
     the subvolume's content moves in a way its shape function cannot follow
     (particles sliding past each other inside it), it drifts away or fails.
