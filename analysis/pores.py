@@ -220,10 +220,43 @@ def local_radius(pore_mask, progress=None, arch="cpu"):
         Radius (voxels) of the largest inscribed ball covering each pore voxel,
         0 on solid voxels. See the module docstring for the discretisation.
     """
-    import porespy      # slow to import; only this function needs it
-
     pore_mask = _check_pore_mask(pore_mask)
     ensure_taichi(arch)
+    return _in_pore_box(_local_radius, pore_mask, progress)
+
+
+def _pore_box(pore_mask):
+    """Slices of the smallest box that holds every pore voxel and one layer of solid beyond it
+    (where the array reaches that far).
+
+    The radius maps are the same computed on the box, which spares the solid around a sample
+    (the head and foil rows of a loaded step, up to 40 % of a paper phantom's rows). A voxel's
+    nearest solid voxel outside the box is never nearer than the box's solid face (moving a
+    point into the box brings it closer to every voxel inside), and no ball or search inside
+    the pore space reaches past that face without holding one of its solid voxels; where the
+    box meets the array's border, outside is pore in both.
+    """
+    box = []
+    for axis in range(3):
+        occupied = np.flatnonzero(pore_mask.any(axis=tuple(a for a in range(3) if a != axis)))
+        box.append(slice(max(int(occupied[0]) - 1, 0), min(int(occupied[-1]) + 2, pore_mask.shape[axis])))
+    return tuple(box)
+
+
+def _in_pore_box(radius_map, pore_mask, *args):
+    """``radius_map(pore_mask, *args)`` computed on :func:`_pore_box` and placed in a zero array of the mask's shape."""
+    box = _pore_box(pore_mask)
+    if all(b.stop - b.start == n for b, n in zip(box, pore_mask.shape)):
+        return radius_map(pore_mask, *args)
+    out = np.zeros(pore_mask.shape, dtype=np.float32)
+    out[box] = radius_map(np.ascontiguousarray(pore_mask[box]), *args)
+    return out
+
+
+def _local_radius(pore_mask, progress):
+    """:func:`local_radius` of a checked mask, on the taichi backend already chosen."""
+    import porespy      # slow to import; only this function needs it
+
     pore = np.ascontiguousarray(pore_mask).view(np.uint8)
     dt = np.ascontiguousarray(porespy.tools.get_edt()(pore_mask), dtype=np.float32)
     if progress is not None:
@@ -366,10 +399,15 @@ def whole_voxel_radius(pore_mask, arch="cpu"):
     ndarray of float32, (z, y, x)
         Whole numbers; 0 on solid voxels.
     """
-    import porespy      # slow to import; for its core count only
-
     pore_mask = _check_pore_mask(pore_mask)
     ensure_taichi(arch)
+    return _in_pore_box(_whole_voxel_radius, pore_mask)
+
+
+def _whole_voxel_radius(pore_mask):
+    """:func:`whole_voxel_radius` of a checked mask, on the taichi backend already chosen."""
+    import porespy      # slow to import; for its core count only
+
     # squared distance from each voxel to the nearest solid voxel centre: a sum of squared whole
     # numbers, exact in float32 below 2^24 (the edt package, on every core, 8x scipy's time)
     d2 = np.rint(edt.edtsq(pore_mask, parallel=porespy.settings.ncores)).astype(np.int32)

@@ -310,3 +310,39 @@ def test_nmc_texture_visits_every_cell_that_matters(texture):
     np.testing.assert_allclose(out[:, 0], factor, atol=2e-4)
     np.testing.assert_allclose(out[:, 1], pore, atol=2e-4)
     assert pore.max() > 0.9 and (pore > 0).mean() > (0.3 if texture.pore_probability == 1.0 else 0.0)
+
+
+@settings(max_examples=5, deadline=None)
+@given(seed=st.integers(0, 2 ** 40), h=st.floats(0.03, 0.3))
+def test_the_binders_tabled_waves_give_the_cbd_field_of_its_key(seed, h):
+    # the binder's texture is the CBD field of one key: its waves are made once per render
+    # (_binder_waves), and must give at any point what the per-point evaluation of a CBD particle gives
+    from dataclasses import fields
+
+    import taichi as ti
+
+    from analysis._taichi import ensure_taichi
+    from synthcal import phantom
+
+    ensure_taichi("cpu")
+
+    @ti.kernel
+    def evaluate(points: ti.types.ndarray(dtype=ti.f32, ndim=2), key_seed: ti.u32, h: ti.f32,
+                 tex: ti.types.ndarray(dtype=ti.f32, ndim=1), waves: ti.types.ndarray(dtype=ti.f32, ndim=2),
+                 out: ti.types.ndarray(dtype=ti.f32, ndim=2)):
+        for i in range(points.shape[0]):
+            b = ti.Vector([points[i, 0], points[i, 1], points[i, 2]])
+            out[i, 0] = phantom._binder_factor(b, waves, tex)
+            out[i, 1] = phantom._cbd_factor(phantom._binder_key(key_seed), b, h, tex)
+
+    texture = Texture()
+    tex = np.array([getattr(texture, f.name) for f in fields(Texture)], np.float32)
+    waves = np.empty((texture.cbd_n_waves, 6), np.float32)
+    key_seed = phantom._seed_key(seed)
+    phantom._binder_waves(key_seed, h, tex, waves)
+    points = np.random.default_rng(seed % 1000).uniform(-20.0, 20.0, (500, 3)).astype(np.float32)
+    out = np.zeros((len(points), 2), np.float32)
+    evaluate(points, key_seed, h, tex, waves, out)
+    # float32 rounding only (phases of up to 300 rad): a wrong wave moves values by 1e-2 or more
+    np.testing.assert_allclose(out[:, 0], out[:, 1], atol=2e-4)
+    assert out[:, 1].std() > 0.1

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from analysis import pores
 from analysis.pores import (cpsd, cpsd_whole_voxel, local_radius, phase_fractions, plot_cpsd, whole_voxel_radius,
                             write_cpsd_csv, write_phase_fractions_csv)
 
@@ -97,6 +98,23 @@ def test_the_whole_voxel_radius_of_a_pore_between_scattered_grains_is_its_defini
     assert {1, 2, 3, 4, 5} <= set(np.unique(d2[pore]).tolist())
     assert {0.0, 1.0, 2.0} <= set(np.unique(expected[pore]).tolist())
     np.testing.assert_array_equal(whole_voxel_radius(pore), expected)
+
+
+@pytest.mark.parametrize("radius_map, on_whole_array", [(local_radius, pores._local_radius),
+                                                        (whole_voxel_radius, pores._whole_voxel_radius)])
+def test_solid_around_the_pores_changes_no_radius(radius_map, on_whole_array):
+    # The maps are computed on the pores' box and one solid layer around it (sparing the head and
+    # foil rows of a loaded step): the grains with 1-4 solid layers on five faces read what the
+    # computation on the whole array reads, and the sixth face stays the array's border (outside
+    # counts as pore)
+    thick = np.pad(_scattered_grains(), ((3, 1), (2, 4), (0, 2)), constant_values=False)
+    radius = radius_map(thick)
+    np.testing.assert_array_equal(radius, on_whole_array(thick, *([None] if radius_map is local_radius else [])))
+    inside = np.zeros(thick.shape, bool)
+    inside[3:-1, 2:-4, :-2] = True
+    assert np.all(radius[~inside] == 0) and np.any(radius[inside] > 0)
+    if radius_map is whole_voxel_radius:
+        np.testing.assert_array_equal(radius, _whole_voxel_radius_by_definition(thick)[0])
 
 
 def test_every_voxel_between_scattered_grains_reads_at_least_each_lattice_ball_that_holds_it():
