@@ -342,8 +342,8 @@ def _cbd_factor(key, b, h, tex: ti.template()):
 @ti.func
 def _binder_factor(b, waves: ti.template(), tex: ti.template()):
     """:func:`_cbd_factor` of the binder's key at b (µm), from its waves tabled by :func:`_binder_waves`:
-    one key for the whole binder, so the waves are made once, not at every voxel (a quarter of the
-    paper scenario's rendering time went into making them)."""
+    one key for the whole binder, so the waves are made once, not at every voxel (48 rows of the
+    paper scenario's fine grid rendered in 18.2-20.2 s instead of 22.1-22.2 s)."""
     field = 0.0
     for m in range(waves.shape[0]):
         direction = ti.Vector([waves[m, 0], waves[m, 1], waves[m, 2]], ti.f32)

@@ -100,7 +100,7 @@ def test_the_whole_voxel_radius_of_a_pore_between_scattered_grains_is_its_defini
     np.testing.assert_array_equal(whole_voxel_radius(pore), expected)
 
 
-@pytest.mark.parametrize("radius_map, on_whole_array", [(local_radius, pores._local_radius),
+@pytest.mark.parametrize("radius_map, on_whole_array", [(local_radius, lambda pore: pores._local_radius(pore, None)),
                                                         (whole_voxel_radius, pores._whole_voxel_radius)])
 def test_solid_around_the_pores_changes_no_radius(radius_map, on_whole_array):
     # The maps are computed on the pores' box and one solid layer around it (sparing the head and
@@ -109,7 +109,7 @@ def test_solid_around_the_pores_changes_no_radius(radius_map, on_whole_array):
     # counts as pore)
     thick = np.pad(_scattered_grains(), ((3, 1), (2, 4), (0, 2)), constant_values=False)
     radius = radius_map(thick)
-    np.testing.assert_array_equal(radius, on_whole_array(thick, *([None] if radius_map is local_radius else [])))
+    np.testing.assert_array_equal(radius, on_whole_array(thick))
     inside = np.zeros(thick.shape, bool)
     inside[3:-1, 2:-4, :-2] = True
     assert np.all(radius[~inside] == 0) and np.any(radius[inside] > 0)
