@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from synthcal.dataset import FOLDERS
+from synthcal.memory import keep_freed_memory
 from synthcal.scenario import Analysis, Dvc, Pores, ScenarioError, load, to_toml, with_overrides
 
 STAGE_NAMES = tuple(FOLDERS)
@@ -132,6 +133,7 @@ def _add_set(parser):
 
 def main(argv=None):
     args = _parser().parse_args(argv)
+    keep_freed_memory()
     try:
         if args.command == "check":
             scenario = with_overrides(load(args.scenario), args.assignments)
