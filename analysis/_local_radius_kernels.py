@@ -323,6 +323,24 @@ def _isqrt(t):
     return m
 
 
+@ti.kernel
+def whole_voxel_kernel(d2: ti.types.ndarray(dtype=ti.f32, ndim=3)):
+    """In place: squared distance to the nearest solid voxel centre -> sqrt(r^2 + 1), 0 on solid.
+
+    r is the largest whole radius of a ball {x : |x - c| <= r} of pore voxels
+    at c: every solid voxel is farther than r, so r^2 <= d2 - 1. That ball is
+    the lattice ball |x - c|^2 < r^2 + 1 of :func:`ridge_kernel`, whose
+    tables then tell which balls lie inside a neighbour's.
+    """
+    for z, y, x in ti.ndrange(d2.shape[0], d2.shape[1], d2.shape[2]):
+        t = ti.cast(ti.round(d2[z, y, x]), ti.i32)
+        v = 0.0
+        if t > 0:
+            r = _isqrt(t - 1)
+            v = ti.sqrt(ti.cast(r * r + 1, ti.f32))
+        d2[z, y, x] = v
+
+
 @ti.func
 def _paint_run(lt: ti.template(), z, y, x_lo, x_hi, value):
     """lt = max(lt, value) on row (z, y) from x_lo to x_hi."""
