@@ -428,7 +428,7 @@ def _whole_voxel_radius(pore_mask):
     balls[:, 3] = np.rint(dt[keep] ** 2)
     balls[:, 4] = np.sqrt(balls[:, 3] - 1)      # r, exact: the square root of a perfect square
     del dt
-    # each ball leaves out its overlap with a face or edge neighbour that outranks it (exact, see
+    # each ball leaves out its overlap with a neighbour (26-neighbourhood) that outranks it (exact, see
     # paint_ridge_kernel): neighbouring balls of a pore's ridge nearly coincide
     index = np.full(pore_mask.shape, -1, dtype=np.int32)
     index[keep] = np.arange(len(centres), dtype=np.int32)

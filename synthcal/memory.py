@@ -5,11 +5,12 @@ after stage, in one process (line integrals, radius maps, B-spline
 coefficients, float64 temporaries). glibc gives every block above 32 MB back
 to the operating system as soon as it is freed (``mmap``/``munmap``), so the
 next such array starts on pages the kernel must fault in and zero again. On a
-virtual machine that hands free guest memory back to its host (virtio-balloon
-free page reporting, as on this project's 2-core VM) the host then faults each
-page in as well: there, filling a 2 GB array took 6.4 s on the first
-allocation and 0.4 s on the next (one process, 5 Dec 2026), and a third of the
-preprocessing stage's CPU time went to zeroing fresh pages (``perf``).
+virtual machine that hands free guest memory back to its host (this project's
+2-core VM runs virtio-balloon) a page can cost a fault on the host too: there,
+filling a 2 GB array took 6.4 s on the first allocation and 0.4 s on the next
+(one process, 5 Dec 2026), and ``perf`` found 23 % of the samples of a
+whole-voxel radius map in the kernel's page zeroing. On the paper scenario the
+run's system CPU time fell from 1775 s to 212 s with this policy.
 
 :func:`keep_freed_memory` makes glibc serve large blocks from its heap and
 never trim it, so the process keeps what it once used and reuses it. The
