@@ -9,8 +9,9 @@ virtual machine that hands free guest memory back to its host (this project's
 2-core VM runs virtio-balloon) a page can cost a fault on the host too: there,
 filling a 2 GB array took 6.4 s on the first allocation and 0.4 s on the next
 (one process, 5 Dec 2026), and ``perf`` found 23 % of the samples of a
-whole-voxel radius map in the kernel's page zeroing. On the paper scenario the
-run's system CPU time fell from 1775 s to 212 s with this policy.
+whole-voxel radius map in the kernel's page zeroing. The paper scenario's run
+spent 1775 s of system CPU time without this policy and 212 s with it (the next
+run, which also had the day's other speed-ups).
 
 :func:`keep_freed_memory` makes glibc serve large blocks from its heap and
 never trim it, so the process keeps what it once used and reuses it. The
