@@ -200,6 +200,15 @@ def _ball_tables(max_sq):
     return inner.astype(np.int32), covering.astype(np.int32)
 
 
+def _ridge_flags(dt):
+    """:func:`analysis._local_radius_kernels.ridge_kernel`'s flags (uint8) for the lattice balls
+    ``|x - c|^2 < dt(c)^2`` of every voxel, and the ball tables' ``inner`` (see :func:`_ball_tables`)."""
+    inner, covering = _ball_tables(int(np.ceil(float(dt.max()) ** 2)) + 2)
+    flag = np.zeros(dt.shape, dtype=np.uint8)
+    ridge_kernel(dt, covering, np.array(FAR_OFFSETS, dtype=np.int32), flag)
+    return flag, inner
+
+
 def local_radius(pore_mask, progress=None, arch="cpu"):
     """Local inscribed radius of every pore voxel (local thickness / 2), in voxels.
 
@@ -261,9 +270,7 @@ def _local_radius(pore_mask, progress):
     dt = np.ascontiguousarray(porespy.tools.get_edt()(pore_mask), dtype=np.float32)
     if progress is not None:
         progress(0.2)
-    inner, covering = _ball_tables(int(np.ceil(float(dt.max()) ** 2)) + 2)
-    flag = np.zeros(pore.shape, dtype=np.uint8)
-    ridge_kernel(dt, covering, np.array(FAR_OFFSETS, dtype=np.int32), flag)
+    flag, inner = _ridge_flags(dt)
     # C order: argwhere's (n, 3) array is Fortran-ordered, and taichi would copy it in and back at every kernel
     ridge = np.ascontiguousarray(np.argwhere(flag > 0), dtype=np.int32)
     is_peak = flag[tuple(ridge.T)] == 2
@@ -416,9 +423,7 @@ def _whole_voxel_radius(pore_mask):
     # only balls that lie inside no neighbour's ball (5x5x5, exact lattice tables) are painted: a ball
     # inside another is covered by a larger radius whatever it paints (10.7 M -> 8.3 M balls on the paper
     # phantom's non-NMC phase at step A, against the face neighbours' test alone)
-    _, covering = _ball_tables(int(np.ceil(float(dt.max()) ** 2)) + 2)
-    flag = np.zeros(pore_mask.shape, dtype=np.uint8)
-    ridge_kernel(dt, covering, np.array(FAR_OFFSETS, dtype=np.int32), flag)
+    flag, _ = _ridge_flags(dt)
     keep = flag > 0
     del flag
     keep &= dt > 1.2        # r >= 1 (dt = sqrt(2) and up): a ball of radius 0 paints 0, which is there already

@@ -293,7 +293,8 @@ def _support_reach(blocks):
     reach = np.zeros(nzb, dtype=np.float32)
     occupied = np.empty((ny, nx), dtype=bool)
     for b in range(nzb):
-        # slice by slice, not np.any over the block's last axis (two values): 2.8x less time per block
+        # slice by slice, not np.any over the block's last axis (two values): 27.1 -> 9.7 ms per block of the paper
+        # scenario's fine slabs (1368^2; only that size measured)
         np.not_equal(blocks[b, :, :, 0], 0, out=occupied)
         for w in range(1, width):
             occupied |= blocks[b, :, :, w] != 0

@@ -17,16 +17,19 @@ Run: ``.venv/bin/python benchmarks/memory_policy.py SCENARIO RUN_DIR [STAGE ...]
 
 Latest table (5 Dec 2026, evening, this project's 2-core VM, quiet; the paper
 scenario's run folder, code of 6182501; ``memory_policy.py scenarios/paper.toml
-RUN preprocess --repeats 1``):
+RUN preprocess --repeats 1``, then the same for ``pores``):
 
 | stage | glibc | wall (s) | user (s) | sys (s) | peak RSS (GiB) |
 |---|---|---|---|---|---|
 | preprocess | default | 134.6 | 71.7 | 92.5 | 7.13 |
 | preprocess | policy | 112.6 | 71.3 | 65.6 | 8.02 |
 | preprocess | default / policy | 1.19 | | | |
+| pores | default | 187.0 | 154.6 | 95.8 | 7.10 |
+| pores | policy | 140.0 | 155.7 | 46.4 | 7.87 |
+| pores | default / policy | 1.34 | | | |
 | worst case | preprocess | 1.19 | | | |
 
-One pair only: each run of the stage takes 2 minutes. A stage alone pays for
+One pair per stage: each run of a stage takes 2-3 minutes. A stage alone pays for
 its first touch of every page either way; in a whole run the policy also
 spares the next stage that, and the paper scenario's stages after the DEM
 took 59.2 min with it (system CPU 212 s) against 85.7 min (1775 s) on the
@@ -53,12 +56,13 @@ def run_stage(scenario, run_dir, stage, policy):
     with tempfile.TemporaryFile(mode="w+") as err:
         start = time.perf_counter()
         child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err, text=True)
-        _, status, usage = os.wait4(child.pid, 0)
+        _, status, usage = os.wait4(child.pid, 0)   # the child's own rusage, which Popen.wait does not give
         wall = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)   # reaped here: Popen must not wait for it again
         err.seek(0)
         log = err.read()
     # a stage whose inputs are stale is "not run" with exit status 0: only a stamped "done" counts
-    if os.waitstatus_to_exitcode(status) != 0 or f"[{stage}]" not in log or "done in" not in log:
+    if child.returncode != 0 or f"[{stage}]" not in log or "done in" not in log:
         raise SystemExit(f"{stage} ({policy}) did not run: {log[-2000:]}")
     return wall, usage.ru_utime, usage.ru_stime, usage.ru_maxrss / 2 ** 20
 
