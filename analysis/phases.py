@@ -2,6 +2,8 @@
 
 import enum
 
+import numpy as np
+
 
 class Phase(enum.IntEnum):
     """Voxel label of a phase (uint8 in label volumes).
@@ -26,3 +28,32 @@ class Phase(enum.IntEnum):
 
 SAMPLE_PHASES = (Phase.PORE, Phase.CBD, Phase.NMC)
 """The phases of the sample itself: what a segmentation labels."""
+
+
+def in_phases(labels, phases):
+    """Where a label volume holds one of ``phases``.
+
+    Parameters
+    ----------
+    labels : ndarray of int
+        Label volume (e.g. uint8 :class:`Phase` labels).
+    phases : iterable of int
+
+    Returns
+    -------
+    ndarray of bool
+        The shape of ``labels``.
+
+    Notes
+    -----
+    On uint8 labels a 256-entry table is looked up: ``np.isin`` first
+    subtracts the smallest phase from every label in int64 (1.8 s against
+    0.3 s on a 516 x 508 x 508 field of view).
+    """
+    labels = np.asarray(labels)
+    phases = [int(p) for p in phases]
+    if labels.dtype != np.uint8:
+        return np.isin(labels, phases)
+    table = np.zeros(256, dtype=bool)
+    table[[p for p in phases if 0 <= p < 256]] = True
+    return table[labels]

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis.phases import SAMPLE_PHASES, Phase
+from analysis.phases import SAMPLE_PHASES, Phase, in_phases
 from analysis.pores import cpsd, phase_fractions
 from synthcal.binder import BRIDGE, FILM, Binder, BridgeVoxels, classify_points_um
 from synthcal.binning import bin_particles, choose_cell_size_um
@@ -535,11 +535,11 @@ def phase_summary(labels, grid, step, *, arch="cpu"):
     cylinder = np.broadcast_to(j[:, None] ** 2 + j[None, :] ** 2 <= (n / 2.0) ** 2, fov.shape)
     region = np.zeros(fov.shape, dtype=bool)
     region[max(z0, 0):max(z1, 0)] = True
-    region &= cylinder & np.isin(fov, SAMPLE_PHASES)
+    region &= cylinder & in_phases(fov, SAMPLE_PHASES)
     if not region.any():
         raise ValueError(f"labels: no sample voxels between foil and head at step {step}")
     fractions = phase_fractions(np.where(region, fov, np.uint8(Phase.PORE)), mask=region)
-    inactive_mean, inactive_median = _radii_um(cylinder & np.isin(fov, (Phase.PORE, Phase.CBD)), region,
+    inactive_mean, inactive_median = _radii_um(cylinder & in_phases(fov, (Phase.PORE, Phase.CBD)), region,
                                                grid.voxel_size_um, arch)
     pore_mean, pore_median = _radii_um(cylinder & (fov == Phase.PORE), region, grid.voxel_size_um, arch)
     return {"step": int(step), "n_voxels": fractions.n_voxels, "nmc_fraction": fractions.nmc,

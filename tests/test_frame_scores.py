@@ -527,3 +527,43 @@ def test_prefetched_truths_are_those_of_each_field_alone_from_one_pass_over_the_
     at_zero.prefetch(0, node_sets)
     for a, b in zip(at_zero.dvc_truth(nodes, 1, edge), want[1][0]):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_frame_seen_by_another_registration_shares_the_pass_and_gives_that_registration_s_truth(monkeypatch):
+    import validation.frame as frame_module
+
+    p0, p1 = _poses()
+    other_transforms = [RigidTransform(np.eye(3), np.zeros(3), np.zeros(3), cc=1.0),
+                        RigidTransform(np.eye(3), np.array([0.5, -1.0, 0.25]), np.array([6.0, 9.0, 9.0]), cc=0.8)]
+    other_region = (slice(3, 8), slice(4, 10), slice(2, 12))
+
+    def frame(transforms, region):
+        return TruthFrame(_grid(), [RADIUS_UM, RADIUS_UM], [p0, p1], _owner(), DRIFT, transforms, region=region)
+
+    mine = [(np.array([[5, 10, 7], [15, 10, 10]]), 3)]
+    theirs = [(np.array([[5.4, 9.6, 8.0], [6, 11, 12]]), 5), (np.array([[4, 10, 7]]), 7)]
+    # the truths of each analysis on a frame of its own, computed box by box
+    alone = frame(_registration(), (slice(2, 9), slice(3, 12), slice(1, 15)))
+    other_alone = frame(other_transforms, other_region)
+    want = [alone.dvc_truth(n, 1, e) for n, e in mine], alone.registration_error(1)
+    want_other = [other_alone.dvc_truth(n, 1, e) for n, e in theirs], other_alone.registration_error(1)
+
+    passes = []
+    monkeypatch.setattr(frame_module, "mean_solid_displacement_um", lambda *a, _f=frame_module.mean_solid_displacement_um, **k:
+                        passes.append(1) or _f(*a, **k))
+    first = frame(_registration(), (slice(2, 9), slice(3, 12), slice(1, 15)))
+    second = first.seen_by(other_transforms, other_region)
+    assert second.transforms == other_transforms and second.region == other_region
+    assert first.transforms[1] is not other_transforms[1]        # the first keeps its own registration
+    first.prefetch(1, mine + theirs, frames=[second])
+    second.prefetch(1, theirs)                                    # all kept: no second pass
+    got = [first.dvc_truth(n, 1, e) for n, e in mine], first.registration_error(1)
+    got_other = [second.dvc_truth(n, 1, e) for n, e in theirs], second.registration_error(1)
+    assert passes == [1]
+    for (truths, error), (want_truths, want_error) in ((got, want), (got_other, want_other)):
+        assert error == want_error
+        for a, b in zip(truths, want_truths):
+            for x, y in zip(a, b):
+                np.testing.assert_array_equal(x, y)
+    # the two registrations differ, so the shared pass did not hand one analysis the other's truth
+    assert want[1]["error_voxels"] != want_other[1]["error_voxels"]

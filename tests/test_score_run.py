@@ -69,6 +69,9 @@ class _Run:
     def compared(self):
         return self._other
 
+    def registration(self):
+        return [f"{self.mode} registration {k}" for k in range(3)], f"{self.mode} region"
+
     def analysis_settings(self):
         return self.settings
 
@@ -98,17 +101,20 @@ class _Run:
 
 
 class _Truth:
-    """The truth frame of one mode (the registration is the mode's own)."""
+    """A truth frame: the scenario's mode's, or the compared mode's made from it by ``seen_by`` (the same
+    truth and grid, the compared mode's registration)."""
 
     v = 0.5
 
-    def __init__(self, mode, seen):
-        self.mode, self.seen = mode, seen
-        self.transforms = [f"{mode} registration {k}" for k in range(3)]
-        self.grid = f"{mode} grid"
+    def __init__(self, mode, seen, transforms, grid):
+        self.mode, self.seen, self.transforms, self.grid = mode, seen, transforms, grid
 
-    def prefetch(self, k, node_sets):
-        self.seen["prefetch"].append((self.mode, k, list(node_sets)))
+    def seen_by(self, transforms, region):
+        self.seen["seen_by"].append((self.mode, transforms, region))
+        return _Truth(region.split()[0], self.seen, transforms, self.grid)
+
+    def prefetch(self, k, node_sets, frames=()):
+        self.seen["prefetch"].append((self.mode, k, list(node_sets), [f.mode for f in frames]))
 
     def registration_error(self, k):
         return {"of": self.transforms[k], "error_voxels": REGISTRATION_ERROR[k]}
@@ -121,7 +127,7 @@ def seen(monkeypatch):
 
     def truth_frame(run):
         seen["truth_frame"].append(run.mode)
-        return _Truth(run.mode, seen)
+        return _Truth(run.mode, seen, run.registration()[0], f"{run.mode} grid")
 
     def score_dvc(truth, field, k, shape):
         seen["score_dvc"].append((truth.mode, field["tag"], k, shape))
@@ -211,20 +217,25 @@ def _want_scores(mode, study, choice):
     return scores
 
 
-def _want_calls(mode, arch):
-    """What each recorder is given while one mode is scored."""
+def _node_sets(mode, k):
+    """The nodes and edge of step k's field and of each edge of its study, as the stand-ins tag them."""
+    return [(f"{mode} nodes {k}", 7), (f"{mode} nodes {k} edge 9", 9), (f"{mode} nodes {k} edge 5", 5)]
+
+
+def _want_calls(mode, arch, grid=None):
+    """What each recorder is given while one mode is scored (``grid``: its truth's, default the mode's)."""
     pore_phases = {"paper": (Phase.PORE, Phase.CBD), "best": (Phase.PORE,)}[mode]
+    grid = grid or f"{mode} grid"
     return {
         "truth_frame": [mode],
         # per step, before it is scored: the nodes and edge of its field and of each edge of the study
-        "prefetch": [(mode, k, [(f"{mode} nodes {k}", 7), (f"{mode} nodes {k} edge 9", 9),
-                                (f"{mode} nodes {k} edge 5", 5)]) for k in (1, 2)],
+        "prefetch": [(mode, k, _node_sets(mode, k), []) for k in (1, 2)],
         "score_dvc": [(mode, f"{mode} field 1", 1, SHAPE), (mode, f"{mode} field 2", 2, SHAPE)],
         # the processed reference and step k's processed volume, step k's field and truth
         "best_fit": [(f"{mode} processed 0", f"{mode} processed {k}", f"{mode} field {k}", TRUTH_AT_NODES[k], mode,
                       arch) for k in (1, 2)],
         # its floor per region: the regions of step k's nodes, with the mode's grid and step k's subvolume edge
-        "node_regions": [(f"{mode} nodes {k}", f"{mode} grid", SHAPE, 7) for k in (1, 2)],
+        "node_regions": [(f"{mode} nodes {k}", grid, SHAPE, 7) for k in (1, 2)],
         "best_fit_regions": [f"regions of {mode} nodes {k}" for k in (1, 2)],
         # the truth at step k's nodes composed with step k's registration
         "total_displacement": [(f"{mode} registration {k}", f"{mode} nodes {k}", TRUTH_AT_NODES[k]) for k in (1, 2)],
@@ -288,7 +299,13 @@ def test_the_compared_mode_is_scored_the_same_way_and_each_mode_reports_half_the
     assert list(scores["paper_comparison"]["tables"]) == ["paper", "best"]    # the scenario's mode first
     # the node truth is of the scenario's mode only
     np.testing.assert_equal(node_truth, _want_node_truth("paper"))
-    paper, best = _want_calls("paper", "gpu"), _want_calls("best", "gpu")
+    paper, best = _want_calls("paper", "gpu"), _want_calls("best", "gpu", grid="paper grid")
+    # one truth, the scenario's; the compared mode sees it through its own registration
+    paper["truth_frame"], best["truth_frame"] = ["paper"], []
+    assert seen["seen_by"] == [("paper", [f"best registration {k}" for k in range(3)], "best region")]
+    # each step's pass is asked for once with the fields of both modes and the compared mode's frame; the
+    # compared mode asks again for its own, which that pass holds
+    paper["prefetch"] = [("paper", k, _node_sets("paper", k) + _node_sets("best", k), ["best"]) for k in (1, 2)]
     for name in paper:
         np.testing.assert_equal(seen[name], paper[name] + best[name], err_msg=name)
     assert seen["paper_rows"] == [("paper", "paper"), ("best", "best")]

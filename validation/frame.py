@@ -7,6 +7,8 @@ exactly as the analysis did, so that the remaining difference is the
 analysis' own error.
 """
 
+import copy
+
 import numpy as np
 
 from analysis.dvc import Status
@@ -70,7 +72,24 @@ class TruthFrame:
         self.bridges0 = bridges0
         self._box_cache = {}
 
-    def prefetch(self, step, node_sets):
+    def seen_by(self, transforms, region):
+        """This truth through another analysis' registration of the same scans (e.g. the compared mode's).
+
+        The phantom, the particles and the subvolume truths that
+        :meth:`prefetch` keeps are shared, not copied: a box's truth does not
+        depend on the registration, so one pass over the phantom serves both.
+
+        Parameters
+        ----------
+        transforms : list of analysis.preprocess.RigidTransform
+        region : tuple of 3 slices
+            As for :class:`TruthFrame`.
+        """
+        other = copy.copy(self)     # shallow: the kept box truths stay one dict
+        other.transforms, other.region = list(transforms), tuple(region)
+        return other
+
+    def prefetch(self, step, node_sets, frames=()):
         """Compute the subvolume truths of several node fields of one step in one pass over the phantom.
 
         A pass of :func:`synthcal.truth.mean_solid_displacement_um` (and of
@@ -78,15 +97,24 @@ class TruthFrame:
         every phantom voxel whatever the number of boxes, so the fields of a
         subvolume study, scored one by one, would repeat it per edge. Later
         calls for these fields, and :meth:`registration_error` of the step,
-        read the results kept here.
+        read the results kept here. Boxes already kept are not computed
+        again: when every one is, there is no pass.
 
         Parameters
         ----------
         step : int
         node_sets : sequence of ((N, 3) ndarray, int)
             Each field's nodes (reconstruction voxels) and subvolume edge (voxels).
+        frames : sequence of TruthFrame
+            Frames made from this one by :meth:`seen_by`: their registration
+            boxes are computed in the same pass.
         """
-        boxes = [self.boxes(nodes, edge) for nodes, edge in node_sets] + [self._registration_box()]
+        boxes = [self.boxes(nodes, edge) for nodes, edge in node_sets] + \
+            [f._registration_box() for f in (self, *frames)]
+        boxes = [b for b in boxes if any((what, step, b.tobytes()) not in self._box_cache
+                                         for what in ("solid", "cracked"))]
+        if not boxes:
+            return
         every = np.concatenate(boxes)
         values = {what: self._per_box(what, step, every) for what in ("solid", "cracked")}
         starts = np.cumsum([0] + [len(b) for b in boxes])

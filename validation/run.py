@@ -11,7 +11,7 @@ import numpy as np
 from analysis.chain import strain_fields
 from analysis.dvc import Status, refine_nodes
 from analysis.layout import step_name
-from analysis.phases import SAMPLE_PHASES, Phase
+from analysis.phases import SAMPLE_PHASES, Phase, in_phases
 from analysis.pores import phase_fractions
 from analysis.regions import sample_mask
 from analysis.transform import total_displacement
@@ -36,9 +36,9 @@ def truth_pores(run, k, settings, arch, pore_phases=(Phase.PORE,)):
     off, n = grid.fov_offset_voxels, grid.n_det
     labels = np.asarray(run.truth_labels(k))[:, off:off + n, off:off + n]
     region = sample_mask(labels.shape, grid.sample_rows[k], settings.edge_exclusion_voxels)
-    pore_space = np.isin(labels, pore_phases)
+    pore_space = in_phases(labels, pore_phases)
     # the phases as the segmentation labels them: what it does not tell apart from pore is pore
-    sample = np.where(np.isin(labels, SAMPLE_PHASES) & ~pore_space, labels, np.uint8(Phase.PORE)).astype(np.uint8)
+    sample = np.where(in_phases(labels, SAMPLE_PHASES) & ~pore_space, labels, np.uint8(Phase.PORE)).astype(np.uint8)
     return settings.pore_size(pore_space, grid.voxel_size_um, mask=region, arch=arch), \
         phase_fractions(sample, mask=region)
 
@@ -188,12 +188,18 @@ def score_run(run, *, arch="cpu", progress=None):
         scenario's mode).
     """
     compared = run.compared()
-    scores, node_truth = _score_mode(run, arch, progress if compared is None else _half(progress, 0))
-    runs = [(run, scores)]
-    if compared is not None:
-        other, _ = _score_mode(compared, arch, _half(progress, 1))
+    truth = truth_frame(run)
+    if compared is None:
+        scores, node_truth = _score_mode(run, truth, arch, progress)
+        runs = [(run, scores)]
+    else:
+        # the compared analysis sees the same truth through its own registration: each step's pass over the
+        # phantom is made once, for the fields of both
+        other_truth = truth.seen_by(*compared.registration())
+        scores, node_truth = _score_mode(run, truth, arch, _half(progress, 0), also=[(compared, other_truth)])
+        other, _ = _score_mode(compared, other_truth, arch, _half(progress, 1))
         scores["compared"] = other
-        runs.append((compared, other))
+        runs = [(run, scores), (compared, other)]
     scores["paper_comparison"] = {
         "columns": list(COLUMNS), "mode": scores["analysis_mode"],
         "tables": {s["analysis_mode"]: {"folder": str(r.folder("preprocess").parent.relative_to(r.path)),
@@ -205,17 +211,17 @@ def _half(progress, which):
     return None if progress is None else (lambda fraction: progress((which + fraction) / 2))
 
 
-def _score_mode(run, arch, progress):
-    """Every score of the analysis in ``run``'s folders (one mode)."""
+def _score_mode(run, truth, arch, progress, also=()):
+    """Every score of the analysis in ``run``'s folders (one mode), against ``truth`` (its :class:`TruthFrame`);
+    ``also``: (run, frame) of analyses scored later, whose fields' truths each step's pass computes too."""
     s, settings = run.scenario, run.analysis_settings()
-    truth = truth_frame(run)
     shape = run.grid.recon_shape
     steps, node_truth = [], {}
     reference = run.processed(0)
     for k in run.steps[1:]:
-        # the main field and the study's: their truths in one pass over the phantom
-        fields = [run.dvc(k)] + [run.dvc(k, edge) for edge in settings.study_subvolumes_voxels]
-        truth.prefetch(k, [(f["nodes"], int(f["subvolume_voxels"])) for f in fields])
+        # the main field and the study's (and those of ``also``): their truths in one pass over the phantom
+        truth.prefetch(k, _node_sets(run, k) + [n for r, _ in also for n in _node_sets(r, k)],
+                       frames=[f for _, f in also])
         row, arrays = _score_step(run, truth, k, settings, shape, arch, reference)
         steps.append(row)
         node_truth.update({f"{step_name(k)}_{name}": value for name, value in arrays.items()})
@@ -236,6 +242,12 @@ def _score_mode(run, arch, progress):
         scores["subvolume_choice"] = {"highest_mean_cc_edge_um": by_cc["edge_um"],
                                       "lowest_rms_error_edge_um": by_error["edge_um"]}
     return scores, node_truth
+
+
+def _node_sets(run, k):
+    """(nodes, subvolume edge) of step ``k``'s DVC field and of each field of its subvolume study."""
+    fields = [run.dvc(k)] + [run.dvc(k, edge) for edge in run.analysis_settings().study_subvolumes_voxels]
+    return [(f["nodes"], int(f["subvolume_voxels"])) for f in fields]
 
 
 def finite(obj):
