@@ -398,11 +398,15 @@ def simulate_scan(render_rows, shape, angles_deg, *, oversampling=1, motion_voxe
         list(pool.map(expose_group, range(0, n_angles, _ANGLE_GROUP)))
         return expected
 
-    def detect(expected, k0):
+    def detect(expected, k0, pool):
         """Counts of rows k0.. drawn from their expected photons, each row from its own seed."""
-        for r in range(expected.shape[1]):
+        def detect_row(r):
             rng = np.random.default_rng([rng_seed, 1, k0 + r])
             counts[:, k0 + r] = _frames(rng, np.maximum(expected[:, r], 0.0), 1, dark_counts, read_noise_counts)[0]
+
+        # a row's draws depend on its seed alone, so the threads (numpy draws without the GIL) leave the
+        # bytes as one thread would
+        list(pool.map(detect_row, range(expected.shape[1])))
 
     first, last = -halo_rows, o * nz + halo_rows
     expose_rows = max(1, _EXPOSE_VALUES // (n_angles * n_window * o))
@@ -426,7 +430,7 @@ def simulate_scan(render_rows, shape, angles_deg, *, oversampling=1, motion_voxe
             n_held += n_rows
             ready = min(nz, (f0 + n_rows - halo_rows) // o)
             if ready - done >= expose_rows or (ready == nz and done < nz):
-                detect(expose(lines[:, :o * (ready - done) + 2 * halo_rows], done, ready, pool), done)
+                detect(expose(lines[:, :o * (ready - done) + 2 * halo_rows], done, ready, pool), done, pool)
                 # the rows from the next batch's first fine row minus its halo on move to the front
                 keep = o * ready - halo_rows - lines_first
                 lines[:, :n_held - keep] = lines[:, keep:n_held]
