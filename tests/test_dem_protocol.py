@@ -316,3 +316,17 @@ def test_a_spilled_particle_whose_fall_a_pillar_particle_stops_is_glued_on_the_b
     load._spill()
     assert sim.fixed.tolist() == [True, True, False] and load.n_spilled == 1
     np.testing.assert_allclose(sim.positions_um[1], [1.0, centre, centre + out_um + 0.5], atol=1e-6)
+
+
+def test_an_interval_with_no_free_particle_outside_the_footprint_reads_no_bonds(monkeypatch):
+    """The bonds are sorted anew at each read: the paper scenario's loading would read them 9315 times."""
+    centre = 0.5 * TINY.electrode.slab_width_um
+    out_um = 0.5 * TINY.pillar.diameter_um + TINY.particles.nmc_max_diameter_um + 1.0
+    nmc = Material(youngs_modulus_pa=200e9, poisson_ratio=0.3, density_kg_m3=4650.0, restitution=0.5, friction=0.4)
+    # one particle inside, one outside but already glued
+    sim = Simulation([[1.0, centre, centre], [1.0, centre, centre + out_um]], [1.0, 1.0], nmc, bottom_z_um=0.0)
+    sim.set_fixed([False, True])
+    load = _Loading(sim, TINY, 20.0)
+    monkeypatch.setattr(Simulation, "bonds", property(lambda self: pytest.fail("bonds read")))
+    load._spill()
+    assert sim.fixed.tolist() == [False, True] and load.n_spilled == 0
