@@ -290,14 +290,21 @@ def test_a_fall_that_a_free_pillar_particle_would_stop_slides_away_from_the_axis
     np.testing.assert_allclose(out, expected, atol=1e-6)
 
 
-def test_a_particle_that_spills_in_mid_air_is_glued_on_the_base_not_where_it_broke_loose():
-    """Glued where it was, a particle beside the pillar's top is a rigid post under the (infinite) head."""
+def _spill_setup(centres_um, fixed):
+    """A simulation of unit NMC spheres at ``centres_um(centre, out_um)`` with ``fixed`` set, its ``_Loading`` on
+    TINY, the pillar axis ``centre`` and ``out_um``, a distance from it beyond TINY's footprint."""
     centre = 0.5 * TINY.electrode.slab_width_um
     out_um = 0.5 * TINY.pillar.diameter_um + TINY.particles.nmc_max_diameter_um + 1.0
     nmc = Material(youngs_modulus_pa=200e9, poisson_ratio=0.3, density_kg_m3=4650.0, restitution=0.5, friction=0.4)
-    sim = Simulation([[1.0, centre, centre], [12.0, centre, centre + out_um]], [1.0, 1.0], nmc, bottom_z_um=0.0)
-    sim.set_fixed([True, False])
-    load = _Loading(sim, TINY, 20.0)
+    x = centres_um(centre, out_um)
+    sim = Simulation(x, [1.0] * len(x), nmc, bottom_z_um=0.0)
+    sim.set_fixed(fixed)
+    return sim, _Loading(sim, TINY, 20.0), centre, out_um
+
+
+def test_a_particle_that_spills_in_mid_air_is_glued_on_the_base_not_where_it_broke_loose():
+    """Glued where it was, a particle beside the pillar's top is a rigid post under the (infinite) head."""
+    sim, load, centre, out_um = _spill_setup(lambda c, o: [[1.0, c, c], [12.0, c, c + o]], [True, False])
     load._spill()
     assert sim.fixed.tolist() == [True, True] and load.n_spilled == 1
     np.testing.assert_allclose(sim.positions_um[1], [1.0, centre, centre + out_um], atol=1e-9)
@@ -305,14 +312,9 @@ def test_a_particle_that_spills_in_mid_air_is_glued_on_the_base_not_where_it_bro
 
 def test_a_spilled_particle_whose_fall_a_pillar_particle_stops_is_glued_on_the_base_beyond_it():
     """Glued on a free pillar particle, it would be a post under the head; it lands beyond, on the foil."""
-    centre = 0.5 * TINY.electrode.slab_width_um
-    out_um = 0.5 * TINY.pillar.diameter_um + TINY.particles.nmc_max_diameter_um + 1.0
-    nmc = Material(youngs_modulus_pa=200e9, poisson_ratio=0.3, density_kg_m3=4650.0, restitution=0.5, friction=0.4)
     # the pillar particle 1.5 inward of the spilled one: a slide of sqrt(2^2 - 0) - 1.5 = 0.5 clears it
-    sim = Simulation([[1.0, centre, centre], [12.0, centre, centre + out_um], [3.0, centre, centre + out_um - 1.5]],
-                     [1.0, 1.0, 1.0], nmc, bottom_z_um=0.0)
-    sim.set_fixed([True, False, False])
-    load = _Loading(sim, TINY, 20.0)
+    sim, load, centre, out_um = _spill_setup(
+        lambda c, o: [[1.0, c, c], [12.0, c, c + o], [3.0, c, c + o - 1.5]], [True, False, False])
     load._spill()
     assert sim.fixed.tolist() == [True, True, False] and load.n_spilled == 1
     np.testing.assert_allclose(sim.positions_um[1], [1.0, centre, centre + out_um + 0.5], atol=1e-6)
@@ -320,13 +322,8 @@ def test_a_spilled_particle_whose_fall_a_pillar_particle_stops_is_glued_on_the_b
 
 def test_an_interval_with_no_free_particle_outside_the_footprint_reads_no_bonds(monkeypatch):
     """The bonds are sorted anew at each read: the paper scenario's loading would read them 9315 times."""
-    centre = 0.5 * TINY.electrode.slab_width_um
-    out_um = 0.5 * TINY.pillar.diameter_um + TINY.particles.nmc_max_diameter_um + 1.0
-    nmc = Material(youngs_modulus_pa=200e9, poisson_ratio=0.3, density_kg_m3=4650.0, restitution=0.5, friction=0.4)
     # one particle inside, one outside but already glued
-    sim = Simulation([[1.0, centre, centre], [1.0, centre, centre + out_um]], [1.0, 1.0], nmc, bottom_z_um=0.0)
-    sim.set_fixed([False, True])
-    load = _Loading(sim, TINY, 20.0)
+    sim, load, _, _ = _spill_setup(lambda c, o: [[1.0, c, c], [1.0, c, c + o]], [False, True])
     monkeypatch.setattr(Simulation, "bonds", property(lambda self: pytest.fail("bonds read")))
     load._spill()
     assert sim.fixed.tolist() == [False, True] and load.n_spilled == 0
