@@ -345,7 +345,10 @@ def whole_voxel_kernel(d2: ti.types.ndarray(dtype=ti.f32, ndim=3)):
 def _paint_run(lt: ti.template(), z, y, x_lo, x_hi, value):
     """lt = max(lt, value) on row (z, y) from x_lo to x_hi."""
     for x in range(x_lo, x_hi + 1):
-        ti.atomic_max(lt[z, y, x], value)
+        # lt only grows, so a voxel read at value or more needs no atomic (a locked compare-and-swap loop for
+        # floats): the paper phantom's whole-voxel painting of the non-NMC phase, 49 -> 32 s
+        if lt[z, y, x] < value:
+            ti.atomic_max(lt[z, y, x], value)
 
 
 @ti.kernel

@@ -313,7 +313,8 @@ def _local_radius(pore_mask, progress):
     return lt
 
 
-def cpsd(pore_mask, voxel_size_um, mask=None, radius_step_um=None, progress=None, arch="cpu"):
+def cpsd(pore_mask, voxel_size_um, mask=None, radius_step_um=None, progress=None, arch="cpu", *,
+         radius_um=None):
     """Continuous pore size distribution (Münch & Holzer) of a binary pore space.
 
     Parameters
@@ -334,6 +335,10 @@ def cpsd(pore_mask, voxel_size_um, mask=None, radius_step_um=None, progress=None
         Called as ``progress(fraction)``.
     arch : {"cpu", "gpu"}
         Taichi backend, see :func:`local_radius`.
+    radius_um : ndarray of float32, (z, y, x), optional
+        The local radius map of ``pore_mask`` already made, in µm
+        (:func:`local_radius` times the voxel size, e.g. a stored truth):
+        used instead of computing it.
 
     Returns
     -------
@@ -360,17 +365,31 @@ def cpsd(pore_mask, voxel_size_um, mask=None, radius_step_um=None, progress=None
     analysed = pore_mask if mask is None else pore_mask & mask
     if not analysed.any():
         raise ValueError("mask: expected some pore voxels inside the analysis region, got none")
-    lt = local_radius(pore_mask, arch=arch, progress=None if progress is None
-                      else (lambda f: progress(0.95 * f)))
-    result = _distribution(lt, analysed, mask, voxel_size_um, radius_step_um)
+    if radius_um is None:
+        lt = local_radius(pore_mask, arch=arch, progress=None if progress is None
+                          else (lambda f: progress(0.95 * f)))
+        result = _distribution(lt, analysed, mask, voxel_size_um, radius_step_um)
+    else:
+        result = _distribution(_check_radius_map(radius_um, pore_mask.shape), analysed, mask, voxel_size_um,
+                               radius_step_um, unit_um=1.0)
     if progress is not None:
         progress(1.0)
     return result
 
 
-def _distribution(radius_voxels, analysed, mask, voxel_size_um, radius_step_um):
-    """:class:`CPSDResult` of a local radius map (voxels) over the analysed pore voxels."""
-    radii_um = np.sort(radius_voxels[analysed]).astype(np.float64) * voxel_size_um
+def _check_radius_map(radius_um, shape):
+    radius_um = np.asarray(radius_um)
+    if radius_um.shape != tuple(shape) or radius_um.dtype.kind != "f":
+        raise ValueError(f"radius_um: expected a float map of the pore mask's shape {tuple(shape)}, got shape "
+                         f"{radius_um.shape} dtype {radius_um.dtype}")
+    return radius_um
+
+
+def _distribution(radius, analysed, mask, voxel_size_um, radius_step_um, unit_um=None):
+    """:class:`CPSDResult` of a local radius map over the analysed pore voxels; ``unit_um``: the map's
+    unit in µm (default: the voxel size, a map in voxels)."""
+    unit_um = voxel_size_um if unit_um is None else unit_um
+    radii_um = np.sort(radius[analysed]).astype(np.float64) * unit_um
     n = radii_um.size
     axis = np.arange(0.0, radii_um[-1] + 2 * radius_step_um, radius_step_um)
     fraction = 1.0 - np.searchsorted(radii_um, axis, side="left") / n
@@ -446,7 +465,7 @@ def _whole_voxel_radius(pore_mask):
     return out
 
 
-def cpsd_whole_voxel(pore_mask, voxel_size_um, mask=None, progress=None, arch="cpu"):
+def cpsd_whole_voxel(pore_mask, voxel_size_um, mask=None, progress=None, arch="cpu", *, radius_um=None):
     """CPSD with whole-voxel ball radii, as the ImageJ plugin the paper used computes it.
 
     The paper ran its CPSD "in ImageJ as part of the Beat add-on package":
@@ -471,6 +490,10 @@ def cpsd_whole_voxel(pore_mask, voxel_size_um, mask=None, progress=None, arch="c
         Analysis region: radii come from the whole ``pore_mask``, counted inside it.
     progress : callable, optional
     arch : {"cpu", "gpu"}
+    radius_um : ndarray of float32, (z, y, x), optional
+        The radius map of ``pore_mask`` already made, in µm
+        (:func:`whole_voxel_radius` times the voxel size): used instead of
+        computing it.
 
     Returns
     -------
@@ -484,7 +507,12 @@ def cpsd_whole_voxel(pore_mask, voxel_size_um, mask=None, progress=None, arch="c
     analysed = pore_mask if mask is None else pore_mask & mask
     if not analysed.any():
         raise ValueError("mask: expected some pore voxels inside the analysis region, got none")
-    result = _distribution(whole_voxel_radius(pore_mask, arch=arch), analysed, mask, voxel_size_um, voxel_size_um)
+    if radius_um is None:
+        result = _distribution(whole_voxel_radius(pore_mask, arch=arch), analysed, mask, voxel_size_um,
+                               voxel_size_um)
+    else:
+        result = _distribution(_check_radius_map(radius_um, pore_mask.shape), analysed, mask, voxel_size_um,
+                               voxel_size_um, unit_um=1.0)
     if progress is not None:
         progress(1.0)
     return result

@@ -199,6 +199,13 @@ class Run:
         path = self.folder("phantom") / "binder.npz"
         return Binder.read(path) if path.is_file() else None
 
+    def truth_radius_um(self, k, name):
+        """The truth's local radius map ``name`` (a key of :data:`synthcal.truth.RADIUS_MAPS`) of step ``k``,
+        µm, on the phantom's field of view (the ``n_det`` square, every row); None for a run made before
+        the maps were stored."""
+        path = self.folder("phantom") / f"{step_name(k)}_radius_{name}.zarr"
+        return read_volume(path)[0] if path.is_dir() else None
+
     def truth_summary(self):
         """Per step: the phantom's phase fractions and pore radii in the analysed region (list of dict, see
         :func:`synthcal.truth.phase_summary`)."""

@@ -110,7 +110,7 @@ def run_phantom(ctx):
     from synthcal.phantom import voxelise
     from synthcal.pieces import fracture_counts
     from synthcal.scan_truth import scan_displacement, write_displacement
-    from synthcal.truth import ParticlePoses, phase_summary
+    from synthcal.truth import ParticlePoses, phase_summary, radius_maps_um
     from synthcal.xray import drift_voxels
 
     s, im, p = ctx.scenario, ctx.scenario.imaging, ctx.scenario.particles
@@ -141,7 +141,13 @@ def run_phantom(ctx):
         phantom.bridges.write(f"{stem}_bridges.npz")
         if k == 0:
             reference.update(owner=phantom.owner, bridges=phantom.bridges)
-        return {**phase_summary(phantom.labels, grid, k, arch=ctx.arch), **fracture_counts(st.pieces)}
+        # the truth's pore sizes, made once: the summary and scoring (both modes) read them
+        radius_maps = radius_maps_um(phantom.labels, grid, arch=ctx.arch)
+        for name, radius_um in radius_maps.items():
+            write_volume(f"{stem}_radius_{name}.zarr", radius_um, v,
+                         description=f"truth's local radius of the {name} phase, µm (synthcal.truth.RADIUS_MAPS)")
+        return {**phase_summary(phantom.labels, grid, k, radius_maps=radius_maps, arch=ctx.arch),
+                **fracture_counts(st.pieces)}
 
     _write_json(ctx.out / "summary.json", _steps(ctx, voxelise_step))
     binder.write(ctx.out / "binder.npz")

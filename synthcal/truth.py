@@ -26,6 +26,12 @@ voxel centre; a bridge voxel's is the particle of its half) and its
 voxel); at arbitrary points the binder is classified from its geometry
 (:class:`synthcal.binder.Binder`).
 
+Pore sizes. :func:`radius_maps_um` gives the truth's local radius maps of a
+phantom (:data:`RADIUS_MAPS`: the pores' continuous radii, the best chain's
+CPSD; the non-NMC phase's whole-voxel radii, the paper's), made once by the
+phantom stage and stored with it; scoring and :func:`phase_summary` read
+them.
+
 Summary. :func:`phase_summary` gives the phase fractions and pore sizes of
 a phantom in the analysed region.
 
@@ -38,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from analysis.phases import SAMPLE_PHASES, Phase, in_phases
-from analysis.pores import cpsd, phase_fractions
+from analysis.pores import cpsd, cpsd_whole_voxel, local_radius, phase_fractions, whole_voxel_radius
 from synthcal.binder import BRIDGE, FILM, Binder, BridgeVoxels, classify_points_um
 from synthcal.binning import bin_particles, choose_cell_size_um
 from synthcal.pieces import Pieces, depth_um
@@ -481,29 +487,67 @@ def _box_sums(b, shape, plane_values, channels):
     return sums
 
 
-def _radii_um(phase_mask, region, voxel_size_um, arch):
-    """Mean and median local radius (µm) of a phase in the region; None for both where it has none."""
-    if not (phase_mask & region).any() or phase_mask.all():
-        return None, None
-    result = cpsd(phase_mask, voxel_size_um, mask=region, arch=arch)
-    return result.mean_radius_um, result.median_radius_um
+#: The truth's local radius maps: name -> (the pore-size function whose radii the map holds, that function's
+#: radius map in voxels, the phases measured). "pore": the pores' continuous radii (the best chain's CPSD,
+#: its label 0 is pore); "inactive": the whole-voxel radii of everything but NMC (the paper's CPSD on its
+#: binarisation).
+RADIUS_MAPS = {"pore": (cpsd, local_radius, (Phase.PORE,)),
+               "inactive": (cpsd_whole_voxel, whole_voxel_radius, (Phase.PORE, Phase.CBD))}
 
 
-def phase_summary(labels, grid, step, *, arch="cpu"):
+def radius_maps_um(labels, grid, *, arch="cpu"):
+    """The truth's local radius maps (:data:`RADIUS_MAPS`) of a phantom, on its field of view.
+
+    The field of view is the ``n_det`` square on the rotation axis, every
+    row: the grid a reconstruction covers, on which the chain measures its
+    CPSD. Each phase's radii are bounded by the other phases (NMC, head,
+    foil) and not by the square's sides: voxels outside the array count as
+    pore, as they do for the chain (:func:`analysis.pores.local_radius`).
+
+    Parameters
+    ----------
+    labels : (nz, ny, nx) uint8
+        ``Phantom.labels`` (phantom grid).
+    grid : synthcal.grid.Grid
+    arch : {"cpu", "gpu"}
+
+    Returns
+    -------
+    dict of str to (nz, n_det, n_det) float32
+        Radius (µm) of each voxel of the phase, 0 elsewhere; 0 everywhere
+        when the field of view holds none of the phase, inf when it holds
+        nothing else.
+    """
+    labels = np.asarray(labels)
+    if labels.shape != tuple(grid.shape):
+        raise ValueError(f"labels: expected the grid's shape {tuple(grid.shape)}, got {labels.shape}")
+    off, n = grid.fov_offset_voxels, grid.n_det
+    fov = labels[:, off:off + n, off:off + n]
+    maps = {}
+    for name, (_, radius_map, phases) in RADIUS_MAPS.items():
+        phase = in_phases(fov, phases)
+        if not phase.any():
+            maps[name] = np.zeros(fov.shape, dtype=np.float32)
+        elif phase.all():
+            maps[name] = np.full(fov.shape, np.inf, dtype=np.float32)
+        else:
+            maps[name] = radius_map(phase, arch=arch) * np.float32(grid.voxel_size_um)
+    return maps
+
+
+def phase_summary(labels, grid, step, *, radius_maps=None, arch="cpu"):
     """Phase fractions and pore sizes of a phantom where the analysis looks.
 
     The region is the field of view, the cylinder of ``n_det`` voxels'
     diameter on the rotation axis (what a scan reconstructs: in interior
     tomography the pillar is wider, and the corners of the ``n_det`` square
     hold the air around it), in the sample rows of the step
-    (``grid.sample_rows``: between the foil and the head), less any head or
-    foil voxel in those rows. Pore sizes are the continuous pore size
-    distribution of :func:`analysis.pores.cpsd` (sub-voxel inscribed
-    spheres): of the inactive phase (everything but NMC: pore and CBD, what
-    the paper binarises) and of the pore phase alone. Local radii are
-    computed inside the cylinder, where NMC, head, foil and the cylinder's
-    wall (the edge of a reconstruction) bound them, and counted in the
-    region.
+    (``grid.sample_rows``), less any head or foil voxel in those rows. Pore
+    sizes are the truth's radius maps (:func:`radius_maps_um`, made on the
+    ``n_det`` square) counted in the region: the continuous radii of the
+    pore phase (``pore_*``) and the whole-voxel radii of the inactive phase,
+    everything but NMC, as the paper binarised and measured it
+    (``inactive_*``).
 
     Parameters
     ----------
@@ -512,6 +556,8 @@ def phase_summary(labels, grid, step, *, arch="cpu"):
     grid : synthcal.grid.Grid
     step : int
         Load step (selects the head's row).
+    radius_maps : dict, optional
+        :func:`radius_maps_um` of ``labels``, if already made; default: made here.
     arch : {"cpu", "gpu"}
 
     Returns
@@ -532,17 +578,20 @@ def phase_summary(labels, grid, step, *, arch="cpu"):
     fov = labels[:, off:off + n, off:off + n]
     z0, z1 = grid.sample_rows[step]
     j = np.arange(n) - (n - 1) / 2.0
-    cylinder = np.broadcast_to(j[:, None] ** 2 + j[None, :] ** 2 <= (n / 2.0) ** 2, fov.shape)
     region = np.zeros(fov.shape, dtype=bool)
-    region[max(z0, 0):max(z1, 0)] = True
-    region &= cylinder & in_phases(fov, SAMPLE_PHASES)
+    region[max(z0, 0):max(z1, 0)] = j[:, None] ** 2 + j[None, :] ** 2 <= (n / 2.0) ** 2
+    region &= in_phases(fov, SAMPLE_PHASES)
     if not region.any():
         raise ValueError(f"labels: no sample voxels between foil and head at step {step}")
     fractions = phase_fractions(np.where(region, fov, np.uint8(Phase.PORE)), mask=region)
-    inactive_mean, inactive_median = _radii_um(cylinder & in_phases(fov, (Phase.PORE, Phase.CBD)), region,
-                                               grid.voxel_size_um, arch)
-    pore_mean, pore_median = _radii_um(cylinder & (fov == Phase.PORE), region, grid.voxel_size_um, arch)
-    return {"step": int(step), "n_voxels": fractions.n_voxels, "nmc_fraction": fractions.nmc,
-            "cbd_fraction": fractions.cbd, "pore_fraction": fractions.pore, "inactive_fraction": fractions.inactive,
-            "inactive_mean_radius_um": inactive_mean, "inactive_median_radius_um": inactive_median,
-            "pore_mean_radius_um": pore_mean, "pore_median_radius_um": pore_median}
+    maps = radius_maps_um(labels, grid, arch=arch) if radius_maps is None else radius_maps
+    row = {"step": int(step), "n_voxels": fractions.n_voxels, "nmc_fraction": fractions.nmc,
+           "cbd_fraction": fractions.cbd, "pore_fraction": fractions.pore, "inactive_fraction": fractions.inactive}
+    for name, (pore_size, _, phases) in RADIUS_MAPS.items():
+        phase = in_phases(fov, phases)
+        result = None
+        if (phase & region).any() and not phase.all():
+            result = pore_size(phase, grid.voxel_size_um, mask=region, radius_um=maps[name])
+        row[f"{name}_mean_radius_um"] = None if result is None else result.mean_radius_um
+        row[f"{name}_median_radius_um"] = None if result is None else result.median_radius_um
+    return row

@@ -45,8 +45,21 @@ def test_truth_summary_per_step(tiny_run):
     for row in rows:
         assert row["nmc_fraction"] + row["cbd_fraction"] + row["pore_fraction"] == pytest.approx(1.0)
         assert row["inactive_fraction"] == pytest.approx(1.0 - row["nmc_fraction"])
-        assert 0 < row["pore_mean_radius_um"] < row["inactive_mean_radius_um"]
-        assert row["inactive_median_radius_um"] > 0
+        # two definitions (continuous for the pores, whole-voxel for the inactive phase): no order between them
+        assert row["pore_mean_radius_um"] > 0 and row["pore_median_radius_um"] > 0
+        assert row["inactive_mean_radius_um"] > 0 and row["inactive_median_radius_um"] > 0
+    # the truth's radius maps, stored once for the summary and scoring: on the field of view, 0 off each
+    # phase, positive on it
+    off, n = run.grid.fov_offset_voxels, run.grid.n_det
+    for k in run.steps:
+        fov = np.asarray(run.truth_labels(k))[:, off:off + n, off:off + n]
+        for name, phases in (("pore", [Phase.PORE]), ("inactive", [Phase.PORE, Phase.CBD])):
+            radius_um = run.truth_radius_um(k, name)
+            assert radius_um.shape == fov.shape and radius_um.dtype == np.float32
+            phase = np.isin(fov, phases)
+            assert np.all(radius_um[~phase] == 0) and np.all(radius_um[phase] >= 0)
+            assert radius_um[phase].mean() > 0
+    assert run.truth_radius_um(0, "cbd") is None
     # compression packs the pillar: the region shrinks with the head (tiny's compliant stage may move the
     # head by less than a voxel row; then the region keeps its rows)
     first, last = (stop - start for start, stop in (run.grid.sample_rows[0], run.grid.sample_rows[-1]))

@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 
 from analysis._local_radius_kernels import paint_ridge_kernel, partner_kernel
 from analysis._taichi import ensure_taichi
-from analysis.pores import (cpsd, local_radius, phase_fractions, plot_cpsd,
+from analysis.pores import (cpsd, cpsd_whole_voxel, local_radius, phase_fractions, plot_cpsd, whole_voxel_radius,
                             write_cpsd_csv, write_phase_fractions_csv)
 from synthcal.strategies import digitise_spheres, sphere_packs
 
@@ -82,6 +82,8 @@ def test_local_radius_of_a_flipped_or_turned_image_is_the_flipped_or_turned_radi
     (dict(voxel_size_um=float("nan")), "voxel_size_um"),
     (dict(voxel_size_um=1.0, mask=np.ones((3, 3, 3), dtype=bool)), "mask"),
     (dict(voxel_size_um=1.0, mask=np.zeros((8, 8, 8), dtype=bool)), "mask"),
+    (dict(voxel_size_um=1.0, radius_um=np.ones((8, 8, 7), dtype=np.float32)), "radius_um"),
+    (dict(voxel_size_um=1.0, radius_um=np.ones((8, 8, 8), dtype=np.int32)), "radius_um"),
 ])
 def test_bad_input(kwargs, match):
     im = np.zeros((8, 8, 8), dtype=bool)
@@ -90,6 +92,25 @@ def test_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match) as err:
         cpsd(**kwargs)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("pore_size, radius_map", [(cpsd, local_radius), (cpsd_whole_voxel, whole_voxel_radius)])
+def test_a_radius_map_made_before_gives_the_distribution_of_the_one_made_here(pore_size, radius_map):
+    v = 0.25
+    centres = np.indices((20, 20, 20)) - 9.3
+    pores = np.sum(centres ** 2, axis=0) <= 6.2 ** 2
+    pores[:, :3, :] |= np.random.default_rng(4).random((20, 3, 20)) < 0.5
+    region = np.zeros(pores.shape, dtype=bool)
+    region[2:18, 2:18, 2:18] = True
+    made_here = pore_size(pores, v, mask=region)
+    # the map in um, rounded to float32 as the phantom stage stores it
+    given = pore_size(pores, v, mask=region, radius_um=radius_map(pores) * np.float32(v))
+    assert given.mean_radius_um == pytest.approx(made_here.mean_radius_um, rel=1e-6)
+    assert given.median_radius_um == pytest.approx(made_here.median_radius_um, rel=1e-6)
+    assert (given.porosity, given.n_pore_voxels) == (made_here.porosity, made_here.n_pore_voxels)
+    np.testing.assert_allclose(given.cumulative_fraction, made_here.cumulative_fraction, atol=1e-6)
+    # a different map is read as given, not made again
+    assert pore_size(pores, v, mask=region, radius_um=np.full(pores.shape, 0.5, np.float32)).mean_radius_um == 0.5
 
 
 def test_phase_fractions_count_labels():

@@ -17,6 +17,7 @@ import pytest
 import validation.run as run_module
 from analysis.dvc import Status
 from analysis.phases import Phase
+from analysis.pores import cpsd, cpsd_whole_voxel
 from validation.run import _half, _pore_phases, _pore_scores, best_fit, finite, subvolume_study, truth_pores
 
 from test_dvc_status import fourier_shift, texture
@@ -64,6 +65,34 @@ def test_the_truth_counts_the_analysed_region_of_the_field_of_view_with_the_chai
     np.testing.assert_array_equal(seen["pore_space"], want_space)
     assert phases.n_voxels == 32
     assert (phases.nmc, phases.cbd, phases.pore, phases.inactive) == pytest.approx((20 / 32, cbd, pore, 12 / 32))
+
+
+class _StoredRun(_Run):
+    """A run whose phantom stage stored the truth's radius maps: 0.75 um on every voxel of the pore
+    space (no map made from the labels gives that), so a truth read from them is 0.75."""
+
+    def __init__(self):
+        self.asked = []
+
+    def truth_radius_um(self, k, name):
+        self.asked.append((k, name))
+        return np.full((6, 6, 6), 0.75, dtype=np.float32)
+
+
+@pytest.mark.parametrize("pore_size, pore_phases, stored", [
+    (cpsd, (Phase.PORE,), "pore"), (cpsd_whole_voxel, (Phase.CBD, Phase.PORE), "inactive"),
+    (cpsd, (Phase.PORE, Phase.CBD), None), (cpsd_whole_voxel, (Phase.PORE,), None)])
+def test_the_truth_reads_the_stored_radius_map_of_its_definition_and_makes_any_other(pore_size, pore_phases,
+                                                                                      stored):
+    run = _StoredRun()
+    settings = types.SimpleNamespace(edge_exclusion_voxels=1, pore_size=pore_size)
+    result, _ = truth_pores(run, 2, settings, "cpu", pore_phases)
+    assert run.asked == ([] if stored is None else [(2, stored)])
+    if stored is None:
+        # made from the labels: the 4 x 2 pore slab of row 3 (or its 4 x 3 slab with the CBD) is far below 0.75 um
+        assert result.mean_radius_um < 0.5
+    else:
+        assert result.mean_radius_um == 0.75 and result.median_radius_um == 0.75
 
 
 def test_the_pore_phases_and_the_pore_and_phase_blocks_as_scores_json_holds_them():

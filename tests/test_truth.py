@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from analysis.phases import Phase
 from synthcal.grid import Grid
 from synthcal.truth import (ParticlePoses, mean_solid_displacement_um, owner_at_points_um, phase_summary,
-                            true_displacement_um, true_displacement_volume)
+                            radius_maps_um, true_displacement_um, true_displacement_volume)
+from test_paper_mode import brute_force_radius
 
 H = 0.25
 ORIGIN = np.array([0.1, -0.2, 0.3])
@@ -198,9 +199,46 @@ def test_phase_summary_hand_worked(step, first_row, end_row):
     assert rows["nmc_fraction"] == pytest.approx(1 - n_inactive / n_region, rel=1e-12)
     assert rows["inactive_fraction"] == pytest.approx(n_inactive / n_region, rel=1e-12)
     # one spherical pore: every voxel's inscribed radius is the sphere's (CPSD reads 0.99 R at 4-6 voxels)
-    for key, radius in (("inactive_mean_radius_um", 3.0), ("inactive_median_radius_um", 3.0),
-                        ("pore_mean_radius_um", 2.0), ("pore_median_radius_um", 2.0)):
-        assert rows[key] == pytest.approx(radius, rel=0.03), key
+    for key in ("pore_mean_radius_um", "pore_median_radius_um"):
+        assert rows[key] == pytest.approx(2.0, rel=0.03), key
+    # the inactive blob's whole-voxel radii, by brute force on a box of NMC around it (every ball, every
+    # radius); the blob is a sphere of 6 voxels' radius whose centre is 0.54 voxel off the lattice, so no
+    # ball of radius 6 fits and the radii are 5 and less
+    box = (slice(5, 30), slice(10, 35), slice(10, 35))
+    blob = d[box] < 3.0
+    assert not (blob[0].any() or blob[-1].any() or blob[:, 0].any() or blob[:, -1].any() or blob[:, :, 0].any()
+                or blob[:, :, -1].any())
+    radii_um = 0.5 * brute_force_radius(blob)[blob]
+    assert radii_um.max() == 2.5
+    assert rows["inactive_mean_radius_um"] == pytest.approx(radii_um.mean(), rel=1e-6)
+    assert rows["inactive_median_radius_um"] == pytest.approx(np.median(radii_um), rel=1e-6)
+
+
+def test_radius_maps_are_the_chains_two_definitions_on_the_field_of_view_in_um():
+    grid, labels, d = summary_case()
+    maps = radius_maps_um(labels, grid)
+    fov = (slice(None), slice(2, 42), slice(2, 42))
+    assert set(maps) == {"pore", "inactive"}
+    for radius_um in maps.values():
+        assert radius_um.shape == (36, 40, 40) and radius_um.dtype == np.float32
+    # the inactive blob: whole-voxel radii (brute force on a box of NMC around it) times 0.5 um
+    box = (slice(5, 30), slice(10, 35), slice(10, 35))      # of the field of view
+    blob = d[fov][box] < 3.0
+    assert np.count_nonzero(blob) == np.count_nonzero(d < 3.0)
+    inactive = maps["inactive"][box]
+    np.testing.assert_array_equal(inactive[blob], 0.5 * brute_force_radius(blob)[blob])
+    assert np.all(inactive[~blob] == 0)
+    # the pore: continuous radii of the 2 um sphere (4 voxels), 0 on the CBD shell around it and on NMC
+    pore = maps["pore"]
+    assert pore[d[fov] < 2.0].mean() == pytest.approx(2.0, rel=0.03)
+    assert np.all(pore[(d[fov] >= 2.0) & (d[fov] < 3.0)] == 0) and np.all(pore[labels[fov] == Phase.NMC] == 0)
+
+
+def test_radius_maps_of_a_missing_phase_are_zero():
+    grid, labels, d = summary_case()
+    labels[labels == Phase.PORE] = Phase.NMC
+    maps = radius_maps_um(labels, grid)
+    assert np.all(maps["pore"] == 0) and maps["inactive"].max() > 0
 
 
 def test_phase_summary_without_pores_and_bad_input():

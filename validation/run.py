@@ -15,6 +15,7 @@ from analysis.phases import SAMPLE_PHASES, Phase, in_phases
 from analysis.pores import phase_fractions
 from analysis.regions import sample_mask
 from analysis.transform import total_displacement
+from synthcal.truth import RADIUS_MAPS
 from validation.frame import node_regions, score_dvc, truth_frame
 from validation.paper import COLUMNS, paper_rows
 from validation.score import error_by_region, tensor_rms_error, vector_error_stats
@@ -28,9 +29,11 @@ def truth_pores(run, k, settings, arch, pore_phases=(Phase.PORE,)):
     less the edge exclusion) on the field of view of the phantom. The pore
     space is the true phases the segmentation's label 0 stands for
     (``pore_phases``: the pores, or the pores and the CBD in the paper's
-    binarisation), its size distribution the settings' ``pore_size``. Head
-    and foil bound the pores as solids do; they lie outside the region, so
-    no phase fraction counts them.
+    binarisation), its size distribution the settings' ``pore_size``: from
+    the truth's radius map stored with the phantom when one holds that
+    function's radii of those phases (:data:`synthcal.truth.RADIUS_MAPS`),
+    else made here. Head and foil bound the pores as solids do; they lie
+    outside the region, so no phase fraction counts them.
     """
     grid = run.grid
     off, n = grid.fov_offset_voxels, grid.n_det
@@ -39,7 +42,11 @@ def truth_pores(run, k, settings, arch, pore_phases=(Phase.PORE,)):
     pore_space = in_phases(labels, pore_phases)
     # the phases as the segmentation labels them: what it does not tell apart from pore is pore
     sample = np.where(in_phases(labels, SAMPLE_PHASES) & ~pore_space, labels, np.uint8(Phase.PORE)).astype(np.uint8)
-    return settings.pore_size(pore_space, grid.voxel_size_um, mask=region, arch=arch), \
+    stored = [name for name, (pore_size, _, phases) in RADIUS_MAPS.items()
+              if pore_size is settings.pore_size and set(phases) == set(pore_phases)]
+    radius_um = run.truth_radius_um(k, stored[0]) if stored else None
+    extra = {} if radius_um is None else {"radius_um": radius_um}
+    return settings.pore_size(pore_space, grid.voxel_size_um, mask=region, arch=arch, **extra), \
         phase_fractions(sample, mask=region)
 
 
