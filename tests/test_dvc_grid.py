@@ -104,6 +104,21 @@ def test_extract_cubes_reads_each_voxel_clamped_to_the_nearest_face(shape, edge,
             assert got[b, k, j, i] == volume[z, y, x]
 
 
+@settings(max_examples=40, deadline=None)
+@given(shape=st.tuples(*[st.integers(6, 12)] * 3), edge=st.integers(1, 5), data=st.data())
+def test_extract_cubes_inside_the_volume_and_across_a_face_in_one_batch(shape, edge, data):
+    # most corners inside (a slice each), some one or two voxels across a face (the clamped gather)
+    corners = data.draw(st.lists(st.tuples(*[st.integers(-2, n - edge + 2) for n in shape]), min_size=1,
+                                 max_size=8))
+    volume = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    got = extract_cubes(volume, np.array(corners), edge)
+    assert got.shape == (len(corners), edge, edge, edge) and got.dtype == np.float32
+    for b, c in enumerate(corners):
+        for k, j, i in itertools.product(range(edge), repeat=3):
+            z, y, x = (min(max(c[a] + o, 0), shape[a] - 1) for a, o in enumerate((k, j, i)))
+            assert got[b, k, j, i] == volume[z, y, x]
+
+
 def _inside_fraction_by_voxel(mask, node, s):
     """Fraction of the s^3 voxels around ``node`` that are in the volume and set in ``mask``."""
     inside = 0

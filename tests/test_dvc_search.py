@@ -61,6 +61,21 @@ def test_direct_search_finds_the_best_shift_of_all_within_the_radius():
     np.testing.assert_array_equal(disp[0], [2, -3, 1])   # the true shift, found from no guess
 
 
+@pytest.mark.parametrize("s, r", [(7, 2), (11, 1), (13, 2), (9, 3)])
+def test_the_zncc_is_the_definitions_whatever_the_fft_length(s, r):
+    # windows of s + 2r = 11, 13, 17 voxels (prime: the FFTs are zero-padded) and 15 (not)
+    reference = _texture((30, 31, 32), 3)
+    deformed = np.roll(reference, (1, -2, 1), axis=(0, 1, 2)) + 0.5 * _texture((30, 31, 32), 4)
+    nodes = np.array([[15, 15, 16], [10, 20, 12]])
+    guess = np.array([[1, -2, 0], [0, 0, 0]])
+    disp, zncc = integer_search(reference, deformed, nodes, s, r, guess=guess)
+    for k, node in enumerate(nodes):
+        tried = {tuple(guess[k] + d): _zncc_by_definition(reference, deformed, node, s, guess[k] + d)
+                 for d in itertools.product(range(-r, r + 1), repeat=3)}
+        best = max(tried.values())
+        assert zncc[k] == pytest.approx(best, abs=1e-5) and tried[tuple(disp[k])] == pytest.approx(best, abs=1e-5)
+
+
 def test_a_node_with_no_shift_inside_the_volume_keeps_its_guess_with_zncc_minus_one():
     reference = _texture((16, 16, 16), 3)
     nodes = np.array([[8, 8, 8], [8, 8, 8]])

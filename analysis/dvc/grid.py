@@ -103,9 +103,19 @@ def extract_cubes(volume, corners, edge):
         (B, edge, edge, edge) in the dtype of ``volume``.
     """
     corners = np.asarray(corners, dtype=np.int64)
-    r = np.arange(edge)
-    idx = [np.clip(corners[:, a, None] + r, 0, volume.shape[a] - 1) for a in range(3)]
-    return volume[idx[0][:, :, None, None], idx[1][:, None, :, None], idx[2][:, None, None, :]]
+    out = np.empty((len(corners), edge, edge, edge), dtype=volume.dtype)
+    # a cube inside the volume is a slice, copied row by row: 3-3.5x faster than the gather below (30 cubes
+    # of 67^3 float32: 16 ms against 57), which only the cubes that cross a face still need
+    inside = np.all((corners >= 0) & (corners + edge <= np.array(volume.shape)), axis=1)
+    for b in np.flatnonzero(inside):
+        z, y, x = corners[b]
+        out[b] = volume[z:z + edge, y:y + edge, x:x + edge]
+    across = np.flatnonzero(~inside)
+    if across.size:
+        r = np.arange(edge)
+        idx = [np.clip(corners[across, a, None] + r, 0, volume.shape[a] - 1) for a in range(3)]
+        out[across] = volume[idx[0][:, :, None, None], idx[1][:, None, :, None], idx[2][:, None, None, :]]
+    return out
 
 
 def inside_fraction(mask, nodes, subvolume_voxels):

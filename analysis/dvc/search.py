@@ -160,9 +160,13 @@ def _search_batch(reference, deformed, corner, guess, s, r, low, high):
     t = t - t.mean(axis=(1, 2, 3), keepdims=True)
     tnorm = np.sqrt(np.einsum("bijk,bijk->b", t, t, dtype=np.float64))
     axes = (1, 2, 3)
-    ft = sfft.rfftn(t, s=(w, w, w), axes=axes)
-    fw = sfft.rfftn(win, axes=axes)
-    num = sfft.irfftn(fw * np.conj(ft), s=(w, w, w), axes=axes)[:, :2 * r + 1, :2 * r + 1, :2 * r + 1]
+    # Zero-padded to a length with small prime factors: the lags kept (0 .. 2r) never wrap, since a
+    # template voxel i and lag d reach i + d <= w - 1, so the numerator is the same; FFTs of prime
+    # lengths are slow (the paper's 8 um edge, 63 + 4 = 67 voxels: 2.8x slower than 72).
+    n = (sfft.next_fast_len(w, real=True),) * 3
+    ft = sfft.rfftn(t, s=n, axes=axes)
+    fw = sfft.rfftn(win, s=n, axes=axes)
+    num = sfft.irfftn(fw * np.conj(ft), s=n, axes=axes)[:, :2 * r + 1, :2 * r + 1, :2 * r + 1]
     k = 2 * r + 1
     # window statistics over every s^3 box from running sums: cheaper than two more FFTs
     s1 = _box_sums(win, s, k)
