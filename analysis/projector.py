@@ -31,6 +31,14 @@ rays touch it and applies the weight those rays gave it, in closed form
 times the step length). There are no atomic adds, so results are
 bit-for-bit reproducible; <A x, y> = <x, A^T y> holds to float32 rounding.
 
+The forward kernel projects neighbouring detector bins in pairs: where both
+rays sample without bounds checks they march together, one voxel column at
+a time, so the second ray reads the cache lines the first just loaded (each
+ray still adds its own samples in march order). On the paper scenario's
+fine slabs (4 blocks of 1368 x 1368, 801 angles, two heights; 6 Dec 2026,
+this 2-core VM) it takes 2.91 and 3.05 s against 3.28 and 3.47 s one ray at
+a time; the sums differ by float32 rounding (up to 5e-6 of the largest).
+
 Consecutive slices are processed together as one float32 vector (they share
 every geometric computation), so volumes are repacked to (z-block, y, x, w)
 for the kernels and back, nz padded to a multiple of w: w = 2 slices for the
@@ -107,8 +115,9 @@ def _clamped_index(v, n):
 
 
 @ti.func
-def _ray_sum(arr: ti.template(), zb, start, slope, n_march, n_interp, reach):
-    """Joseph sums of _ZB_FORWARD slices along one ray over arr[zb, interp, march].
+def _ray_bounds(start, slope, n_march, n_interp, reach):
+    """March indices ``[lo, a, b, hi]`` of one ray over arr[zb, interp, march]: samples in
+    ``[lo, a)`` and ``[b, hi)`` need bounds checks, those in ``[a, b)`` do not.
 
     The sample at march index i interpolates at p = start + i * slope. Only
     indices that can touch the volume, and touch it within ``reach`` voxels of
@@ -146,17 +155,66 @@ def _ray_sum(arr: ti.template(), zb, start, slope, n_march, n_interp, reach):
         lo, a, b, hi = 0, 0, 0, n_march
         if start < -1.0 or start > ti.cast(n_interp, ti.f32):
             hi = 0
-    acc = _VEC_FORWARD(0.0)
-    for i in range(lo, a):
+    return ti.Vector([lo, a, b, hi])
+
+
+@ti.func
+def _checked_samples(arr: ti.template(), zb, start, slope, i0, i1, n_interp, acc):
+    for i in range(i0, i1):
         acc += _checked_sample(arr, zb, start + ti.cast(i, ti.f32) * slope, i, n_interp)
-    for i in range(a, b):
+    return acc
+
+
+@ti.func
+def _inner_samples(arr: ti.template(), zb, start, slope, i0, i1, acc):
+    for i in range(i0, i1):
         p = start + ti.cast(i, ti.f32) * slope
         p0 = ti.cast(p, ti.i32)  # p >= 0 here: truncation is floor, and cheaper
         v0 = arr[zb, p0, i]
         acc += v0 + (p - ti.cast(p0, ti.f32)) * (arr[zb, p0 + 1, i] - v0)
-    for i in range(b, hi):
-        acc += _checked_sample(arr, zb, start + ti.cast(i, ti.f32) * slope, i, n_interp)
     return acc
+
+
+@ti.func
+def _ray_pair_sums(arr: ti.template(), zb, start0, start1, two, slope, n_march, n_interp, reach):
+    """Joseph sums of _ZB_FORWARD slices along two neighbouring rays (``two`` = 0: the first alone).
+
+    The rays are one detector bin apart, so where both sample unchecked they
+    read the same rows of ``arr``, or the next: they march together there,
+    and the second ray's reads hit the cache lines the first one just loaded
+    (11-12 % less time than one ray at a time on the paper scenario's fine
+    slabs). Each ray still adds its samples in march order.
+    """
+    k0 = _ray_bounds(start0, slope, n_march, n_interp, reach)
+    k1 = ti.Vector([0, 0, 0, 0])
+    if two:
+        k1 = _ray_bounds(start1, slope, n_march, n_interp, reach)
+    # each ray's unchecked samples [a, b) split at the joint range [s, e) (empty: s = e = a; always
+    # without a second ray, whose bounds are then all 0)
+    s0, e0, s1, e1 = k0[1], k0[1], k1[1], k1[1]
+    joint_lo = ti.max(k0[1], k1[1])
+    joint_hi = ti.min(k0[2], k1[2])
+    if joint_lo < joint_hi:
+        s0, e0, s1, e1 = joint_lo, joint_hi, joint_lo, joint_hi
+    acc0 = _checked_samples(arr, zb, start0, slope, k0[0], k0[1], n_interp, _VEC_FORWARD(0.0))
+    acc1 = _checked_samples(arr, zb, start1, slope, k1[0], k1[1], n_interp, _VEC_FORWARD(0.0))
+    acc0 = _inner_samples(arr, zb, start0, slope, k0[1], s0, acc0)
+    acc1 = _inner_samples(arr, zb, start1, slope, k1[1], s1, acc1)
+    for i in range(s0, e0):
+        fi = ti.cast(i, ti.f32)
+        p = start0 + fi * slope
+        p0 = ti.cast(p, ti.i32)
+        v0 = arr[zb, p0, i]
+        acc0 += v0 + (p - ti.cast(p0, ti.f32)) * (arr[zb, p0 + 1, i] - v0)
+        q = start1 + fi * slope
+        q0 = ti.cast(q, ti.i32)
+        w0 = arr[zb, q0, i]
+        acc1 += w0 + (q - ti.cast(q0, ti.f32)) * (arr[zb, q0 + 1, i] - w0)
+    acc0 = _inner_samples(arr, zb, start0, slope, e0, k0[2], acc0)
+    acc1 = _inner_samples(arr, zb, start1, slope, e1, k1[2], acc1)
+    acc0 = _checked_samples(arr, zb, start0, slope, k0[2], k0[3], n_interp, acc0)
+    acc1 = _checked_samples(arr, zb, start1, slope, k1[2], k1[3], n_interp, acc1)
+    return acc0, acc1
 
 
 @ti.func
@@ -184,17 +242,26 @@ def _forward_kernel(vol: ti.types.ndarray(dtype=_VEC_FORWARD, ndim=3),
     cx = 0.5 * ti.cast(nx - 1, ti.f32)
     cy = 0.5 * ti.cast(ny - 1, ti.f32)
     cd = 0.5 * ti.cast(nd - 1, ti.f32)
-    for zb, a, j in ti.ndrange(nzb, na, nd):
-        u = ti.cast(j, ti.f32) - cd
+    for zb, a, jp in ti.ndrange(nzb, na, (nd + 1) // 2):
+        # detector bins j and j + 1 (the last bin alone when nd is odd)
+        j = 2 * jp
+        two = j + 1 < nd
+        u0 = ti.cast(j, ti.f32) - cd
+        u1 = u0 + 1.0
         slope = g[a, _G_SLOPE]
-        acc = _VEC_FORWARD(0.0)
+        acc0 = _VEC_FORWARD(0.0)
+        acc1 = _VEC_FORWARD(0.0)
         if g[a, _G_XMAJOR] > 0.5:
             # y(x) = cy + u / cos + (x - cx) tan
-            acc = _ray_sum(vol, zb, cy + u * g[a, _G_INV] - cx * slope, slope, nx, ny, reach[zb])
+            acc0, acc1 = _ray_pair_sums(vol, zb, cy + u0 * g[a, _G_INV] - cx * slope,
+                                        cy + u1 * g[a, _G_INV] - cx * slope, two, slope, nx, ny, reach[zb])
         else:
             # x(y) = cx - u / sin + (y - cy) cot
-            acc = _ray_sum(vol_t, zb, cx - u * g[a, _G_INV] - cy * slope, slope, ny, nx, reach[zb])
-        sino[zb, a, j] = acc * g[a, _G_STEP]
+            acc0, acc1 = _ray_pair_sums(vol_t, zb, cx - u0 * g[a, _G_INV] - cy * slope,
+                                        cx - u1 * g[a, _G_INV] - cy * slope, two, slope, ny, nx, reach[zb])
+        sino[zb, a, j] = acc0 * g[a, _G_STEP]
+        if two:
+            sino[zb, a, j + 1] = acc1 * g[a, _G_STEP]
 
 
 @ti.kernel
