@@ -95,12 +95,16 @@ def test_subvolume_offsets_refuse_an_edge_below_5():
 @given(shape=st.tuples(*[st.integers(1, 9)] * 3), edge=st.integers(1, 6),
        corners=st.lists(st.tuples(*[st.integers(-8, 12)] * 3), min_size=1, max_size=5))
 def test_extract_cubes_reads_each_voxel_clamped_to_the_nearest_face(shape, edge, corners):
-    volume = np.arange(np.prod(shape), dtype=np.int32).reshape(shape)   # every voxel its own value
+    _assert_clamped_cubes(np.arange(np.prod(shape), dtype=np.int32).reshape(shape), corners, edge)
+
+
+def _assert_clamped_cubes(volume, corners, edge):
+    """extract_cubes against the definition, voxel by voxel (every voxel of ``volume`` its own value)."""
     got = extract_cubes(volume, np.array(corners), edge)
-    assert got.shape == (len(corners), edge, edge, edge) and got.dtype == np.int32
+    assert got.shape == (len(corners), edge, edge, edge) and got.dtype == volume.dtype
     for b, c in enumerate(corners):
         for k, j, i in itertools.product(range(edge), repeat=3):
-            z, y, x = (min(max(c[a] + o, 0), shape[a] - 1) for a, o in enumerate((k, j, i)))
+            z, y, x = (min(max(c[a] + o, 0), volume.shape[a] - 1) for a, o in enumerate((k, j, i)))
             assert got[b, k, j, i] == volume[z, y, x]
 
 
@@ -110,13 +114,7 @@ def test_extract_cubes_inside_the_volume_and_across_a_face_in_one_batch(shape, e
     # most corners inside (a slice each), some one or two voxels across a face (the clamped gather)
     corners = data.draw(st.lists(st.tuples(*[st.integers(-2, n - edge + 2) for n in shape]), min_size=1,
                                  max_size=8))
-    volume = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
-    got = extract_cubes(volume, np.array(corners), edge)
-    assert got.shape == (len(corners), edge, edge, edge) and got.dtype == np.float32
-    for b, c in enumerate(corners):
-        for k, j, i in itertools.product(range(edge), repeat=3):
-            z, y, x = (min(max(c[a] + o, 0), shape[a] - 1) for a, o in enumerate((k, j, i)))
-            assert got[b, k, j, i] == volume[z, y, x]
+    _assert_clamped_cubes(np.arange(np.prod(shape), dtype=np.float32).reshape(shape), corners, edge)
 
 
 def _inside_fraction_by_voxel(mask, node, s):
