@@ -346,7 +346,8 @@ def _paint_run(lt: ti.template(), z, y, x_lo, x_hi, value):
     """lt = max(lt, value) on row (z, y) from x_lo to x_hi."""
     for x in range(x_lo, x_hi + 1):
         # lt only grows, so a voxel read at value or more needs no atomic (a locked compare-and-swap loop for
-        # floats): the paper phantom's whole-voxel painting of the non-NMC phase, 49 -> 32 s
+        # floats). Step 0 of the paper phantom: the non-NMC phase's whole-voxel painting 49.3 -> 32.1 s, the
+        # pores' continuous painting 28.8 -> 27.8 s (the worst case measured)
         if lt[z, y, x] < value:
             ti.atomic_max(lt[z, y, x], value)
 

@@ -166,12 +166,16 @@ def _checked_samples(arr: ti.template(), zb, start, slope, i0, i1, n_interp, acc
 
 
 @ti.func
+def _inner_sample(arr: ti.template(), zb, p, i):
+    p0 = ti.cast(p, ti.i32)  # p >= 0 here: truncation is floor, and cheaper
+    v0 = arr[zb, p0, i]
+    return v0 + (p - ti.cast(p0, ti.f32)) * (arr[zb, p0 + 1, i] - v0)
+
+
+@ti.func
 def _inner_samples(arr: ti.template(), zb, start, slope, i0, i1, acc):
     for i in range(i0, i1):
-        p = start + ti.cast(i, ti.f32) * slope
-        p0 = ti.cast(p, ti.i32)  # p >= 0 here: truncation is floor, and cheaper
-        v0 = arr[zb, p0, i]
-        acc += v0 + (p - ti.cast(p0, ti.f32)) * (arr[zb, p0 + 1, i] - v0)
+        acc += _inner_sample(arr, zb, start + ti.cast(i, ti.f32) * slope, i)
     return acc
 
 
@@ -202,14 +206,8 @@ def _ray_pair_sums(arr: ti.template(), zb, start0, start1, two, slope, n_march, 
     acc1 = _inner_samples(arr, zb, start1, slope, k1[1], s1, acc1)
     for i in range(s0, e0):
         fi = ti.cast(i, ti.f32)
-        p = start0 + fi * slope
-        p0 = ti.cast(p, ti.i32)
-        v0 = arr[zb, p0, i]
-        acc0 += v0 + (p - ti.cast(p0, ti.f32)) * (arr[zb, p0 + 1, i] - v0)
-        q = start1 + fi * slope
-        q0 = ti.cast(q, ti.i32)
-        w0 = arr[zb, q0, i]
-        acc1 += w0 + (q - ti.cast(q0, ti.f32)) * (arr[zb, q0 + 1, i] - w0)
+        acc0 += _inner_sample(arr, zb, start0 + fi * slope, i)
+        acc1 += _inner_sample(arr, zb, start1 + fi * slope, i)
     acc0 = _inner_samples(arr, zb, start0, slope, e0, k0[2], acc0)
     acc1 = _inner_samples(arr, zb, start1, slope, e1, k1[2], acc1)
     acc0 = _checked_samples(arr, zb, start0, slope, k0[2], k0[3], n_interp, acc0)

@@ -104,8 +104,8 @@ def extract_cubes(volume, corners, edge):
     """
     corners = np.asarray(corners, dtype=np.int64)
     out = np.empty((len(corners), edge, edge, edge), dtype=volume.dtype)
-    # a cube inside the volume is a slice, copied row by row: 3-3.5x faster than the gather below (30 cubes
-    # of 67^3 float32: 16 ms against 57), which only the cubes that cross a face still need
+    # a cube inside the volume is a slice, copied row by row: 3.3-3.6x faster than the gather below (edges 11
+    # to 129, four cases; 30 cubes of 67^3 float32: 16 ms against 57), which only cubes across a face still need
     inside = np.all((corners >= 0) & (corners + edge <= np.array(volume.shape)), axis=1)
     for b in np.flatnonzero(inside):
         z, y, x = corners[b]
