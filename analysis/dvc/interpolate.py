@@ -2,9 +2,9 @@
 
 The deformed volume is prefiltered once (``scipy.ndimage.spline_filter``'s
 bytes, mirror boundary: :func:`spline_coefficients`); every later sample is
-a 64-tap gather of those coefficients, evaluated in parallel over (node, part of its points) with no
-atomics and the parts added in a fixed order, so results are
-bit-reproducible.
+a 64-tap gather of those coefficients, evaluated in parallel over (node,
+part of its points) with no atomics and the parts added in a fixed order, so
+results are bit-reproducible.
 """
 
 import os
@@ -200,10 +200,12 @@ def spline_coefficients(volume):
     output=np.float32, mode="mirror")``: that filter is one 1D pass along
     each axis in turn, and each pass treats every line along its axis on its
     own, so slabs cut across the pass's axis are filtered in threads
-    (ndimage releases the GIL). A 516 x 508 x 508 volume (the paper
-    scenario's) took 1.29-1.32 s against scipy's 2.43-2.49 s on a 2-core VM
-    (6 Dec 2026, alternating, after a first call of each): that run
-    prefilters about a dozen such volumes.
+    (ndimage releases the GIL). On a 2-core VM (6 Dec 2026, alternating,
+    after a first call of each, best and worst of three): 1.49-1.61 s against
+    scipy's 2.66-2.69 s at 516 x 508 x 508 (the paper scenario's volumes,
+    about a dozen per run), 0.079-0.094 s against 0.157-0.167 s at
+    200 x 180 x 190, and, the worst case, 8-9 ms against 6-15 ms at 64^3,
+    where starting the threads costs more than they save.
 
     Parameters
     ----------
