@@ -75,6 +75,9 @@ the centre of voxel (i, j, k) is at (i, j, k) voxels.
 """
 
 import csv
+import importlib
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import edt
@@ -88,6 +91,23 @@ from analysis.io import atomic_output
 from analysis.phases import SAMPLE_PHASES, Phase
 
 _DEFAULT_STEP_VOXELS = 0.1
+
+
+def _porespy():
+    """porespy, imported on first use in a thread of its own.
+
+    porespy takes seconds to import, so only the functions that need it
+    import it. Its import keeps an exception (``porespy.networks._getnet_para``
+    stores the ``ModuleNotFoundError`` of the optional ``pyedt``), and that
+    exception's traceback holds every frame of the stack that imported it,
+    with their locals, for the life of the process. Imported from within a
+    run's phantom stage, that kept its whole first step in memory (3.7 GiB on
+    the paper scenario). A worker thread's stack holds nothing of the caller's.
+    """
+    if "porespy" not in sys.modules:
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(importlib.import_module, "porespy").result()
+    return sys.modules["porespy"]
 
 
 @dataclass(frozen=True)
@@ -264,8 +284,7 @@ def _in_pore_box(radius_map, pore_mask, *args):
 
 def _local_radius(pore_mask, progress):
     """:func:`local_radius` of a checked mask, on the taichi backend already chosen."""
-    import porespy      # slow to import; only this function needs it
-
+    porespy = _porespy()
     pore = np.ascontiguousarray(pore_mask).view(np.uint8)
     dt = np.ascontiguousarray(porespy.tools.get_edt()(pore_mask), dtype=np.float32)
     if progress is not None:
@@ -433,8 +452,7 @@ def whole_voxel_radius(pore_mask, arch="cpu"):
 
 def _whole_voxel_radius(pore_mask):
     """:func:`whole_voxel_radius` of a checked mask, on the taichi backend already chosen."""
-    import porespy      # slow to import; for its core count only
-
+    porespy = _porespy()   # for its core count only
     # squared distance from each voxel to the nearest solid voxel centre: a sum of squared whole
     # numbers, exact in float32 below 2^24 (the edt package, on every core, 8x scipy's time)
     dt = np.ascontiguousarray(edt.edtsq(pore_mask, parallel=porespy.settings.ncores), dtype=np.float32)

@@ -380,3 +380,31 @@ def test_the_ball_tables_are_their_definition_over_the_lattice(max_sq):
             for u in {tuple(s * c for s, c in zip(signs, order))
                       for order in itertools.permutations(cls) for signs in itertools.product((-1, 1), repeat=3)}:
                 assert covering[k, j] == max(sum((p[a] - u[a]) ** 2 for a in range(3)) for p in ball), (k, cls, u)
+
+
+_FIRST_USE = """
+import sys, weakref
+import numpy as np
+from analysis.pores import {function}
+assert "porespy" not in sys.modules
+class Marker:
+    pass
+def step():
+    marker = Marker()
+    mask = np.zeros((12, 12, 12), bool)
+    mask[3:9, 3:9, 3:9] = True
+    {function}(mask)
+    return weakref.ref(marker)
+freed = step()() is None
+print("porespy" in sys.modules, freed)
+"""
+
+
+@pytest.mark.parametrize("function", ["local_radius", "whole_voxel_radius"])
+def test_importing_porespy_on_first_use_keeps_nothing_of_the_caller(function):
+    # porespy's import stores an exception whose traceback holds the importing stack's frames: a fresh
+    # process, so that this call is porespy's first import, and the caller's locals must be freed on return
+    result = subprocess.run([sys.executable, "-c", _FIRST_USE.format(function=function)], capture_output=True,
+                            text=True, cwd=Path(__file__).resolve().parents[1], timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-2:] == ["True", "True"]
