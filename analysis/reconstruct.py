@@ -183,7 +183,7 @@ def _cylinder_padding(rows, left, right):
     return out
 
 
-def filter_projections(line_integrals, filter="ramp", padding=True):
+def filter_projections(line_integrals, filter="ramp", padding=True, out=None):
     """Ramp-filter projections along the detector rows.
 
     Parameters
@@ -197,10 +197,15 @@ def filter_projections(line_integrals, filter="ramp", padding=True):
         removes most of the cupping and bright rim of truncated projections
         (interior tomography). False: pad with zeros only (right for an
         object that fits in the field of view).
+    out : numpy.ndarray of float32, shape (n_angles, n_rows, n_det), optional
+        Where to write the result; it may be ``line_integrals`` itself (each
+        projection is read whole before it is overwritten), which saves a
+        copy of the scan.
 
     Returns
     -------
     numpy.ndarray of float32, shape (n_angles, n_rows, n_det)
+        ``out`` when given.
     """
     if filter not in FILTERS:
         raise ValueError(f"filter: expected one of {FILTERS}, got {filter!r}")
@@ -212,7 +217,10 @@ def filter_projections(line_integrals, filter="ramp", padding=True):
     left = (n_pad - n_det) // 2
     right = n_pad - n_det - left
     response = _filter_response(n_pad, filter).astype(np.float32)
-    out = np.empty(p.shape, dtype=np.float32)
+    if out is None:
+        out = np.empty(p.shape, dtype=np.float32)
+    elif not (isinstance(out, np.ndarray) and out.dtype == np.float32 and out.shape == p.shape):
+        raise ValueError(f"out: expected a float32 array of shape {p.shape}")
     for a in range(p.shape[0]):  # per projection: bounded memory for large scans
         rows = np.asarray(p[a], dtype=np.float32)
         if padding:
@@ -224,7 +232,8 @@ def filter_projections(line_integrals, filter="ramp", padding=True):
     return out
 
 
-def fbp(line_integrals, angles_deg, filter="ramp", padding=True, arch="cpu", progress=None):
+def fbp(line_integrals, angles_deg, filter="ramp", padding=True, arch="cpu", progress=None,
+        overwrite_input=False):
     """Filtered back-projection, parallel beam, slice by slice.
 
     Parameters
@@ -242,6 +251,10 @@ def fbp(line_integrals, angles_deg, filter="ramp", padding=True, arch="cpu", pro
         Taichi backend for the back-projection.
     progress : callable, optional
         Called as ``progress(fraction)`` with fractions in [0, 1].
+    overwrite_input : bool
+        Filter ``line_integrals`` in place when it is a float32 array (the
+        caller's array then holds the filtered projections): one copy of
+        the scan less (0.84 GB for one of the paper scenario's).
 
     Returns
     -------
@@ -254,7 +267,8 @@ def fbp(line_integrals, angles_deg, filter="ramp", padding=True, arch="cpu", pro
     p = np.asarray(line_integrals)
     if p.ndim != 3 or p.shape[0] != weights.size:
         raise ValueError(f"line_integrals: expected shape (n_angles={weights.size}, nz, n_det), got {p.shape}")
-    filtered = filter_projections(p, filter, padding)
+    in_place = overwrite_input and isinstance(p, np.ndarray) and p.dtype == np.float32
+    filtered = filter_projections(p, filter, padding, out=p if in_place else None)
     if progress is not None:
         progress(0.1)
     sub = None if progress is None else (lambda f: progress(0.1 + 0.9 * f))
@@ -367,5 +381,6 @@ def reconstruct(counts, flats, darks, angles_deg, *, method="fbp", filter="ramp"
         raise ValueError(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
     line_integrals = normalise(counts, flats, darks)
     if method == "fbp":
-        return fbp(line_integrals, angles_deg, filter=filter, padding=padding, arch=arch, progress=progress)
+        return fbp(line_integrals, angles_deg, filter=filter, padding=padding, arch=arch, progress=progress,
+                   overwrite_input=True)
     return sirt(line_integrals, angles_deg, iterations=iterations, arch=arch, progress=progress)

@@ -228,7 +228,8 @@ def run_reconstruct(ctx):
             projections, tail = (scan.counts, scan.flats, scan.darks), (lambda f: progress(0.5 + 0.5 * f))
         volume = reconstruct(*projections, angles, method=r.method, filter=r.filter, padding=r.padding,
                              iterations=r.sirt_iterations, arch=ctx.arch, progress=tail)
-        write_volume(ctx.out / f"{step_name(k)}{_suffix(s)}", (volume / np.float32(v)).astype(np.float32), v,
+        volume /= np.float32(v)
+        write_volume(ctx.out / f"{step_name(k)}{_suffix(s)}", volume, v,
                      description="reconstructed linear attenuation, 1/um")
 
     _steps(ctx, reconstruct_step)

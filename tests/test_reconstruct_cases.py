@@ -172,7 +172,33 @@ def test_filter_float64_and_float32_input_give_the_same_bytes():
         assert a.tobytes() == filter_projections(p, padding=padding).tobytes()
 
 
+@pytest.mark.parametrize("padding", [True, False])
+def test_filtering_in_place_gives_the_same_bytes(padding):
+    p = np.random.default_rng(5).random((3, 4, 29)).astype(np.float32) + 0.5
+    expected = filter_projections(p, padding=padding)
+    own = p.copy()
+    assert filter_projections(own, padding=padding, out=own) is own
+    assert own.tobytes() == expected.tobytes()
+
+
+def test_fbp_overwriting_its_input_gives_the_same_volume_and_leaves_the_filtered_scan():
+    p = np.random.default_rng(6).random((12, 3, 21)).astype(np.float32)
+    angles = np.linspace(-70.0, 70.0, 12)
+    expected = fbp(p, angles)
+    kept = p.copy()
+    assert fbp(kept, angles).tobytes() == expected.tobytes() and kept.tobytes() == p.tobytes()
+    own = p.copy()
+    assert fbp(own, angles, overwrite_input=True).tobytes() == expected.tobytes()
+    assert own.tobytes() == filter_projections(p).tobytes()
+    # only float32 is filtered in place: another dtype is converted, and stays as it was
+    wide = p.astype(np.float64)
+    assert fbp(wide, angles, overwrite_input=True).tobytes() == expected.tobytes()
+    assert np.array_equal(wide, p.astype(np.float64))
+
+
 @pytest.mark.parametrize("call, match", [
+    (lambda: filter_projections(np.ones((2, 1, 8)), out=np.empty((2, 1, 8))), "^out: "),
+    (lambda: filter_projections(np.ones((2, 1, 8)), out=np.empty((2, 1, 9), np.float32)), "^out: "),
     (lambda: filter_projections(np.ones((2, 8))), "^line_integrals: "),
     (lambda: filter_projections(np.ones((2, 0, 8))), "^line_integrals: "),
     (lambda: filter_projections(np.ones((2, 1, 8)), filter="cosine"), "^filter: "),
