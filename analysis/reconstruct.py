@@ -267,7 +267,7 @@ def fbp(line_integrals, angles_deg, filter="ramp", padding=True, arch="cpu", pro
     p = np.asarray(line_integrals)
     if p.ndim != 3 or p.shape[0] != weights.size:
         raise ValueError(f"line_integrals: expected shape (n_angles={weights.size}, nz, n_det), got {p.shape}")
-    in_place = overwrite_input and isinstance(p, np.ndarray) and p.dtype == np.float32
+    in_place = overwrite_input and p.dtype == np.float32
     filtered = filter_projections(p, filter, padding, out=p if in_place else None)
     if progress is not None:
         progress(0.1)
