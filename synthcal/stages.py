@@ -147,7 +147,7 @@ def run_phantom(ctx):
             write_volume(f"{stem}_radius_{name}.zarr", radius_um, v,
                          description=f"truth's local radius of the {name} phase, µm (synthcal.truth.RADIUS_MAPS)")
         return {**phase_summary(phantom.labels, grid, k, radius_maps=radius_maps, arch=ctx.arch),
-                **fracture_counts(st.pieces)}
+                **fracture_counts(steps[k].pieces)}
 
     _write_json(ctx.out / "summary.json", _steps(ctx, voxelise_step))
     binder.write(ctx.out / "binder.npz")

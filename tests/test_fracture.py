@@ -1,5 +1,6 @@
 """NMC particles that crack (issue #17): strength, fragments, their images and their truth."""
 
+import json
 import math
 
 import numpy as np
@@ -8,9 +9,10 @@ import trimesh
 from hypothesis import example, given, settings, strategies as st
 
 from conftest import TINY as TINY_TOML
-from synthcal import scenario as sc
+from synthcal import pipeline, scenario as sc
+from synthcal.dataset import load_run
 from synthcal.dem.fracture import Breaker, FractureModel
-from synthcal.dem.io import particle_mesh
+from synthcal.dem.io import particle_mesh, write_trajectory
 from synthcal.dem.material import Material
 from synthcal.dem.protocol import simulate_pillar
 from synthcal.dem.simulation import Simulation
@@ -360,6 +362,20 @@ def test_same_scenario_cracks_the_same_way(pillars):
         for name in ("positions_um", "quaternions", "root_ids", "root_offsets_um", "cut_planes", "bonds_intact"):
             assert np.array_equal(getattr(a, name), getattr(b, name)), name
     assert cracked.info["fracture_times_s"] == again.info["fracture_times_s"]
+
+
+def test_truth_summary_counts_each_steps_own_fragments(pillars, tmp_path):
+    """The phantom stage's summary gives each step the fracture counts of the DEM's table at that step."""
+    cracked, _ = pillars
+    scenario = sc.with_overrides(sc.load(TINY_TOML), ["fracture.strength_pa=6e4"])
+    write_trajectory(cracked, tmp_path / "dem")
+    stamp = {"stage": "dem", "key": pipeline.stage_keys(scenario)["dem"]}
+    (tmp_path / "dem" / pipeline.STAMP).write_text(json.dumps(stamp))
+    assert pipeline.run(scenario, tmp_path, only="phantom", log=lambda line: None)["phantom"] == "ran"
+    rows = load_run(tmp_path).truth_summary()
+    for name in ("n_fractured_particles", "n_fragments"):
+        assert [row[name] for row in rows] == cracked.info[name], name
+    assert rows[0]["n_fragments"] == 0 < rows[-1]["n_fragments"]
 
 
 def _half_pieces(radius_um):
