@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 import scipy.ndimage as ndi
 
 import analysis.dvc.search as search
@@ -301,6 +302,24 @@ def test_box_sums_are_the_sums_over_each_s_cube_of_the_window(s, k):
     for b, i, j, m in itertools.product(range(2), range(k), range(k), range(k)):
         want = v[b, i:i + s, j:j + s, m:m + s].astype(np.float64).sum()
         assert got[b, i, j, m] == pytest.approx(want, abs=1e-9 * s ** 3)
+
+
+@settings(max_examples=60, deadline=None)
+@given(s=st.integers(1, 40), k=st.integers(1, 13), b=st.integers(1, 3), square=st.booleans(),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2 ** 16))
+def test_box_sums_are_the_bytes_of_scipys_uniform_filter(s, k, b, square, dtype, seed):
+    # the search's ZNCC, and so every DVC result, kept its bytes when the box sums stopped calling the filter
+    w = s + k - 1
+    v = (np.random.default_rng(seed).normal(size=(b, w, w, w)) * 30).astype(dtype)
+    if square:
+        v = v * v
+    want = v.astype(np.float64)
+    keep = np.arange(s // 2, s // 2 + k)
+    for axis in (1, 2, 3):
+        want = np.take(ndi.uniform_filter1d(want, s, axis=axis, mode="constant"), keep, axis=axis)
+    got = _box_sums(v, s, k)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got.view(np.uint64), (want * float(s) ** 3).view(np.uint64))
 
 
 def test_the_answer_does_not_depend_on_threads_and_each_node_is_its_own_in_any_batch(monkeypatch):
