@@ -294,6 +294,21 @@ def test_bin2_is_the_mean_of_each_2x2x2_block_leaving_an_odd_last_layer_out(shap
         assert got[z, y, x] == pytest.approx(float(block.astype(np.float64).mean()), abs=1e-6)
 
 
+@settings(max_examples=60, deadline=None)
+@given(shape=st.tuples(st.integers(1, 40), st.integers(1, 30), st.integers(1, 30)), slab=st.integers(1, 9),
+       dtype=st.sampled_from([np.float32, np.float64, np.uint16]), seed=st.integers(0, 2 ** 16))
+def test_bin2_in_slabs_gives_the_bytes_of_one_mean_over_the_whole_volume(shape, slab, dtype, seed):
+    v = (np.random.default_rng(seed).normal(size=shape) * 1000 + 2000).astype(dtype)
+    n = [d // 2 * 2 for d in shape]
+    want = v[:n[0], :n[1], :n[2]].astype(np.float32).reshape(n[0] // 2, 2, n[1] // 2, 2, n[2] // 2, 2) \
+        .mean(axis=(1, 3, 5))
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(search, "_BIN_SLAB_PLANES", slab)
+        got = _bin2(v)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
 @pytest.mark.parametrize("s, k", [(5, 3), (6, 4), (4, 1)])
 def test_box_sums_are_the_sums_over_each_s_cube_of_the_window(s, k):
     v = np.random.default_rng(7).normal(size=(2, s + k - 1, s + k - 1, s + k - 1)).astype(np.float32)

@@ -22,6 +22,7 @@ _MIN_COARSE_EDGE = 7         # a 7^3 binned template still has one clear ZNCC pe
 _REFINE_RADIUS_VOXELS = 2    # a level's shift is within one coarse voxel (two of this level's)
 _BATCH_VOXELS = 1 << 23      # window voxels of all FFT batches in flight (memory bound)
 _THREADS_BOUNDED = 8         # batches in flight that _BATCH_VOXELS still bounds
+_BIN_SLAB_PLANES = 8         # binned planes per task of _bin2
 
 
 class SearchPyramid:
@@ -230,6 +231,24 @@ def _box_means(v, s, k, axis):
 
 
 def _bin2(volume):
+    """Means of the 2x2x2 blocks of ``volume`` (an odd last layer left out), float32.
+
+    numpy's ``mean`` over each block's three axes, made slab by slab along z
+    in threads: a binned plane's sums do not depend on the planes around it,
+    so the slabs give the whole array's bytes (tested), and a slab's float32
+    copy stays in cache. On a preprocessed scan of the paper scenario (516 x
+    508 x 508, 2-core VM, 6 Dec 2026, three rounds): 0.51-0.54 s against
+    1.19-1.74 s in one call, whatever the slab (2 to 32 planes); binned once
+    more (258 x 254 x 254), 0.066-0.074 s against 0.129 s.
+    """
     n = [d // 2 * 2 for d in volume.shape]
-    v = volume[:n[0], :n[1], :n[2]].astype(np.float32)
-    return v.reshape(n[0] // 2, 2, n[1] // 2, 2, n[2] // 2, 2).mean(axis=(1, 3, 5))
+    out = np.empty((n[0] // 2, n[1] // 2, n[2] // 2), np.float32)
+
+    def slab(start):
+        stop = min(start + _BIN_SLAB_PLANES, out.shape[0])
+        v = volume[2 * start:2 * stop, :n[1], :n[2]].astype(np.float32)
+        out[start:stop] = v.reshape(stop - start, 2, n[1] // 2, 2, n[2] // 2, 2).mean(axis=(1, 3, 5))
+
+    with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
+        list(pool.map(slab, range(0, out.shape[0], _BIN_SLAB_PLANES)))
+    return out
