@@ -10,6 +10,7 @@ import numpy as np
 import scipy.ndimage as ndi
 import taichi as ti
 
+from analysis._slabs import in_slabs
 from analysis._taichi import ensure_taichi
 from analysis.dvc.gauss_newton import reference_terms, refine
 from analysis.dvc.interpolate import SplineVolume
@@ -19,6 +20,7 @@ from analysis.transform import RigidTransform  # noqa: F401  (re-exported: regis
 _MAX_REGISTRATION_POINTS = 1 << 21   # voxels of the region used by Gauss–Newton (deterministic subset)
 _HISTOGRAM_SAMPLES = 1 << 22         # voxels per volume used to estimate quantiles
 _MAX_START_CUBE_VOXELS = 96          # edge of the cube correlated for the integer start
+_INTERP_SLAB_VALUES = 1 << 21        # values per slab of the grey-level mapping (16 MB of float64)
 
 
 def match_histogram(volume, reference, *, n_quantiles=4096):
@@ -49,7 +51,29 @@ def match_histogram(volume, reference, *, n_quantiles=4096):
     dst = np.quantile(_subsample(reference), q)
     # ties in src (flat histograms) would make interp ill-defined
     src, first = np.unique(src, return_index=True)
-    return np.interp(volume, src, dst[first]).astype(np.float32)
+    return _interp_float32(volume, src, dst[first])
+
+
+def _interp_float32(x, xp, fp):
+    """``np.interp(x, xp, fp).astype(np.float32)``, slab by slab along the first axis in threads.
+
+    The same bytes (each value is mapped on its own), on every core (numpy
+    releases the GIL in ``interp``), with one slab's float64 temporaries
+    instead of two of the whole volume (2 GB for a paper scan). A paper-size
+    volume (516 x 508 x 508, 4096 knots; 2-core VM, 6 Dec 2026, two rounds):
+    5.9-6.0 s against 12.6-14.9 s in one call.
+    """
+    out = np.empty(np.shape(x), np.float32)
+    if out.ndim == 0:
+        out[...] = np.interp(x, xp, fp)
+        return out
+    planes = max(1, _INTERP_SLAB_VALUES // (out.size // out.shape[0]))
+
+    def slab(start, stop):
+        out[start:stop] = np.interp(x[start:stop], xp, fp)
+
+    in_slabs(out.shape[0], planes, slab)
+    return out
 
 
 def match_linear(volume, reference, region):

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
+import analysis.preprocess as preprocess
 from analysis.preprocess import RigidTransform, apply_rigid, match_histogram, median_filter, register_rigid
 from synthcal.strategies import Warp, render_texture
 
@@ -30,6 +31,22 @@ def test_median_iterations_and_other_sizes():
     np.testing.assert_array_equal(median_filter(v, iterations=0), v)
     with pytest.raises(ValueError):
         median_filter(v, size=2)
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=st.lists(st.integers(1, 9), min_size=0, max_size=3), slab_values=st.integers(1, 200),
+       dtype=st.sampled_from([np.float32, np.float64, np.int16]), seed=st.integers(0, 2 ** 16))
+def test_the_grey_level_mapping_in_slabs_gives_the_bytes_of_one_interp(shape, slab_values, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = (rng.normal(size=shape) * 100).astype(dtype)
+    xp = np.unique(rng.normal(size=50) * 120)
+    fp = np.sort(rng.normal(size=xp.size))
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(preprocess, "_INTERP_SLAB_VALUES", slab_values)
+        got = preprocess._interp_float32(x, xp, fp)
+    want = np.interp(x, xp, fp).astype(np.float32)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
 
 
 def test_match_histogram_undoes_a_monotone_map():

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import scipy.fft as sfft
 
+from analysis._slabs import in_slabs
 from analysis.dvc.grid import extract_cubes
 
 _DIRECT_RADIUS_VOXELS = 6    # above this, a coarser pyramid level seeds the search
@@ -247,11 +248,9 @@ def _bin2(volume):
     n = [d // 2 * 2 for d in volume.shape]
     out = np.empty((n[0] // 2, n[1] // 2, n[2] // 2), np.float32)
 
-    def slab(start):
-        stop = min(start + _BIN_SLAB_PLANES, out.shape[0])
+    def slab(start, stop):
         v = volume[2 * start:2 * stop, :n[1], :n[2]].astype(np.float32)
         out[start:stop] = v.reshape(stop - start, 2, n[1] // 2, 2, n[2] // 2, 2).mean(axis=(1, 3, 5))
 
-    with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
-        list(pool.map(slab, range(0, out.shape[0], _BIN_SLAB_PLANES)))
+    in_slabs(out.shape[0], _BIN_SLAB_PLANES, slab)
     return out
