@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from analysis.phases import Phase
 from synthcal.grid import Grid
+import synthcal.truth as truth_module
 from synthcal.truth import (ParticlePoses, mean_solid_displacement_um, owner_at_points_um, phase_summary,
                             radius_maps_um, true_displacement_um, true_displacement_volume)
 from test_paper_mode import brute_force_radius
@@ -126,6 +127,17 @@ def test_box_means_match_numpy(corners):
 
 
 CASE = grid_case(4)
+
+
+def test_box_means_do_not_depend_on_the_threads(monkeypatch):
+    ref, cur, radii, owner, _ = CASE
+    boxes = np.array([[0, 20, 0, 22, 0, 24], [3, 17, 2, 9, 5, 21], [10, 11, 0, 22, 4, 5]])
+    means = {}
+    for cpus in (1, 4):
+        monkeypatch.setattr(truth_module.os, "sched_getaffinity", lambda pid, cpus=cpus: set(range(cpus)))
+        means[cpus] = mean_solid_displacement_um(owner, ref, cur, boxes, voxel_size_um=H, origin_um=ORIGIN)
+    assert np.isfinite(means[1]).all()
+    np.testing.assert_array_equal(means[1].view(np.uint64), means[4].view(np.uint64))
 
 
 def test_box_without_solid_is_nan():
