@@ -474,7 +474,10 @@ def _box_sums(b, shape, plane_values, channels):
     2-D summed-area tables built one z-plane at a time: memory stays at a
     few planes per thread whatever the number of boxes. The planes' parts
     are made in threads (numpy releases the GIL for most of them) and added
-    in plane order, so the sums do not depend on the threads.
+    in plane order, so the sums do not depend on the threads. Step A of the
+    paper scenario, 512 tiles: 9.1-9.2 s against 20.2 s in one loop (2-core
+    VM, 6 Dec 2026); the worst case, a 20 x 22 x 24 grid: 2.6-5.4 ms on two
+    threads against 3.1-4.4 ms on one.
     """
     sums = np.zeros((len(b), channels))
     if len(b) == 0:
