@@ -276,11 +276,13 @@ def _forward_kernel(vol: ti.types.ndarray(dtype=_VEC_FORWARD, ndim=3),
         if g[a, _G_XMAJOR] > 0.5:
             # y(x) = cy + u / cos + (x - cx) tan
             acc0, acc1 = _ray_pair_sums(vol, zb, cy + u0 * g[a, _G_INV] - cx * slope,
-                                        cy + u1 * g[a, _G_INV] - cx * slope, two, slope, nx, ny, reach[zb], m0, m1, acc0, acc1)
+                                        cy + u1 * g[a, _G_INV] - cx * slope, two, slope, nx, ny, reach[zb], m0, m1,
+                                        acc0, acc1)
         else:
             # x(y) = cx - u / sin + (y - cy) cot
             acc0, acc1 = _ray_pair_sums(vol_t, zb, cx - u0 * g[a, _G_INV] - cy * slope,
-                                        cx - u1 * g[a, _G_INV] - cy * slope, two, slope, ny, nx, reach[zb], m0, m1, acc0, acc1)
+                                        cx - u1 * g[a, _G_INV] - cy * slope, two, slope, ny, nx, reach[zb], m0, m1,
+                                        acc0, acc1)
         sino[zb, a, j] = acc0
         if two:
             sino[zb, a, j + 1] = acc1
