@@ -214,9 +214,9 @@ def test_forward_kernel_never_reads_outside_the_volume():
        seed=st.integers(0, 2 ** 16))
 def test_the_sums_do_not_depend_on_how_the_march_is_cut(nz, ny, nx, n_det, angles, width, seed):
     # _project_blocks adds each ray's samples _MARCH_COLUMNS march indices per launch. Cut anywhere,
-    # every sample must be added once: values in [0.5, 1.5] make a missed or doubled sample move a sum
-    # by at least half a step, far above float32 rounding (taichi's fast math may regroup a loop's
-    # additions, so the sums agree to rounding, not bit for bit).
+    # every sample must be added once: values in [0.5, 1.5] make a missed or doubled sample inside the
+    # volume move a sum by at least half a step, far above float32 rounding (taichi's fast math may
+    # regroup a loop's additions, so the sums agree to rounding, not bit for bit).
     import analysis.projector as projector
 
     vol = np.random.default_rng(seed).uniform(0.5, 1.5, (nz, ny, nx)).astype(np.float32)
