@@ -44,8 +44,9 @@ of 512 march indices (columns along the ray), the next launch the next 512:
 the rays of all angles then read one band of the block (5.6 MB of the
 paper's 1368^2 slabs) instead of the whole block (15 MB) at each angle. On
 the 2-core VM of 6 Dec 2026 (AMD EPYC, family 25 model 17, 32 MB of L3 shared
-with other guests) a sample of those slabs cost 1.5 times one of a 342^2 or
-684^2 crop, which fits in cache: the whole block did not stay there over
+with other guests) a sample of those slabs cost 1.4-1.7 times one of a 342^2
+or 684^2 crop, which fits in cache (one core: 1.51-1.54 ns against
+0.91-1.08 ns per slice-sample): the whole block did not stay there over
 801 angles. Projecting 8 of the paper's fine slices (1368^2, 801 angles,
 1056 bins; two heights, alternating processes) took 4.09-4.27 s against
 5.33-6.44 s in one launch. The worst case measured, a 684^2 crop (two
@@ -207,7 +208,9 @@ def _ray_pair_sums(arr: ti.template(), zb, start0, start1, two, slope, n_march, 
     read the same rows of ``arr``, or the next: they march together there,
     and the second ray's reads hit the cache lines the first one just loaded
     (11-12 % less time than one ray at a time on the paper scenario's fine
-    slabs). Each ray still adds its samples in march order.
+    slabs on the VM of 5 Dec 2026; on that of 6 Dec, 7.24-7.50 s against
+    5.96-6.59 s for 8 slices, i.e. more: README). Each ray still adds its
+    samples in march order.
     """
     # each range of samples cut to [m0, m1): still in march order, and the ranges still in sequence
     k0 = ti.min(ti.max(_ray_bounds(start0, slope, n_march, n_interp, reach), m0), m1)
