@@ -14,7 +14,25 @@ Run: ``python benchmarks/projector_vs_astra.py [n] [nz] [n_angles]`` in a venv
 with ``astra-toolbox`` (``pip install astra-toolbox``; not a dependency).
 GUPS = giga voxel updates per second = n_angles * nz * n^2 / time / 1e9.
 
-Latest tables (5 Dec 2026, quiet 2-core x86_64 VM, astra-toolbox 2.5.0 CPU,
+Latest tables (6 Dec 2026, 14:00 UTC, 2-core VM: AMD EPYC family 25 model 17,
+astra-toolbox 2.5.0 CPU, taichi 1.7.4 x64 on 2 threads), with the back-projectors
+adding 64 angles per launch (``analysis.projector._GATHER_ANGLES``); worst case
+13.5x (FBP at 512^2)::
+
+    256^2 x 64 slices x 180 angles; best of 3; wall s (CPU s, all threads)
+    op             ours s      astra s speed-up ours GUPS astra GUPS  ours err astra err ours-astra
+    forward   0.27 (0.50)  4.37 (4.37)     16.1      2.78       0.17  3.45e-03  3.45e-03   9.46e-06
+    fbp       0.18 (0.32)  2.43 (2.43)     13.6      4.23       0.31  3.57e-02  4.14e-02   1.58e-02
+
+    1024^2 x 8 slices x 801 angles
+    forward   2.01 (3.86) 41.31 (41.30)     20.5      3.34       0.16  8.65e-04  8.67e-04   4.64e-05
+    fbp       1.69 (3.06) 25.08 (25.07)     14.8      3.97       0.27  1.66e-02  1.94e-02   8.06e-03
+
+    512^2 x 32 slices x 801 angles
+    forward   2.26 (4.30) 39.32 (39.32)     17.4      2.97       0.17  1.74e-03  1.74e-03   2.17e-05
+    fbp       1.59 (2.92) 21.45 (21.45)     13.5      4.23       0.31  2.00e-02  2.18e-02   8.02e-03
+
+Before that (5 Dec 2026, quiet 2-core x86_64 VM, astra-toolbox 2.5.0 CPU,
 taichi 1.7.4 x64 on 2 threads; errors are relative RMS against the analytic
 answer, "ours-astra" their relative RMS difference), with the forward
 projector's 2-slice blocks (``analysis.projector``)::
