@@ -90,10 +90,11 @@ bytes are those of one launch (checked on the three tomograms of a paper
 run). Back-projecting one of the paper scenario's filtered scans for FBP
 (516 slices of 508^2, 801 angles; alternating processes, this VM) took
 27.3-33.7 s against 59.9-91.4 s in one launch, and its reconstruction
-stage (three scans) 83.3-86.3 s against 113.4-155.3 s. On random sinograms (two runs each, best of
-two) the gain ranges from none on small volumes (64 slices of 128^2, 180
-angles: 0.05-0.07 s against 0.04-0.09 s, the worst case) to 2-3x on 16
-slices of 1024^2 (801 angles: 2.97-4.91 against 9.20-12.20 s).
+stage (three scans) 83.3-86.3 s against 113.4-155.3 s. On random
+sinograms (two runs each, best of two) the gain ranges from none on small
+volumes (64 slices of 128^2, 180 angles: 0.05-0.07 s against 0.04-0.09 s,
+the worst case) to 2-3x on 16 slices of 1024^2 (801 angles: 2.97-4.91
+against 9.20-12.20 s).
 
 All kernels take numpy arrays (float32, C-contiguous) as taichi ndarrays:
 nothing is declared at import and nothing stays allocated between calls.

@@ -32,19 +32,11 @@ adding 64 angles per launch (``analysis.projector._GATHER_ANGLES``); worst case
     forward   2.26 (4.30) 39.32 (39.32)     17.4      2.97       0.17  1.74e-03  1.74e-03   2.17e-05
     fbp       1.59 (2.92) 21.45 (21.45)     13.5      4.23       0.31  2.00e-02  2.18e-02   8.02e-03
 
-Before that (5 Dec 2026, quiet 2-core x86_64 VM, astra-toolbox 2.5.0 CPU,
-taichi 1.7.4 x64 on 2 threads; errors are relative RMS against the analytic
-answer, "ours-astra" their relative RMS difference), with the forward
-projector's 2-slice blocks (``analysis.projector``)::
-
-    256^2 x 64 slices x 180 angles; best of 3; wall s (CPU s, all threads)
-    op             ours s      astra s speed-up ours GUPS astra GUPS  ours err astra err ours-astra
-    forward   0.19 (0.32)  2.65 (2.65)     14.3      4.06       0.29  3.45e-03  3.45e-03   9.47e-06
-    fbp       0.17 (0.29)  2.41 (2.41)     14.5      4.55       0.31  3.57e-02  4.14e-02   1.58e-02
-
-    1024^2 x 8 slices x 801 angles
-    forward   1.45 (2.66) 25.85 (25.84)     17.9      4.65       0.26  8.65e-04  8.67e-04   4.64e-05
-    fbp       2.23 (4.20) 24.90 (24.88)     11.2      3.01       0.27  1.66e-02  1.94e-02   8.06e-03
+Before that (5 Dec 2026, quiet 2-core x86_64 VM, the same versions), with the
+forward projector's 2-slice blocks and one back-projection launch for all
+angles, the same errors: at 256^2 x 64 x 180 forward 0.19 s (14.3x ASTRA's
+2.65 s), FBP 0.17 s (14.5x); at 1024^2 x 8 x 801 forward 1.45 s (17.9x),
+FBP 2.23 s (11.2x ASTRA's 24.90 s).
 
 The code before (8-slice forward blocks), measured in the same minutes: forward 0.14 s
 (19.6x) at 256^2 and 1.41 s (17.9x) at 1024^2, FBP the same. Wider blocks
