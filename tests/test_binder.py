@@ -368,20 +368,82 @@ def _pull_and_clear(points: ti.types.ndarray(dtype=ti.f32, ndim=2), clearance: t
             pulled[p, a] = X[a]
 
 
-def _cleared_and_pulled(moved, quats_k, clearance):
-    """``_clear_of_bridge`` and the root-find's distance from the axis, at points all round the stretched pair's
-    bridge (most of them beside it)."""
+def _pulled(moved, quats_k, clearance):
+    """Points x all round the stretched pair's bridge (most of them beside it), the root-find's reference point
+    X of each, ``_clear_of_bridge`` of each and the motion tables."""
     ensure_taichi("cpu")
-    pos, _, binder, _, _, _ = stretched_pair()
+    _, _, binder, _, _, _ = stretched_pair()
     motion, _ = motion_tables(binder, moved, quats_k, [True], [0.0, 0.0, 0.0])
     ref = reference_tables(binder, [0.0, 0.0, 0.0], np.array([1, 1, 1]), 100.0)
     points = np.random.default_rng(7).uniform([1.0, 1.0, 1.5], [3.2, 3.2, 3.2], (20000, 3)).astype(np.float32)
     pulled, clear = np.empty_like(points), np.empty(len(points), np.int32)
     _pull_and_clear(points, clearance, pulled, clear, motion["cur_c"], ref["ref_c"], motion["back"], ref["radii"],
                     ref["pairs"], ref["bgeo"], motion["seg"])
+    return points, pulled, clear == 1, motion
+
+
+def _cleared_and_pulled(moved, quats_k, clearance):
+    """``_clear_of_bridge`` and the root-find's distance from the axis (see :func:`_pulled`)."""
+    pos = stretched_pair()[0]
+    _, pulled, clear, motion = _pulled(moved, quats_k, clearance)
     axis = (pos[1] - pos[0]) / np.linalg.norm(pos[1] - pos[0])
     v = pulled.astype(np.float64) - pos[0]
-    return clear == 1, np.linalg.norm(v - (v @ axis)[:, None] * axis, axis=1), motion
+    return clear, np.linalg.norm(v - (v @ axis)[:, None] * axis, axis=1), motion
+
+
+def _bridge_roots_by_hand(points, pos, moved, rot_i, rot_j, near_w, a=0.45, r=0.6):
+    """The root-find of ``_pull_bridge`` redone in float64 (the module docstring's definitions): the root w* of
+    g(w) = w(X(w)) - w within 1e-3 of ``near_w`` (by bisection), X(w*), and |dX/dw| there."""
+    x = np.asarray(points, np.float64)
+    xi = (x - moved[0]) @ rot_i + pos[0]
+    xj = (x - moved[1]) @ rot_j + pos[1]
+    d = np.linalg.norm(pos[1] - pos[0])
+    n = (pos[1] - pos[0]) / d
+
+    def X_of(w):
+        m = (1 - w)[:, None, None] * rot_i + w[:, None, None] * rot_j
+        return xi + w[:, None] * np.linalg.solve(m, ((xj - xi) @ rot_j.T)[:, :, None])[:, :, 0]
+
+    def g(w):
+        v = X_of(w) - pos[0]
+        t = v @ n
+        rc = np.minimum(np.linalg.norm(v - t[:, None] * n, axis=1), 0.999 * r)
+        s = np.sqrt(r ** 2 - rc ** 2)
+        return np.clip((t - s) / (d - 2 * s), 0, 1) - w
+
+    lo, hi = np.maximum(near_w - 1e-3, 0), np.minimum(near_w + 1e-3, 1)
+    bracketed = (g(lo) >= 0) & (g(hi) <= 0)
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        up = g(mid) > 0
+        lo, hi = np.where(up, mid, lo), np.where(up, hi, mid)
+    w = 0.5 * (lo + hi)
+    slope = np.linalg.norm(X_of(np.minimum(w + 1e-7, 1)) - X_of(np.maximum(w - 1e-7, 0)), axis=1) / 2e-7
+    return X_of(w), slope, bracketed
+
+
+@settings(max_examples=20, deadline=None)
+@given(turn_j=st.floats(0.0, 1.0), axis_j=st.sampled_from([[1.0, -0.4, 0.5], [0, 1, 0], [0.2, 0.1, 1.0]]),
+       shift_j=st.tuples(*[st.floats(-0.3, 0.3)] * 3))
+def test_the_bridge_root_find_stops_within_its_tolerance_of_the_root(turn_j, axis_j, shift_j):
+    """The reference point X that ``_pull_bridge`` returns for a current point x in the bridge lies within
+    ``_WEIGHT_TOLERANCE`` (1e-6) of the root in w, that is within 1e-6 |dX/dw| of the root X* (float64, by hand),
+    plus float32 rounding (5e-6 µm, 20 ulps at these 3 µm coordinates), at 99 % of the points: the rest sit at
+    the rounding floor of ill-conditioned solves (at most 0.5 % in 300 random cases, whatever the stop). Measured
+    99th percentiles of the error over that bound: at most 0.53; the root-find stopped at a bracket of 1e-4 gives
+    7.7, at a tolerance of 1e-5 3.2."""
+    pos = stretched_pair()[0]
+    rot_i, rot_j = rotation_zyx_about_axis([0.3, 1.0, 0.2], 0.15), rotation_zyx_about_axis(axis_j, turn_j)
+    moved = np.array([pos[0] + [0.05, -0.1, -0.1], pos[1] + np.asarray(shift_j)])
+    quats_k = np.array([axis_angle_quaternion([0.3, 1.0, 0.2], 0.15), axis_angle_quaternion(axis_j, turn_j)])
+    points, pulled, _, _ = _pulled(moved, quats_k, 0.0)
+    X = pulled.astype(np.float64)
+    inside, w = bridge_by_hand(X, pos[0], pos[1], 0.6, 0.6, 0.45)
+    assert inside.sum() > 100
+    X_root, slope, bracketed = _bridge_roots_by_hand(points[inside], pos, moved, rot_i, rot_j, w[inside])
+    assert bracketed.all()
+    error = np.linalg.norm(X[inside] - X_root, axis=1) / (1e-6 * slope + 5e-6)
+    assert np.quantile(error, 0.99) <= 1.0
 
 
 @settings(max_examples=25, deadline=None)
