@@ -391,7 +391,7 @@ def _cleared_and_pulled(moved, quats_k, clearance):
     return clear, np.linalg.norm(v - (v @ axis)[:, None] * axis, axis=1), motion
 
 
-def _bridge_roots_by_hand(points, pos, moved, rot_i, rot_j, near_w, a=0.45, r=0.6):
+def _bridge_roots_by_hand(points, pos, moved, rot_i, rot_j, near_w, r=0.6):
     """The root-find of ``_pull_bridge`` redone in float64 (the module docstring's definitions): the root w* of
     g(w) = w(X(w)) - w within 1e-3 of ``near_w`` (by bisection), X(w*), and |dX/dw| there."""
     x = np.asarray(points, np.float64)
