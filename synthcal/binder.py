@@ -468,7 +468,8 @@ def _pull_bridge(b, x, cur_c: ti.template(), ref_c: ti.template(), back: ti.temp
             # g's float32 rounding (positions tens of µm from the origin, over the bridge's length) can
             # exceed the tolerance, and the bracket then closes to float32's grain while |g| stays above
             # it: 2.9 % of the root-finds of 8 fine rows of the paper scenario's step A ran all 60
-            # iterations, 30 % of all iterations (those rows rendered in 3.05 s, with this stop 2.75 s)
+            # iterations, 30 % of all iterations. With this stop those rows render in 2.65-2.86 s against
+            # 3.02-3.08 s; rows with fewer bridges gain less (2.26-2.27 against 2.43-2.45 s)
             if hi - lo < _WEIGHT_TOLERANCE:
                 break
     return X
