@@ -33,7 +33,9 @@ so that the rescan is rendered and exposed exactly as the run's scans are.
 Latest table (paper scenario, its run of f7b5f1f; this project's 2-core VM,
 6 Dec 2026, 18:27-19:41 UTC; the scan took 609 s, each case 93-593 s of
 DVC; one run each; measured by these same steps in two throwaway scripts
-before this file gathered them, which has run on the tiny scenario since)::
+before this file gathered them. This file, run on the same folder with the
+case 0,1 (20:05 UTC, 777 s in all, 6.1 GiB peak), rescanned step 0 to the
+same bytes and printed the same first row)::
 
     strain noise   16 um  14 um  12 um  10 um   8 um   6 um   4 um   rank of 8 um
     0      1       0.993  0.995  0.994  0.994  0.992  0.994  0.989  6
@@ -61,6 +63,7 @@ from analysis.reconstruct import reconstruct
 from synthcal.dataset import Run, analysis_settings
 from synthcal.memory import keep_freed_memory
 from synthcal.phantom import attenuation_rows
+from synthcal.progress import ProgressBar
 from synthcal.stages import _render, _step_seed
 from synthcal.xray import simulate_scan
 
@@ -68,21 +71,21 @@ from synthcal.xray import simulate_scan
 NOISE_ROLLS = ((97, 1), (131, 2))
 
 
-def rescan_step0(run):
+def rescan_step0(run, progress):
     """Step 0's tomogram scanned again with step 1's drift, creep and noise seed (float32, 1/µm)."""
     s, grid, im, r = run.scenario, run.grid, run.scenario.imaging, run.scenario.reconstruction
     o = im.projection_oversampling
-    render_rows = _render(SimpleNamespace(scenario=s, arch="cpu"), attenuation_rows, run.trajectory().steps[0], run.binder(), grid.foil_top_z_um,
-                          voxel_size_um=grid.voxel_size_um, shape=grid.shape, origin_um=grid.origin_um,
-                          oversampling=o, supersampling=im.supersampling)
+    render_rows = _render(SimpleNamespace(scenario=s, arch="cpu"), attenuation_rows, run.trajectory().steps[0],
+                          run.binder(), grid.foil_top_z_um, voxel_size_um=grid.voxel_size_um, shape=grid.shape,
+                          origin_um=grid.origin_um, oversampling=o, supersampling=im.supersampling)
     angles = run.angles_deg()
     scan = simulate_scan(render_rows, grid.shape, angles, oversampling=o, motion_voxels=run.motion_voxels()[1],
                          incident_counts=im.incident_counts, n_det=grid.n_det, n_flats=im.n_flats,
                          dark_counts=im.dark_counts, read_noise_counts=im.read_noise_counts,
                          psf_sigma_px=im.psf_sigma_px, ring_gain_sigma=im.ring_gain_sigma,
-                         rng_seed=_step_seed(s, "projections", 1), arch="cpu")
+                         rng_seed=_step_seed(s, "projections", 1), arch="cpu", progress=progress.sub(0.0, 0.9))
     volume = reconstruct(scan.counts, scan.flats, scan.darks, angles, method=r.method, filter=r.filter,
-                         padding=r.padding, iterations=r.sirt_iterations, arch="cpu")
+                         padding=r.padding, iterations=r.sirt_iterations, arch="cpu", progress=progress.sub(0.9, 1.0))
     return volume / np.float32(grid.voxel_size_um)
 
 
@@ -123,9 +126,10 @@ def main(argv):
     folder.mkdir(exist_ok=True)
     rescan_file = folder / "rescan_step0.tif"
     if not rescan_file.exists():
-        print("scanning step 0 again ...", flush=True)
-        write_volume(rescan_file, rescan_step0(run), grid.voxel_size_um,
+        bar = ProgressBar("ceiling", "scanning step 0 again")
+        write_volume(rescan_file, rescan_step0(run, bar), grid.voxel_size_um,
                      description="step 0 scanned with step 1's drift, creep and noise seed, 1/um")
+        bar.done()
     settings = analysis_settings(run.scenario, grid, mode="paper")
     rows = [grid.sample_rows[0]] * 2
     pre = preprocess_series([np.asarray(run.volumes()[0]), read_volume(rescan_file)[0]], settings,
@@ -142,7 +146,9 @@ def main(argv):
         pair = [volume + added * np.roll(noise, shift, axis=axis)
                 for volume, (shift, axis) in zip((reference, rescan), NOISE_ROLLS)]
         pair[1] = compressed_along_z(pair[1], strain, centre_row)
-        fields = correlate_series(pair, settings, arch="cpu")
+        bar = ProgressBar("ceiling", f"DVC at every edge, strain {strain:g}, noise x{factor:g}")
+        fields = correlate_series(pair, settings, arch="cpu", progress=bar)
+        bar.done()
         cc = {e: float(fields[1, e].cc.mean()) for e in edges}
         rank = 1 + sum(cc[e] > cc[settings.subvolume_voxels] for e in edges)
         print(f"{strain:6.3f} {factor:5.1f}  "
