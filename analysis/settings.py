@@ -80,16 +80,19 @@ def overlapping_affine_dvc(reference, deformed, edge_voxels, settings, *, sample
 def tiled_rigid_dvc(reference, deformed, edge_voxels, settings, *, sample_rows=None, arch="cpu", progress=None,
                     prepared=None):
     """Paper mode's DVC: cubes of ``edge_voxels`` tiling the whole volume (node spacing = edge), a rigid
-    warp each (:func:`analysis.dvc.correlate_tiled`).
+    warp each, the volume surrounded by null values (:func:`analysis.dvc.correlate_tiled`, ``outside="null"``).
 
     Every cube is correlated, the head and the faces of the field of view
     included, as in the paper's CC maps, whose mean CC is over every cube;
-    ``sample_rows`` is therefore not used. Parameters as
-    :func:`overlapping_affine_dvc`.
+    ``sample_rows`` is therefore not used. A cube whose warp reaches past a
+    face of the scan is correlated against values of 0 there and keeps its
+    CC: the paper puts the low CC of its side cubes down to "edge pixels
+    having null values", which Avizo correlated, where best mode stops such
+    a cube and scores it 0. Parameters as :func:`overlapping_affine_dvc`.
     """
     return correlate_tiled(reference, deformed, subvolume_voxels=edge_voxels,
                            max_displacement_voxels=settings.max_displacement_voxels, min_cc=settings.min_cc,
-                           arch=arch, progress=progress, prepared=prepared)
+                           outside="null", arch=arch, progress=progress, prepared=prepared)
 
 
 @dataclass(frozen=True)

@@ -200,7 +200,7 @@ class _ScriptedCC:
     def __init__(self, ccs):
         self.ccs, self.calls = list(ccs), 0
 
-    def correlation_sums(self, warps, offsets, fn, grad, given, cube_edge, weights, rows=None):
+    def correlation_sums(self, warps, offsets, fn, grad, given, cube_edge, weights, rows=None, null_outside=False):
         cc = self.ccs[min(self.calls, len(self.ccs) - 1)]
         self.calls += 1
         sums = np.zeros((len(warps), 15))

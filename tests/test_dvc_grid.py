@@ -117,6 +117,19 @@ def test_extract_cubes_inside_the_volume_and_across_a_face_in_one_batch(shape, e
     _assert_clamped_cubes(np.arange(np.prod(shape), dtype=np.float32).reshape(shape), corners, edge)
 
 
+@settings(max_examples=30, deadline=None)
+@given(shape=st.tuples(*[st.integers(1, 9)] * 3), edge=st.integers(1, 6),
+       corners=st.lists(st.tuples(*[st.integers(-8, 12)] * 3), min_size=1, max_size=5))
+def test_extract_cubes_with_a_fill_reads_it_at_every_voxel_outside(shape, edge, corners):
+    volume = np.arange(1, np.prod(shape) + 1, dtype=np.float32).reshape(shape)
+    got = extract_cubes(volume, np.array(corners), edge, fill=-7.5)
+    for b, c in enumerate(corners):
+        for k, j, i in itertools.product(range(edge), repeat=3):
+            z, y, x = c[0] + k, c[1] + j, c[2] + i
+            inside = 0 <= z < shape[0] and 0 <= y < shape[1] and 0 <= x < shape[2]
+            assert got[b, k, j, i] == (volume[z, y, x] if inside else -7.5)
+
+
 def _inside_fraction_by_voxel(mask, node, s):
     """Fraction of the s^3 voxels around ``node`` that are in the volume and set in ``mask``."""
     inside = 0

@@ -71,6 +71,26 @@ def test_correlation_sums_are_sums_of_spline_samples(s, cube):
     np.testing.assert_allclose(got / scale, want / scale, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("s, cube", [(5, False), (5, True), (7, True)])
+def test_correlation_sums_with_null_outside_read_0_past_the_faces_and_the_spline_inside(s, cube):
+    volume = _volume()
+    offsets, warps, fn, grad = _case(s, s)
+    # the first two nodes pushed across faces (2.2 voxels past z = 0, 1.7 past the last x), with points on
+    # both sides of the limits -0.5 and n - 0.5; the others stay inside as in _case
+    warps[0, 0, 3] = s // 2 - 2.2
+    warps[1, 2, 3] = SHAPE[2] - 1 - s // 2 + 1.7
+    points = _points(warps, offsets)
+    inside = np.all((points >= -0.5) & (points <= np.array(SHAPE) - 0.5), axis=2)
+    assert not inside[:2].all() and inside[:2].any() and inside[2:].all()
+    g = ndi.map_coordinates(volume.astype(np.float64), points.reshape(-1, 3).T, order=3,
+                            mode="mirror").reshape(len(warps), -1)
+    want = _sums_by_definition(np.where(inside, g, 0.0), offsets, fn, grad)
+    got = SplineVolume(volume).correlation_sums(warps, offsets, fn, grad, cube_edge=s if cube else None,
+                                                null_outside=True)
+    scale = np.abs(want).max(axis=0)
+    np.testing.assert_allclose(got / scale, want / scale, rtol=0, atol=1e-5)
+
+
 def test_correlation_sums_use_given_values_instead_of_sampling():
     volume = _volume()
     offsets, warps, fn, grad = _case(5, 1)

@@ -48,6 +48,68 @@ def _correlate(ref, deformed, nodes, **kwargs):
     return correlate(np.asarray(ref, np.float32), np.asarray(deformed, np.float32), **args)
 
 
+def test_among_nulls_a_node_whose_match_leaves_the_volume_is_scored_against_them():
+    # Avizo's reading of a dataset's edge pixels (paper mode): past the faces the deformed volume reads 0.
+    # Rigid warps, as paper mode fits them
+    ref, deformed = texture(0), fourier_shift(texture(0), SHIFT)
+    r = _correlate(ref, deformed, EDGE_NODES, max_displacement_voxels=2.5, outside="null", shape_function="rigid")
+    z, y = r.nodes[:, 0], r.nodes[:, 1]
+    leaves = (z + H + SHIFT[0] > N - 0.5) | (y - H + SHIFT[1] < -0.5)
+    assert leaves.sum() == 6 and np.all(r.status == Status.CONVERGED) and r.ok.all()
+    # the null layer (1.3 or 1.7 of 17 planes) pulls the fit off the shift by up to 0.14 voxel here
+    assert np.abs(r.displacement - SHIFT).max() < 0.2
+    offsets = np.stack(np.meshgrid(*[np.arange(-H, H + 1)] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
+    for node, u, gradient, cc in zip(r.nodes[leaves], r.displacement[leaves], r.displacement_gradient[leaves],
+                                     r.cc[leaves]):
+        # the CC reported is the plain ZNCC against the spline inside the volume and 0 past its faces
+        points = node + u + offsets @ (np.eye(3) + gradient).T
+        inside = np.all((points >= -0.5) & (points <= N - 0.5), axis=1)
+        assert not inside.all()
+        g = np.where(inside, ndi.map_coordinates(deformed.astype(np.float64), points.T, order=3, mode="mirror"), 0)
+        f = ref[tuple((node + offsets).T)]
+        f, g = f - f.mean(), g - g.mean()
+        assert cc == pytest.approx((f @ g) / np.sqrt((f @ f) * (g @ g)), abs=1e-4)
+        assert 0.5 < cc < 0.99
+
+
+def test_among_nulls_an_integer_start_across_a_face_reads_nulls_there():
+    # no iteration: the CC is that of the exact first samples, the voxels of the start's cube
+    ref, deformed = texture(0).astype(np.float32), texture(1).astype(np.float32)
+    nodes = _nodes((24,), (24,), (36,))
+    step = _Pass(device_array(ref, "cpu"), deformed, SplineVolume(deformed), nodes, S, 0, 1e-3, "rigid", "cpu",
+                 0.5, "uniform", True)
+    warps, cc = _warps_at(nodes, np.array([[0.0, 0.0, 10.0]])), np.zeros(1)
+    step.run(np.array([0]), warps.copy(), True, warps, cc, np.zeros(1, np.int64), np.zeros(1, np.int64))
+    f = ref[16:33, 16:33, 28:45].ravel()
+    g = np.zeros((S, S, S), np.float32)
+    g[:, :, :10] = deformed[16:33, 16:33, 38:48]     # x 38 .. 54: the last 7 columns are past the face
+    f, g = f - f.mean(), g.ravel() - g.mean()
+    assert cc[0] == pytest.approx((f @ g) / np.sqrt((f @ f) * (g @ g)), abs=1e-5)
+
+
+def test_among_nulls_a_failed_node_whose_neighbours_put_its_match_past_a_face_is_still_correlated():
+    # a 5-voxel shift along x; past x = 42 the deformed volume is noise, so the nodes at x = 40 (match at
+    # x 37 .. 53: 5 columns of texture, 6 of noise, 6 past the face) fail and are retried around their
+    # neighbours' displacement, where no shift within the rescue radius keeps their cube inside
+    ref = texture(0).astype(np.float32)
+    deformed = fourier_shift(texture(0), (0.0, 0.0, 5.0))
+    deformed[:, :, 42:] = np.random.default_rng(3).normal(size=(N, N, N - 42))
+    nodes = _nodes((16, 24, 32), (16, 24, 32), (8, 16, 24, 32, 40))
+    stopped = _correlate(ref, deformed, nodes, node_spacing_voxels=8, max_displacement_voxels=6,
+                         shape_function="rigid")
+    last = nodes[:, 2] == 40
+    assert np.all(stopped.status[last] == Status.OUTSIDE) and stopped.ok[~last].all()
+    among_nulls = _correlate(ref, deformed, nodes, node_spacing_voxels=8, max_displacement_voxels=6,
+                             shape_function="rigid", outside="null")
+    assert not np.any(among_nulls.status == Status.OUTSIDE)
+    assert np.all(among_nulls.cc[last] > 0) and among_nulls.ok[~last].all()
+
+
+def test_an_unknown_outside_rule_is_a_one_line_error():
+    with pytest.raises(ValueError, match="outside: expected 'stop' or 'null', got 'mirror'"):
+        _correlate(texture(0), texture(0), EDGE_NODES, outside="mirror")
+
+
 # Upper half (z >= 24) of the deformed volume: the texture plus independent noise of
 # relative amplitude B. Nodes at z = 9, 14 see only the clean half (z 1 .. 22), nodes at
 # z = 33, 38 only the noisy half (z 25 .. 46).
@@ -322,7 +384,7 @@ def test_an_outlier_is_searched_again_around_what_its_neighbours_expect():
     deformed = np.roll(ref, tuple(shift), axis=(0, 1, 2))          # periodic texture: an exact shift
     nodes = _nodes((16, 24, 32), (16, 24, 32), (12, 20, 28))
     step = _Pass(device_array(ref, "cpu"), deformed, SplineVolume(deformed), nodes, S, 50, 1e-3, "affine", "cpu",
-                 0.5, "uniform")
+                 0.5, "uniform", False)
     displacement = np.broadcast_to(shift, nodes.shape).astype(float).copy()
     displacement[13] = (0, 0, 1)
     warps = _warps_at(nodes, displacement)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
 from analysis.chain import check_registration, preprocess_series
-from analysis.dvc import correlate_tiled
+from analysis.dvc import Status, correlate_tiled
 from analysis.pores import cpsd_whole_voxel, whole_voxel_radius
 from analysis.preprocess import match_histogram, match_linear
 from analysis.regions import particle_region
@@ -161,7 +161,7 @@ def test_paper_settings_tile_every_edge_of_the_study_by_that_edge():
     ref = texture(54)
     shift = (0.6, -1.2, 0.3)
     # edges whose tiles leave >= 4 voxels to the faces of the 54-voxel volume (3 x 15, 4 x 11), so no moved
-    # cube samples the mirror padding
+    # cube reaches the nulls past them
     chain = paper_settings(1.0, median_size=3, subvolume_um=15, max_displacement_um=2.0, min_cc=0.5,
                            study_subvolumes_um=[11])
     assert chain.node_spacing_voxels == chain.subvolume_voxels == 15
@@ -170,6 +170,20 @@ def test_paper_settings_tile_every_edge_of_the_study_by_that_edge():
         for axis in range(3):
             assert np.unique(np.diff(np.unique(result.nodes[:, axis]))).tolist() == [edge]
         assert np.abs(result.displacement[result.ok] - shift).max() < 0.02
+
+
+def test_paper_settings_correlate_the_cubes_that_leave_the_scan_against_nulls():
+    ref = texture(54)
+    shift = (0.0, 0.0, 2.5)
+    # 3 tiles of 17 voxels leave 1 and 2 voxels to the x faces: the last column of tiles moves 0.5 voxel past
+    chain = paper_settings(1.0, median_size=3, subvolume_um=17, max_displacement_um=3.0, min_cc=0.5)
+    deformed = fourier_shift(ref, shift)
+    stopped = correlate_tiled(ref.astype(np.float32), deformed, subvolume_voxels=17, max_displacement_voxels=3.0)
+    leaving = stopped.status == Status.OUTSIDE
+    assert leaving.sum() == 9 and np.all(stopped.cc[leaving] == 0)
+    result = chain.correlate(ref.astype(np.float32), deformed, 17, chain)
+    assert not np.any(result.status == Status.OUTSIDE)
+    assert np.all(result.cc[leaving] > 0.5)
 
 
 def brute_force_radius(phase):

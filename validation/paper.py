@@ -38,7 +38,8 @@ def _row(name, quantity, unit, definition, paper, measured, truth):
 
 def paper_mean_cc(field):
     """Mean CC of a DVC field the paper's way: over every subvolume correlated, 0 where no correlation
-    could be computed (flat or left the volume), the head and the faces of the field of view included.
+    could be computed (flat, or left the volume where the chain stops such a subvolume: best mode; paper mode
+    correlates it against nulls), the head and the faces of the field of view included.
 
     Paper mode correlates every tile of the volume, so this is over every
     subvolume of the dataset; the best mode never correlates the subvolumes

@@ -221,7 +221,7 @@ def normalised_hessian_inverse(hess, sd_sum, sd_fn, total_weight):
 
 def refine(spline, terms, offsets, warps0, *, shape_function="affine",
            max_iterations=50, tolerance_voxels=1e-3, exact_first=None, cube_edge=None, outside=None,
-           outside_patience=0, stall_iterations=None, stall_cc=0.3):
+           outside_patience=0, null_outside=False, stall_iterations=None, stall_cc=0.3):
     """Refine initial warps of a batch of nodes by IC-GN.
 
     Parameters
@@ -256,6 +256,12 @@ def refine(spline, terms, offsets, warps0, *, shape_function="affine",
     outside_patience : int
         Iterations a node may spend outside before it stops (0: stop as soon
         as the warp is outside, before sampling it).
+    null_outside : bool
+        Samples outside the deformed volume read 0, as if it were surrounded
+        by null values (see ``SplineVolume.correlation_sums``), instead of
+        the spline's mirror continuation: a node whose subvolume reaches past
+        a face is then correlated against those nulls, and ``outside`` is
+        usually None.
     stall_iterations : int, optional
         A node whose ZNCC after this many iterations is still below
         ``stall_cc`` stops there, not converged, with that warp and CC: its
@@ -309,7 +315,8 @@ def refine(spline, terms, offsets, warps0, *, shape_function="affine",
         if len(active) == 0:
             break
         given = first if it == 0 else None
-        sums = spline.correlation_sums(warps[active], offsets, fn, gs, given, cube_edge, weights, rows=active)
+        sums = spline.correlation_sums(warps[active], offsets, fn, gs, given, cube_edge, weights, rows=active,
+                                       null_outside=null_outside)
         mean = sums[:, 0] / total
         sigma = np.sqrt(np.maximum(sums[:, 1] - total * mean * mean, 1e-300))
         # both images of unit weighted norm and zero weighted mean: ZNCC = sum w fn g / sigma, in

@@ -91,11 +91,12 @@ def subvolume_window(subvolume_voxels, window):
     raise ValueError(f"window: expected 'uniform' or 'gaussian', got {window!r}")
 
 
-def extract_cubes(volume, corners, edge):
+def extract_cubes(volume, corners, edge, fill=None):
     """Gather cubes ``volume[c:c+edge]`` (per axis) for each corner, batched.
 
-    Indices outside the volume are clamped to the nearest face; callers
-    decide which nodes such clamping invalidates.
+    Indices outside the volume are clamped to the nearest face (callers
+    decide which nodes such clamping invalidates), or read ``fill`` when it
+    is given.
 
     Returns
     -------
@@ -115,6 +116,11 @@ def extract_cubes(volume, corners, edge):
         r = np.arange(edge)
         idx = [np.clip(corners[across, a, None] + r, 0, volume.shape[a] - 1) for a in range(3)]
         out[across] = volume[idx[0][:, :, None, None], idx[1][:, None, :, None], idx[2][:, None, None, :]]
+        if fill is not None:
+            within = [(corners[across, a, None] + r >= 0) & (corners[across, a, None] + r < volume.shape[a])
+                      for a in range(3)]
+            within = within[0][:, :, None, None] & within[1][:, None, :, None] & within[2][:, None, None, :]
+            out[across] = np.where(within, out[across], fill)
     return out
 
 

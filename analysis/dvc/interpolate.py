@@ -49,6 +49,20 @@ def _bspline(coef: ti.template(), pz, py, px):
     return acc
 
 
+@ti.func
+def _sample(coef: ti.template(), pz, py, px, null_outside: ti.template()):
+    """:func:`_bspline`, or 0 at positions outside the volume's voxels when ``null_outside``."""
+    g = ti.f32(0.0)
+    if ti.static(null_outside):
+        # the volume's voxels span [-0.5, n - 0.5] on each axis, as analysis.dvc.local's outside test has it
+        hz, hy, hx = coef.shape[0] - 2 * _PAD - 0.5, coef.shape[1] - 2 * _PAD - 0.5, coef.shape[2] - 2 * _PAD - 0.5
+        if pz >= -0.5 and pz <= hz and py >= -0.5 and py <= hy and px >= -0.5 and px <= hx:
+            g = _bspline(coef, pz, py, px)
+    else:
+        g = _bspline(coef, pz, py, px)
+    return g
+
+
 # Taichi hands a CPU loop to its threads in blocks of at least 512 iterations, so a loop over the
 # nodes of a batch (a few hundred) would run on one thread: the kernels below loop over (node, part)
 # pairs, each summing one part of a node's points, and the parts are added afterwards in numpy.
@@ -95,7 +109,7 @@ def _correlation_sums(coef: ti.types.ndarray(dtype=ti.f32, ndim=3),
                       given: ti.types.ndarray(dtype=ti.f32, ndim=2),
                       rows: ti.types.ndarray(dtype=ti.i32, ndim=1),
                       partial: ti.types.ndarray(dtype=ti.f64, ndim=3),
-                      use_given: ti.template()):
+                      use_given: ti.template(), null_outside: ti.template()):
     # one (node, part) per iteration, the part's points summed in a fixed order: reproducible bits
     n = offsets.shape[0]
     parts = partial.shape[1]
@@ -112,7 +126,7 @@ def _correlation_sums(coef: ti.types.ndarray(dtype=ti.f32, ndim=3),
                 pz = warp[b, 0, 0] * oz + warp[b, 0, 1] * oy + warp[b, 0, 2] * ox + warp[b, 0, 3]
                 py = warp[b, 1, 0] * oz + warp[b, 1, 1] * oy + warp[b, 1, 2] * ox + warp[b, 1, 3]
                 px = warp[b, 2, 0] * oz + warp[b, 2, 1] * oy + warp[b, 2, 2] * ox + warp[b, 2, 3]
-                g = _bspline(coef, pz, py, px)
+                g = _sample(coef, pz, py, px, null_outside)
             _accumulate(acc, ti.cast(g, ti.f64), ti.cast(weights[v], ti.f64), ti.cast(fn[r, v], ti.f64),
                         oz, oy, ox, grad, r, v)
         for c in ti.static(range(_SUMS)):
@@ -126,7 +140,7 @@ def _cube_correlation_sums(coef: ti.types.ndarray(dtype=ti.f32, ndim=3),
                            fn: ti.types.ndarray(dtype=ti.f32, ndim=2),
                            grad: ti.types.ndarray(dtype=ti.f32, ndim=3),
                            rows: ti.types.ndarray(dtype=ti.i32, ndim=1),
-                           partial: ti.types.ndarray(dtype=ti.f64, ndim=3)):
+                           partial: ti.types.ndarray(dtype=ti.f64, ndim=3), null_outside: ti.template()):
     # _correlation_sums for cubic point sets, one (node, z-row, part of its y-lines) per iteration,
     # positions built per x-line. oz is fixed in a part and oy along a line, so the sums of
     # w g grad_i times oz, oy and 1 are taken from the sums of w g grad_i per line and per part: per
@@ -148,8 +162,8 @@ def _cube_correlation_sums(coef: ti.types.ndarray(dtype=ti.f32, ndim=3),
             line = ti.Vector.zero(ti.f64, 3)     # sum w g grad_i over the line
             for i in range(edge):
                 ox = ti.cast(i - half, ti.f64)
-                gd = ti.cast(_bspline(coef, rz + warp[b, 0, 2] * ox, ry + warp[b, 1, 2] * ox,
-                                      rx + warp[b, 2, 2] * ox), ti.f64)
+                gd = ti.cast(_sample(coef, rz + warp[b, 0, 2] * ox, ry + warp[b, 1, 2] * ox,
+                                     rx + warp[b, 2, 2] * ox, null_outside), ti.f64)
                 gw = ti.cast(weights[v], ti.f64) * gd
                 _add_value_sums(acc, gd, gw, ti.cast(fn[r, v], ti.f64))
                 for c in ti.static(range(3)):
@@ -246,7 +260,8 @@ class SplineVolume:
         coef = np.pad(coef, _PAD, mode="reflect")   # numpy "reflect" is scipy's "mirror"
         self._coef = device_array(coef, arch)
 
-    def correlation_sums(self, warps, offsets, fn, grad, given=None, cube_edge=None, weights=None, rows=None):
+    def correlation_sums(self, warps, offsets, fn, grad, given=None, cube_edge=None, weights=None, rows=None,
+                         null_outside=False):
         """Per-node sums for one Gauss–Newton step, sampling and reducing in one pass.
 
         Parameters
@@ -271,6 +286,11 @@ class SplineVolume:
             (B,) int, the row of ``fn``, ``grad`` and ``given`` of each warp
             (a Gauss–Newton batch whose converged nodes drop out keeps its
             reference arrays whole); default 0 .. B-1.
+        null_outside : bool
+            Samples at positions outside the volume's voxels (beyond half a
+            voxel from the centres of its faces' voxels) read 0, as if the
+            volume were surrounded by null values; default: the spline's
+            mirror continuation.
 
         Returns
         -------
@@ -294,13 +314,14 @@ class SplineVolume:
                              f"{rows.min()} .. {rows.max()}")
         if given is None and cube_edge is not None:
             partial = np.empty((len(warps), int(cube_edge) * _ROW_PARTS, _SUMS), dtype=np.float64)
-            _cube_correlation_sums(self._coef, warps, int(cube_edge), weights, fn, grad, rows, partial)
+            _cube_correlation_sums(self._coef, warps, int(cube_edge), weights, fn, grad, rows, partial,
+                                   bool(null_outside))
             return partial.sum(axis=1)
         dummy = given is None
         given = np.zeros((1, 1), np.float32) if dummy else np.ascontiguousarray(given, dtype=np.float32)
         partial = np.empty((len(warps), _PARTS, _SUMS), dtype=np.float64)
         _correlation_sums(self._coef, warps, np.ascontiguousarray(offsets, dtype=np.float32), weights, fn, grad,
-                          given, rows, partial, not dummy)
+                          given, rows, partial, not dummy, bool(null_outside))
         return partial.sum(axis=1)
 
     def resample(self, warp, shape):

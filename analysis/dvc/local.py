@@ -104,8 +104,8 @@ class DVCResult:
 def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
               max_displacement_voxels, mask=None, nodes=None, passes=(),
               min_mask_fraction=0.5, min_cc=0.5, max_iterations=50,
-              tolerance_voxels=TOLERANCE_VOXELS, shape_function="affine", window="gaussian", arch="cpu",
-              progress=None, prepared=None):
+              tolerance_voxels=TOLERANCE_VOXELS, shape_function="affine", window="gaussian", outside="stop",
+              arch="cpu", progress=None, prepared=None):
     """Local DVC of ``deformed`` against ``reference`` on a node grid.
 
     Integer displacements come from FFT zero-normalised cross-correlation
@@ -189,6 +189,14 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
         brings an affine fit of a curved field nearer the node's own
         displacement, at the cost of noisier fits. The integer search, the
         CC reported and the CC judged against ``min_cc`` stay unweighted.
+    outside : {"stop", "null"}
+        What a subvolume meets where its warp reaches past a face of
+        ``deformed``. "stop": nothing; the node stops there with status
+        OUTSIDE and CC 0 (its match is not in the volume; a node whose
+        neighbours put its match outside is not searched). "null": values
+        of 0, as if the volume were surrounded by null values (as Avizo's
+        DVC reads a dataset's edge pixels); the node is refined and scored
+        against them like any other, and no node is OUTSIDE.
     arch : {"cpu", "gpu"}
         Taichi backend of the interpolation kernel.
     progress : callable, optional
@@ -203,6 +211,8 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
     DVCResult
     """
     _check_shape_function(shape_function)
+    if outside not in ("stop", "null"):
+        raise ValueError(f"outside: expected 'stop' or 'null', got {outside!r}")
     if prepared is None:
         prepared = PreparedPair(reference, deformed, arch)
     elif not prepared.holds(reference, deformed, arch):
@@ -235,7 +245,7 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
     n_steps = 2 * len(sizes)
     for k, s in enumerate(sizes):
         step = _Pass(prepared.reference_dev, deformed, prepared.spline, nodes, s, max_iterations, tolerance_voxels,
-                     shape_function, arch, min_cc, window)
+                     shape_function, arch, min_cc, window, outside == "null")
         seeded = np.flatnonzero(ok & live)
         step.run(seeded, warps[seeded].copy(), False, warps, cc, iterations, status)
         fresh = np.flatnonzero(live & ~ok)
@@ -266,8 +276,8 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
         near, g_near = retry[has], np.round(guess[has]).astype(np.int64)
         # where the neighbours put the match out of the volume (a large motion at a face), no shift the
         # local search may try keeps the subvolume inside: the node is OUTSIDE at that guess, as a search
-        # and Gauss-Newton would find, without running them
-        fits = _search_fits(nodes[near] + g_near - s // 2, s, _RESCUE_RADIUS_VOXELS, deformed.shape)
+        # and Gauss-Newton would find, without running them. Among nulls it is correlated like the others
+        fits = _search_fits(nodes[near] + g_near - s // 2, s, _RESCUE_RADIUS_VOXELS, deformed.shape) | step.null_outside
         gone = near[~fits]
         cc[gone], iterations[gone], status[gone] = 0.0, 0, Status.OUTSIDE
         for sel, r, g in ((near[fits], _RESCUE_RADIUS_VOXELS, g_near[fits]), (retry[~has], radius, None)):
@@ -328,14 +338,14 @@ def refine_nodes(reference, deformed, nodes, displacement_voxels, *, subvolume_v
     live = np.all(np.isfinite(start), axis=1)
     idx = np.flatnonzero(live)
     step = _Pass(device_array(reference, arch), deformed, SplineVolume(deformed, arch=arch), nodes,
-                 int(subvolume_voxels), max_iterations, tolerance_voxels, shape_function, arch, min_cc, window)
+                 int(subvolume_voxels), max_iterations, tolerance_voxels, shape_function, arch, min_cc, window, False)
     step.run(idx, _translation_warps(nodes[idx], start[idx]), False, warps, cc, iterations, status)
     ok = _judge(status, cc, min_cc, live)
     return _result(nodes, warps, cc, ok, iterations, status, subvolume_voxels)
 
 
 def correlate_tiled(reference, deformed, *, subvolume_voxels, max_displacement_voxels, mask=None, min_cc=0.5,
-                    arch="cpu", progress=None, prepared=None):
+                    outside="stop", arch="cpu", progress=None, prepared=None):
     """Local DVC on tiled cubes with a rigid warp each: Avizo's local mode as the paper shows it.
 
     The paper's CC maps (its Fig. 3e, f) show the dataset cut into cubes of
@@ -357,6 +367,8 @@ def correlate_tiled(reference, deformed, *, subvolume_voxels, max_displacement_v
     mask : numpy.ndarray of bool, optional
         See :func:`correlate`; None correlates every cube.
     min_cc : float
+    outside : {"stop", "null"}
+        See :func:`correlate`.
     arch : {"cpu", "gpu"}
     progress : callable, optional
     prepared : PreparedPair, optional
@@ -368,14 +380,15 @@ def correlate_tiled(reference, deformed, *, subvolume_voxels, max_displacement_v
     """
     return correlate(reference, deformed, subvolume_voxels=subvolume_voxels, node_spacing_voxels=subvolume_voxels,
                      max_displacement_voxels=max_displacement_voxels, mask=mask, min_cc=min_cc,
-                     shape_function="rigid", window="uniform", arch=arch, progress=progress, prepared=prepared)
+                     shape_function="rigid", window="uniform", outside=outside, arch=arch, progress=progress,
+                     prepared=prepared)
 
 
 class _Pass:
     """IC-GN over chosen nodes with one subvolume size, in memory-bounded batches."""
 
     def __init__(self, reference, deformed, spline, nodes, s, max_iterations, tolerance_voxels, shape_function,
-                 arch, min_cc, window):
+                 arch, min_cc, window, null_outside):
         self.reference, self.deformed, self.spline, self.nodes = reference, deformed, spline, nodes
         self.arch, self.shape_function = arch, shape_function
         self.s, self.max_iterations, self.tolerance = s, max_iterations, tolerance_voxels
@@ -384,6 +397,7 @@ class _Pass:
         self.offsets = subvolume_offsets(s)
         self.weights = subvolume_window(s, window)
         self.shape = np.array(deformed.shape)
+        self.null_outside = null_outside
 
     def run(self, idx, warps0, integer_start, warps, cc, iterations, status):
         s = self.s
@@ -394,16 +408,19 @@ class _Pass:
             terms = cube_terms(self.reference, self.nodes[sel], s, self.arch, self.weights)
             first = None
             if integer_start:
-                first = extract_cubes(self.deformed, np.round(w0[:, :, 3]).astype(np.int64) - s // 2, s)
+                first = extract_cubes(self.deformed, np.round(w0[:, :, 3]).astype(np.int64) - s // 2, s,
+                                      fill=0.0 if self.null_outside else None)
                 first = first.reshape(len(sel), -1)
             res = refine(self.spline, terms, self.offsets, w0, shape_function=self.shape_function,
                          max_iterations=self.max_iterations, tolerance_voxels=self.tolerance, exact_first=first,
-                         cube_edge=s, outside=self._outside, outside_patience=_OUTSIDE_PATIENCE,
+                         cube_edge=s, outside=None if self.null_outside else self._outside,
+                         outside_patience=_OUTSIDE_PATIENCE, null_outside=self.null_outside,
                          stall_iterations=_STALL_ITERATIONS, stall_cc=self.stall_cc)
             warps[sel] = res.warps
             iterations[sel] = res.iterations
-            # a node that left stopped on an outside warp; one that ran on is judged on its final warp
-            outside = res.left | self._outside(res.warps)
+            # a node that left stopped on an outside warp; one that ran on is judged on its final warp.
+            # Among nulls no warp is outside: its CC is against them
+            outside = (res.left | self._outside(res.warps)) & (not self.null_outside)
             # a warp that left the volume samples the mirror padding: its CC means nothing
             cc[sel] = np.where(outside, 0.0, res.cc)
             st = np.where(res.converged, Status.CONVERGED, Status.MAX_ITERATIONS)
