@@ -155,7 +155,7 @@ def preprocess_series(volumes, settings, *, sample_rows=None, names=None, arch="
     reference = filtered(volumes[0])
     if settings.registration_box is None:
         region = settings.registration_region(reference, rows, settings.subvolume_voxels)
-        rule = _first_line(settings.registration_region)
+        rule = _summary(settings.registration_region)
     else:
         region = tuple(slice(a, b) for a, b in settings.registration_box)
         rule = "the registration box given by hand"
@@ -328,8 +328,10 @@ def check_registration(transform, region, name):
                          "on still material by hand ([dvc] registration_box_um, or --register-box-um)")
 
 
-def _first_line(function):
-    return (function.__doc__ or function.__name__).strip().splitlines()[0]
+def _summary(function):
+    """The first paragraph of ``function``'s docstring in one line (its name if it has none)."""
+    paragraph = (function.__doc__ or function.__name__).strip().split("\n\n")[0]
+    return " ".join(line.strip() for line in paragraph.splitlines())
 
 
 # --- files -----------------------------------------------------------------
@@ -400,7 +402,7 @@ def write_dvc(folder, results, settings, transforms):
             np.savetxt(fh, table, delimiter=",", fmt="%.17g")
         with atomic_output(f"{stem}.json") as tmp:
             tmp.write_text(json.dumps({"frame": DVC_FRAME, "voxel_size_um": v, "step": k, "subvolume_voxels": edge,
-                                       "mode": settings.mode, "dvc": _first_line(settings.correlate),
+                                       "mode": settings.mode, "dvc": _summary(settings.correlate),
                                        "registration": transforms[k].to_dict(),
                                        "status": {s.name: int(s) for s in Status}}, indent=1) + "\n")
 
@@ -437,7 +439,7 @@ def write_pores(folder, analyses, settings, *, suffix=".tif"):
         write_volume(folder / f"{step_name(k)}_labels{suffix}", seg.labels, v, description=f"segmentation: {seg.legend}")
         write_cpsd_csv(folder / f"cpsd_{step_name(k)}.csv", a.cpsd)
         rows.append({"step": k, "mode": settings.mode, "segmentation": seg.legend, "thresholds": list(seg.thresholds),
-                     "pore_phases": [p.name.lower() for p in seg.pore_phases], "cpsd": _first_line(settings.pore_size),
+                     "pore_phases": [p.name.lower() for p in seg.pore_phases], "cpsd": _summary(settings.pore_size),
                      **asdict(a.phases), "mean_pore_radius_um": a.cpsd.mean_radius_um,
                      "median_pore_radius_um": a.cpsd.median_radius_um})
     write_phase_fractions_csv(folder / "phase_fractions.csv", {step_name(k): a.phases for k, a in enumerate(analyses)})
