@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis.dvc.grid import extract_cubes, inside_fraction, node_grid, subvolume_offsets
+from analysis.dvc.grid import box_leaves_volume, extract_cubes, inside_fraction, node_grid, subvolume_offsets
 
 
 def _cube_indices(centre, s):
@@ -172,3 +172,29 @@ def test_extract_cubes_takes_corners_given_as_whole_floats():
     volume = np.arange(6 * 7 * 8).reshape(6, 7, 8)
     np.testing.assert_array_equal(extract_cubes(volume, np.array([[1.0, -2.0, 5.0]]), 3),
                                   extract_cubes(volume, np.array([[1, -2, 5]]), 3))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2 ** 32 - 1), st.tuples(*[st.integers(4, 30)] * 3), st.integers(1, 6))
+def test_box_leaves_volume_when_any_point_of_the_box_does(seed, shape, half):
+    # brute force: every lattice point of the box (corners included) mapped by the warp, each tested against
+    # the voxels' span [-0.5, n - 0.5]; the warps are near-identity, placed so that about half the boxes leave
+    rng = np.random.default_rng(seed)
+    low, high = np.array([-half, -half + 1, -half]), np.array([half, half, half - 1])
+    warps = np.concatenate([np.eye(3) + rng.uniform(-0.15, 0.15, (40, 3, 3)),
+                            rng.uniform(-2.0, np.array(shape) + 1.0, (40, 3))[:, :, None]], axis=2)
+    box = np.stack(np.meshgrid(*[np.arange(a, b + 1) for a, b in zip(low, high)], indexing="ij"), -1).reshape(-1, 3)
+    points = np.einsum("bij,nj->bni", warps[:, :, :3], box) + warps[:, None, :, 3]
+    want = np.any((points < -0.5) | (points > np.array(shape) - 0.5), axis=(1, 2))
+    np.testing.assert_array_equal(box_leaves_volume(warps, low, high, shape), want)
+
+
+def test_box_leaves_volume_counts_a_corner_on_the_limit_inside_unless_within_the_margin():
+    # a 5-voxel cube whose highest x corner lies exactly on the last x voxel's far side, n - 0.5 = 9.5
+    warp = np.concatenate([np.eye(3), [[4.0], [4.0], [7.5]]], axis=1)[None]
+    low, high = [-2, -2, -2], [2, 2, 2]
+    assert not box_leaves_volume(warp, low, high, (9, 9, 10))[0]
+    assert box_leaves_volume(warp, low, high, (9, 9, 10), margin_voxels=1e-6)[0]
+    warp[0, 2, 3] = 1.5                           # now the lowest x corner on -0.5
+    assert not box_leaves_volume(warp, low, high, (9, 9, 10))[0]
+    assert box_leaves_volume(warp, low, high, (9, 9, 10), margin_voxels=1e-6)[0]

@@ -124,6 +124,36 @@ def extract_cubes(volume, corners, edge, fill=None):
     return out
 
 
+def box_leaves_volume(warps, low, high, shape, margin_voxels=0.0):
+    """Whether each affine warp carries the box of local offsets ``low .. high`` past a volume's voxels.
+
+    The voxels of a volume span ``[-0.5, n - 0.5]`` on each axis (half a
+    voxel beyond the centres of its faces' voxels). An affine map carries a
+    box onto a parallelepiped, so it stays inside when its eight corners do.
+
+    Parameters
+    ----------
+    warps : numpy.ndarray
+        (B, 3, 4) affine maps from local offsets (z, y, x) to volume
+        positions, voxels.
+    low, high : array_like, shape (3,)
+        The box's lowest and highest offsets (z, y, x), voxels.
+    shape : tuple of 3 int
+        The volume's shape (z, y, x).
+    margin_voxels : float
+        A corner nearer than this to a limit counts as past it, voxels.
+
+    Returns
+    -------
+    numpy.ndarray
+        (B,) bool.
+    """
+    corners = np.stack(np.meshgrid(*zip(low, high), indexing="ij"), axis=-1).reshape(-1, 3)
+    pos = np.einsum("bij,cj->bci", warps[:, :, :3], corners) + warps[:, None, :, 3]
+    upper = np.asarray(shape) - 0.5 - margin_voxels
+    return np.any((pos < -0.5 + margin_voxels) | (pos > upper), axis=(1, 2))
+
+
 def inside_fraction(mask, nodes, subvolume_voxels):
     """Fraction of each node's subvolume that lies inside ``mask`` (outside the volume counts as out)."""
     s = _subvolume(subvolume_voxels)

@@ -10,7 +10,8 @@ from scipy.spatial import cKDTree
 from analysis.dvc.consistency import (THRESHOLD, lattice_neighbours, median_test, neighbour_prediction,
                                       scattered_median_test, small_groups)
 from analysis.dvc.gauss_newton import nearest_rotation, refine
-from analysis.dvc.grid import extract_cubes, inside_fraction, node_grid, subvolume_offsets, subvolume_window
+from analysis.dvc.grid import (box_leaves_volume, extract_cubes, inside_fraction, node_grid, subvolume_offsets,
+                               subvolume_window)
 from analysis.dvc.interpolate import SplineVolume, device_array
 from analysis.dvc.reference import cube_terms
 from analysis.dvc.search import SearchPyramid, integer_search
@@ -428,10 +429,7 @@ class _Pass:
             status[sel] = np.where(res.textured, st, Status.FLAT)
 
     def _outside(self, warps):
-        h = np.array([-(self.s // 2), self.s - 1 - self.s // 2])
-        corners = np.stack(np.meshgrid(h, h, h, indexing="ij"), axis=-1).reshape(-1, 3)
-        pos = np.einsum("bij,cj->bci", warps[:, :, :3], corners) + warps[:, None, :, 3]
-        return np.any((pos < -0.5) | (pos > self.shape - 0.5), axis=(1, 2))
+        return box_leaves_volume(warps, [-(self.s // 2)] * 3, [self.s - 1 - self.s // 2] * 3, self.shape)
 
 
 def _reject_outliers(step, pyramid, neighbours, warps, cc, iterations, status, ok, min_cc, live):
