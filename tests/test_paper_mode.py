@@ -341,7 +341,7 @@ def test_paper_run_records_its_particle_and_compares_with_the_best_chain_to_the_
     for k in run.steps[1:]:
         assert (compared.folder("dvc") / f"step{k}.npz").read_bytes() == \
             (tiny_run[0] / "analysis" / "dvc" / f"step{k}.npz").read_bytes()
-    # the DVC record names the mode's choice in its docstring's whole first sentence, on one line
+    # the DVC record names the mode's choice by its docstring's whole first paragraph, on one line
     record = json.loads((run.folder("dvc") / "step1.json").read_text())["dvc"]
     assert record.startswith("Paper mode's DVC: cubes") and record.endswith('``outside="null"``).')
     assert "\n" not in record and "  " not in record

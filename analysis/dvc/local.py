@@ -421,7 +421,7 @@ class _Pass:
             iterations[sel] = res.iterations
             # a node that left stopped on an outside warp; one that ran on is judged on its final warp.
             # Among nulls no warp is outside: its CC is against them
-            outside = (res.left | self._outside(res.warps)) & (not self.null_outside)
+            outside = np.zeros(len(sel), bool) if self.null_outside else res.left | self._outside(res.warps)
             # a warp that left the volume samples the mirror padding: its CC means nothing
             cc[sel] = np.where(outside, 0.0, res.cc)
             st = np.where(res.converged, Status.CONVERGED, Status.MAX_ITERATIONS)
