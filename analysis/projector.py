@@ -40,44 +40,42 @@ this 2-core VM) it takes 2.91 and 3.05 s against 3.28 and 3.47 s one ray at
 a time; the sums differ by float32 rounding (up to 5e-6 of the largest).
 
 Each launch of the forward kernel adds, to every ray's sum, only its samples
-of 512 march indices (columns along the ray), the next launch the next 512:
+of 128 march indices (columns along the ray), the next launch the next 128:
 the rays of all angles then read one band of the block (5.6 MB of the
-paper's 1368^2 slabs) instead of the whole block (15 MB) at each angle. On
-the 2-core VM of 6 Dec 2026 (AMD EPYC, family 25 model 17, 32 MB of L3 shared
-with other guests) a sample of those slabs cost 1.4-1.7 times one of a 342^2
-or 684^2 crop, which fits in cache (one core: 1.51-1.54 ns against
-0.91-1.08 ns per slice-sample): the whole block did not stay there over
-801 angles. Projecting 8 of the paper's fine slices (1368^2, 801 angles,
-1056 bins; two heights, alternating processes) took 4.09-4.27 s against
-5.33-6.44 s in one launch. The worst case measured, a 684^2 crop (two
-launches, each band in cache either way), 1.14-1.17 s against 1.10-1.11 s.
+paper's 1368^2 slices, 8 wide) instead of the whole block (60 MB) at each
+angle, which does not stay in cache over 801 angles (the 2-core VM of 6 Dec
+2026: AMD EPYC, family 25 model 17, 32 MB of L3 shared with other guests).
 Each ray still adds its samples in march order, but taichi's fast math lets
 LLVM vectorise a loop's additions in groups, and the groups follow the
-loop's bounds: sums over more than 512 march indices differ by float32
-rounding from one launch's (up to 8e-7 of the largest on those slabs);
-slices of up to 512 voxels a side give the same bytes.
+loop's bounds: sums over more than 128 march indices differ by float32
+rounding from one launch's (up to 8e-7 of the largest on those slices, as
+measured with 512-index launches); slices of up to 128 voxels a side give
+the same bytes.
 
 Consecutive slices are processed together as one float32 vector (they share
 every geometric computation), so volumes are repacked to (z-block, y, x, w)
-for the kernels and back, nz padded to a multiple of w: w = 2 slices for the
-forward projector, 8 for the back-projectors. Measured on a 2-core VM (5 Dec
-2026, 801 angles, alternating runs; the sums agree to float32 rounding,
-relative differences up to 7e-7, between widths): on the paper scenario's
-fine slabs (1368 x 1368 slices of its phantom, steps 0 and 1)
-2-wide blocks project 1.9-2.3x faster than 8-wide ones and 1.2-1.7x faster
-than 4-wide ones; on centred crops of those slabs (16 slices, two runs each)
-2- and 8-wide are within 10 % at 448^2 and 684^2, 8-wide is ahead by 7-19 %
-at 224^2 (0.132-0.135 against 0.145-0.157 s), and 2-wide ahead by 1.2-1.3x
-at 1000^2. On the smooth disks of
-``benchmarks/projector_vs_astra.py`` 2-wide costs more on small slices
-(256^2 x 64 slices x 180 angles: 0.19 against 0.14 s) and the same at
-1024^2 x 8 x 801 (1.45 against 1.41 s): the small cases are short, the
-paper's scans are not (a whole scan of its last step, 1050 -> 473 s, the
-projection 745 -> 189 s with the slice of ones kept below). The
-back-projectors are 1.5x faster at 8 than at 4 (24 slices of 508^2). Why
-wide forward blocks slow down on large slices was not traced (a block's slab
-and its transposed copy are read once per angle: 120 MB at w = 8 on the
-paper's slices).
+for the kernels and back, nz padded to a multiple of w: w = 8 slices for the
+forward projector and for the back-projectors. Wide forward blocks pay only
+once each band fits in cache: before the march was cut into launches, 2-wide
+blocks projected the paper's fine slices 1.9-2.3x faster than 8-wide ones (5
+Dec 2026). With the bands, on this VM (7 Dec 2026, 801 angles over +-70 deg,
+alternating processes, the sums equal to float32 rounding), 8 wide with
+128-index launches against 2 wide with 512-index ones:
+
+- 8-slice slabs of the paper scenario's fine phantom (1368^2, 1056 bins, as
+  its scans project them), steps 0 and 1, four runs each: 4.86-6.85 s
+  against 7.39-11.07 s for 16 slices; in a band of 24 rows of a whole scan
+  (step 1), the projection took 30.7-32.0 s against 40.2-40.4 s;
+- best of two, two runs each: disks of ``benchmarks/projector_vs_astra.py``
+  at 256^2 x 64 slices x 180 angles 0.17-0.21 s against 0.26-0.30 s, at
+  512^2 x 32 1.28-1.77 s against 1.96-2.15 s, at 1024^2 x 8 1.43-1.82 s
+  against 2.01-2.07 s; uniform noise at 684^2 x 16 1.71-2.31 s against
+  2.68-2.84 s; a 684^2 crop of the fine slices 1.78-1.82 s against
+  2.80-2.86 s. The worst pairing is 0.90x (disks at 512^2).
+
+16-wide blocks of 16-slice slabs (64-index launches) took 6.35-6.55 s on
+step 1's slab, against 5.70-6.26 s 8 wide. The back-projectors are 1.5x faster at 8 than
+at 4 (24 slices of 508^2).
 ``backproject_interpolating`` is the different, pixel-driven back-projector
 that filtered back-projection needs (linear interpolation on the detector).
 
@@ -106,7 +104,7 @@ import taichi as ti
 from analysis._taichi import ensure_taichi
 
 _N_CHUNKS = 16  # kernel launches per call when progress is reported
-_MARCH_COLUMNS = 512  # march indices summed per forward launch (see the module docstring)
+_MARCH_COLUMNS = 128  # march indices summed per forward launch (see the module docstring)
 _GATHER_ANGLES = 64  # angles added per back-projection launch (see the module docstring)
 
 # Per-angle geometry columns (float32 table handed to the kernels).
@@ -139,7 +137,7 @@ def _geometry(angles_deg):
 
 _ZB = 8  # slices back-projected together: one detector row block shares all geometry
 _VEC = ti.types.vector(_ZB, ti.f32)
-_ZB_FORWARD = 2  # slices forward-projected together (see the module docstring for why fewer)
+_ZB_FORWARD = 8  # slices forward-projected together (see the module docstring)
 _VEC_FORWARD = ti.types.vector(_ZB_FORWARD, ti.f32)
 
 

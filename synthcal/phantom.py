@@ -26,7 +26,8 @@ Attenuation
 ``mu_per_um`` is the volume average over the voxel cube: voxels that a
 particle surface, a film's outer surface, a bridge's side or crack, the head
 face or the foil face may cross (within half a voxel diagonal) are
-classified at ``supersampling**3`` sub-points, the others at their centre.
+classified at ``supersampling**3`` sub-points, the others at their centre
+(with ``supersampling = 1`` every voxel at its centre, classified once).
 (Not detected: the face where a film, split between two touching
 particles, opens once they part; such voxels are classified at the centre.) Each particle's contribution is its textured attenuation at
 the voxel centre, evaluated in the particle's body frame. Base coefficients
@@ -531,7 +532,9 @@ def _voxelise_slab(labels: ti.types.ndarray(dtype=ti.u8, ndim=3),
         rep_bond = -1
         rep_owner = -1
         total = 0.0
-        if not near:
+        # one sub-point per edge is the voxel centre, classified above: a voxel a surface may cross
+        # is then valued as any other (the scans' fine grids: 15-18 % of their rendering time)
+        if not near or n_sub == 1:
             if label == _HEAD:
                 total = mu_head
             elif label == _FOIL:

@@ -81,7 +81,7 @@ __all__ = ["Scan", "forward_project", "limited_angles_deg", "rows_of_volume",
 # Fine voxels rendered and projected at once: with the renderer's own arrays
 # about 0.5 GB, whatever the size of the object.
 _SLAB_VOXELS = 2 ** 24
-_ZB = 8  # slab rows come in eights: whole z-blocks of the forward projector's (2 slices each)
+_ZB = 8  # slab rows come in eights: whole z-blocks of the forward projector's (8 slices each)
 _ANGLE_GROUP = 64  # projections exposed together (bounds the float64 temporaries)
 # Fine line integrals held before they are exposed: each exposure also shifts and blurs a halo of
 # rows on both sides, so rows are exposed in batches of about this many values (float32: 256 MB)

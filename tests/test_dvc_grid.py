@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis.dvc.grid import box_leaves_volume, extract_cubes, inside_fraction, node_grid, subvolume_offsets
+from analysis.dvc.grid import (box_leaves_volume, extract_cubes, inside_fraction, node_grid, subvolume_box,
+                               subvolume_offsets)
 
 
 def _cube_indices(centre, s):
@@ -84,6 +85,16 @@ def test_subvolume_offsets_cover_the_cube_z_slowest(s):
     expected = np.array(list(itertools.product(r, r, r)))
     got = subvolume_offsets(s)
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("s", [5, 6, 7, 10, 31, 63])
+def test_subvolume_box_is_the_lowest_and_highest_offset_on_each_axis(s):
+    # by hand: an edge of s covers -(s // 2) .. s - 1 - s // 2 (e.g. -2..2 for 5, -3..2 for 6)
+    low, high = subvolume_box(s)
+    assert list(low) == [-(s // 2)] * 3 and list(high) == [s - 1 - s // 2] * 3
+    offsets = subvolume_offsets(s)
+    np.testing.assert_array_equal(low, offsets.min(axis=0))
+    np.testing.assert_array_equal(high, offsets.max(axis=0))
 
 
 def test_subvolume_offsets_refuse_an_edge_below_5():

@@ -57,6 +57,13 @@ def subvolume_offsets(subvolume_voxels):
     return np.stack([zz.ravel(), yy.ravel(), xx.ravel()], axis=1)
 
 
+def subvolume_box(subvolume_voxels):
+    """The lowest and highest offsets (z, y, x) of :func:`subvolume_offsets`, voxels: its box, without
+    reducing its points (a few ms for a 63^3 cube, at every Gauss-Newton iteration)."""
+    s = _subvolume(subvolume_voxels)
+    return [-(s // 2)] * 3, [s - 1 - s // 2] * 3
+
+
 #: sigma of the gaussian window, as a fraction of the subvolume edge (see subvolume_window)
 GAUSSIAN_SIGMA_FRACTION = 0.35
 

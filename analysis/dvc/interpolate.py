@@ -16,7 +16,7 @@ import taichi as ti
 
 from analysis._taichi import ensure_taichi
 from analysis.dvc.gauss_newton import _window
-from analysis.dvc.grid import box_leaves_volume
+from analysis.dvc.grid import box_leaves_volume, subvolume_box
 
 
 @ti.func
@@ -327,8 +327,9 @@ class SplineVolume:
         # Only the warps that carry the points' box past a face need the kernel that tests every sample
         # against the faces: it takes 1.1-1.5x as long as the plain one, which the others get (README,
         # "Cubes that leave the scan, correlated against nulls")
-        leaves = box_leaves_volume(warps, offsets.min(axis=0), offsets.max(axis=0), self.shape,
-                                   margin_voxels=_FACE_MARGIN_VOXELS)
+        # the cube's box without reducing its points: 6-10 % of paper mode's DVC at 8 um
+        low, high = subvolume_box(cube_edge) if cube_edge is not None else (offsets.min(axis=0), offsets.max(axis=0))
+        leaves = box_leaves_volume(warps, low, high, self.shape, margin_voxels=_FACE_MARGIN_VOXELS)
         sums = np.empty((len(warps), _SUMS), dtype=np.float64)
         for sel, null in ((~leaves, False), (leaves, True)):
             if sel.any():

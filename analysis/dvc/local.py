@@ -10,8 +10,8 @@ from scipy.spatial import cKDTree
 from analysis.dvc.consistency import (THRESHOLD, lattice_neighbours, median_test, neighbour_prediction,
                                       scattered_median_test, small_groups)
 from analysis.dvc.gauss_newton import nearest_rotation, refine
-from analysis.dvc.grid import (box_leaves_volume, extract_cubes, inside_fraction, node_grid, subvolume_offsets,
-                               subvolume_window)
+from analysis.dvc.grid import (box_leaves_volume, extract_cubes, inside_fraction, node_grid, subvolume_box,
+                               subvolume_offsets, subvolume_window)
 from analysis.dvc.interpolate import SplineVolume, device_array
 from analysis.dvc.reference import cube_terms
 from analysis.dvc.search import SearchPyramid, integer_search
@@ -429,7 +429,7 @@ class _Pass:
             status[sel] = np.where(res.textured, st, Status.FLAT)
 
     def _outside(self, warps):
-        return box_leaves_volume(warps, [-(self.s // 2)] * 3, [self.s - 1 - self.s // 2] * 3, self.shape)
+        return box_leaves_volume(warps, *subvolume_box(self.s), self.shape)
 
 
 def _reject_outliers(step, pyramid, neighbours, warps, cc, iterations, status, ok, min_cc, live):
