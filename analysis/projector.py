@@ -63,19 +63,21 @@ alternating processes, the sums equal to float32 rounding), 8 wide with
 128-index launches against 2 wide with 512-index ones:
 
 - 8-slice slabs of the paper scenario's fine phantom (1368^2, 1056 bins, as
-  its scans project them), steps 0 and 1, four runs each: 4.86-6.85 s
-  against 7.39-11.07 s for 16 slices; in a band of 24 rows of a whole scan
-  (step 1), the projection took 30.7-32.0 s against 40.2-40.4 s;
+  its scans project them), 16 slices, four runs each: 5.70-6.85 s against
+  8.69-11.07 s (step 1) and 4.86-5.90 s against 7.39-8.08 s (step 0), the
+  worst pairing 0.80x (one more run 8 wide, at a busy moment and unpaired:
+  8.21 and 7.10 s); in a band of 24 rows of a whole scan (step 1, two runs each)
+  the projection took 30.7-32.0 s against 40.2-40.4 s (0.76-0.80x);
 - best of two, two runs each: disks of ``benchmarks/projector_vs_astra.py``
   at 256^2 x 64 slices x 180 angles 0.17-0.21 s against 0.26-0.30 s, at
   512^2 x 32 1.28-1.77 s against 1.96-2.15 s, at 1024^2 x 8 1.43-1.82 s
   against 2.01-2.07 s; uniform noise at 684^2 x 16 1.71-2.31 s against
   2.68-2.84 s; a 684^2 crop of the fine slices 1.78-1.82 s against
-  2.80-2.86 s. The worst pairing is 0.90x (disks at 512^2).
+  2.80-2.86 s. The worst pairing is 0.91x (disks at 1024^2).
 
 16-wide blocks of 16-slice slabs (64-index launches) took 6.35-6.55 s on
-step 1's slab, against 5.70-6.26 s 8 wide. The back-projectors are 1.5x faster at 8 than
-at 4 (24 slices of 508^2).
+step 1's slab, against 5.70-6.26 s 8 wide. The back-projectors are 1.5x
+faster at 8 than at 4 (24 slices of 508^2).
 ``backproject_interpolating`` is the different, pixel-driven back-projector
 that filtered back-projection needs (linear interpolation on the detector).
 
