@@ -7,9 +7,12 @@ dependency of synthcal)::
     SYNTHCAL_DEM_THREADS=1 /tmp/venv-dvc/bin/python benchmarks/dvc_vs_spam.py
 
 Cases (the table ``CASES`` below): four textures, strains 0-8 %, grey-level
-noise 1-5 %, and 30-40 % on two cases (the phantom at 40 %: mean CC about 0.80, near
+noise 1-5 %, and 20-40 % on three cases (the phantom at 40 %: mean CC about 0.80, near
 the paper's 0.81),
-displacements 0-20 voxels, affine fields and a non-affine one.
+displacements 0-20 voxels, affine fields and a non-affine one. Ten cases use
+17^3 subvolumes on nodes every 8 voxels of a 128^3 volume; five others vary
+that geometry (since 7 Dec 2026): nodes far apart (64 nodes every 32
+voxels), subvolumes of 9, 25 and 33 voxels, and a 192^3 volume.
 
 * ``gauss``: gaussian-filtered white noise (sigma 1.5 voxels), the classic,
   flattering texture.
@@ -69,9 +72,87 @@ highest RMS ratio (synthcal / spam) over the cases.
 Afterwards the case where synthcal is slowest is run once more with timers
 around its stages (and cProfile).
 
-Latest table (2-core x86_64 VM, quiet but for this script; python 3.11.7,
+Latest table (7 Dec 2026, the same VM and versions as the run below, quiet but
+for this script; the fifteen cases)::
+
+    Run of 2026-12-07 08:09 UTC, x86_64 2 cpus, load average 0.7 1.0 1.5; python 3.11.7, numpy 2.4.6, scipy 1.17.1, taichi 1.7.4, spam 0.9.1
+    subvolume 17^3, spacing 8, volume (128, 128, 128) unless a case's ratio line says otherwise; 2 processes/threads, 5 alternating runs each, medians; spam starts from the truth rounded to voxels, synthcal searches
+    case           code       ms/node  nodes/s nodes/cpu-s  RMS vox RMS cube   ok %
+    gauss-shift    synthcal      0.25     4035        2334   0.0019   0.0019  100.0
+    gauss-shift    spam          1.82      549         307   0.0160   0.0160  100.0
+    gauss-shift    ratio     speed x7.1 (wall; pairs x6.7-x7.9), x7.5 (cpu); RMS synthcal/spam 0.12 on 2197 nodes; search +-5 vox; load average 1.1 1.1 1.5
+    gauss-affine   synthcal      0.23     4435        2518   0.0019   0.0019  100.0
+    gauss-affine   spam          1.78      563         308   0.0149   0.0149  100.0
+    gauss-affine   ratio     speed x7.8 (wall; pairs x7.5-x7.9), x8.1 (cpu); RMS synthcal/spam 0.12 on 2197 nodes; search +-4 vox; load average 1.3 1.1 1.5
+    speckle-5%     synthcal      0.28     3561        2087   0.0034   0.0034  100.0
+    speckle-5%     spam          1.98      506         277   0.0188   0.0188  100.0
+    speckle-5%     ratio     speed x6.9 (wall; pairs x6.8-x7.1), x7.4 (cpu); RMS synthcal/spam 0.18 on 2197 nodes; search +-11 vox; load average 1.9 1.3 1.5
+    speckle-sine   synthcal      0.33     3058        1691   0.0637   0.0203  100.0
+    speckle-sine   spam          1.91      523         285   0.0721   0.0252  100.0
+    speckle-sine   ratio     speed x5.7 (wall; pairs x5.5-x5.9), x5.9 (cpu); RMS synthcal/spam 0.88 on 2197 nodes; search +-4 vox; load average 2.3 1.4 1.6
+    grains-20vox   synthcal      0.32     3139        1835   0.0133   0.0133   78.1
+    grains-20vox   spam          2.78      359         189   0.0305   0.0305   91.1
+    grains-20vox   ratio     speed x8.8 (wall; pairs x8.5-x9.0), x9.7 (cpu); RMS synthcal/spam 0.43 on 1716 nodes; search +-22 vox; load average 2.2 1.5 1.6
+    grains-20vox   ok in one code only: spam 285 nodes, RMS 0.1596 vox
+    grains-8%      synthcal      0.29     3446        2017   0.0127   0.0127  100.0
+    grains-8%      spam          1.89      529         284   0.0216   0.0216  100.0
+    grains-8%      ratio     speed x6.6 (wall; pairs x6.3-x6.6), x7.1 (cpu); RMS synthcal/spam 0.59 on 2197 nodes; search +-9 vox; load average 2.3 1.6 1.6
+    phantom-sine   synthcal      0.38     2611        1442   0.0664   0.0238  100.0
+    phantom-sine   spam          2.07      483         254   0.0827   0.0452  100.0
+    phantom-sine   ratio     speed x5.4 (wall; pairs x5.3-x5.5), x5.7 (cpu); RMS synthcal/spam 0.80 on 2197 nodes; search +-5 vox; load average 2.4 1.8 1.7
+    phantom-12vox  synthcal      0.42     2398        1475   0.0166   0.0166   85.2
+    phantom-12vox  spam          2.33      428         228   0.0468   0.0468   99.2
+    phantom-12vox  ratio     speed x5.6 (wall; pairs x5.4-x5.7), x6.5 (cpu); RMS synthcal/spam 0.35 on 1872 nodes; search +-17 vox; load average 2.3 1.8 1.7
+    phantom-12vox  ok in one code only: spam 308 nodes, RMS 0.0966 vox
+    phantom-40%n   synthcal      0.60     1659         947   0.0496   0.0496   94.7
+    phantom-40%n   spam          4.20      238         125   0.0759   0.0759  100.0
+    phantom-40%n   ratio     speed x6.9 (wall; pairs x6.4-x7.2), x7.6 (cpu); RMS synthcal/spam 0.65 on 2079 nodes; search +-7 vox; load average 2.5 1.9 1.8
+    phantom-40%n   ok in one code only: synthcal 1 nodes, RMS 0.0660 vox; spam 117 nodes, RMS 0.0895 vox
+    speckle-30%n   synthcal      0.35     2894        1622   0.0357   0.0213  100.0
+    speckle-30%n   spam          1.85      540         288   0.0421   0.0328  100.0
+    speckle-30%n   ratio     speed x5.3 (wall; pairs x5.2-x5.4), x5.6 (cpu); RMS synthcal/spam 0.85 on 2197 nodes; search +-6 vox; load average 2.6 2.0 1.8
+    gauss-sparse   synthcal      1.01      989         646   0.0019   0.0019  100.0
+    gauss-sparse   spam          2.36      423         248   0.0153   0.0153  100.0
+    gauss-sparse   ratio     speed x2.3 (wall; pairs x2.1-x2.6), x2.6 (cpu); RMS synthcal/spam 0.13 on 64 nodes; search +-6 vox; subvolume 17^3, spacing 32, volume 128^3, 64 nodes; load average 2.6 2.0 1.8
+    speckle-33sv   synthcal      1.60      625         354   0.0037   0.0037  100.0
+    speckle-33sv   spam          6.15      162          84   0.0199   0.0199  100.0
+    speckle-33sv   ratio     speed x3.8 (wall; pairs x3.2-x4.0), x4.2 (cpu); RMS synthcal/spam 0.18 on 216 nodes; search +-8 vox; subvolume 33^3, spacing 16, volume 128^3, 216 nodes; load average 2.5 2.0 1.8
+    phantom-9sv    synthcal      0.13     7577        5173   0.0288   0.0288  100.0
+    phantom-9sv    spam          1.66      601         327   0.0934   0.0934   99.4
+    phantom-9sv    ratio     speed x12.8 (wall; pairs x11.9-x13.0), x16.0 (cpu); RMS synthcal/spam 0.31 on 2727 nodes; search +-5 vox; subvolume 9^3, spacing 8, volume 128^3, 2744 nodes; load average 2.6 2.1 1.8
+    phantom-9sv    ok in one code only: synthcal 17 nodes, RMS 0.0389 vox
+    grains-192     synthcal      1.01      994         556   0.0088   0.0088  100.0
+    grains-192     spam          2.58      388         210   0.0230   0.0230  100.0
+    grains-192     ratio     speed x2.6 (wall; pairs x2.4-x2.6), x2.7 (cpu); RMS synthcal/spam 0.38 on 343 nodes; search +-12 vox; subvolume 21^3, spacing 24, volume 192^3, 343 nodes; load average 2.6 2.1 1.8
+    phantom-25sv   synthcal      1.16      866         493   0.0154   0.0154  100.0
+    phantom-25sv   spam          5.13      195         101   0.0335   0.0335  100.0
+    phantom-25sv   ratio     speed x4.3 (wall; pairs x4.1-x4.8), x4.8 (cpu); RMS synthcal/spam 0.46 on 512 nodes; search +-7 vox; subvolume 25^3, spacing 12, volume 128^3, 512 nodes; load average 2.5 2.1 1.8
+    worst case     ratio     speed x2.3 (wall, gauss-sparse), x2.6 (cpu, gauss-sparse); RMS synthcal/spam 0.88 (speckle-sine)
+    Ended 2026-12-07 08:17 UTC, load average 2.5 2.1 1.8
+
+**Worst case: 2.3x spam's speed** (gauss-sparse: 64 nodes 32 voxels apart),
+2.6x on the 192^3 volume (343 nodes 24 apart) and 3.8x with 33^3
+subvolumes; the ten cases of the dense geometry stay at 5.3-8.8x, and the
+9^3 subvolumes reach 12.8x. The error ratio is 0.12-0.88x on all fifteen
+(worst speckle-sine). Where the sparse case's time goes (profiled alone,
+0.061-0.069 s a run): the cubic B-spline prefilter of the whole deformed
+volume 53 % (scipy's ``spline_filter1d`` along each axis in two threads,
+about 30 ms at 128^3 whatever the number of nodes), the B-spline samples
+and sums 19 %, the reference subvolumes 9 %, the FFT search 7 %; on
+grains-192 (0.36-0.38 s) the samples 30 %, the prefilter 29 % (about
+95 ms at 192^3), the search 22 %. spam's ``ldic`` interpolates on the fly
+and pays nothing per volume, so the fewer nodes share a volume, the nearer
+the two codes come. A prefilter of our own in taichi (float64 recursion,
+one line per thread, both cores) was tried for it and not kept: 33 ms at
+128^3 and 104-106 ms at 192^3 against scipy's 28-34 and 94-95 ms (three
+calls each, alternating), though 42 against 58-68 ms at 200 x 180 x 190;
+walking lines across the volume's slow axis costs more than the arithmetic. An outside measurement on cases this script had not
+run found 1.8-5x spam's speed and 0.24-1.15x its error, so neither a speed
+of 5x nor at most spam's error holds on every case.
+
+The run before it: 2-core x86_64 VM, quiet but for this script; python 3.11.7,
 numpy 2.4.6, scipy 1.17.1, taichi 1.7.4, spam 0.9.1; REPEATS = 5 alternating
-runs per code and case, medians), 5 Dec 2026, on the code whose
+runs per code and case, medians, 5 Dec 2026, on the code whose
 ``correlate`` takes a ``PreparedPair`` (not given one here, it prepares the
 pair itself, so each timed call still pays the float32 copies, the
 prefilter and the binning); the quick phantom was remade for it, between grains-8% and
@@ -480,6 +561,7 @@ import analysis.dvc.local as dvc_local
 from analysis.dvc import correlate, node_grid
 from analysis.dvc.interpolate import SplineVolume
 
+# volume shape (z, y, x), subvolume edge and node spacing (voxels) of a case unless its row gives its own
 SHAPE = (128, 128, 128)
 SUBVOLUME = 17
 SPACING = 8
@@ -492,7 +574,7 @@ PHANTOM_SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "quick.to
 PHANTOM_RUN = Path(os.environ.get("SYNTHCAL_BENCH_RUN", Path(tempfile.gettempdir()) / "synthcal-dvc-bench-quick"))
 
 # name, texture, translation t (z, y, x) voxels, strain E (zz, yy, xx, yz, zx, xy) %, sine amplitude A voxels,
-# noise (fraction of the texture std)
+# noise (fraction of the texture std)[, (shape, subvolume edge, node spacing) when not the defaults above]
 CASES = (
     ("gauss-shift",    "gauss",   (2.3, -1.7, 0.45),   (0, 0, 0, 0, 0, 0),               0.0, 0.02),
     ("gauss-affine",   "gauss",   (0.6, 1.2, -0.8),    (-1.0, 0.4, 0.5, -0.1, 0.0, 0.15), 0.0, 0.02),
@@ -504,6 +586,12 @@ CASES = (
     ("phantom-12vox",  "phantom", (12.4, -7.7, 3.3),   (-4.0, 1.5, 1.5, 0.5, 0.0, 0.0),  0.0, 0.05),
     ("phantom-40%n",   "phantom", (3.4, -2.7, 1.3),    (-3.0, 1.0, 1.0, 0, 0, 0),        0.0, 0.40),
     ("speckle-30%n",   "speckle", (2.2, 1.1, -0.7),    (-2.0, 0.5, 0.5, 0, 0, 0),        0.3, 0.30),
+    # other geometries: few nodes far apart (per-volume costs weigh), large and small subvolumes, a larger volume
+    ("gauss-sparse",   "gauss",   (3.2, -1.1, 0.7),    (-1.0, 0.3, 0.3, 0, 0, 0),        0.0, 0.02, ((128,) * 3, 17, 32)),
+    ("speckle-33sv",   "speckle", (4.1, 2.3, -1.6),    (-2.0, 0.7, 0.7, 0.3, 0, 0),      0.0, 0.05, ((128,) * 3, 33, 16)),
+    ("phantom-9sv",    "phantom", (1.3, -0.6, 2.1),    (-2.0, 0.5, 0.5, 0, 0, 0),        0.0, 0.05, ((128,) * 3, 9, 8)),
+    ("grains-192",     "grains",  (6.5, -3.2, 2.4),    (-3.0, 1.0, 1.0, 0, 0.5, 0),      0.0, 0.02, ((192,) * 3, 21, 24)),
+    ("phantom-25sv",   "phantom", (2.0, -1.0, 0.5),    (-5.0, 1.5, 1.5, 0, 0, 0),        0.0, 0.20, ((128,) * 3, 25, 12)),
 )
 
 
@@ -515,7 +603,7 @@ def strain_tensor(components_percent):
                      [zx, xy, xx]])
 
 
-def displacement(points_voxels, translation_voxels, strain, sine_amplitude_voxels):
+def displacement(points_voxels, translation_voxels, strain, sine_amplitude_voxels, shape):
     """u(X) of a case at reference points.
 
     Parameters
@@ -528,13 +616,15 @@ def displacement(points_voxels, translation_voxels, strain, sine_amplitude_voxel
         (3, 3) symmetric E, dimensionless.
     sine_amplitude_voxels : float
         A; u_z varies along y, u_y along x, u_x along z.
+    shape : tuple of 3 int
+        The volume's shape; its centre is c.
 
     Returns
     -------
     numpy.ndarray
         (3, N) displacement (z, y, x), voxels.
     """
-    c = (np.array(SHAPE, dtype=np.float64) - 1) / 2
+    c = (np.array(shape, dtype=np.float64) - 1) / 2
     rel = points_voxels - c[:, None]
     u = np.asarray(translation_voxels, dtype=np.float64)[:, None] + strain @ rel
     if sine_amplitude_voxels:
@@ -569,10 +659,10 @@ def reference_points(x_voxels, field, iterations=30):
     return x_ref
 
 
-def speckle_sampler(seed, spots_per_voxel=1 / 24, sigma_voxels=1.0):
+def speckle_sampler(seed, shape, spots_per_voxel=1 / 24, sigma_voxels=1.0):
     """Analytic speckle: sum of gaussian spots, evaluated at any point (voxels)."""
     rng = np.random.default_rng(seed)
-    low, high = -2 * MASTER_PAD_VOXELS, np.array(SHAPE) + 2 * MASTER_PAD_VOXELS
+    low, high = -2 * MASTER_PAD_VOXELS, np.array(shape) + 2 * MASTER_PAD_VOXELS
     n = rng.poisson(np.prod(high - low) * spots_per_voxel)
     centres = rng.uniform(low, high, size=(n, 3))
     brightness = rng.uniform(0.6, 1.0, size=n)
@@ -592,10 +682,10 @@ def speckle_sampler(seed, spots_per_voxel=1 / 24, sigma_voxels=1.0):
     return sample
 
 
-def grain_sampler(seed, voxels_per_grain=216.0, edge_voxels=0.6, boundary_dip=0.3):
+def grain_sampler(seed, shape, voxels_per_grain=216.0, edge_voxels=0.6, boundary_dip=0.3):
     """Analytic Voronoi grains with random grey levels, soft edges and darker boundaries."""
     rng = np.random.default_rng(seed)
-    low, high = -2 * MASTER_PAD_VOXELS, np.array(SHAPE) + 2 * MASTER_PAD_VOXELS
+    low, high = -2 * MASTER_PAD_VOXELS, np.array(shape) + 2 * MASTER_PAD_VOXELS
     n = rng.poisson(np.prod(high - low) / voxels_per_grain)
     seeds = rng.uniform(low, high, size=(n, 3))
     grey = rng.uniform(0.0, 1.0, size=n)
@@ -627,15 +717,15 @@ def image_sampler(master, offset_voxels):
     return sample
 
 
-def gauss_sampler(seed):
+def gauss_sampler(seed, shape):
     """Gaussian-filtered white noise (sigma 1.5 voxels) on a padded master volume."""
     rng = np.random.default_rng(seed)
-    master = ndi.gaussian_filter(rng.normal(size=tuple(np.array(SHAPE) + 2 * MASTER_PAD_VOXELS)), 1.5)
+    master = ndi.gaussian_filter(rng.normal(size=tuple(np.array(shape) + 2 * MASTER_PAD_VOXELS)), 1.5)
     return image_sampler(master, MASTER_PAD_VOXELS)
 
 
-def phantom_sampler():
-    """The step-0 reconstruction of the quick scenario, around a central 128^3 crop (run once, then cached)."""
+def phantom_sampler(shape):
+    """The step-0 reconstruction of the quick scenario, around a central crop of ``shape`` (run once, then cached)."""
     from synthcal.dataset import load_run
 
     if not (PHANTOM_RUN / "volumes").exists() or not any((PHANTOM_RUN / "volumes").iterdir()):
@@ -644,15 +734,15 @@ def phantom_sampler():
         subprocess.run([sys.executable, "-m", "synthcal.cli", "run", str(PHANTOM_SCENARIO), "--out", str(PHANTOM_RUN),
                         "--until", "reconstruct"], check=True, stdout=subprocess.DEVNULL)
     volume = load_run(PHANTOM_RUN).volume(0).astype(np.float64)
-    corner = (np.array(volume.shape) - np.array(SHAPE)) // 2
+    corner = (np.array(volume.shape) - np.array(shape)) // 2
     if np.any(corner < 0):
-        raise ValueError(f"reconstruction {volume.shape} smaller than {SHAPE}")
+        raise ValueError(f"reconstruction {volume.shape} smaller than {shape}")
     pad = np.minimum(corner, MASTER_PAD_VOXELS)
-    master = volume[tuple(slice(a - p, a + s + p) for a, p, s in zip(corner, pad, SHAPE))]
+    master = volume[tuple(slice(a - p, a + s + p) for a, p, s in zip(corner, pad, shape))]
     return image_sampler(master, pad)
 
 
-def volume_pair(sample, field, noise, rng):
+def volume_pair(sample, field, noise, rng, shape):
     """Reference and deformed float32 volumes of one case: the texture at x and at X(x), normalised, plus noise.
 
     Parameters
@@ -664,30 +754,32 @@ def volume_pair(sample, field, noise, rng):
     noise : float
         Noise std as a fraction of the reference texture's std.
     rng : numpy.random.Generator
+    shape : tuple of 3 int
 
     Returns
     -------
     reference, deformed : numpy.ndarray
     """
-    grid = np.indices(SHAPE, dtype=np.float64).reshape(3, -1)
+    grid = np.indices(shape, dtype=np.float64).reshape(3, -1)
     ref = sample(grid)
     defo = sample(reference_points(grid, field))
     mean, std = ref.mean(), ref.std()
     out = []
     for v in (ref, defo):
         v = (v - mean) / std + noise * rng.normal(size=v.shape)
-        out.append(v.reshape(SHAPE).astype(np.float32))
+        out.append(v.reshape(shape).astype(np.float32))
     return out[0], out[1]
 
 
-def cube_mean_truth(field, nodes):
-    """Mean of u over each node's 17^3 subvolume: what an affine subvolume can measure at best, voxels.
+def cube_mean_truth(field, nodes, subvolume):
+    """Mean of u over each node's cubic subvolume of edge ``subvolume``: what an affine subvolume can measure at
+    best, voxels.
 
     On a symmetric cube the least-squares affine fit of u has the cube mean
     as its value at the centre; it equals u(node) for affine fields and
     differs by the curvature bias for the sine field.
     """
-    h = np.arange(SUBVOLUME) - SUBVOLUME // 2
+    h = np.arange(subvolume) - subvolume // 2
     offsets = np.stack(np.meshgrid(h, h, h, indexing="ij"), axis=0).reshape(3, -1).astype(np.float64)
     out = np.empty((len(nodes), 3))
     for start in range(0, len(nodes), 128):
@@ -701,7 +793,7 @@ def _rms(d, true):
     return np.sqrt(np.mean(np.sum((d - true) ** 2, axis=1))) if len(d) else np.nan
 
 
-def run_spam(ref, defo, nodes, guess_voxels):
+def run_spam(ref, defo, nodes, guess_voxels, subvolume):
     """One run of spam's ldic from the rounded truth: displacement, ok, wall seconds, CPU seconds."""
     import spam.DIC
     phi = np.zeros((len(nodes), 4, 4))
@@ -709,16 +801,16 @@ def run_spam(ref, defo, nodes, guess_voxels):
     phi[:, :3, 3] = np.round(guess_voxels)
     t, c = time.perf_counter(), _cpu_seconds()
     with _quiet():
-        out = spam.DIC.ldic(ref, defo, nodes, np.array([SUBVOLUME // 2] * 3), processes=2, PhiField=phi)
+        out = spam.DIC.ldic(ref, defo, nodes, np.array([subvolume // 2] * 3), processes=2, PhiField=phi)
     wall, cpu = time.perf_counter() - t, _cpu_seconds() - c
     phi_out, rs = out[0], out[1]
     return phi_out[:, :3, 3], rs == 2, wall, cpu
 
 
-def run_synthcal(ref, defo, nodes, search_voxels):
+def run_synthcal(ref, defo, nodes, search_voxels, subvolume, spacing):
     """One run of synthcal's correlate from zero: displacement, ok, wall seconds, CPU seconds."""
     t, c = time.perf_counter(), _cpu_seconds()
-    r = correlate(ref, defo, subvolume_voxels=SUBVOLUME, node_spacing_voxels=SPACING,
+    r = correlate(ref, defo, subvolume_voxels=subvolume, node_spacing_voxels=spacing,
                   max_displacement_voxels=search_voxels, nodes=nodes)
     return r.displacement, r.ok, time.perf_counter() - t, _cpu_seconds() - c
 
@@ -762,28 +854,34 @@ def _load():
     return "load average " + " ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
-def make_case(texture, translation_voxels, strain_percent, sine_amplitude_voxels, noise, seed, samplers):
-    """Volumes, truth at the nodes and synthcal's search radius of one ``CASES`` row."""
-    if texture not in samplers:
-        samplers[texture] = {"gauss": lambda: gauss_sampler(1), "speckle": lambda: speckle_sampler(2),
-                             "grains": lambda: grain_sampler(3), "phantom": phantom_sampler}[texture]()
+def case_geometry(row):
+    """Shape, subvolume edge and node spacing of a ``CASES`` row (its 7th entry, else the defaults)."""
+    return row[6] if len(row) > 6 else (SHAPE, SUBVOLUME, SPACING)
+
+
+def make_case(texture, translation_voxels, strain_percent, sine_amplitude_voxels, noise, seed, samplers, shape):
+    """Volumes and displacement field of one ``CASES`` row on a volume of ``shape``."""
+    if (texture, shape) not in samplers:
+        samplers[texture, shape] = {"gauss": lambda: gauss_sampler(1, shape), "speckle": lambda: speckle_sampler(2, shape),
+                                    "grains": lambda: grain_sampler(3, shape),
+                                    "phantom": lambda: phantom_sampler(shape)}[texture]()
     strain = strain_tensor(strain_percent)
 
     def field(points):
-        return displacement(points, translation_voxels, strain, sine_amplitude_voxels)
+        return displacement(points, translation_voxels, strain, sine_amplitude_voxels, shape)
 
     rng = np.random.default_rng(seed)
-    ref, defo = volume_pair(samplers[texture], field, noise, rng)
+    ref, defo = volume_pair(samplers[texture, shape], field, noise, rng, shape)
     return ref, defo, field
 
 
 def main():
     os.environ.setdefault("SYNTHCAL_DEM_THREADS", "1")
-    nodes = node_grid(SHAPE, SPACING, SUBVOLUME, margin_voxels=MARGIN_VOXELS)
     start = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     print(f"Run of {start}, {platform.machine()} {os.cpu_count()} cpus, {_load()}; {_versions()}")
-    print(f"{len(nodes)} nodes, subvolume {SUBVOLUME}^3, spacing {SPACING}, volume {SHAPE}, 2 processes/threads, "
-          f"{REPEATS} alternating runs each, medians; spam starts from the truth rounded to voxels, synthcal searches")
+    print(f"subvolume {SUBVOLUME}^3, spacing {SPACING}, volume {SHAPE} unless a case's ratio line says otherwise; "
+          f"2 processes/threads, {REPEATS} alternating runs each, medians; spam starts from the truth rounded to "
+          f"voxels, synthcal searches")
     head = (f"{'case':14s} {'code':9s} {'ms/node':>8s} {'nodes/s':>8s} {'nodes/cpu-s':>11s} {'RMS vox':>8s} "
             f"{'RMS cube':>8s} {'ok %':>6s}")
     print(head)
@@ -792,31 +890,36 @@ def main():
     warm = np.random.default_rng(0).normal(size=(48, 48, 48)).astype(np.float32)
     correlate(warm, warm, subvolume_voxels=SUBVOLUME, node_spacing_voxels=SPACING, max_displacement_voxels=4)
     rows = []
-    for i, (name, texture, t, e, a, noise) in enumerate(CASES):
-        ref, defo, field = make_case(texture, t, e, a, noise, 100 + i, samplers)
+    for i, row in enumerate(CASES):
+        name, texture, t, e, a, noise = row[:6]
+        shape, subvolume, spacing = case_geometry(row)
+        nodes = node_grid(shape, spacing, subvolume, margin_voxels=MARGIN_VOXELS)
+        ref, defo, field = make_case(texture, t, e, a, noise, 100 + i, samplers, shape)
         true = field(nodes.T.astype(np.float64)).T
         search = int(np.ceil(np.abs(true).max())) + 2
         # the codes take turns, and each ratio is one pair's: a drift of the machine's speed during the case
         # then moves both codes' times alike instead of one code's
         pairs = []
         for _ in range(REPEATS):
-            d_sy, ok_sy, *sy = run_synthcal(ref, defo, nodes, search)
-            d_sp, ok_sp, *sp = run_spam(ref, defo, nodes, true)
+            d_sy, ok_sy, *sy = run_synthcal(ref, defo, nodes, search, subvolume, spacing)
+            d_sp, ok_sp, *sp = run_spam(ref, defo, nodes, true, subvolume)
             pairs.append((*sy, *sp))
         t_sy, c_sy, t_sp, c_sp = np.median(pairs, axis=0)
         wall_ratio, cpu_ratio = (np.median([p[2 + k] / p[k] for p in pairs]) for k in (0, 1))
         spread = [p[2] / p[0] for p in pairs]
         both = ok_sy & ok_sp
-        mean = cube_mean_truth(field, nodes)
+        mean = cube_mean_truth(field, nodes, subvolume)
         rms = {k: _rms(d[both], true[both]) for k, d in (("synthcal", d_sy), ("spam", d_sp))}
         rms_mean = {k: _rms(d[both], mean[both]) for k, d in (("synthcal", d_sy), ("spam", d_sp))}
         for code, dt, cpu, ok in (("synthcal", t_sy, c_sy, ok_sy), ("spam", t_sp, c_sp, ok_sp)):
             print(f"{name:14s} {code:9s} {1e3 * dt / len(nodes):8.2f} {len(nodes) / dt:8.0f} {len(nodes) / cpu:11.0f} "
                   f"{rms[code]:8.4f} {rms_mean[code]:8.4f} {100 * ok.mean():6.1f}")
         rows.append((name, wall_ratio, cpu_ratio, rms["synthcal"] / rms["spam"], t_sy, search))
+        geometry = ("" if len(row) < 7 else
+                    f"; subvolume {subvolume}^3, spacing {spacing}, volume {shape[0]}^3, {len(nodes)} nodes")
         print(f"{name:14s} ratio     speed x{wall_ratio:.1f} (wall; pairs x{min(spread):.1f}-x{max(spread):.1f}), "
               f"x{cpu_ratio:.1f} (cpu); RMS synthcal/spam "
-              f"{rms['synthcal'] / rms['spam']:.2f} on {both.sum()} nodes; search +-{search} vox; {_load()}",
+              f"{rms['synthcal'] / rms['spam']:.2f} on {both.sum()} nodes; search +-{search} vox{geometry}; {_load()}",
               flush=True)
         alone = [(code, sel.sum(), _rms(d[sel], true[sel])) for code, sel, d in
                  (("synthcal", ok_sy & ~ok_sp, d_sy), ("spam", ok_sp & ~ok_sy, d_sp)) if sel.any()]
@@ -831,12 +934,14 @@ def main():
     print(f"Ended {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {_load()}")
     slowest = max(rows, key=lambda r: r[4])
     i = [c[0] for c in CASES].index(slowest[0])
-    name, texture, t, e, a, noise = CASES[i]
-    ref, defo, _ = make_case(texture, t, e, a, noise, 100 + i, samplers)
-    profile(name, ref, defo, nodes, slowest[5])
+    name, texture, t, e, a, noise = CASES[i][:6]
+    shape, subvolume, spacing = case_geometry(CASES[i])
+    ref, defo, _ = make_case(texture, t, e, a, noise, 100 + i, samplers, shape)
+    profile(name, ref, defo, node_grid(shape, spacing, subvolume, margin_voxels=MARGIN_VOXELS), slowest[5],
+            subvolume, spacing)
 
 
-def profile(name, ref, defo, nodes, search_voxels):
+def profile(name, ref, defo, nodes, search_voxels, subvolume, spacing):
     """Where synthcal's time goes on one case: timers around its stages, Gauss–Newton iterations per node.
 
     The stages are timed by wrapping the functions that ``analysis.dvc.local``
@@ -883,7 +988,7 @@ def profile(name, ref, defo, nodes, search_voxels):
         t, c = time.perf_counter(), time.process_time()
         prof = cProfile.Profile()
         prof.enable()
-        r = correlate(ref, defo, subvolume_voxels=SUBVOLUME, node_spacing_voxels=SPACING,
+        r = correlate(ref, defo, subvolume_voxels=subvolume, node_spacing_voxels=spacing,
                       max_displacement_voxels=search_voxels, nodes=nodes)
         prof.disable()
         wall, cpu = time.perf_counter() - t, time.process_time() - c
