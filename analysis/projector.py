@@ -225,7 +225,7 @@ def _ray_pair_sums(arr: ti.template(), zb, start0, start1, two, slope, n_march, 
     and the second ray's reads hit the cache lines the first one just loaded
     (11-12 % less time than one ray at a time on the paper scenario's fine
     slabs on the VM of 5 Dec 2026; on that of 6 Dec, 7.24-7.50 s against
-    5.96-6.59 s for 8 slices, i.e. more: README). Each ray still adds its
+    5.96-6.59 s for 8 slices, i.e. more: docs/paper-scenario-log.md). Each ray still adds its
     samples in march order.
     """
     # each range of samples cut to [m0, m1): still in march order, and the ranges still in sequence

@@ -6,7 +6,7 @@ Run::
 
 The paper's own volumes do not serve yet: on the paper scenario's scans the
 cubes do not correlate even from the true displacement (mean CC 0.29, see
-the README's "The paper scenario in paper mode"), so the time there
+docs/paper-scenario-log.md, "The paper scenario in paper mode"), so the time there
 measures the images, not the DVC. Here ``analysis.dvc.correlate`` (best
 mode's overlapping affine DVC: 63^3 subvolumes, nodes every 30 voxels,
 +-78 voxels of search, as the paper's 10 um at 128 nm) runs on a

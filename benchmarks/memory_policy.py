@@ -33,7 +33,7 @@ One pair per stage: each run of a stage takes 2-3 minutes. A stage alone pays fo
 its first touch of every page either way; in a whole run the policy also
 spares the next stage that, and the paper scenario's stages after the DEM
 took 59.2 min with it (system CPU 212 s) against 85.7 min (1775 s) on the
-run of dd62de4, with the speed-ups of 7651698 in between (see the README).
+run of dd62de4, with the speed-ups of 7651698 in between (see docs/paper-scenario-log.md).
 """
 
 import argparse

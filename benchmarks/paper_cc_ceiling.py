@@ -48,7 +48,7 @@ same bytes and printed the same first row)::
     0.15   3       0.597  0.787  0.776  0.822  0.770  0.892  0.887  6
 
 (the paper: 0.81 at 8 um, 8 um second; the paper run's own pairs: 0.30,
-third; see the README's "The instrument's ceiling").
+third; see "The instrument's ceiling" in docs/paper-scenario-log.md).
 """
 
 import sys

@@ -533,7 +533,7 @@ def _voxelise_slab(labels: ti.types.ndarray(dtype=ti.u8, ndim=3),
         rep_owner = -1
         total = 0.0
         # one sub-point per edge is the voxel centre, classified above: a voxel a surface may cross
-        # is then valued as any other (the scans' fine grids: README, "The scans and the DVC faster")
+        # is then valued as any other (the scans' fine grids: docs/paper-scenario-log.md, "The scans and the DVC faster")
         if not near or n_sub == 1:
             if label == _HEAD:
                 total = mu_head

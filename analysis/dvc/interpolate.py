@@ -325,8 +325,8 @@ class SplineVolume:
         if not null_outside:
             return self._sampled_sums(warps, offsets, fn, grad, cube_edge, weights, rows, False)
         # Only the warps that carry the points' box past a face need the kernel that tests every sample
-        # against the faces: it takes 1.1-1.5x as long as the plain one, which the others get (README,
-        # "Cubes that leave the scan, correlated against nulls")
+        # against the faces: it takes 1.1-1.5x as long as the plain one, which the others get
+        # (docs/paper-scenario-log.md, "Cubes that leave the scan, correlated against nulls")
         # the cube's box without reducing its points: 6-10 % of paper mode's DVC at 8 um
         low, high = subvolume_box(cube_edge) if cube_edge is not None else (offsets.min(axis=0), offsets.max(axis=0))
         leaves = box_leaves_volume(warps, low, high, self.shape, margin_voxels=_FACE_MARGIN_VOXELS)
