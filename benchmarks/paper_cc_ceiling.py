@@ -143,7 +143,7 @@ def main(argv):
           + f"  rank of {settings.subvolume_voxels * grid.voxel_size_um:.1f} um", flush=True)
     for strain, factor in cases:
         added = np.float32(np.sqrt(max(factor ** 2 - 1.0, 0.0) / 2.0))
-        pair = [volume + added * np.roll(noise, shift, axis=axis)
+        pair = [volume + added * np.roll(noise, shift, axis=axis) if added else volume
                 for volume, (shift, axis) in zip((reference, rescan), NOISE_ROLLS)]
         pair[1] = compressed_along_z(pair[1], strain, centre_row)
         bar = ProgressBar("ceiling", f"DVC at every edge, strain {strain:g}, noise x{factor:g}")
