@@ -133,6 +133,9 @@ for this script; the sixteen cases)::
     worst case     ratio     speed x2.5 (wall, gauss-sparse), x2.7 (cpu, gauss-sparse); RMS synthcal/spam 1.11 (gauss-80%n)
     Ended 2026-12-07 08:46 UTC, load average 2.5 2.3 1.9
 
+(The script now prints a case's volume as its shape, e.g. (192, 192, 192), where
+this table has 192^3.)
+
 **Worst case: 2.5x spam's speed** (gauss-sparse: 64 nodes 32 voxels apart;
 2.3x, pairs 2.1-2.6x, in a run of the fifteen other cases half an hour
 before), 2.7x on the 192^3 volume (343 nodes 24 apart) and 3.7x with 33^3
@@ -581,6 +584,7 @@ from analysis.dvc.interpolate import SplineVolume
 
 # volume shape (z, y, x), subvolume edge and node spacing (voxels) of a case unless its row gives its own
 SHAPE = (128, 128, 128)
+LARGE = (192, 192, 192)
 SUBVOLUME = 17
 SPACING = 8
 MARGIN_VOXELS = 4           # nodes this far from the faces, at least
@@ -608,11 +612,11 @@ CASES = (
     # noise helps spam
     ("gauss-80%n",     "gauss",   (1.6, -0.9, 0.4),    (-2.0, 0.5, 0.5, 0, 0, 0),        0.0, 0.80),
     # other geometries: few nodes far apart (per-volume costs weigh), large and small subvolumes, a larger volume
-    ("gauss-sparse",   "gauss",   (3.2, -1.1, 0.7),    (-1.0, 0.3, 0.3, 0, 0, 0),        0.0, 0.02, ((128,) * 3, 17, 32)),
-    ("speckle-33sv",   "speckle", (4.1, 2.3, -1.6),    (-2.0, 0.7, 0.7, 0.3, 0, 0),      0.0, 0.05, ((128,) * 3, 33, 16)),
-    ("phantom-9sv",    "phantom", (1.3, -0.6, 2.1),    (-2.0, 0.5, 0.5, 0, 0, 0),        0.0, 0.05, ((128,) * 3, 9, 8)),
-    ("grains-192",     "grains",  (6.5, -3.2, 2.4),    (-3.0, 1.0, 1.0, 0, 0.5, 0),      0.0, 0.02, ((192,) * 3, 21, 24)),
-    ("phantom-25sv",   "phantom", (2.0, -1.0, 0.5),    (-5.0, 1.5, 1.5, 0, 0, 0),        0.0, 0.20, ((128,) * 3, 25, 12)),
+    ("gauss-sparse",   "gauss",   (3.2, -1.1, 0.7),    (-1.0, 0.3, 0.3, 0, 0, 0),        0.0, 0.02, (SHAPE, 17, 32)),
+    ("speckle-33sv",   "speckle", (4.1, 2.3, -1.6),    (-2.0, 0.7, 0.7, 0.3, 0, 0),      0.0, 0.05, (SHAPE, 33, 16)),
+    ("phantom-9sv",    "phantom", (1.3, -0.6, 2.1),    (-2.0, 0.5, 0.5, 0, 0, 0),        0.0, 0.05, (SHAPE, 9, 8)),
+    ("grains-192",     "grains",  (6.5, -3.2, 2.4),    (-3.0, 1.0, 1.0, 0, 0.5, 0),      0.0, 0.02, (LARGE, 21, 24)),
+    ("phantom-25sv",   "phantom", (2.0, -1.0, 0.5),    (-5.0, 1.5, 1.5, 0, 0, 0),        0.0, 0.20, (SHAPE, 25, 12)),
 )
 
 
@@ -876,14 +880,16 @@ def _load():
 
 
 def case_geometry(row):
-    """Shape, subvolume edge and node spacing of a ``CASES`` row (its 7th entry, else the defaults)."""
-    return row[6] if len(row) > 6 else (SHAPE, SUBVOLUME, SPACING)
+    """Shape, subvolume edge, node spacing (its 7th entry, else the defaults) and nodes of a ``CASES`` row."""
+    shape, subvolume, spacing = row[6] if len(row) > 6 else (SHAPE, SUBVOLUME, SPACING)
+    return shape, subvolume, spacing, node_grid(shape, spacing, subvolume, margin_voxels=MARGIN_VOXELS)
 
 
 def make_case(texture, translation_voxels, strain_percent, sine_amplitude_voxels, noise, seed, samplers, shape):
     """Volumes and displacement field of one ``CASES`` row on a volume of ``shape``."""
     if (texture, shape) not in samplers:
-        samplers[texture, shape] = {"gauss": lambda: gauss_sampler(1, shape), "speckle": lambda: speckle_sampler(2, shape),
+        samplers[texture, shape] = {"gauss": lambda: gauss_sampler(1, shape),
+                                    "speckle": lambda: speckle_sampler(2, shape),
                                     "grains": lambda: grain_sampler(3, shape),
                                     "phantom": lambda: phantom_sampler(shape)}[texture]()
     strain = strain_tensor(strain_percent)
@@ -913,8 +919,7 @@ def main():
     rows = []
     for i, row in enumerate(CASES):
         name, texture, t, e, a, noise = row[:6]
-        shape, subvolume, spacing = case_geometry(row)
-        nodes = node_grid(shape, spacing, subvolume, margin_voxels=MARGIN_VOXELS)
+        shape, subvolume, spacing, nodes = case_geometry(row)
         ref, defo, field = make_case(texture, t, e, a, noise, 100 + i, samplers, shape)
         true = field(nodes.T.astype(np.float64)).T
         search = int(np.ceil(np.abs(true).max())) + 2
@@ -937,7 +942,7 @@ def main():
                   f"{rms[code]:8.4f} {rms_mean[code]:8.4f} {100 * ok.mean():6.1f}")
         rows.append((name, wall_ratio, cpu_ratio, rms["synthcal"] / rms["spam"], t_sy, search))
         geometry = ("" if len(row) < 7 else
-                    f"; subvolume {subvolume}^3, spacing {spacing}, volume {shape[0]}^3, {len(nodes)} nodes")
+                    f"; subvolume {subvolume}^3, spacing {spacing}, volume {shape}, {len(nodes)} nodes")
         print(f"{name:14s} ratio     speed x{wall_ratio:.1f} (wall; pairs x{min(spread):.1f}-x{max(spread):.1f}), "
               f"x{cpu_ratio:.1f} (cpu); RMS synthcal/spam "
               f"{rms['synthcal'] / rms['spam']:.2f} on {both.sum()} nodes; search +-{search} vox{geometry}; {_load()}",
@@ -956,10 +961,9 @@ def main():
     slowest = max(rows, key=lambda r: r[4])
     i = [c[0] for c in CASES].index(slowest[0])
     name, texture, t, e, a, noise = CASES[i][:6]
-    shape, subvolume, spacing = case_geometry(CASES[i])
+    shape, subvolume, spacing, nodes = case_geometry(CASES[i])
     ref, defo, _ = make_case(texture, t, e, a, noise, 100 + i, samplers, shape)
-    profile(name, ref, defo, node_grid(shape, spacing, subvolume, margin_voxels=MARGIN_VOXELS), slowest[5],
-            subvolume, spacing)
+    profile(name, ref, defo, nodes, slowest[5], subvolume, spacing)
 
 
 def profile(name, ref, defo, nodes, search_voxels, subvolume, spacing):
