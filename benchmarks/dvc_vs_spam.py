@@ -4,9 +4,12 @@ Run (spam lives in its own venv, with synthcal editable; spam is not a
 dependency of synthcal)::
 
     python -m venv /tmp/venv-dvc && /tmp/venv-dvc/bin/pip install spam -e .
-    SYNTHCAL_DEM_THREADS=1 /tmp/venv-dvc/bin/python benchmarks/dvc_vs_spam.py
+    SYNTHCAL_DEM_THREADS=1 /tmp/venv-dvc/bin/python benchmarks/dvc_vs_spam.py [--smoothing SIGMA]
 
-Cases (the table ``CASES`` below): four textures, strains 0-8 %, grey-level
+``--smoothing SIGMA`` runs synthcal with ``smoothing_sigma_voxels=SIGMA``
+(``analysis.dvc.smoothing``; default 0, synthcal's default).
+
+Cases (the table ``CASES`` below): five textures, strains 0-8 %, grey-level
 noise 1-5 %, and 20-80 % on four cases (the phantom at 40 %: mean CC about 0.80, near
 the paper's 0.81),
 displacements 0-20 voxels, affine fields and a non-affine one. Eleven cases use
@@ -15,7 +18,8 @@ that geometry (since 7 Dec 2026): nodes far apart (64 nodes every 32
 voxels), subvolumes of 9, 25 and 33 voxels, and a 192^3 volume.
 
 * ``gauss``: gaussian-filtered white noise (sigma 1.5 voxels), the classic,
-  flattering texture.
+  flattering texture; ``smooth``: the same filtered by 2.5 voxels, fewer
+  details for the noise to hide.
 * ``speckle``: gaussian spots (sigma 1 voxel, one per 24 voxels^3, random
   brightness) on a dark background, as sprayed on a sample for DIC.
 * ``grains``: Voronoi grains (one per ~216 voxels^3, Poisson seeds) with
@@ -72,86 +76,106 @@ highest RMS ratio (synthcal / spam) over the cases.
 Afterwards the case where synthcal is slowest is run once more with timers
 around its stages (and cProfile).
 
-Latest table (7 Dec 2026, the same VM and versions as the run below, quiet but
-for this script; the sixteen cases)::
+Latest table (7 Dec 2026, afternoon; the same VM and versions as the run below,
+quiet but for this script, an hour slower than the morning's (spam's times
+10-30 % longer); the eighteen cases, synthcal's defaults)::
 
-    Run of 2026-12-07 08:38 UTC, x86_64 2 cpus, load average 1.7 1.5 1.4; python 3.11.7, numpy 2.4.6, scipy 1.17.1, taichi 1.7.4, spam 0.9.1
+    Run of 2026-12-07 12:43 UTC, x86_64 2 cpus, load average 1.0 2.2 2.1; python 3.11.7, numpy 2.4.6, scipy 1.17.1, taichi 1.7.4, spam 0.9.1
     subvolume 17^3, spacing 8, volume (128, 128, 128) unless a case's ratio line says otherwise; 2 processes/threads, 5 alternating runs each, medians; spam starts from the truth rounded to voxels, synthcal searches
     case           code       ms/node  nodes/s nodes/cpu-s  RMS vox RMS cube   ok %
-    gauss-shift    synthcal      0.25     3978        2321   0.0019   0.0019  100.0
-    gauss-shift    spam          1.74      576         312   0.0160   0.0160  100.0
-    gauss-shift    ratio     speed x6.8 (wall; pairs x6.7-x7.7), x7.4 (cpu); RMS synthcal/spam 0.12 on 2197 nodes; search +-5 vox; load average 2.5 1.7 1.5
-    gauss-affine   synthcal      0.23     4355        2487   0.0019   0.0019  100.0
-    gauss-affine   spam          1.79      559         305   0.0149   0.0149  100.0
-    gauss-affine   ratio     speed x7.9 (wall; pairs x7.6-x8.2), x8.3 (cpu); RMS synthcal/spam 0.12 on 2197 nodes; search +-4 vox; load average 3.1 1.9 1.6
-    speckle-5%     synthcal      0.29     3430        2034   0.0034   0.0034  100.0
-    speckle-5%     spam          1.95      514         278   0.0188   0.0188  100.0
-    speckle-5%     ratio     speed x6.7 (wall; pairs x6.4-x7.0), x7.4 (cpu); RMS synthcal/spam 0.18 on 2197 nodes; search +-11 vox; load average 2.9 2.0 1.6
-    speckle-sine   synthcal      0.33     2985        1671   0.0637   0.0203  100.0
-    speckle-sine   spam          1.96      510         276   0.0721   0.0252  100.0
-    speckle-sine   ratio     speed x5.8 (wall; pairs x5.6-x6.1), x5.9 (cpu); RMS synthcal/spam 0.88 on 2197 nodes; search +-4 vox; load average 3.0 2.1 1.6
-    grains-20vox   synthcal      0.33     3037        1784   0.0133   0.0133   78.1
-    grains-20vox   spam          2.90      345         182   0.0305   0.0305   91.1
-    grains-20vox   ratio     speed x8.8 (wall; pairs x8.7-x9.0), x9.9 (cpu); RMS synthcal/spam 0.43 on 1716 nodes; search +-22 vox; load average 2.9 2.1 1.7
+    gauss-shift    synthcal      0.35     2870        1938   0.0019   0.0019  100.0
+    gauss-shift    spam          2.86      349         214   0.0160   0.0160  100.0
+    gauss-shift    ratio     speed x8.1 (wall; pairs x6.2-x12.6), x9.1 (cpu); RMS synthcal/spam 0.12 on 2197 nodes; search +-5 vox; load average 2.3 2.4 2.2
+    gauss-affine   synthcal      0.31     3257        2014   0.0019   0.0019  100.0
+    gauss-affine   spam          2.65      378         207   0.0149   0.0149  100.0
+    gauss-affine   ratio     speed x8.6 (wall; pairs x8.2-x8.8), x9.7 (cpu); RMS synthcal/spam 0.12 on 2197 nodes; search +-4 vox; load average 2.3 2.4 2.2
+    speckle-5%     synthcal      0.42     2371        1578   0.0034   0.0034  100.0
+    speckle-5%     spam          3.07      326         177   0.0188   0.0188  100.0
+    speckle-5%     ratio     speed x6.9 (wall; pairs x6.4-x8.0), x8.1 (cpu); RMS synthcal/spam 0.18 on 2197 nodes; search +-11 vox; load average 2.5 2.4 2.2
+    speckle-sine   synthcal      0.50     1987        1158   0.0637   0.0203  100.0
+    speckle-sine   spam          3.23      310         165   0.0721   0.0252  100.0
+    speckle-sine   ratio     speed x6.4 (wall; pairs x5.5-x7.4), x7.0 (cpu); RMS synthcal/spam 0.88 on 2197 nodes; search +-4 vox; load average 2.5 2.4 2.2
+    grains-20vox   synthcal      0.44     2249        1378   0.0133   0.0133   78.1
+    grains-20vox   spam          3.62      276         145   0.0305   0.0305   91.1
+    grains-20vox   ratio     speed x8.8 (wall; pairs x6.4-x9.3), x10.0 (cpu); RMS synthcal/spam 0.43 on 1716 nodes; search +-22 vox; load average 2.6 2.5 2.3
     grains-20vox   ok in one code only: spam 285 nodes, RMS 0.1596 vox
-    grains-8%      synthcal      0.30     3297        1955   0.0127   0.0127  100.0
-    grains-8%      spam          2.05      489         267   0.0216   0.0216  100.0
-    grains-8%      ratio     speed x6.7 (wall; pairs x6.0-x7.3), x7.2 (cpu); RMS synthcal/spam 0.59 on 2197 nodes; search +-9 vox; load average 2.7 2.2 1.7
-    phantom-sine   synthcal      0.39     2540        1406   0.0664   0.0238  100.0
-    phantom-sine   spam          2.21      451         241   0.0827   0.0452  100.0
-    phantom-sine   ratio     speed x5.5 (wall; pairs x5.5-x5.9), x5.8 (cpu); RMS synthcal/spam 0.80 on 2197 nodes; search +-5 vox; load average 2.7 2.2 1.7
-    phantom-12vox  synthcal      0.44     2283        1425   0.0166   0.0166   85.2
-    phantom-12vox  spam          2.54      394         215   0.0468   0.0468   99.2
-    phantom-12vox  ratio     speed x5.8 (wall; pairs x5.5-x5.9), x6.6 (cpu); RMS synthcal/spam 0.35 on 1872 nodes; search +-17 vox; load average 2.5 2.2 1.8
+    grains-8%      synthcal      0.41     2411        1469   0.0127   0.0127  100.0
+    grains-8%      spam          2.53      396         216   0.0216   0.0216  100.0
+    grains-8%      ratio     speed x6.4 (wall; pairs x5.6-x7.1), x6.8 (cpu); RMS synthcal/spam 0.59 on 2197 nodes; search +-9 vox; load average 2.6 2.5 2.3
+    phantom-sine   synthcal      0.55     1829        1063   0.0664   0.0238  100.0
+    phantom-sine   spam          3.25      308         165   0.0827   0.0452  100.0
+    phantom-sine   ratio     speed x5.6 (wall; pairs x5.0-x7.3), x6.0 (cpu); RMS synthcal/spam 0.80 on 2197 nodes; search +-5 vox; load average 2.8 2.5 2.3
+    phantom-12vox  synthcal      0.62     1625        1063   0.0166   0.0166   85.2
+    phantom-12vox  spam          3.30      303         162   0.0468   0.0468   99.2
+    phantom-12vox  ratio     speed x5.6 (wall; pairs x5.0-x6.1), x6.8 (cpu); RMS synthcal/spam 0.35 on 1872 nodes; search +-17 vox; load average 2.6 2.5 2.3
     phantom-12vox  ok in one code only: spam 308 nodes, RMS 0.0966 vox
-    phantom-40%n   synthcal      0.59     1695         960   0.0496   0.0496   94.7
-    phantom-40%n   spam          4.02      249         128   0.0759   0.0759  100.0
-    phantom-40%n   ratio     speed x6.7 (wall; pairs x6.6-x6.9), x7.4 (cpu); RMS synthcal/spam 0.65 on 2079 nodes; search +-7 vox; load average 2.3 2.2 1.8
+    phantom-40%n   synthcal      0.87     1145         714   0.0496   0.0496   94.7
+    phantom-40%n   spam          5.88      170          88   0.0759   0.0759  100.0
+    phantom-40%n   ratio     speed x7.0 (wall; pairs x6.3-x8.2), x8.2 (cpu); RMS synthcal/spam 0.65 on 2079 nodes; search +-7 vox; load average 2.5 2.5 2.3
     phantom-40%n   ok in one code only: synthcal 1 nodes, RMS 0.0660 vox; spam 117 nodes, RMS 0.0895 vox
-    speckle-30%n   synthcal      0.34     2919        1622   0.0357   0.0213  100.0
-    speckle-30%n   spam          1.91      524         284   0.0421   0.0328  100.0
-    speckle-30%n   ratio     speed x5.6 (wall; pairs x5.5-x5.7), x5.7 (cpu); RMS synthcal/spam 0.85 on 2197 nodes; search +-6 vox; load average 2.3 2.2 1.8
-    gauss-80%n     synthcal      0.96     1046         564   0.1016   0.1016  100.0
-    gauss-80%n     spam          4.59      218         111   0.0914   0.0914  100.0
-    gauss-80%n     ratio     speed x4.9 (wall; pairs x4.7-x5.2), x5.1 (cpu); RMS synthcal/spam 1.11 on 2197 nodes; search +-5 vox; load average 2.3 2.2 1.8
-    gauss-sparse   synthcal      1.07      936         606   0.0020   0.0020  100.0
-    gauss-sparse   spam          2.67      375         221   0.0155   0.0155  100.0
-    gauss-sparse   ratio     speed x2.5 (wall; pairs x2.3-x2.6), x2.7 (cpu); RMS synthcal/spam 0.13 on 64 nodes; search +-6 vox; subvolume 17^3, spacing 32, volume 128^3, 64 nodes; load average 2.2 2.2 1.8
-    speckle-33sv   synthcal      1.91      523         308   0.0038   0.0038  100.0
-    speckle-33sv   spam          6.81      147          77   0.0200   0.0200  100.0
-    speckle-33sv   ratio     speed x3.7 (wall; pairs x3.3-x4.0), x4.1 (cpu); RMS synthcal/spam 0.19 on 216 nodes; search +-8 vox; subvolume 33^3, spacing 16, volume 128^3, 216 nodes; load average 2.2 2.2 1.8
-    phantom-9sv    synthcal      0.14     7143        4910   0.0287   0.0287  100.0
-    phantom-9sv    spam          1.76      568         310   0.0936   0.0936   99.4
-    phantom-9sv    ratio     speed x12.7 (wall; pairs x11.6-x13.3), x15.9 (cpu); RMS synthcal/spam 0.31 on 2727 nodes; search +-5 vox; subvolume 9^3, spacing 8, volume 128^3, 2744 nodes; load average 2.6 2.3 1.9
+    speckle-30%n   synthcal      0.50     1987        1190   0.0357   0.0213  100.0
+    speckle-30%n   spam          2.96      338         182   0.0421   0.0328  100.0
+    speckle-30%n   ratio     speed x5.9 (wall; pairs x5.4-x6.6), x6.5 (cpu); RMS synthcal/spam 0.85 on 2197 nodes; search +-6 vox; load average 2.4 2.5 2.3
+    gauss-80%n     synthcal      1.34      749         436   0.1016   0.1016  100.0
+    gauss-80%n     spam          6.56      152          79   0.0914   0.0914  100.0
+    gauss-80%n     ratio     speed x4.9 (wall; pairs x4.6-x5.0), x5.3 (cpu); RMS synthcal/spam 1.11 on 2197 nodes; search +-5 vox; load average 2.3 2.4 2.3
+    gauss-sparse   synthcal      1.43      697         473   0.0020   0.0020  100.0
+    gauss-sparse   spam          4.17      240         143   0.0155   0.0155  100.0
+    gauss-sparse   ratio     speed x2.9 (wall; pairs x2.8-x3.3), x3.3 (cpu); RMS synthcal/spam 0.13 on 64 nodes; search +-6 vox; subvolume 17^3, spacing 32, volume (128, 128, 128), 64 nodes; load average 2.3 2.4 2.3
+    speckle-33sv   synthcal      2.26      442         283   0.0038   0.0038  100.0
+    speckle-33sv   spam          7.58      132          69   0.0200   0.0200  100.0
+    speckle-33sv   ratio     speed x3.4 (wall; pairs x2.8-x4.2), x4.2 (cpu); RMS synthcal/spam 0.19 on 216 nodes; search +-8 vox; subvolume 33^3, spacing 16, volume (128, 128, 128), 216 nodes; load average 2.1 2.4 2.3
+    phantom-9sv    synthcal      0.19     5189        3783   0.0287   0.0287  100.0
+    phantom-9sv    spam          2.57      389         213   0.0936   0.0936   99.4
+    phantom-9sv    ratio     speed x13.1 (wall; pairs x12.2-x15.6), x17.4 (cpu); RMS synthcal/spam 0.31 on 2727 nodes; search +-5 vox; subvolume 9^3, spacing 8, volume (128, 128, 128), 2744 nodes; load average 2.1 2.3 2.3
     phantom-9sv    ok in one code only: synthcal 17 nodes, RMS 0.0355 vox
-    grains-192     synthcal      1.03      970         543   0.0089   0.0089  100.0
-    grains-192     spam          2.97      337         189   0.0229   0.0229  100.0
-    grains-192     ratio     speed x2.7 (wall; pairs x2.6-x3.0), x2.8 (cpu); RMS synthcal/spam 0.39 on 343 nodes; search +-12 vox; subvolume 21^3, spacing 24, volume 192^3, 343 nodes; load average 2.4 2.3 1.9
-    phantom-25sv   synthcal      1.16      859         485   0.0156   0.0156  100.0
-    phantom-25sv   spam          5.25      190         100   0.0331   0.0331  100.0
-    phantom-25sv   ratio     speed x4.5 (wall; pairs x4.3-x4.8), x4.8 (cpu); RMS synthcal/spam 0.47 on 512 nodes; search +-7 vox; subvolume 25^3, spacing 12, volume 128^3, 512 nodes; load average 2.5 2.3 1.9
-    worst case     ratio     speed x2.5 (wall, gauss-sparse), x2.7 (cpu, gauss-sparse); RMS synthcal/spam 1.11 (gauss-80%n)
-    Ended 2026-12-07 08:46 UTC, load average 2.5 2.3 1.9
+    grains-192     synthcal      1.34      748         453   0.0089   0.0089  100.0
+    grains-192     spam          3.90      256         139   0.0229   0.0229  100.0
+    grains-192     ratio     speed x2.9 (wall; pairs x2.6-x3.2), x3.3 (cpu); RMS synthcal/spam 0.39 on 343 nodes; search +-12 vox; subvolume 21^3, spacing 24, volume (192, 192, 192), 343 nodes; load average 2.2 2.3 2.3
+    phantom-25sv   synthcal      1.67      597         354   0.0156   0.0156  100.0
+    phantom-25sv   spam          6.96      144          74   0.0331   0.0331  100.0
+    phantom-25sv   ratio     speed x4.2 (wall; pairs x4.0-x4.5), x4.9 (cpu); RMS synthcal/spam 0.47 on 512 nodes; search +-7 vox; subvolume 25^3, spacing 12, volume (128, 128, 128), 512 nodes; load average 2.3 2.4 2.3
+    smooth-100%n   synthcal      5.73      174          97   0.3417   0.3417   37.2
+    smooth-100%n   spam         12.69       79          40   0.2707   0.2707   20.0
+    smooth-100%n   ratio     speed x2.2 (wall; pairs x2.1-x2.7), x2.5 (cpu); RMS synthcal/spam 1.26 on 219 nodes; search +-6 vox; load average 2.0 2.2 2.2
+    smooth-100%n   ok in one code only: synthcal 599 nodes, RMS 0.3674 vox; spam 220 nodes, RMS 0.3009 vox
+    phantom-70%n   synthcal      2.09      477         273   0.1011   0.1011   73.7
+    phantom-70%n   spam         10.73       93          48   0.1337   0.1337   74.4
+    phantom-70%n   ratio     speed x5.1 (wall; pairs x4.7-x5.9), x5.8 (cpu); RMS synthcal/spam 0.76 on 1377 nodes; search +-4 vox; load average 2.5 2.3 2.3
+    phantom-70%n   ok in one code only: synthcal 243 nodes, RMS 0.1113 vox; spam 258 nodes, RMS 0.1443 vox
+    worst case     ratio     speed x2.2 (wall, smooth-100%n), x2.5 (cpu, smooth-100%n); RMS synthcal/spam 1.26 (smooth-100%n)
+    Ended 2026-12-07 13:01 UTC, load average 2.5 2.3 2.3
 
-(The script now prints a case's volume as its shape, e.g. (192, 192, 192), where
-this table has 192^3.)
+**Worst case: 2.2x spam's speed** (smooth-100%n: at noise as strong as the
+texture synthcal's nodes take 46 Gauss-Newton iterations each, most of them
+failing), 2.9x on 64 nodes 32 voxels apart and on the 192^3 volume, 3.4x
+with 33^3 subvolumes; the other dense cases 4.9-8.8x, the 9^3 subvolumes
+13.1x. **Worst error: 1.26x spam's** (smooth-100%n, on the 219 nodes both
+trust; synthcal trusts 37 %, spam 20 %), then 1.11x (gauss-80%n): trilinear
+interpolation averages the noise at a fractional position more than the
+cubic B-spline does (white noise at a half-voxel shift on each axis keeps
+0.12 of its variance through trilinear weights, 0.43 through the cubic
+B-spline; one axis: 0.50 and 0.76), so where noise dominates the error
+spam's deformed subvolumes are the cleaner. 0.12-0.88x on the sixteen
+others. The sixteen cases of the morning's run (08:38 UTC, before the two
+last were added) gave the same errors to the digit and speed ratios within
+the machine's spread (2.5-12.7x then).
 
-**Worst case: 2.5x spam's speed** (gauss-sparse: 64 nodes 32 voxels apart;
-2.3x, pairs 2.1-2.6x, in a run of the fifteen other cases half an hour
-before), 2.7x on the 192^3 volume (343 nodes 24 apart) and 3.7x with 33^3
-subvolumes; the eleven cases of the dense geometry 4.9-8.8x, and the 9^3
-subvolumes 12.7x. **Worst error: 1.11x spam's** (gauss-80%n: the smooth
-texture under noise at 80 % of its contrast); 0.12-0.88x on the fifteen
-others. Trilinear interpolation averages the noise at a fractional position
-more than the cubic B-spline does (white noise at a half-voxel shift on each
-axis keeps 0.12 of its variance through trilinear weights, 0.43 through the
-cubic B-spline; one axis: 0.50 and 0.76), so where noise dominates the error
-spam's deformed subvolumes are the cleaner. On another noise draw of
-that case (one run each) the default window gave 1.10x and a uniform one
-(``window="uniform"``) 1.00x; at 120 % noise the
-two windows give 1.28x and 1.10x on the 5 % of nodes synthcal trusts (spam
-75 %; one run each, not in the table). Before this case was added the
-fifteen others gave the table's figures within 0.3x.
+With ``--smoothing 0.5`` (both volumes smoothed by a 0.5-voxel gaussian,
+``analysis.dvc.smoothing``; 12:17-12:31 UTC the same day, one run of the
+eighteen cases): 1.7-12.6x spam's speed, worst 1.7x on the sparse nodes
+(smoothing two 128^3 volumes in two threads costs about 40 ms a call
+whatever the number of nodes: alone, alternating, medians of 7, 0.068 s
+without and 0.109 s with) and 2.2x on the 192^3 volume; 0.12-0.89x its
+error, worst 0.89x on speckle-sine (the affine fit of the sine). The noisy
+smooth textures fall below spam's error: gauss-80%n 1.11x -> 0.83x (0.1016
+-> 0.0757 voxel), smooth-100%n 1.26x -> 0.72x (synthcal then trusts 99.7 %
+of the nodes); the phantom at 5 % noise 0.35x -> 0.26x (0.0166 -> 0.0122).
+It costs on the phantom under strong noise, whose texture reaches down to
+the voxel: at 40 % noise 0.65x -> 0.74x (0.0496 -> 0.0563 voxel), at 70 %
+0.76x -> 0.81x (0.1011 -> 0.1087); the other cases moved within 0.04x.
+Off by default because on the quick scenario's scans, at 30-35 % strain, it
+doubled the chain's error (see ``analysis.dvc.smoothing``).
 
 Where the sparse case's time goes (profiled alone,
 0.061-0.069 s a run): the cubic B-spline prefilter of the whole deformed
@@ -617,6 +641,11 @@ CASES = (
     ("phantom-9sv",    "phantom", (1.3, -0.6, 2.1),    (-2.0, 0.5, 0.5, 0, 0, 0),        0.0, 0.05, (SHAPE, 9, 8)),
     ("grains-192",     "grains",  (6.5, -3.2, 2.4),    (-3.0, 1.0, 1.0, 0, 0.5, 0),      0.0, 0.02, (LARGE, 21, 24)),
     ("phantom-25sv",   "phantom", (2.0, -1.0, 0.5),    (-5.0, 1.5, 1.5, 0, 0, 0),        0.0, 0.20, (SHAPE, 25, 12)),
+    # (7 Dec 2026, last, so that the cases above keep their seeds) a smoother texture under noise as strong as
+    # itself, where synthcal's error stands highest against spam's unless it smooths the volumes
+    # (analysis.dvc.smoothing); the phantom under strong noise, where that smoothing costs most
+    ("smooth-100%n",   "smooth",  (0.4, 0.4, -3.3),    (-1.0, 0.2, 0.2, 0.3, 0, 0),      0.0, 1.00),
+    ("phantom-70%n",   "phantom", (0.6, 0.8, -1.1),    (-2.0, 0.5, 0.5, 0, 0, 0),        0.0, 0.70),
 )
 
 
@@ -742,10 +771,10 @@ def image_sampler(master, offset_voxels):
     return sample
 
 
-def gauss_sampler(seed, shape):
-    """Gaussian-filtered white noise (sigma 1.5 voxels) on a padded master volume."""
+def gauss_sampler(seed, shape, sigma_voxels=1.5):
+    """Gaussian-filtered white noise (sigma ``sigma_voxels``) on a padded master volume."""
     rng = np.random.default_rng(seed)
-    master = ndi.gaussian_filter(rng.normal(size=tuple(np.array(shape) + 2 * MASTER_PAD_VOXELS)), 1.5)
+    master = ndi.gaussian_filter(rng.normal(size=tuple(np.array(shape) + 2 * MASTER_PAD_VOXELS)), sigma_voxels)
     return image_sampler(master, MASTER_PAD_VOXELS)
 
 
@@ -832,11 +861,11 @@ def run_spam(ref, defo, nodes, guess_voxels, subvolume):
     return phi_out[:, :3, 3], rs == 2, wall, cpu
 
 
-def run_synthcal(ref, defo, nodes, search_voxels, subvolume, spacing):
+def run_synthcal(ref, defo, nodes, search_voxels, subvolume, spacing, smoothing=0.0):
     """One run of synthcal's correlate from zero: displacement, ok, wall seconds, CPU seconds."""
     t, c = time.perf_counter(), _cpu_seconds()
     r = correlate(ref, defo, subvolume_voxels=subvolume, node_spacing_voxels=spacing,
-                  max_displacement_voxels=search_voxels, nodes=nodes)
+                  max_displacement_voxels=search_voxels, nodes=nodes, smoothing_sigma_voxels=smoothing)
     return r.displacement, r.ok, time.perf_counter() - t, _cpu_seconds() - c
 
 
@@ -889,6 +918,7 @@ def make_case(texture, translation_voxels, strain_percent, sine_amplitude_voxels
     """Volumes and displacement field of one ``CASES`` row on a volume of ``shape``."""
     if (texture, shape) not in samplers:
         samplers[texture, shape] = {"gauss": lambda: gauss_sampler(1, shape),
+                                    "smooth": lambda: gauss_sampler(4, shape, 2.5),
                                     "speckle": lambda: speckle_sampler(2, shape),
                                     "grains": lambda: grain_sampler(3, shape),
                                     "phantom": lambda: phantom_sampler(shape)}[texture]()
@@ -902,13 +932,28 @@ def make_case(texture, translation_voxels, strain_percent, sine_amplitude_voxels
     return ref, defo, field
 
 
-def main():
+def _smoothing(argv):
+    """The value of ``--smoothing SIGMA`` (0 when absent); exits with one line on anything else."""
+    if not argv:
+        return 0.0
+    try:
+        flag, value = argv
+        sigma = float(value)
+        if flag != "--smoothing" or not sigma >= 0:
+            raise ValueError
+    except ValueError:
+        sys.exit(f"expected no arguments or --smoothing SIGMA (a number >= 0, voxels), got {' '.join(argv)!r}")
+    return sigma
+
+
+def main(argv):
+    smoothing = _smoothing(argv)
     os.environ.setdefault("SYNTHCAL_DEM_THREADS", "1")
     start = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     print(f"Run of {start}, {platform.machine()} {os.cpu_count()} cpus, {_load()}; {_versions()}")
     print(f"subvolume {SUBVOLUME}^3, spacing {SPACING}, volume {SHAPE} unless a case's ratio line says otherwise; "
           f"2 processes/threads, {REPEATS} alternating runs each, medians; spam starts from the truth rounded to "
-          f"voxels, synthcal searches")
+          f"voxels, synthcal searches" + (f" on volumes smoothed by a {smoothing}-voxel gaussian" if smoothing else ""))
     head = (f"{'case':14s} {'code':9s} {'ms/node':>8s} {'nodes/s':>8s} {'nodes/cpu-s':>11s} {'RMS vox':>8s} "
             f"{'RMS cube':>8s} {'ok %':>6s}")
     print(head)
@@ -927,7 +972,7 @@ def main():
         # then moves both codes' times alike instead of one code's
         pairs = []
         for _ in range(REPEATS):
-            d_sy, ok_sy, *sy = run_synthcal(ref, defo, nodes, search, subvolume, spacing)
+            d_sy, ok_sy, *sy = run_synthcal(ref, defo, nodes, search, subvolume, spacing, smoothing)
             d_sp, ok_sp, *sp = run_spam(ref, defo, nodes, true, subvolume)
             pairs.append((*sy, *sp))
         t_sy, c_sy, t_sp, c_sp = np.median(pairs, axis=0)
@@ -963,10 +1008,10 @@ def main():
     name, texture, t, e, a, noise = CASES[i][:6]
     shape, subvolume, spacing, nodes = case_geometry(CASES[i])
     ref, defo, _ = make_case(texture, t, e, a, noise, 100 + i, samplers, shape)
-    profile(name, ref, defo, nodes, slowest[5], subvolume, spacing)
+    profile(name, ref, defo, nodes, slowest[5], subvolume, spacing, smoothing)
 
 
-def profile(name, ref, defo, nodes, search_voxels, subvolume, spacing):
+def profile(name, ref, defo, nodes, search_voxels, subvolume, spacing, smoothing=0.0):
     """Where synthcal's time goes on one case: timers around its stages, Gauss–Newton iterations per node.
 
     The stages are timed by wrapping the functions that ``analysis.dvc.local``
@@ -1004,7 +1049,7 @@ def profile(name, ref, defo, nodes, search_voxels, subvolume, spacing):
     patched = {"integer_search": "FFT integer search", "extract_cubes": "subvolume extraction (deformed)",
                "cube_terms": "reference subvolumes + gradients", "refine": "Gauss-Newton (excl. interpolation)",
                "median_test": "neighbour median test", "SplineVolume": "B-spline prefilter of deformed",
-               "_neighbour_guess": "neighbour guesses"}
+               "_neighbour_guess": "neighbour guesses", "gaussian_smoothing": "gaussian smoothing of both volumes"}
     saved = {k: getattr(dvc_local, k) for k in patched}
     try:
         for k, label in patched.items():
@@ -1014,7 +1059,7 @@ def profile(name, ref, defo, nodes, search_voxels, subvolume, spacing):
         prof = cProfile.Profile()
         prof.enable()
         r = correlate(ref, defo, subvolume_voxels=subvolume, node_spacing_voxels=spacing,
-                      max_displacement_voxels=search_voxels, nodes=nodes)
+                      max_displacement_voxels=search_voxels, nodes=nodes, smoothing_sigma_voxels=smoothing)
         prof.disable()
         wall, cpu = time.perf_counter() - t, time.process_time() - c
     finally:
@@ -1041,4 +1086,4 @@ def profile(name, ref, defo, nodes, search_voxels, subvolume, spacing):
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

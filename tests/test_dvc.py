@@ -213,12 +213,18 @@ def test_same_inputs_same_bytes_and_progress():
     assert seen and all(0.0 <= f <= 1.0 for f in seen) and seen[-1] == 1.0 and seen == sorted(seen)
 
 
-def test_flat_subvolumes_are_not_ok():
+# the smoothing's gaussian reaches int(4 sigma + 0.5) voxels (scipy's default truncation): 2 at 0.5 voxel, so
+# texture from x >= 22 leaks into x = 20 and 21. Nodes at x = 11, 19, ...: the subvolume of x = 11 ends at 19
+@pytest.mark.parametrize("sigma, reach", [(0.0, 0), (0.5, 2)])
+def test_flat_subvolumes_are_not_ok(sigma, reach):
     ref = texture(48)
-    ref[:, :, :20] = 1.0
-    r = correlate(ref, ref, subvolume_voxels=S, node_spacing_voxels=8, max_displacement_voxels=2)
-    flat = r.nodes[:, 2] + S - S // 2 <= 20
+    ref[:, :, :22] = 1.0
+    r = correlate(ref, ref, subvolume_voxels=S, node_spacing_voxels=8, max_displacement_voxels=2,
+                  smoothing_sigma_voxels=sigma)
+    last_x = r.nodes[:, 2] + S - S // 2 - 1
+    flat = last_x < 22 - reach
     assert flat.any() and np.all(r.status[flat] == Status.FLAT) and not r.ok[flat].any()
+    assert np.all(r.status[~flat] != Status.FLAT)
 
 
 def test_node_grid_keeps_subvolumes_inside():

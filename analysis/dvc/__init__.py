@@ -5,7 +5,8 @@ extraction), :mod:`~analysis.dvc.search` (integer FFT-ZNCC search),
 :mod:`~analysis.dvc.interpolate` (cubic B-spline sampling, taichi),
 :mod:`~analysis.dvc.gauss_newton` (IC-GN refinement),
 :mod:`~analysis.dvc.consistency` (normalised median test against the
-neighbours) and :mod:`~analysis.dvc.local` (the driver, :func:`correlate`; :func:`refine_nodes`
+neighbours), :mod:`~analysis.dvc.smoothing` (optional gaussian smoothing of
+both volumes first) and :mod:`~analysis.dvc.local` (the driver, :func:`correlate`; :func:`refine_nodes`
 refines from given starting displacements).
 """
 

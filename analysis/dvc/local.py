@@ -15,6 +15,7 @@ from analysis.dvc.grid import (box_leaves_volume, extract_cubes, inside_fraction
 from analysis.dvc.interpolate import SplineVolume, device_array
 from analysis.dvc.reference import cube_terms
 from analysis.dvc.search import SearchPyramid, integer_search
+from analysis.dvc.smoothing import check_sigma, gaussian_smoothing
 
 # nodes per IC-GN batch (~0.1 MB each at 17^3); a GPU runs one thread per node, so it wants many
 _BATCH_NODES = {"cpu": 384, "gpu": 4096}
@@ -106,8 +107,12 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
               max_displacement_voxels, mask=None, nodes=None, passes=(),
               min_mask_fraction=0.5, min_cc=0.5, max_iterations=50,
               tolerance_voxels=TOLERANCE_VOXELS, shape_function="affine", window="gaussian", outside="stop",
-              arch="cpu", progress=None, prepared=None):
+              smoothing_sigma_voxels=0.0, arch="cpu", progress=None, prepared=None):
     """Local DVC of ``deformed`` against ``reference`` on a node grid.
+
+    With ``smoothing_sigma_voxels`` both volumes are first smoothed by a
+    gaussian (:mod:`analysis.dvc.smoothing`: for smooth textures under
+    strong noise at small strains; off by default).
 
     Integer displacements come from FFT zero-normalised cross-correlation
     up to ``max_displacement_voxels`` on a sparse subset of the nodes (about
@@ -198,14 +203,20 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
         of 0, as if the volume were surrounded by null values (as Avizo's
         DVC reads a dataset's edge pixels); the node is refined and scored
         against them like any other, and no node is OUTSIDE.
+    smoothing_sigma_voxels : float
+        Standard deviation of the gaussian that smooths both volumes
+        before anything else, voxels; 0 (the default): none. See
+        :mod:`analysis.dvc.smoothing` for where it helps (0.5 voxel) and
+        where it costs.
     arch : {"cpu", "gpu"}
         Taichi backend of the interpolation kernel.
     progress : callable, optional
         Called as ``progress(fraction)``.
     prepared : PreparedPair, optional
         The :class:`PreparedPair` of ``reference`` and ``deformed`` on
-        ``arch``, to share its work between calls on the same volumes (the
-        edges of a subvolume study); default: prepared for this call.
+        ``arch`` with this smoothing, to share its work between calls on
+        the same volumes (the edges of a subvolume study); default:
+        prepared for this call.
 
     Returns
     -------
@@ -215,9 +226,10 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
     if outside not in ("stop", "null"):
         raise ValueError(f"outside: expected 'stop' or 'null', got {outside!r}")
     if prepared is None:
-        prepared = PreparedPair(reference, deformed, arch)
-    elif not prepared.holds(reference, deformed, arch):
-        raise ValueError(f"prepared: expected the PreparedPair of these reference and deformed volumes on {arch!r}")
+        prepared = PreparedPair(reference, deformed, arch, smoothing_sigma_voxels)
+    elif not prepared.holds(reference, deformed, arch, smoothing_sigma_voxels):
+        raise ValueError(f"prepared: expected the PreparedPair of these reference and deformed volumes on {arch!r} "
+                         f"with smoothing_sigma_voxels={smoothing_sigma_voxels!r}")
     reference, deformed = prepared.reference, prepared.deformed
     if not max_displacement_voxels >= 0:
         raise ValueError(f"max_displacement_voxels: expected >= 0, got {max_displacement_voxels!r}")
@@ -295,7 +307,8 @@ def correlate(reference, deformed, *, subvolume_voxels, node_spacing_voxels,
 
 
 def refine_nodes(reference, deformed, nodes, displacement_voxels, *, subvolume_voxels, shape_function="affine",
-                 min_cc=0.5, max_iterations=50, tolerance_voxels=TOLERANCE_VOXELS, window="gaussian", arch="cpu"):
+                 min_cc=0.5, max_iterations=50, tolerance_voxels=TOLERANCE_VOXELS, window="gaussian",
+                 smoothing_sigma_voxels=0.0, arch="cpu"):
     """Gauss–Newton refinement only, each node started from a given displacement (no search, no neighbour test).
 
     :func:`correlate` finds its own starting points; this starts where it is
@@ -315,7 +328,7 @@ def refine_nodes(reference, deformed, nodes, displacement_voxels, *, subvolume_v
         Starting displacement of each node (translation of an undeformed
         subvolume), voxels; a node with a non-finite start is skipped
         (status MASKED).
-    subvolume_voxels, shape_function, min_cc, max_iterations, tolerance_voxels, window, arch
+    subvolume_voxels, shape_function, min_cc, max_iterations, tolerance_voxels, window, smoothing_sigma_voxels, arch
         As for :func:`correlate`.
 
     Returns
@@ -324,7 +337,7 @@ def refine_nodes(reference, deformed, nodes, displacement_voxels, *, subvolume_v
         Statuses CONVERGED, MAX_ITERATIONS, OUTSIDE, FLAT, LOW_CC or MASKED.
     """
     _check_shape_function(shape_function)
-    reference, deformed = _volume_pair(reference, deformed)
+    reference, deformed = gaussian_smoothing(_volume_pair(reference, deformed), smoothing_sigma_voxels)
     nodes = _node_array(nodes)
     start = np.asarray(displacement_voxels, dtype=np.float64)
     if start.shape != nodes.shape:
@@ -562,10 +575,10 @@ class PreparedPair:
     """A reference and a deformed volume prepared once for any number of :func:`correlate` calls.
 
     Each call on the same two volumes (each edge of a subvolume study)
-    would otherwise convert them, prefilter the deformed one for cubic
-    B-spline sampling and bin both for the coarse search again (a fifth of
-    the paper run's DVC time). The volumes are checked at once; the rest is
-    computed when first needed.
+    would otherwise convert them, smooth them (if asked), prefilter the
+    deformed one for cubic B-spline sampling and bin both for the coarse
+    search again (a fifth of the paper run's DVC time). The volumes are
+    checked and smoothed at once; the rest is computed when first needed.
 
     Parameters
     ----------
@@ -573,11 +586,14 @@ class PreparedPair:
         3D volumes (z, y, x) of the same shape, any real dtype.
     arch : {"cpu", "gpu"}
         Taichi backend of the interpolation kernel.
+    smoothing_sigma_voxels : float
+        See :func:`correlate`; ``reference`` and ``deformed`` (attributes)
+        are the smoothed volumes.
     """
 
-    def __init__(self, reference, deformed, arch="cpu"):
-        self._given = (reference, deformed, arch)
-        self.reference, self.deformed = _volume_pair(reference, deformed)
+    def __init__(self, reference, deformed, arch="cpu", smoothing_sigma_voxels=0.0):
+        self._given = (reference, deformed, arch, check_sigma(smoothing_sigma_voxels))
+        self.reference, self.deformed = gaussian_smoothing(_volume_pair(reference, deformed), smoothing_sigma_voxels)
         self.pyramid = SearchPyramid(self.reference, self.deformed)
 
     @cached_property
@@ -590,9 +606,10 @@ class PreparedPair:
         """The reference on the backend (:func:`analysis.dvc.interpolate.device_array`)."""
         return device_array(self.reference, self._given[2])
 
-    def holds(self, reference, deformed, arch):
-        """Whether it was prepared from these very arrays on ``arch``."""
-        return self._given[0] is reference and self._given[1] is deformed and self._given[2] == arch
+    def holds(self, reference, deformed, arch, smoothing_sigma_voxels=0.0):
+        """Whether it was prepared from these very arrays on ``arch`` with this smoothing."""
+        return self._given[0] is reference and self._given[1] is deformed and self._given[2] == arch \
+            and self._given[3] == check_sigma(smoothing_sigma_voxels)
 
 
 def _check_shape_function(shape_function):
