@@ -592,8 +592,9 @@ class PreparedPair:
     """
 
     def __init__(self, reference, deformed, arch="cpu", smoothing_sigma_voxels=0.0):
-        self._given = (reference, deformed, arch, check_sigma(smoothing_sigma_voxels))
-        self.reference, self.deformed = gaussian_smoothing(_volume_pair(reference, deformed), smoothing_sigma_voxels)
+        sigma = check_sigma(smoothing_sigma_voxels)
+        self._given = (reference, deformed, arch, sigma)
+        self.reference, self.deformed = gaussian_smoothing(_volume_pair(reference, deformed), sigma)
         self.pyramid = SearchPyramid(self.reference, self.deformed)
 
     @cached_property

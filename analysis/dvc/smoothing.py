@@ -50,7 +50,7 @@ from scipy import ndimage as ndi
 
 def check_sigma(sigma_voxels):
     """``sigma_voxels`` as a float, or a one-line ValueError when it is not a finite number >= 0."""
-    if isinstance(sigma_voxels, (bool, np.bool_)) or not isinstance(sigma_voxels, numbers.Real) or \
+    if isinstance(sigma_voxels, bool) or not isinstance(sigma_voxels, numbers.Real) or \
             not np.isfinite(sigma_voxels) or sigma_voxels < 0:
         raise ValueError(f"smoothing_sigma_voxels: expected a finite number >= 0, got {sigma_voxels!r}")
     return float(sigma_voxels)
